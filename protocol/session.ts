@@ -1,0 +1,51 @@
+/**
+ * Session states of one link between the gateway and one terminal, as data.
+ *
+ * Theory of operation [LINK-4.x, LINK-7.x]:
+ * - A session is opened by the HELLO/WELCOME handshake. It fixes both directions'
+ *   sequence numbers at 0 and records each side's boot counter, so that a restart of
+ *   either side is seen as a new boot counter and a new session.
+ * - Data frames (type >= 0x20) flow only in an open session: one frame in flight per
+ *   direction (stop-and-wait), acknowledged by seq, retransmitted on a timeout.
+ * - A data frame that the receiver cannot place (no session, or a seq that is neither
+ *   the expected one nor the one just answered) is answered NAK no-session, and the
+ *   sender goes back to the handshake.
+ *
+ * Invariants:
+ * 1. Sequence numbers are only assigned to a message when it is first transmitted, and
+ *    only in state `open`.
+ * 2. A message is handed to the application at most once per session (duplicates are
+ *    answered from `lastAnswer`, never delivered again).
+ * 3. Leaving `open` puts the message in flight back at the head of the queue: nothing
+ *    queued is lost by a restart of the peer; it may be delivered again in the new
+ *    session, which is why every data message is idempotent at the application level
+ *    (event numbers, broadcast ids, stage per event).
+ */
+
+import { LocalProtocolError } from './errors.js'
+
+export type SessionState = 'closed' | 'syncing' | 'open'
+
+export type SessionInput =
+  /** Terminal: starts, or has been told the gateway lost the session; sends HELLO. */
+  | 'resync'
+  /** Terminal: WELCOME echoing our boot counter. */
+  | 'welcome'
+  /** Gateway: HELLO with a boot counter (new or known). */
+  | 'hello'
+  /** Gateway: the terminal answered NAK no-session; it will send HELLO. */
+  | 'peer-lost-session'
+  /** Gateway: a data frame out of sequence: forget the session, wait for HELLO. */
+  | 'out-of-sync'
+
+export const SESSION_TRANSITIONS: Readonly<Record<SessionState, Partial<Record<SessionInput, SessionState>>>> = {
+  closed: { resync: 'syncing', hello: 'open' },
+  syncing: { resync: 'syncing', welcome: 'open', hello: 'open', 'out-of-sync': 'syncing', 'peer-lost-session': 'syncing' },
+  open: { resync: 'syncing', welcome: 'open', hello: 'open', 'peer-lost-session': 'syncing', 'out-of-sync': 'closed' },
+}
+
+export function nextSessionState(from: SessionState, input: SessionInput): SessionState {
+  const to = SESSION_TRANSITIONS[from][input]
+  if (to === undefined) throw new LocalProtocolError('LINK_BAD_TRANSITION', `no session transition from ${from} on ${input}`)
+  return to
+}
