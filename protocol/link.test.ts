@@ -93,7 +93,7 @@ describe('handshake [LINK-7.1] [LINK-7.2]', () => {
     terminal.send(event(1))
     line.run(10_000, () => eventNumbers(gLog).length === 1)
     const sessions = gLog.filter((e) => e.kind === 'session').length
-    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: { type: 'HELLO', ...hello(1)() } })), 0]))
+    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: { type: 'HELLO', ...hello(1)(), session: 0 } })), 0]))
     drain(gateway, gLog)
     expect(gLog.filter((e) => e.kind === 'session').length).toBe(sessions)
   })
@@ -211,5 +211,167 @@ describe('refusals [LINK-4.6]', () => {
     expect(terminal.stats().refused).toBe(1)
     line.run(line.now + 10_000, () => eventNumbers(gLog).length > 0)
     expect(eventNumbers(gLog)).toEqual([2])
+  })
+})
+
+describe('restarts [LINK-7.2] [LINK-7.3]', () => {
+  it('a terminal restart (new boot counter) opens a new session and the gateway says restarted', () => {
+    const { line, gateway, terminal, gLog } = setup()
+    terminal.send(event(1))
+    line.run(20_000, () => eventNumbers(gLog).length === 1)
+    const reborn = new TerminalLink({ address: 3, hello: hello(2), baud: BAUD })
+    const tLog: LinkEvent[] = []
+    line.clear()
+    line.replace(1, drained(reborn, tLog))
+    reborn.send(event(2))
+    line.run(line.now + 20_000, () => eventNumbers(gLog).length === 2)
+    expect(gLog.filter((e) => e.kind === 'session').map((e) => e.kind === 'session' && e.restarted)).toEqual([false, true])
+    expect(eventNumbers(gLog)).toEqual([1, 2])
+    expect(gateway.terminal(3)?.hello?.boot).toBe(2)
+  })
+
+  it('a gateway restart is announced; the terminal re-handshakes and its queue flows on', () => {
+    const { line, terminal, gLog, tLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    const reborn = new GatewayLink({ gateway: 'gw-1', boot: 8, baud: BAUD })
+    const g2: LinkEvent[] = []
+    line.clear()
+    line.replace(0, drained(reborn, g2))
+    reborn.announce()
+    terminal.send(event(5))
+    line.run(line.now + 20_000, () => eventNumbers(g2).length === 1)
+    expect(eventNumbers(gLog)).toEqual([])
+    expect(eventNumbers(g2)).toEqual([5])
+    expect(tLog.filter((e) => e.kind === 'session').map((e) => e.kind === 'session' && e.restarted)).toEqual([false, true])
+  })
+
+  it('a gateway restart that nobody announced is found by NAK no-session', () => {
+    const { line, terminal, tLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    const reborn = new GatewayLink({ gateway: 'gw-1', boot: 8, baud: BAUD })
+    const g2: LinkEvent[] = []
+    line.clear()
+    line.replace(0, drained(reborn, g2))
+    terminal.send(event(6))
+    line.run(line.now + 20_000, () => eventNumbers(g2).length === 1)
+    expect(eventNumbers(g2)).toEqual([6])
+    expect(reborn.stats().noSession).toBeGreaterThan(0)
+    expect(tLog.filter((e) => e.kind === 'session')).toHaveLength(2)
+  })
+
+  it('the message in flight when the peer restarts is sent again in the new session', () => {
+    const { line, gateway, terminal, tLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    gateway.send(3, { type: 'INDICATE', event: 1, stage: 'received' })
+    gateway.transmit() // lost on the wire as the terminal reboots
+    const reborn = new TerminalLink({ address: 3, hello: hello(2), baud: BAUD })
+    const t2: LinkEvent[] = []
+    line.clear()
+    line.replace(1, drained(reborn, t2))
+    line.run(line.now + 20_000, () => messages(t2).length === 1)
+    expect(messages(t2)).toEqual([{ type: 'INDICATE', event: 1, stage: 'received' }])
+    void tLog
+  })
+})
+
+describe('queue [LINK-4.2]', () => {
+  it('sends higher priority first, keeps order within a priority, coalesces by key', () => {
+    const { line, terminal, gLog } = setup()
+    terminal.send({ type: 'HEARTBEAT', uptime: 1, mains: true }, { coalesce: 'heartbeat' })
+    terminal.send(event(1), { priority: 0 })
+    terminal.send({ type: 'HEARTBEAT', uptime: 2, mains: false }, { coalesce: 'heartbeat' })
+    terminal.send(event(2), { priority: 9 })
+    terminal.send(event(3), { priority: 9 })
+    line.run(60_000, () => messages(gLog).length === 4)
+    expect(messages(gLog).map((m) => (m.type === 'EVENT' ? m.number : `hb${m.type === 'HEARTBEAT' ? m.uptime : ''}`))).toEqual([2, 3, 1, 'hb2'])
+  })
+
+  it('when full, drops the oldest of the lowest priority and says so', () => {
+    const terminal = new TerminalLink({ address: 3, hello: hello(1), maxQueue: 3 })
+    const log: LinkEvent[] = []
+    terminal.send({ type: 'HEARTBEAT', uptime: 1, mains: true })
+    terminal.send(event(1), { priority: 5 })
+    terminal.send(event(2), { priority: 5 })
+    terminal.send(event(3), { priority: 5 })
+    terminal.send({ type: 'HEARTBEAT', uptime: 2, mains: true })
+    drain(terminal, log)
+    const dropped = log.filter((e) => e.kind === 'dropped').map((e) => e.kind === 'dropped' && e.message)
+    expect(dropped).toEqual([
+      { type: 'HEARTBEAT', uptime: 1, mains: true },
+      { type: 'HEARTBEAT', uptime: 2, mains: true },
+    ])
+    expect(terminal.stats().dropped).toBe(2)
+  })
+})
+
+describe('liveness', () => {
+  it('reports a silent terminal down after 4 unanswered attempts and up when it answers', () => {
+    const { line, gateway, terminal, gLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    const mute = { receive: () => {}, transmit: () => null, tick: () => null }
+    line.replace(1, mute)
+    gateway.send(3, { type: 'PING' })
+    line.run(line.now + 60_000)
+    expect(gLog).toContainEqual({ kind: 'liveness', peer: 3, up: false })
+    expect(gateway.terminal(3)?.up).toBe(false)
+    const tLog: LinkEvent[] = []
+    line.replace(1, drained(terminal, tLog))
+    line.run(line.now + 60_000, () => gateway.terminal(3)?.up === true && messages(tLog).length === 1)
+    expect(gLog.filter((e) => e.kind === 'liveness')).toEqual([
+      { kind: 'liveness', peer: 3, up: false },
+      { kind: 'liveness', peer: 3, up: true },
+    ])
+    expect(messages(tLog)).toEqual([{ type: 'PING' }])
+  })
+})
+
+describe('two terminals on one line [LINK-3.4]', () => {
+  it('keeps a session per address and delivers both terminals\' events', () => {
+    const line = new SimLine(BAUD, { corrupt: 0.05, drop: 0.05 }, 5)
+    const gateway = new GatewayLink({ gateway: 'gw-1', boot: 7, baud: BAUD, random: seededRandom(1) })
+    const a = new TerminalLink({ address: 1, hello: hello(1, 'SL-T-A'), baud: BAUD, random: seededRandom(2) })
+    const b = new TerminalLink({ address: 2, hello: hello(1, 'SL-T-B'), baud: BAUD, random: seededRandom(3) })
+    const gLog: LinkEvent[] = []
+    line.add(drained(gateway, gLog))
+    line.add(drained(a, []))
+    line.add(drained(b, []))
+    for (let n = 1; n <= 10; n++) {
+      a.send(event(n))
+      b.send(event(100 + n))
+    }
+    line.run(600_000, () => eventNumbers(gLog).length === 20)
+    const from = (addr: number) => gLog.flatMap((e) => (e.kind === 'message' && e.from === addr && e.message.type === 'EVENT' ? [e.message.number] : []))
+    expect(from(1)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    expect(from(2)).toEqual([101, 102, 103, 104, 105, 106, 107, 108, 109, 110])
+    expect(gateway.terminals().map((t) => t.hello?.terminal).sort()).toEqual(['SL-T-A', 'SL-T-B'])
+  })
+})
+
+describe('over a bad line (property)', () => {
+  it('delivers every message exactly once and in order in both directions', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        fc.record({
+          drop: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          duplicate: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          corrupt: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          reorder: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          garbage: fc.double({ min: 0, max: 0.1, noNaN: true }),
+        }),
+        fc.integer({ min: 1, max: 12 }),
+        (seed, impairments, count) => {
+          const { line, gateway, terminal, gLog, tLog } = setup(impairments, seed)
+          for (let n = 1; n <= count; n++) {
+            terminal.send(event(n))
+            gateway.send(3, { type: 'INDICATE', event: n, stage: 'stored' })
+          }
+          line.run(3_600_000, () => eventNumbers(gLog).length >= count && messages(tLog).length >= count)
+          expect(eventNumbers(gLog)).toEqual(Array.from({ length: count }, (_, i) => i + 1))
+          expect(messages(tLog).map((m) => m.type === 'INDICATE' && m.event)).toEqual(Array.from({ length: count }, (_, i) => i + 1))
+        },
+      ),
+      { numRuns: 300 },
+    )
   })
 })

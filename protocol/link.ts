@@ -113,8 +113,9 @@ class Peer {
   unanswered = 0
   up = true
   lastHeard: number | null = null
-  /** The peer's boot counter in the current session. */
+  /** The terminal's (boot counter, session number) naming the current session. */
   peerBoot: number | null = null
+  peerSession: number | null = null
   hello: Hello | null = null
   // Terminal side: the HELLO handshake's own retry state.
   helloAttempts = 0
@@ -315,8 +316,10 @@ abstract class LinkEnd {
   protected abstract accepts(frame: Frame): boolean
   protected abstract onHello(frame: Frame<Hello>): void
   protected abstract onWelcome(frame: Frame<Welcome>): void
-  /** The peer told us it has no session with us (NAK no-session). */
+  /** The peer told us it has no session with us (NAK no-session for the frame in flight). */
   protected abstract onNoSession(peer: Peer): void
+  /** A data frame arrived from an address we have no open session with. */
+  protected abstract onNoSessionData(src: number, seq: number): void
   /** A data frame we cannot place in the session. */
   protected abstract onOutOfSync(peer: Peer, seq: number): void
   protected onTick(_peer: Peer): void {}
@@ -395,6 +398,7 @@ abstract class LinkEnd {
       const reason: NakReason = code === 'LINK_UNKNOWN_TYPE' ? 'unsupported' : 'invalid'
       this.#answer(peer, { dst: peer.address, src: this.address, seq: header.seq, message: { type: 'NAK', reason } })
     } else if (peer.lastAnswer && header.seq === peer.lastAnswer.seq) {
+      this.#count('duplicates')
       this.#write(peer.lastAnswer)
     }
   }
@@ -444,12 +448,13 @@ abstract class LinkEnd {
     const peer = this.peers.get(frame.src)
     if (!peer) return
     this.#heard(peer)
+    const f = peer.inflight
+    // A NAK answers the frame in flight; any other is a late copy of an old one. [LINK-4.5]
+    if (!f || peer.state !== 'open' || f.seq !== frame.seq) return
     if (reason === 'no-session') {
       this.#count('noSession')
       return this.onNoSession(peer)
     }
-    const f = peer.inflight
-    if (!f || peer.state !== 'open' || f.seq !== frame.seq) return
     switch (reason) {
       case 'busy':
         // Alive but not ready: wait a full timeout, keep the seq, do not count toward "down".
@@ -471,7 +476,7 @@ abstract class LinkEnd {
     const peer = this.peers.get(frame.src)
     if (!peer || peer.state !== 'open') {
       this.#count('noSession')
-      this.sendControl(frame.src, { type: 'NAK', reason: 'no-session' }, frame.seq)
+      this.onNoSessionData(frame.src, frame.seq)
       return
     }
     this.#heard(peer)
@@ -496,6 +501,11 @@ abstract class LinkEnd {
       this.#write(peer.lastAnswer)
       return
     }
+    if (((peer.rxExpected - seq) & 0xff) <= 128) {
+      // Behind the expected seq: a late copy of a frame already answered. Ignore it. [LINK-4.4]
+      this.#count('duplicates')
+      return
+    }
     this.#outOfSync(peer, seq)
   }
 
@@ -511,7 +521,7 @@ export interface TerminalLinkOptions extends LinkOptions {
   /** This terminal's address on the line, 1-254. [LINK-3.4] */
   address: number
   /** The HELLO fields, asked for at each handshake (lastEvent changes as events are made). */
-  hello: () => Omit<Hello, 'type'>
+  hello: () => Omit<Hello, 'type' | 'session'>
 }
 
 /**
@@ -519,9 +529,11 @@ export interface TerminalLinkOptions extends LinkOptions {
  * keeps doing so (with backoff) until a WELCOME echoes its boot counter. [LINK-7.1]
  */
 export class TerminalLink extends LinkEnd {
-  readonly #hello: () => Omit<Hello, 'type'>
+  readonly #hello: () => Omit<Hello, 'type' | 'session'>
   #gatewayBoot: number | null = null
-  #currentBoot: number | null = null
+  /** The HELLO of the handshake under way or done; a WELCOME must echo its boot and session. */
+  #current: Hello | null = null
+  #handshakes = 0
   readonly #gateway: Peer
 
   constructor(options: TerminalLinkOptions) {
@@ -558,7 +570,8 @@ export class TerminalLink extends LinkEnd {
     const w = frame.message
     const peer = this.#gateway
     peer.lastHeard = this.now
-    if (w.echo !== undefined && w.echo === this.#currentBoot) {
+    const c = this.#current
+    if (c && w.echo === c.boot && w.echoSession === c.session) {
       if (peer.state === 'open' && w.boot === this.#gatewayBoot) return // duplicate answer
       const restarted = this.#gatewayBoot !== null && this.#gatewayBoot !== w.boot
       this.#gatewayBoot = w.boot
@@ -584,8 +597,13 @@ export class TerminalLink extends LinkEnd {
     this.#resync()
   }
 
-  protected onOutOfSync(peer: Peer, seq: number): void {
-    this.sendControl(peer.address, { type: 'NAK', reason: 'no-session' }, seq)
+  protected onNoSessionData(): void {
+    // Not in session: our HELLO is on its way and will open a new one; answering would
+    // only make the gateway tear down a session that is about to open. [LINK-4.5]
+  }
+
+  protected onOutOfSync(): void {
+    // The new handshake (a new session number) resets both ends. [LINK-4.5]
     this.#resync()
   }
 
@@ -597,6 +615,7 @@ export class TerminalLink extends LinkEnd {
   #resync(): void {
     const peer = this.#gateway
     this.transition(peer, 'resync')
+    this.#current = { type: 'HELLO', ...this.#hello(), session: this.#handshakes++ & 0xffff }
     peer.helloAttempts = 0
     peer.helloDeadline = this.now
     this.#sendHello(peer)
@@ -605,9 +624,8 @@ export class TerminalLink extends LinkEnd {
   #sendHello(peer: Peer): void {
     if (peer.helloAttempts > 0) this.noteUnanswered(peer)
     peer.helloAttempts++
-    const hello: Hello = { type: 'HELLO', ...this.#hello() }
-    this.#currentBoot = hello.boot
-    this.sendControl(GATEWAY_ADDRESS, hello)
+    // Retries of one handshake repeat its HELLO as it was: same boot, same session number.
+    this.sendControl(GATEWAY_ADDRESS, this.#current!)
     peer.helloDeadline = this.now + retryTimeoutMs(this.baud, peer.helloAttempts, this.random())
   }
 }
@@ -627,7 +645,7 @@ export interface GatewayLinkOptions extends LinkOptions {
  * default, so that an EVENT is on disk before the terminal hears "got it"). [LINK-7.2]
  */
 export class GatewayLink extends LinkEnd {
-  readonly #welcome: Omit<Welcome, 'type' | 'echo'>
+  readonly #welcome: Omit<Welcome, 'type' | 'echo' | 'echoSession'>
 
   constructor(options: GatewayLinkOptions) {
     super(GATEWAY_ADDRESS, options, 'manual')
@@ -667,14 +685,17 @@ export class GatewayLink extends LinkEnd {
       peer.up = true
       this.emit({ kind: 'liveness', peer: peer.address, up: true })
     }
-    if (peer.state !== 'open' || peer.peerBoot !== hello.boot) {
+    // A new (boot, session) pair is a new handshake: reset. The same pair is a retry of
+    // a HELLO whose WELCOME was lost: answer again, reset nothing. [LINK-7.2]
+    if (peer.state !== 'open' || peer.peerBoot !== hello.boot || peer.peerSession !== hello.session) {
       const restarted = peer.peerBoot !== null && peer.peerBoot !== hello.boot
       this.transition(peer, 'hello')
       peer.peerBoot = hello.boot
+      peer.peerSession = hello.session
       peer.hello = hello
       this.emit({ kind: 'session', peer: peer.address, state: 'open', restarted, hello })
     }
-    this.sendControl(peer.address, { type: 'WELCOME', ...this.#welcome, echo: hello.boot })
+    this.sendControl(peer.address, { type: 'WELCOME', ...this.#welcome, echo: hello.boot, echoSession: hello.session })
     this.pump(peer)
   }
 
@@ -685,6 +706,11 @@ export class GatewayLink extends LinkEnd {
 
   protected onNoSession(peer: Peer): void {
     if (peer.state !== 'closed') this.transition(peer, 'peer-lost-session')
+  }
+
+  protected onNoSessionData(src: number, seq: number): void {
+    // After a gateway restart: tell the terminal to say HELLO again. [LINK-7.3]
+    this.sendControl(src, { type: 'NAK', reason: 'no-session' }, seq)
   }
 
   protected onOutOfSync(peer: Peer, seq: number): void {

@@ -110,6 +110,7 @@ export const Hello = Type.Object(
     capabilities: Type.Array(enumOf(CAPABILITIES), { uniqueItems: true, maxItems: 16 }),
     boot: u32({ description: 'boot counter, kept in non-volatile memory, +1 at every start' }),
     lastEvent: u32({ description: 'highest event number the terminal has assigned (0: none yet)' }),
+    session: u16({ description: 'handshake number since boot (RAM only), +1 at each new handshake' }),
   },
   { additionalProperties: false },
 )
@@ -120,6 +121,7 @@ export const Welcome = Type.Object(
     gateway: ident('gateway id'),
     boot: u32({ description: "gateway's session counter, new at every gateway start" }),
     echo: Type.Optional(u32({ description: 'the boot counter of the HELLO answered; absent in an announcement' })),
+    echoSession: Type.Optional(u16({ description: 'the session number of the HELLO answered; absent in an announcement' })),
   },
   { additionalProperties: false },
 )
@@ -236,8 +238,8 @@ export interface MessageDef {
 export const MESSAGES: readonly MessageDef[] = [
   { type: 'ACK', code: 0x01, schema: Ack, direction: 'both', keys: {}, summary: 'acknowledges the data frame whose seq is in the header; no body' },
   { type: 'NAK', code: 0x02, schema: Nak, direction: 'both', keys: { reason: 0 }, summary: 'refuses the data frame whose seq is in the header' },
-  { type: 'HELLO', code: 0x10, schema: Hello, direction: 'terminal-to-gateway', keys: { terminal: 0, firmware: 1, capabilities: 2, boot: 3, lastEvent: 4 }, summary: 'terminal opens a session (after boot, or when told there is none)' },
-  { type: 'WELCOME', code: 0x11, schema: Welcome, direction: 'gateway-to-terminal', keys: { gateway: 0, boot: 1, echo: 2 }, summary: 'gateway answers a HELLO, or announces its own start (broadcast, no echo)' },
+  { type: 'HELLO', code: 0x10, schema: Hello, direction: 'terminal-to-gateway', keys: { terminal: 0, firmware: 1, capabilities: 2, boot: 3, lastEvent: 4, session: 5 }, summary: 'terminal opens a session (after boot, or when told there is none)' },
+  { type: 'WELCOME', code: 0x11, schema: Welcome, direction: 'gateway-to-terminal', keys: { gateway: 0, boot: 1, echo: 2, echoSession: 3 }, summary: 'gateway answers a HELLO, or announces its own start (broadcast, no echo)' },
   { type: 'EVENT', code: 0x20, schema: Event, direction: 'terminal-to-gateway', keys: { number: 0, code: 1, restore: 2, user: 3, boot: 4, uptime: 5, time: 6 }, summary: 'something happened at the terminal: a press, a trouble, a test' },
   { type: 'HEARTBEAT', code: 0x21, schema: Heartbeat, direction: 'terminal-to-gateway', keys: { uptime: 0, mains: 1, battery: 2, millivolts: 3, signal: 4, pending: 5, temperature: 6 }, summary: 'periodic status, and the answer to PING' },
   { type: 'DISPLAY_READ', code: 0x22, schema: DisplayRead, direction: 'terminal-to-gateway', keys: { id: 0 }, summary: 'the user has read a DISPLAY text' },

@@ -2,14 +2,18 @@
  * Session states of one link between the gateway and one terminal, as data.
  *
  * Theory of operation [LINK-4.x, LINK-7.x]:
- * - A session is opened by the HELLO/WELCOME handshake. It fixes both directions'
- *   sequence numbers at 0 and records each side's boot counter, so that a restart of
- *   either side is seen as a new boot counter and a new session.
+ * - A session is opened by the HELLO/WELCOME handshake and named by the terminal's
+ *   (boot counter, session number) pair: every new handshake has a new pair, and both
+ *   ends reset both directions' sequence numbers to 0 exactly when the pair changes. A
+ *   new boot counter means the terminal restarted; a new gateway boot in WELCOME means
+ *   the gateway did.
  * - Data frames (type >= 0x20) flow only in an open session: one frame in flight per
  *   direction (stop-and-wait), acknowledged by seq, retransmitted on a timeout.
- * - A data frame that the receiver cannot place (no session, or a seq that is neither
- *   the expected one nor the one just answered) is answered NAK no-session, and the
- *   sender goes back to the handshake.
+ * - A data frame whose seq is behind the expected one (a late duplicate) is answered
+ *   again if it is the last one answered, and otherwise ignored. A data frame the
+ *   gateway cannot place (no session, or a seq ahead of the expected one) is answered
+ *   NAK no-session, and the terminal goes back to the handshake. A terminal that is not
+ *   in session drops data silently: its HELLO is already on the way.
  *
  * Invariants:
  * 1. Sequence numbers are only assigned to a message when it is first transmitted, and
