@@ -6,5 +6,6 @@ export default defineConfig({
     // Property tests run 100,000 cases; give them room on a 2-core board-class machine.
     testTimeout: 120_000,
     hookTimeout: 60_000,
+    reporters: ['default', './tests/summary-reporter.ts'],
   },
 })

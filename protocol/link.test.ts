@@ -10,7 +10,7 @@ import { baseTimeoutMs } from './timing.js'
 
 const BAUD = 9600
 
-function hello(boot: number, terminal = 'SL-T-0001'): () => Omit<Hello, 'type'> {
+function hello(boot: number, terminal = 'SL-T-0001'): () => Omit<Hello, 'type' | 'session'> {
   return () => ({ terminal, firmware: '1.0.0', capabilities: ['buzzer', 'keys'], boot, lastEvent: 0 })
 }
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * `steppelink`: one command, several subcommands. Each subcommand lives in its own file and
+ * is loaded only when asked for, so that `steppelink --help` on a board starts fast.
+ */
+
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+interface Subcommand {
+  summary: string
+  run: (args: string[]) => Promise<number>
+}
+
+const SUBCOMMANDS: Record<string, Subcommand> = {
+  decode: {
+    summary: 'decode serial-link bytes (hex) into frames, as the gateway would read them',
+    run: async (args) => (await import('./link-tools.js')).decodeCommand(args),
+  },
+  encode: {
+    summary: 'encode a frame given as JSON into serial-link bytes (hex)',
+    run: async (args) => (await import('./link-tools.js')).encodeCommand(args),
+  },
+  demo: {
+    summary: 'run a terminal and a gateway link end against each other over a simulated noisy line',
+    run: async (args) => (await import('./link-demo.js')).demoCommand(args),
+  },
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(SUBCOMMANDS).map((n) => n.length))
+  return [
+    'steppelink: carries an emergency alarm from a herder\'s button to the county 110 platform.',
+    '',
+    'Usage: steppelink <command> [options]     steppelink <command> --help',
+    '',
+    'Commands:',
+    ...Object.entries(SUBCOMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Options:',
+    '  --help, -h      this help',
+    '  --version, -v   print the version',
+    '',
+    'The gateway, the simulators and the operator console are described in README.md.',
+  ].join('\n')
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return 0
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version())
+    return 0
+  }
+  const command = SUBCOMMANDS[name]
+  if (!command) {
+    console.error(`steppelink: unknown command '${name}'. Known commands: ${Object.keys(SUBCOMMANDS).join(', ')}. Try 'steppelink --help'.`)
+    return 2
+  }
+  return command.run(rest)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    console.error(`steppelink: ${(err as Error)?.stack ?? String(err)}`)
+    process.exitCode = 1
+  },
+)
