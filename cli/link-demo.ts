@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util'
 import { GatewayLink, TerminalLink, type LinkEvent } from '../protocol/link.js'
 import { contactIdOf, type DataMessage } from '../protocol/messages.js'
-import { SimLine, seededRandom } from '../protocol/testing.js'
+import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
 
 const HELP = `Usage: steppelink demo [--baud 9600] [--noise BER] [--presses N] [--seed N]
 
@@ -102,20 +102,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
     if (e.kind === 'liveness') say('terminal', e.up ? 'gateway answers again' : 'gateway not answering; still trying')
   }
-  const wrap = (end: GatewayLink | TerminalLink, on: (e: LinkEvent) => void) => ({
-    receive: (b: Uint8Array, now?: number) => {
-      end.receive(b, now)
-      for (let e = end.nextEvent(); e; e = end.nextEvent()) on(e)
-    },
-    transmit: () => end.transmit(),
-    tick: (now: number) => {
-      const d = end.tick(now)
-      for (let e = end.nextEvent(); e; e = end.nextEvent()) on(e)
-      return d
-    },
-  })
-  line.add(wrap(gateway, onGateway))
-  line.add(wrap(terminal, onTerminal))
+  line.add(onLine(gateway, onGateway))
+  line.add(onLine(terminal, onTerminal))
 
   console.log(`Serial link at ${baud} baud, bit error rate ${ber}; times are simulated line time.\n`)
   say('terminal', 'boots and sends HELLO')

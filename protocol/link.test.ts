@@ -5,7 +5,7 @@ import { crc32c } from './crc32c.js'
 import { encodeFrame } from './codec.js'
 import { GatewayLink, TerminalLink, type LinkEvent } from './link.js'
 import type { Event, Hello } from './messages.js'
-import { SimLine, seededRandom, type Impairments } from './testing.js'
+import { SimLine, onLine, seededRandom, type Impairments } from './testing.js'
 import { baseTimeoutMs } from './timing.js'
 
 const BAUD = 9600
@@ -26,20 +26,12 @@ function drain(end: TerminalLink | GatewayLink, log: LinkEvent[], accept = true)
   }
 }
 
-/** Wraps an end so that the line drains its events after every step. */
-function drained<T extends TerminalLink | GatewayLink>(end: T, log: LinkEvent[], accept = true) {
-  return {
-    receive: (b: Uint8Array, now?: number) => {
-      end.receive(b, now)
-      drain(end, log, accept)
-    },
-    transmit: () => end.transmit(),
-    tick: (now: number) => {
-      const d = end.tick(now)
-      drain(end, log, accept)
-      return d
-    },
-  }
+/** An end on the line whose events go to `log`, each message accepted at once. */
+function drained(end: TerminalLink | GatewayLink, log: LinkEvent[], accept = true) {
+  return onLine(end, (e) => {
+    log.push(e)
+    if (accept && e.kind === 'message') end.accept(e.ref)
+  })
 }
 
 function setup(impairments: Impairments = {}, seed = 1) {

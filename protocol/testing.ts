@@ -4,6 +4,7 @@
  * ConnectionPair. Deterministic: all randomness comes from a seeded generator.
  */
 
+import type { LinkEvent } from './link.js'
 import { wireTimeMs } from './timing.js'
 
 /** Small, fast, seedable PRNG (mulberry32); good enough to drive impairments. */
@@ -154,5 +155,27 @@ export class SimLine {
   /** Replaces an endpoint (a restarted device) in place. */
   replace(index: number, endpoint: Endpoint): void {
     this.#endpoints[index] = endpoint
+  }
+}
+
+/** A link end as it sits on a SimLine: every event it produces goes to `onEvent` at once. */
+export function onLine(
+  end: Endpoint & { nextEvent(): LinkEvent | null },
+  onEvent: (e: LinkEvent) => void,
+): Endpoint {
+  const drain = () => {
+    for (let e = end.nextEvent(); e; e = end.nextEvent()) onEvent(e)
+  }
+  return {
+    receive: (bytes, now) => {
+      end.receive(bytes, now)
+      drain()
+    },
+    transmit: () => end.transmit(),
+    tick: (now) => {
+      const d = end.tick(now)
+      drain()
+      return d
+    },
   }
 }
