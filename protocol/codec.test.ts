@@ -135,9 +135,10 @@ describe('encoding our own messages', () => {
     expect(() => encodeFrame({ dst: 256, src: 1, seq: 0, message: { type: 'PING' } })).toThrow(/dst/)
   })
 
-  it('refuses a frame over the size limit with a hint to split the text [LINK-2.2]', () => {
-    const text = '暴'.repeat(80) // 240 bytes of UTF-8 in 80 characters
-    expect(() => encodeFrame({ dst: 3, src: 0, seq: 0, message: { type: 'DISPLAY', id: 1, text, urgency: 'info' } })).toThrow(/split/)
+  it('counts text limits in UTF-8 bytes, not characters [LINK-5.8]', () => {
+    const display = (text: string) => encodeFrame({ dst: 3, src: 0, seq: 0, message: { type: 'DISPLAY', id: 1, text, urgency: 'info' } })
+    expect(() => display('暴'.repeat(60))).not.toThrow() // 180 bytes
+    expect(() => display('暴'.repeat(61))).toThrow(/at most 180 bytes/) // 183 bytes in 61 characters
   })
 
   it('keeps every frame within MAX_FRAME and every wire frame within the MCU buffer', () => {

@@ -134,8 +134,9 @@ function fromWireMap(def: MessageDef, map: Map<unknown, unknown>): Record<string
         : undefined
     out.kind = kind ?? { unknownEventCode: code, restore }
   }
-  if (def.type === 'HELLO' && typeof out.capabilities === 'number' && Number.isInteger(out.capabilities)) {
-    const mask = out.capabilities
+  const caps = out.capabilities
+  if (def.type === 'HELLO' && typeof caps === 'number' && Number.isInteger(caps) && caps >= 0 && caps <= 0xffff) {
+    const mask = caps
     // Unknown bits are a newer terminal's capabilities: ignored, not an error. [LINK-5.3]
     out.capabilities = (Object.keys(CAPABILITIES) as Capability[]).filter((c) => (mask & CAPABILITIES[c]) !== 0)
   }

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { cobsEncode } from './cobs.js'
 import { crc32c } from './crc32c.js'
-import { encodeFrame } from './codec.js'
+import { FrameDecoder, encodeFrame } from './codec.js'
 import { GatewayLink, TerminalLink, type LinkEvent } from './link.js'
 import type { Event, Hello } from './messages.js'
 import { SimLine, onLine, seededRandom, type Impairments } from './testing.js'
@@ -44,6 +44,13 @@ function setup(impairments: Impairments = {}, seed = 1) {
   line.add(drained(gateway, gLog))
   line.add(drained(terminal, tLog))
   return { line, gateway, terminal, gLog, tLog }
+}
+
+/** Wire bytes of a frame built by hand with a correct CRC, for frames our encoder refuses to make. */
+function rawFrame(bytes: number[]): Uint8Array {
+  const raw = new Uint8Array([...bytes, 0, 0, 0, 0])
+  new DataView(raw.buffer).setUint32(raw.length - 4, crc32c(raw, 0, raw.length - 4), true)
+  return new Uint8Array([0, ...cobsEncode(raw), 0])
 }
 
 const messages = (log: LinkEvent[]) => log.flatMap((e) => (e.kind === 'message' ? [e.message] : []))
@@ -167,11 +174,48 @@ describe('delivery [LINK-4.2] [LINK-4.3] [LINK-4.4]', () => {
 })
 
 describe('refusals [LINK-4.6]', () => {
-  function rawFrame(bytes: number[]): Uint8Array {
-    const raw = new Uint8Array([...bytes, 0, 0, 0, 0])
-    new DataView(raw.buffer).setUint32(raw.length - 4, crc32c(raw, 0, raw.length - 4), true)
-    return new Uint8Array([0, ...cobsEncode(raw), 0])
-  }
+  it('refuses a message sent in the wrong direction, for good [LINK-5.1]', () => {
+    const { line, gateway, terminal, gLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: { type: 'PING' } })), 0]))
+    drain(gateway, gLog)
+    expect(messages(gLog)).toEqual([])
+    expect(gateway.stats().wrongDirection).toBe(1)
+    const answer = new FrameDecoder()
+    answer.push(gateway.transmit()!)
+    const r = answer.next()
+    expect(r?.kind === 'frame' && r.frame.message).toEqual({ type: 'NAK', reason: 'unsupported' })
+  })
+
+  it('answers an unreadable data frame from a terminal it has no session with by NAK no-session', () => {
+    const gateway = new GatewayLink({ gateway: 'gw-1', boot: 8 })
+    gateway.receive(rawFrame([1, 0, 3, 0x2f, 4, 0xa0]))
+    const answer = new FrameDecoder()
+    answer.push(gateway.transmit()!)
+    const r = answer.next()
+    expect(r?.kind === 'frame' && r.frame).toEqual({ dst: 3, src: 0, seq: 4, message: { type: 'NAK', reason: 'no-session' } })
+  })
+
+  it('in manual mode, a late copy of the previous frame while the next awaits its commit changes nothing', () => {
+    const line = new SimLine(BAUD)
+    const gateway = new GatewayLink({ gateway: 'gw-1', boot: 7, baud: BAUD })
+    const terminal = new TerminalLink({ address: 3, hello: hello(1), baud: BAUD })
+    const gLog: LinkEvent[] = []
+    line.add(drained(gateway, gLog, false))
+    line.add(drained(terminal, []))
+    line.run(5_000, () => terminal.status.state === 'open')
+    const wire = (seq: number, n: number) => new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq, message: event(n) })), 0])
+    gateway.receive(wire(0, 1))
+    drain(gateway, gLog, false)
+    gateway.accept(gLog.find((e) => e.kind === 'message')!.ref)
+    gateway.receive(wire(1, 2)) // now awaiting its commit
+    gateway.receive(wire(0, 1)) // a late copy of the first
+    drain(gateway, gLog, false)
+    expect(gateway.terminal(3)?.state).toBe('open')
+    expect(eventNumbers(gLog)).toEqual([1, 2])
+    expect(gateway.stats().outOfSync).toBeUndefined()
+  })
+
 
   it('NAKs a data frame of an unknown type as unsupported and moves on to the next seq', () => {
     const { line, gateway, terminal, gLog } = setup()
@@ -276,6 +320,25 @@ describe('queue [LINK-4.2]', () => {
     terminal.send(event(3), { priority: 9 })
     line.run(60_000, () => messages(gLog).length === 4)
     expect(messages(gLog).map((m) => (m.type === 'EVENT' ? m.number : `hb${m.type === 'HEARTBEAT' ? m.uptime : ''}`))).toEqual([2, 3, 1, 'hb2'])
+  })
+
+  it('tells the application when a queued message is superseded by a newer one', () => {
+    const terminal = new TerminalLink({ address: 3, hello: hello(1) })
+    const log: LinkEvent[] = []
+    const first = terminal.send({ type: 'HEARTBEAT', uptime: 1, mains: true }, { coalesce: 'heartbeat' })
+    terminal.send({ type: 'HEARTBEAT', uptime: 2, mains: true }, { coalesce: 'heartbeat' })
+    drain(terminal, log)
+    expect(log).toEqual([{ kind: 'dropped', to: 0, ref: first, message: { type: 'HEARTBEAT', uptime: 1, mains: true }, reason: 'superseded' }])
+  })
+
+  it('when full of one priority, drops the oldest queued, not the newest', () => {
+    const terminal = new TerminalLink({ address: 3, hello: hello(1), maxQueue: 2 })
+    const log: LinkEvent[] = []
+    terminal.send(event(1))
+    terminal.send(event(2))
+    terminal.send(event(3))
+    drain(terminal, log)
+    expect(log.map((e) => e.kind === 'dropped' && e.message)).toEqual([event(1)])
   })
 
   it('when full, drops the oldest of the lowest priority and says so', () => {

@@ -20,6 +20,8 @@ import {
 import { LocalProtocolError, assertNever, type WireErrorCode } from './errors.js'
 import {
   FIRST_DATA_CODE,
+  MESSAGE_BY_TYPE,
+  type Direction,
   type DataMessage,
   type GatewayMessage,
   type Hello,
@@ -38,8 +40,11 @@ export type LinkEvent =
   | { kind: 'delivered'; to: number; ref: number; message: DataMessage }
   /** The peer refused a message for good (NAK unsupported/invalid): it will not be retried. */
   | { kind: 'refused'; to: number; ref: number; message: DataMessage; reason: NakReason }
-  /** A queued message was pushed out by a full queue: counted, never silent. */
-  | { kind: 'dropped'; to: number; ref: number; message: DataMessage; reason: 'queue-full' }
+  /**
+   * A queued message will never be sent: pushed out by a full queue (counted, never
+   * silent), or replaced by a newer one with the same coalesce key.
+   */
+  | { kind: 'dropped'; to: number; ref: number; message: DataMessage; reason: 'queue-full' | 'superseded' }
   /** A session opened (or re-opened: `restarted` when the peer's boot counter changed). */
   | { kind: 'session'; peer: number; state: SessionState; restarted: boolean; hello?: Hello; welcome?: Welcome }
   /** The peer stopped answering (after ATTEMPTS_BEFORE_DOWN tries) or answers again. */
@@ -55,6 +60,8 @@ export interface SendOptions {
    * e.g. `indicate:17` keeps only the newest stage of event 17, `heartbeat` the newest status.
    */
   coalesce?: string
+  /** The time now (ms), if the link has not been told it since it last waited. */
+  now?: number
 }
 
 export interface LinkOptions {
@@ -85,6 +92,7 @@ export type LinkCounter =
   | 'outOfSync'
   | 'dropped'
   | 'refused'
+  | 'wrongDirection'
 
 interface Outgoing {
   ref: number
@@ -251,15 +259,19 @@ abstract class LinkEnd {
   }
 
   protected enqueue(peer: Peer, message: DataMessage, options: SendOptions): number {
+    if (options.now !== undefined) this.#setNow(options.now)
     const ref = ++this.#refs
     const item: Outgoing = { ref, message, priority: options.priority ?? 0, coalesce: options.coalesce }
     const same = item.coalesce === undefined ? -1 : peer.queue.findIndex((q) => q.coalesce === item.coalesce)
     if (same >= 0) {
-      peer.queue.splice(same, 1)
+      const [old] = peer.queue.splice(same, 1)
+      this.emit({ kind: 'dropped', to: peer.address, ref: old!.ref, message: old!.message, reason: 'superseded' })
     } else if (peer.queue.length >= this.#maxQueue) {
-      // Drop the oldest of the lowest priority, which may be the new message itself.
-      let victim = item
-      for (const q of peer.queue) if (q.priority < victim.priority) victim = q
+      // Drop the oldest of the lowest priority. The queue is sorted by priority, oldest
+      // first within one, so that is the first of the last priority group, unless the
+      // new message is lower still.
+      const lowest = peer.queue.at(-1)!.priority
+      const victim = item.priority < lowest ? item : peer.queue.find((q) => q.priority === lowest)!
       if (victim !== item) peer.queue.splice(peer.queue.indexOf(victim), 1)
       this.#count('dropped')
       this.emit({ kind: 'dropped', to: peer.address, ref: victim.ref, message: victim.message, reason: 'queue-full' })
@@ -312,6 +324,8 @@ abstract class LinkEnd {
     this.#noteUnanswered(peer)
   }
 
+  /** The direction of the data messages this end receives. */
+  protected abstract readonly receives: Direction
   /** Whether this end takes frames addressed to `dst` from `src`. */
   protected abstract accepts(frame: Frame): boolean
   protected abstract onHello(frame: Frame<Hello>): void
@@ -391,7 +405,11 @@ abstract class LinkEnd {
     if (!addressed || header.code < FIRST_DATA_CODE || header.version !== 1) return
     if (code !== 'LINK_UNKNOWN_TYPE' && code !== 'LINK_BAD_SCHEMA' && code !== 'LINK_BAD_CBOR') return
     const peer = this.peers.get(header.src)
-    if (!peer || peer.state !== 'open') return
+    if (!peer || peer.state !== 'open') {
+      this.#count('noSession')
+      this.onNoSessionData(header.src, header.seq)
+      return
+    }
     this.#heard(peer)
     if (header.seq === peer.rxExpected && !peer.awaiting) {
       peer.rxExpected = (header.seq + 1) & 0xff
@@ -481,13 +499,20 @@ abstract class LinkEnd {
     }
     this.#heard(peer)
     const seq = frame.seq
-    if (peer.awaiting) {
+    if (peer.awaiting?.seq === seq) {
       // Still being made durable by the application: a retransmission of it changes nothing.
-      if (peer.awaiting.seq === seq) this.#count('duplicates')
-      else this.#outOfSync(peer, seq)
+      this.#count('duplicates')
       return
     }
-    if (seq === peer.rxExpected) {
+    if (seq === peer.rxExpected && !peer.awaiting) {
+      if (MESSAGE_BY_TYPE.get(frame.message.type)!.direction !== this.receives) {
+        // A message this end never receives (a gateway message sent to the gateway): the
+        // sender is broken; refuse it for good so that it does not retry. [LINK-5.1]
+        this.#count('wrongDirection')
+        peer.rxExpected = (seq + 1) & 0xff
+        this.#answer(peer, { dst: peer.address, src: this.address, seq, message: { type: 'NAK', reason: 'unsupported' } })
+        return
+      }
       const ref = ++this.#refs
       peer.awaiting = { seq, ref }
       this.#awaitingRefs.set(ref, peer)
@@ -535,6 +560,7 @@ export class TerminalLink extends LinkEnd {
   #current: Hello | null = null
   #handshakes = 0
   readonly #gateway: Peer
+  protected readonly receives = 'gateway-to-terminal'
 
   constructor(options: TerminalLinkOptions) {
     super(options.address, options, 'auto')
@@ -589,8 +615,14 @@ export class TerminalLink extends LinkEnd {
       return
     }
     // An announcement, or an answer to an older HELLO: a new gateway boot means it has
-    // forgotten us. [LINK-7.3]
-    if (w.boot !== this.#gatewayBoot && peer.state === 'open') this.#resync()
+    // forgotten us. In the middle of a handshake, say HELLO to it at once rather than at
+    // the next retry. [LINK-7.3]
+    if (w.boot === this.#gatewayBoot) return
+    if (peer.state === 'open') this.#resync()
+    else if (w.echo === undefined) {
+      peer.helloAttempts = 0
+      this.#sendHello(peer)
+    }
   }
 
   protected onNoSession(): void {
@@ -646,6 +678,7 @@ export interface GatewayLinkOptions extends LinkOptions {
  */
 export class GatewayLink extends LinkEnd {
   readonly #welcome: Omit<Welcome, 'type' | 'echo' | 'echoSession'>
+  protected readonly receives = 'terminal-to-gateway'
 
   constructor(options: GatewayLinkOptions) {
     super(GATEWAY_ADDRESS, options, 'manual')

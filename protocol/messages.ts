@@ -1,7 +1,7 @@
 /**
  * Message bodies of the serial link: one TypeBox schema per message type, the CBOR key of
  * each field, and the enumerations that travel as small integers. PROTOCOL.md section 5
- * is the prose form of this file; `npm run spec:tables` prints the tables in it from here.
+ * is the prose form of this file.
  *
  * On the wire a body is a CBOR map whose keys are small unsigned integers (one byte each,
  * easy to switch on in C); in JavaScript it is an object with the names below. A receiver
@@ -13,6 +13,16 @@ import Type, { type Static } from 'typebox'
 
 const u32 = (o: object = {}) => Type.Integer({ minimum: 0, maximum: 0xffffffff, ...o })
 const u16 = (o: object = {}) => Type.Integer({ minimum: 0, maximum: 0xffff, ...o })
+/**
+ * A text limited in UTF-8 bytes, which is what a terminal's buffer and the frame care
+ * about: 180 bytes is 180 Latin letters but 60 Chinese characters. [LINK-5.8]
+ */
+const utf8 = (maxBytes: number, description: string, minBytes = 0) =>
+  Type.Refine(
+    Type.String({ minLength: minBytes, maxLength: maxBytes, description: `${description}; at most ${maxBytes} bytes of UTF-8` }),
+    (v: string) => Buffer.byteLength(v, 'utf8') <= maxBytes,
+    () => `must be at most ${maxBytes} bytes of UTF-8`,
+  )
 const ident = (description: string) =>
   Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._:-]+$', description })
 
@@ -163,23 +173,28 @@ export const Indicate = Type.Object(
     type: Type.Literal('INDICATE'),
     event: u32({ minimum: 1, description: 'the event number this stage belongs to' }),
     stage: enumOf(STAGES),
-    text: Type.Optional(Type.String({ maxLength: 120, description: 'short text for a display, e.g. who acknowledged' })),
+    text: Type.Optional(utf8(120, 'short text for a display, e.g. who acknowledged')),
     eta: Type.Optional(u16({ description: 'expected arrival of help, minutes from now' })),
   },
   { additionalProperties: false },
 )
 
-export const Display = Type.Object(
-  {
-    type: Type.Literal('DISPLAY'),
-    id: u32({ description: 'broadcast id; the terminal confirms it with DISPLAY_READ' }),
-    text: Type.String({ minLength: 1, maxLength: 180, description: 'UTF-8, at most 180 bytes' }),
-    urgency: enumOf(URGENCIES),
-    expires: Type.Optional(u32({ description: 'UNIX seconds after which the text is stale' })),
-    part: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'part number of a long text' })),
-    parts: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'number of parts' })),
-  },
-  { additionalProperties: false },
+export const Display = Type.Refine(
+  Type.Object(
+    {
+      type: Type.Literal('DISPLAY'),
+      id: u32({ description: 'broadcast id; the terminal confirms it with DISPLAY_READ' }),
+      text: utf8(180, 'the text', 1),
+      urgency: enumOf(URGENCIES),
+      expires: Type.Optional(u32({ description: 'UNIX seconds after which the text is stale' })),
+      part: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'part number of a long text' })),
+      parts: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'number of parts' })),
+    },
+    { additionalProperties: false },
+  ),
+  // Parts come as a pair, numbered 1..parts. [LINK-5.8]
+  (d) => (d.part === undefined) === (d.parts === undefined) && (d.part ?? 0) <= (d.parts ?? 0),
+  () => 'part and parts must both be given, with part <= parts',
 )
 
 export const Time = Type.Object(
@@ -199,6 +214,9 @@ export const Config = Type.Object(
   },
   { additionalProperties: false },
 )
+
+/** Heartbeat interval until CONFIG says otherwise: a third of the gateway's default 30 s supervision. [LINK-5.6] */
+export const DEFAULT_HEARTBEAT_S = 10
 
 export const Ping = Type.Object({ type: Type.Literal('PING') }, { additionalProperties: false })
 

@@ -24,7 +24,7 @@ export function wireTimeMs(bytes: number, baud: number): number {
   return (bytes * BITS_PER_BYTE * 1000) / baud
 }
 
-/** Base retransmission timeout at a baud rate: 9600 -> 777 ms, 115200 -> 294 ms. */
+/** Base retransmission timeout at a baud rate: 9600 -> 778 ms, 115200 -> 294 ms. */
 export function baseTimeoutMs(baud: number): number {
   return Math.ceil(2 * wireTimeMs(MAX_WIRE_FRAME, baud) + PROCESSING_ALLOWANCE_MS)
 }
