@@ -139,6 +139,7 @@ export const Welcome = Type.Object(
 export const Event = Type.Object(
   {
     type: Type.Literal('EVENT'),
+    // [LINK-5.5] The idempotency key of an alarm, for ever: (terminal id, number).
     number: u32({ minimum: 1, description: 'per-terminal event number, kept across power cuts, never reused' }),
     kind: enumOf(EVENT_KINDS),
     user: Type.Optional(Type.Integer({ minimum: 0, maximum: 999, description: 'Contact ID zone/user: key or neighbour household' })),
@@ -197,6 +198,7 @@ export const Display = Type.Refine(
   () => 'part and parts must both be given, with part <= parts',
 )
 
+/** [LINK-5.9] The time, and settings, from the gateway. */
 export const Time = Type.Object(
   {
     type: Type.Literal('TIME'),
