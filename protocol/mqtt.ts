@@ -1,0 +1,317 @@
+/**
+ * The MQTT contract between a gateway and the platform: topics, payload schemas, and the
+ * encoding of payloads and batches. MQTT.md is its prose form; a platform integrator can
+ * import these schemas (`steppelink/protocol`) instead of copying them.
+ *
+ * Design:
+ * - MQTT 3.1.1, QoS 1 everywhere: any broker works (mosquitto, aedes, EMQX ...).
+ * - PUBACK means only "the broker has it". An alarm counts as received by the platform
+ *   when the platform's `receipt` command names its id; until then the gateway publishes
+ *   it again, under the same id. [MQTT-4.1]
+ * - Every uplink item has an `id` that is unique forever, so the platform deduplicates by
+ *   id and republishing is always safe. [MQTT-3.2]
+ * - Commands are an envelope { v, id, type, ... } whose unknown fields are ignored, so a
+ *   signature, a timestamp and a nonce can be added later (`auth`) without breaking
+ *   older gateways. [MQTT-5.1]
+ */
+
+import { Decoder, Encoder } from 'cbor-x'
+import Type, { type Static } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { EVENT_KINDS, STAGES, URGENCIES } from './messages.js'
+
+export const MQTT_CONTRACT_VERSION = 1
+export const DEFAULT_TOPIC_PREFIX = 'steppelink/v1'
+
+// ---------------------------------------------------------------------------------------
+// Topics [MQTT-2.x]
+
+export interface GatewayTopics {
+  /** Birth and death, retained. */
+  state: string
+  /** One alarm-class item per message; needs a receipt. */
+  alert: string
+  /** One item of a lower class per message. */
+  event: string
+  /** A zstd-compressed batch of lower-class items. */
+  batch: string
+  /** Gateway status: terminals, store, drops, clock. Retained. */
+  status: string
+  /** Error reports for rejected commands, and command results. */
+  reply: string
+  /** Commands to this gateway. */
+  command: string
+  /** Commands to every gateway in an area (if the gateway has one). */
+  areaCommand: string | null
+  /** Commands to every gateway. */
+  allCommand: string
+}
+
+/** MQTT topic levels may not hold '+', '#', '/' or NUL; ids are narrowed to a safe set. */
+export const TOPIC_ID_PATTERN = '^[A-Za-z0-9._:-]{1,64}$'
+
+export function gatewayTopics(prefix: string, gateway: string, area: string | null = null): GatewayTopics {
+  const g = `${prefix}/gw/${gateway}`
+  return {
+    state: `${g}/state`,
+    alert: `${g}/alert`,
+    event: `${g}/event`,
+    batch: `${g}/batch`,
+    status: `${g}/status`,
+    reply: `${g}/reply`,
+    command: `${g}/cmd`,
+    areaCommand: area === null ? null : `${prefix}/area/${area}/cmd`,
+    allCommand: `${prefix}/all/cmd`,
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Uplink payloads [MQTT-3.x]
+
+const names = <O extends Record<string, unknown>>(o: O) => Type.Enum(Object.keys(o) as (keyof O & string)[])
+
+/** Priority classes, highest first. [MQTT-3.3] */
+export const CLASSES = ['alarm', 'request', 'trouble', 'status'] as const
+export type PriorityClass = (typeof CLASSES)[number]
+
+/** Kinds made by the gateway itself, beside the terminal's event kinds. */
+export const GATEWAY_KINDS = {
+  'terminal-lost': { code: 355, restore: false, text: 'no frame from the terminal for the supervision time' },
+  'terminal-restored': { code: 355, restore: true, text: 'the terminal is heard again' },
+  relay: { code: null, restore: false, text: 'a message relayed by the center household for a neighbour' },
+} as const
+export type GatewayKind = keyof typeof GATEWAY_KINDS
+
+export const UPLINK_KINDS = [...Object.keys(EVENT_KINDS), ...Object.keys(GATEWAY_KINDS)] as (keyof typeof EVENT_KINDS | GatewayKind)[]
+
+export const Time = Type.Object({
+  at: Type.Integer({ description: 'UNIX milliseconds, corrected by platform time when known' }),
+  estimated: Type.Boolean({ description: "true when the gateway's clock was never synchronised, or the terminal's time is inferred" }),
+})
+
+export const UplinkEvent = Type.Object(
+  {
+    v: Type.Literal(MQTT_CONTRACT_VERSION),
+    id: Type.String({ minLength: 1, maxLength: 160, description: 'unique forever; `terminal:number` for terminal events' }),
+    class: Type.Enum([...CLASSES]),
+    kind: Type.Enum(UPLINK_KINDS),
+    code: Type.Union([Type.Integer(), Type.Null()], { description: 'Ademco Contact ID event code, or null' }),
+    restore: Type.Boolean(),
+    gateway: Type.String(),
+    terminal: Type.Union([Type.String(), Type.Null()], { description: 'terminal id from its HELLO; null for gateway events' }),
+    address: Type.Union([Type.Integer({ minimum: 1, maximum: 254 }), Type.Null()]),
+    number: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: "the terminal's event number" }),
+    user: Type.Optional(Type.Integer({ minimum: 0, maximum: 999 })),
+    time: Time,
+    received: Type.Integer({ description: 'UNIX ms (corrected) when the gateway stored it' }),
+    attempt: Type.Integer({ minimum: 1, description: 'how many times this id has been published' }),
+    text: Type.Optional(Type.String({ maxLength: 1000 })),
+    stage: Type.Optional(names(STAGES)),
+  },
+  { additionalProperties: true },
+)
+export type UplinkEvent = Static<typeof UplinkEvent>
+
+/** Periodic status of one terminal, coalesced while offline. [MQTT-3.4] */
+export const TerminalStatus = Type.Object(
+  {
+    v: Type.Literal(MQTT_CONTRACT_VERSION),
+    id: Type.String(),
+    class: Type.Literal('status'),
+    kind: Type.Literal('status'),
+    gateway: Type.String(),
+    terminal: Type.String(),
+    address: Type.Integer({ minimum: 1, maximum: 254 }),
+    time: Time,
+    latest: Type.Object({
+      uptime: Type.Integer(),
+      mains: Type.Boolean(),
+      battery: Type.Optional(Type.Integer()),
+      millivolts: Type.Optional(Type.Integer()),
+      signal: Type.Optional(Type.Integer()),
+      pending: Type.Optional(Type.Integer()),
+      temperature: Type.Optional(Type.Integer()),
+    }),
+    since: Type.Integer({ description: 'UNIX ms of the first heartbeat folded into this one' }),
+    heartbeats: Type.Integer({ minimum: 1, description: 'heartbeats folded into this status' }),
+    lowestBattery: Type.Optional(Type.Integer()),
+    minutesWithoutMains: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: true },
+)
+export type TerminalStatus = Static<typeof TerminalStatus>
+
+export const Birth = Type.Object(
+  {
+    v: Type.Literal(MQTT_CONTRACT_VERSION),
+    type: Type.Enum(['birth', 'death']),
+    gateway: Type.String(),
+    online: Type.Boolean(),
+    session: Type.Integer({ minimum: 0, description: 'birth counter: +1 at every connection' }),
+    time: Type.Optional(Time),
+    version: Type.Optional(Type.String()),
+    encoding: Type.Optional(Type.Enum(['cbor', 'json'])),
+    area: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { additionalProperties: true },
+)
+export type Birth = Static<typeof Birth>
+
+export const Batch = Type.Object(
+  {
+    v: Type.Literal(MQTT_CONTRACT_VERSION),
+    id: Type.String(),
+    gateway: Type.String(),
+    items: Type.Array(Type.Union([UplinkEvent, TerminalStatus])),
+  },
+  { additionalProperties: true },
+)
+export type Batch = Static<typeof Batch>
+
+export const Reply = Type.Object(
+  {
+    v: Type.Literal(MQTT_CONTRACT_VERSION),
+    type: Type.Literal('error'),
+    gateway: Type.String(),
+    command: Type.Union([Type.String(), Type.Null()], { description: 'the id of the command, if it had a readable one' }),
+    topic: Type.String(),
+    code: Type.String({ description: 'stable error code, e.g. CMD_BAD_SCHEMA' }),
+    message: Type.String(),
+    time: Time,
+  },
+  { additionalProperties: true },
+)
+export type Reply = Static<typeof Reply>
+
+// ---------------------------------------------------------------------------------------
+// Downlink commands [MQTT-5.x]
+
+const alertId = Type.String({ minLength: 1, maxLength: 160, description: 'the id of an alert, as published' })
+const envelope = {
+  v: Type.Literal(MQTT_CONTRACT_VERSION),
+  id: Type.String({ minLength: 1, maxLength: 128, description: 'command id, unique; the gateway ignores a repeat' }),
+  at: Type.Optional(Type.Integer({ description: 'UNIX ms when the platform issued it' })),
+  /** Reserved for a signature, a nonce and a timestamp; ignored by this version. */
+  auth: Type.Optional(Type.Unknown()),
+}
+const command = <T extends string, P extends Record<string, Type.TSchema>>(type: T, props: P) =>
+  Type.Object({ ...envelope, type: Type.Literal(type), ...props }, { additionalProperties: true })
+
+export const Receipt = command('receipt', { ids: Type.Array(alertId, { minItems: 1, maxItems: 1000 }) })
+export const Acknowledged = command('acknowledged', { alert: alertId, by: Type.String({ minLength: 1, maxLength: 100 }), text: Type.Optional(Type.String({ maxLength: 200 })) })
+export const Dispatched = command('dispatched', {
+  alert: alertId,
+  unit: Type.String({ minLength: 1, maxLength: 100 }),
+  eta: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'minutes' })),
+})
+export const Resolved = command('resolved', { alert: alertId, text: Type.Optional(Type.String({ maxLength: 200 })) })
+export const Broadcast = command('broadcast', {
+  broadcast: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'broadcast id' }),
+  text: Type.String({ minLength: 1, maxLength: 2000 }),
+  urgency: names(URGENCIES),
+  expires: Type.Optional(Type.Integer({ description: 'UNIX ms' })),
+})
+export const PlatformTime = command('time', { now: Type.Integer({ minimum: 1_500_000_000_000, description: 'UNIX ms' }) })
+export const Configure = command('config', {
+  heartbeat: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal heartbeat, s' })),
+  supervision: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal lost after, s' })),
+  receiptTimeout: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600, description: 'unconfirmed after, s' })),
+  statusInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'gateway status, s' })),
+})
+export const StatusRequest = command('status-request', {})
+export const Rebirth = command('rebirth', {})
+
+export const Command = Type.Union([Receipt, Acknowledged, Dispatched, Resolved, Broadcast, PlatformTime, Configure, StatusRequest, Rebirth])
+export type Command = Static<typeof Command>
+export type CommandType = Command['type']
+export const COMMAND_SCHEMAS = {
+  receipt: Receipt,
+  acknowledged: Acknowledged,
+  dispatched: Dispatched,
+  resolved: Resolved,
+  broadcast: Broadcast,
+  time: PlatformTime,
+  config: Configure,
+  'status-request': StatusRequest,
+  rebirth: Rebirth,
+} as const satisfies Record<CommandType, unknown>
+
+// ---------------------------------------------------------------------------------------
+// Payload encoding [MQTT-4.x]
+
+export type Encoding = 'cbor' | 'json'
+
+// Maps with text keys, no cbor-x extensions: what any CBOR decoder reads as a plain map.
+const cborEncoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false })
+const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: true } as ConstructorParameters<typeof Decoder>[0])
+
+export function encodePayload(value: unknown, encoding: Encoding): Buffer {
+  return encoding === 'json' ? Buffer.from(JSON.stringify(value)) : Buffer.from(cborEncoder.encode(value))
+}
+
+/**
+ * Decodes a payload in either encoding: JSON starts with '{' (0x7b) or white space, which
+ * as a first CBOR byte would be a negative integer or text string, never a map. Throws
+ * on bytes that are neither.
+ */
+export function decodePayload(payload: Uint8Array): unknown {
+  const first = payload[0]
+  if (first === 0x7b || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09) {
+    return JSON.parse(Buffer.from(payload).toString('utf8'))
+  }
+  return cborDecoder.decode(payload)
+}
+
+const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([k, v]) => [k, Compile(v as never)])) as Record<
+  CommandType,
+  ReturnType<typeof Compile>
+>
+
+/** Commands are small; anything larger is refused before it is parsed. */
+export const MAX_COMMAND_BYTES = 16 * 1024
+
+export type CommandParse =
+  | { ok: true; command: Command }
+  | { ok: false; code: 'CMD_TOO_LARGE' | 'CMD_UNDECODABLE' | 'CMD_NOT_AN_OBJECT' | 'CMD_BAD_VERSION' | 'CMD_UNKNOWN_TYPE' | 'CMD_BAD_SCHEMA'; message: string; id: string | null }
+
+/** Narrows an untrusted downlink payload to a typed command, or says what is wrong. [MQTT-5.2] */
+export function parseCommand(payload: Uint8Array): CommandParse {
+  if (payload.length > MAX_COMMAND_BYTES) {
+    return { ok: false, code: 'CMD_TOO_LARGE', message: `command of ${payload.length} bytes; the limit is ${MAX_COMMAND_BYTES}`, id: null }
+  }
+  let value: unknown
+  try {
+    value = decodePayload(payload)
+  } catch (e) {
+    return { ok: false, code: 'CMD_UNDECODABLE', message: `payload is neither JSON nor CBOR: ${(e as Error).message}`, id: null }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: 'CMD_NOT_AN_OBJECT', message: `a command must be a map/object, got ${Array.isArray(value) ? 'an array' : typeof value}`, id: null }
+  }
+  const v = value as Record<string, unknown>
+  const id = typeof v.id === 'string' && v.id.length <= 128 ? v.id : null
+  if (v.v !== MQTT_CONTRACT_VERSION) {
+    return { ok: false, code: 'CMD_BAD_VERSION', message: `contract version ${JSON.stringify(v.v)}, this gateway speaks ${MQTT_CONTRACT_VERSION}`, id }
+  }
+  const type = v.type
+  const validator = typeof type === 'string' && Object.hasOwn(commandValidators, type) ? commandValidators[type as CommandType] : undefined
+  if (!validator) {
+    return { ok: false, code: 'CMD_UNKNOWN_TYPE', message: `unknown command type ${JSON.stringify(type)}; known: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`, id }
+  }
+  if (!validator.Check(v)) {
+    const first = [...validator.Errors(v)][0]
+    return { ok: false, code: 'CMD_BAD_SCHEMA', message: `${String(type)}: ${first ? `${first.instancePath || '/'} ${first.message}` : 'fails its schema'}`, id }
+  }
+  return { ok: true, command: v as Command }
+}
+
+/** A batch on the wire: the encoded Batch, compressed with zstd. [MQTT-4.2] */
+export async function encodeBatch(batch: Batch, encoding: Encoding): Promise<Buffer> {
+  const { compress } = await import('@mongodb-js/zstd')
+  return compress(encodePayload(batch, encoding), 3)
+}
+
+export async function decodeBatch(payload: Buffer): Promise<unknown> {
+  const { decompress } = await import('@mongodb-js/zstd')
+  return decodePayload(await decompress(payload))
+}
