@@ -79,8 +79,30 @@ export const GATEWAY_KINDS = {
   'terminal-lost': { code: 355, restore: false, text: 'no frame from the terminal for the supervision time' },
   'terminal-restored': { code: 355, restore: true, text: 'the terminal is heard again' },
   relay: { code: null, restore: false, text: 'a message relayed by the center household for a neighbour' },
+  'broadcast-read': { code: null, restore: false, text: 'a terminal user has read a broadcast (DISPLAY_READ)' },
 } as const
 export type GatewayKind = keyof typeof GATEWAY_KINDS
+
+/** The priority class of every kind. Cancel travels with the alarms so it can never overtake the alarm it cancels. [MQTT-3.3] */
+export const CLASS_OF: Readonly<Record<keyof typeof EVENT_KINDS | GatewayKind, PriorityClass>> = {
+  medical: 'alarm',
+  emergency: 'alarm',
+  fire: 'alarm',
+  panic: 'alarm',
+  cancel: 'alarm',
+  callback: 'request',
+  relay: 'request',
+  'mains-lost': 'trouble',
+  'mains-restored': 'trouble',
+  'battery-low': 'trouble',
+  'battery-restored': 'trouble',
+  tamper: 'trouble',
+  'tamper-restored': 'trouble',
+  'terminal-lost': 'trouble',
+  'terminal-restored': 'trouble',
+  test: 'status',
+  'broadcast-read': 'status',
+}
 
 export const UPLINK_KINDS = [...Object.keys(EVENT_KINDS), ...Object.keys(GATEWAY_KINDS)] as (keyof typeof EVENT_KINDS | GatewayKind)[]
 
