@@ -1,0 +1,324 @@
+import { describe, expect, it } from 'vitest'
+import { GatewayLink, TerminalLink, type LinkEvent } from '../protocol/link.js'
+import type { Event, Stage, TerminalMessage } from '../protocol/messages.js'
+import { decodeBatch, decodePayload, type UplinkEvent } from '../protocol/mqtt.js'
+import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
+import { Gateway, type GatewaySettings, type Log } from './gateway.js'
+import { Store, type StoreOptions } from './store.js'
+
+const SETTINGS: GatewaySettings = {
+  gateway: 'gw-1',
+  area: 'sumu-7',
+  prefix: 'steppelink/v1',
+  encoding: 'cbor',
+  supervisionMs: 30_000,
+  receiptTimeoutMs: 60_000,
+  heartbeatS: 10,
+  statusIntervalMs: 300_000,
+  version: 'test',
+}
+
+interface Published {
+  topic: string
+  payload: Buffer
+  retain: boolean
+  at: number
+}
+
+/** A gateway on a simulated serial line with one terminal, a fake broker and a fake clock. */
+function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settings?: Partial<GatewaySettings>; boot?: number } = {}) {
+  const line = new SimLine(9600, {}, 3)
+  const store = opts.store ?? new Store({ path: ':memory:', freeSpace: () => 1e12, ...opts.storeOptions })
+  const link = new GatewayLink({ gateway: 'gw-1', boot: opts.boot ?? 1, random: seededRandom(9) })
+  const published: Published[] = []
+  const logs: { level: string; msg: string; fields: object }[] = []
+  const log: Log = Object.fromEntries(
+    (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (fields: object, msg: string) => logs.push({ level, msg, fields })]),
+  ) as unknown as Log
+  const state = { online: true, failPublish: false }
+  let serialOut: Uint8Array[] = []
+  const gateway = new Gateway(
+    { ...SETTINGS, ...opts.settings },
+    store,
+    link,
+    {
+      writeSerial: (b) => serialOut.push(b),
+      publish: async (topic, payload, o) => {
+        if (!state.online || state.failPublish) throw new Error('offline')
+        published.push({ topic, payload, retain: o?.retain ?? false, at: line.now })
+      },
+      online: () => state.online,
+      now: () => line.now,
+      random: () => 0.5,
+    },
+    log,
+    opts.boot ?? 1,
+  )
+  line.add({
+    receive: (b) => gateway.serialData(b),
+    transmit: () => {
+      const out = serialOut
+      serialOut = []
+      return out.length ? new Uint8Array(out.flatMap((c) => [...c])) : null
+    },
+    tick: () => gateway.tick(),
+  })
+  const tLog: LinkEvent[] = []
+  let events = 0
+  const terminal = new TerminalLink({ address: 5, hello: () => ({ terminal: 'SL-T-5', firmware: '1.0', capabilities: ['buzzer'], boot: 1, lastEvent: events }), random: seededRandom(4) })
+  line.add(onLine(terminal, (e) => tLog.push(e)))
+  gateway.start()
+  const press = (kind: Event['kind'] = 'emergency', number = ++events): Event => {
+    const m: Event = { type: 'EVENT', number, kind, boot: 1, uptime: 100 }
+    terminal.send(m, { priority: 10 })
+    return m
+  }
+  const stages = () => tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'INDICATE' ? [e.message] : []))
+  const stageNames = (n: number) => stages().filter((i) => i.event === n).map((i) => i.stage)
+  const uplink = (suffix: string) => published.filter((p) => p.topic.endsWith(suffix)).map((p) => decodePayload(p.payload) as UplinkEvent & Record<string, unknown>)
+  const command = (c: Record<string, unknown>) => gateway.command('steppelink/v1/gw/gw-1/cmd', Buffer.from(JSON.stringify({ v: 1, ...c })))
+  /** Runs the line, letting promises (publications) settle between steps. */
+  const run = async (ms: number, until?: () => boolean) => {
+    const end = line.now + ms
+    while (line.now < end) {
+      line.run(Math.min(end, line.now + 50), until)
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+      if (until?.()) return
+    }
+  }
+  /** Every uplink item, singles and the contents of batches, in publication order. */
+  const items = async () => {
+    const out: { kind: string; class: string; [k: string]: unknown }[] = []
+    for (const p of published) {
+      if (p.topic.endsWith('/event') || p.topic.endsWith('/alert')) out.push(decodePayload(p.payload) as never)
+      if (p.topic.endsWith('/batch')) out.push(...((await decodeBatch(p.payload)) as { items: never[] }).items)
+    }
+    return out
+  }
+  return { items, line, store, link, gateway, terminal, tLog, published, logs, state, press, stages, stageNames, uplink, command, run, send: (m: TerminalMessage) => terminal.send(m) }
+}
+
+describe('gateway: an alarm from press to resolved', () => {
+  it('stores, publishes, and shows each stage on the terminal as the platform answers', async () => {
+    const r = rig()
+    await r.run(2_000)
+    r.press('emergency')
+    await r.run(3_000, () => r.uplink('/alert').length > 0)
+    const [alert] = r.uplink('/alert')
+    expect(alert).toMatchObject({ v: 1, id: 'SL-T-5:1', class: 'alarm', kind: 'emergency', code: 101, restore: false, gateway: 'gw-1', terminal: 'SL-T-5', address: 5, number: 1, attempt: 1 })
+    expect(alert!.time.estimated).toBe(true) // no platform time yet
+    await r.run(2_000)
+    expect(r.stageNames(1)).toEqual(['stored', 'sent'])
+    r.command({ id: 'c1', type: 'receipt', ids: ['SL-T-5:1'] })
+    r.command({ id: 'c2', type: 'acknowledged', alert: 'SL-T-5:1', by: 'Officer Bao' })
+    await r.run(2_000)
+    r.command({ id: 'c3', type: 'dispatched', alert: 'SL-T-5:1', unit: 'patrol car 3', eta: 40 })
+    await r.run(2_000)
+    r.command({ id: 'c4', type: 'resolved', alert: 'SL-T-5:1', text: 'closed' })
+    await r.run(2_000)
+    expect(r.stageNames(1)).toEqual(['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved'])
+    expect(r.stages().find((i) => i.stage === 'dispatched')).toMatchObject({ text: 'patrol car 3', eta: 40 })
+    expect(r.stages().find((i) => i.stage === 'acknowledged')).toMatchObject({ text: 'Officer Bao' })
+    expect(r.store.get('SL-T-5:1')).toMatchObject({ stage: 'resolved', done: true })
+  })
+
+  it('publishes an alarm again under the same id until the receipt, with backoff', async () => {
+    const r = rig()
+    r.press('fire')
+    await r.run(80_000)
+    const alerts = r.published.filter((p) => p.topic.endsWith('/alert'))
+    const attempts = alerts.map((p) => (decodePayload(p.payload) as UplinkEvent).attempt)
+    expect(new Set(alerts.map((p) => (decodePayload(p.payload) as UplinkEvent).id))).toEqual(new Set(['SL-T-5:1']))
+    expect(attempts).toEqual([1, 2, 3, 4, 5])
+    const gaps = alerts.slice(1).map((p, i) => p.at - alerts[i]!.at)
+    // 5, 10, 20 s (random 0.5: no jitter), each to within the 50 ms steps of the run loop
+    expect(gaps.slice(0, 3).map((g) => Math.round(g / 1000))).toEqual([5, 10, 20])
+    r.command({ id: 'r', type: 'receipt', ids: ['SL-T-5:1'] })
+    const before = alerts.length
+    await r.run(120_000)
+    expect(r.published.filter((p) => p.topic.endsWith('/alert')).length).toBe(before)
+  })
+
+  it('tells the terminal "call 110 by phone" when no receipt comes in time, keeps trying, and moves on at the receipt', async () => {
+    const r = rig()
+    r.state.online = false
+    r.press()
+    await r.run(59_000)
+    expect(r.stageNames(1)).toEqual(['stored'])
+    await r.run(3_000)
+    expect(r.stageNames(1)).toEqual(['stored', 'unconfirmed'])
+    expect(r.logs.some((l) => l.level === 'warn' && /NOT CONFIRMED/.test(l.msg))).toBe(true)
+    r.state.online = true
+    r.gateway.online()
+    await r.run(2_000)
+    expect(r.uplink('/alert')).toHaveLength(1)
+    r.command({ id: 'r', type: 'receipt', ids: ['SL-T-5:1'] })
+    await r.run(2_000)
+    expect(r.stageNames(1)).toEqual(['stored', 'unconfirmed', 'received'])
+  })
+
+  it('a replayed event (the terminal lost our ACK, or restarted) is stored once and its stage shown again', async () => {
+    const r = rig()
+    r.press('panic', 1)
+    await r.run(5_000)
+    r.press('panic', 1)
+    await r.run(5_000)
+    expect(r.store.backlog().alarm.count).toBe(1)
+    expect(new Set(r.uplink('/alert').map((a) => a.id))).toEqual(new Set(['SL-T-5:1']))
+    expect(r.logs.some((l) => /already stored/.test(l.msg))).toBe(true)
+    expect(r.stageNames(1).filter((s) => s === 'stored').length).toBeGreaterThanOrEqual(1)
+  })
+})
+
+describe('gateway: store and forward', () => {
+  it('after an outage, sends alarms first, each on its own, then the backlog in a batch', async () => {
+    const r = rig()
+    r.state.online = false
+    r.press('mains-lost')
+    r.press('battery-low')
+    r.press('callback')
+    r.press('emergency')
+    r.send({ type: 'HEARTBEAT', uptime: 5, mains: false, battery: 40 })
+    await r.run(20_000)
+    expect(r.published).toEqual([])
+    r.state.online = true
+    r.gateway.online()
+    await r.run(2_000)
+    const kinds = r.published.filter((p) => !p.topic.endsWith('/status')).map((p) => p.topic.split('/').pop())
+    expect(kinds).toEqual(['alert', 'batch'])
+    const batch = (await decodeBatch(r.published.find((p) => p.topic.endsWith('/batch'))!.payload)) as { items: { kind: string; class: string }[] }
+    expect(batch.items.map((i) => i.kind)).toEqual(['callback', 'mains-lost', 'battery-low', 'status'])
+    expect(r.store.backlog()).toMatchObject({ request: { count: 0 }, trouble: { count: 0 } })
+  })
+
+  it('coalesces heartbeats while offline into one status with the lowest battery', async () => {
+    const r = rig()
+    r.state.online = false
+    for (const [i, battery] of [50, 30, 45].entries()) {
+      r.send({ type: 'HEARTBEAT', uptime: 10 * i, mains: false, battery })
+      await r.run(10_000)
+    }
+    r.state.online = true
+    r.gateway.online()
+    await r.run(2_000)
+    const statuses = r.uplink('/event').filter((e) => (e.kind as string) === 'status')
+    expect(statuses).toHaveLength(1)
+    expect(statuses[0]).toMatchObject({ heartbeats: 3, lowestBattery: 30, latest: { battery: 45 } })
+  })
+
+  it('says "terminal lost" when a terminal goes quiet past the supervision time, and "restored" when it is back', async () => {
+    const r = rig()
+    await r.run(2_000)
+    r.line.replace(1, { receive: () => {}, transmit: () => null, tick: () => null })
+    await r.run(35_000)
+    expect(r.uplink('/event').map((e) => e.kind)).toContain('terminal-lost')
+    r.line.replace(1, onLine(r.terminal, (e) => r.tLog.push(e)))
+    r.send({ type: 'HEARTBEAT', uptime: 50, mains: true })
+    await r.run(10_000)
+    const items = await r.items()
+    expect(items.map((e) => e.kind).filter((k) => k !== 'status')).toEqual(['terminal-lost', 'terminal-restored'])
+    expect(items.find((e) => e.kind === 'terminal-lost')).toMatchObject({ class: 'trouble', code: 355, restore: false, terminal: 'SL-T-5', address: 5 })
+  })
+
+  it('when the disk fails, NAKs busy so the terminal keeps the alarm and sends it again', async () => {
+    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    let failures = 2
+    const add = store.addEvent.bind(store)
+    store.addEvent = (e) => {
+      if (failures-- > 0) throw Object.assign(new Error('SQLITE_IOERR: disk I/O error'), { code: 'SQLITE_IOERR' })
+      return add(e)
+    }
+    const r = rig({ store })
+    r.press()
+    await r.run(20_000, () => r.uplink('/alert').length > 0)
+    await r.run(2_000)
+    expect(r.uplink('/alert')).toHaveLength(1)
+    expect(r.logs.filter((l) => l.level === 'error' && /could not store/.test(l.msg))).toHaveLength(2)
+    expect(r.stageNames(1)[0]).toBe('stored')
+  })
+
+  it('with the disk nearly full, drops lower classes (counted, logged) but takes alarms', async () => {
+    const r = rig({ storeOptions: { freeSpace: () => 1024 * 1024 } })
+    r.state.online = false
+    r.press('mains-lost')
+    r.press('emergency')
+    await r.run(5_000)
+    expect(r.store.backlog()).toMatchObject({ alarm: { count: 1 }, trouble: { count: 0 } })
+    expect(r.store.counters()['dropped.trouble.disk']).toBe(1)
+    expect(r.logs.some((l) => l.level === 'warn' && /disk nearly full/.test(l.msg))).toBe(true)
+  })
+
+  it('after a reboot, shows each open alert\'s stage on its terminal again', async () => {
+    const first = rig()
+    first.press()
+    await first.run(5_000)
+    first.command({ id: 'a', type: 'acknowledged', alert: 'SL-T-5:1', by: 'Bao' })
+    await first.run(2_000)
+    first.gateway.stop()
+    const second = rig({ store: first.store, boot: 2 })
+    await second.run(5_000)
+    expect(second.stageNames(1)).toEqual(['acknowledged'])
+  })
+})
+
+describe('gateway: commands', () => {
+  it('rejects malformed and unknown commands with an error report, and goes on', async () => {
+    const r = rig()
+    r.gateway.command('steppelink/v1/gw/gw-1/cmd', Buffer.from('{not json'))
+    r.command({ id: 'x', type: 'launch' })
+    r.command({ id: 'y', type: 'acknowledged', alert: 'nobody:1', by: 'Bao' })
+    r.gateway.command('steppelink/v1/gw/gw-1/cmd', Buffer.from([0xff, 0x00, 0x13]))
+    await r.run(100)
+    expect(r.uplink('/reply').map((e) => e.code)).toEqual(['CMD_UNDECODABLE', 'CMD_UNKNOWN_TYPE', 'CMD_UNKNOWN_ALERT', 'CMD_UNDECODABLE'])
+    expect(r.store.counters()['commands.rejected']).toBe(3)
+    r.press()
+    await r.run(3_000, () => r.uplink('/alert').length > 0)
+    expect(r.uplink('/alert')).toHaveLength(1)
+  })
+
+  it('ignores a command id it has already applied', async () => {
+    const r = rig()
+    r.press()
+    await r.run(3_000)
+    r.command({ id: 'same', type: 'resolved', alert: 'SL-T-5:1' })
+    r.command({ id: 'same', type: 'resolved', alert: 'SL-T-5:1' })
+    await r.run(2_000)
+    expect(r.stageNames(1).filter((s: Stage) => s === 'resolved')).toHaveLength(1)
+  })
+
+  it('platform time corrects event times and goes to the terminals', async () => {
+    const r = rig()
+    await r.run(2_000)
+    const platformNow = 1_795_000_000_000
+    r.command({ id: 't', type: 'time', now: platformNow })
+    r.press()
+    await r.run(3_000, () => r.uplink('/alert').length > 0)
+    const [alert] = r.uplink('/alert')
+    expect(alert!.time.estimated).toBe(false)
+    expect(alert!.time.at).toBeGreaterThanOrEqual(platformNow)
+    expect(alert!.time.at).toBeLessThan(platformNow + 5_000)
+    expect(r.tLog.some((e) => e.kind === 'message' && e.message.type === 'TIME')).toBe(true)
+  })
+
+  it('broadcasts long texts to the terminals in parts', async () => {
+    const r = rig()
+    await r.run(2_000)
+    r.command({ id: 'b', type: 'broadcast', broadcast: 77, text: '白灾预警：今夜暴雪，请把牲畜赶回棚圈。'.repeat(5), urgency: 'urgent' })
+    await r.run(5_000)
+    const displays = r.tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'DISPLAY' ? [e.message] : []))
+    expect(displays.length).toBe(2)
+    expect(displays.map((d) => [d.part, d.parts])).toEqual([[1, 2], [2, 2]])
+    expect(displays.map((d) => d.text).join('')).toBe('白灾预警：今夜暴雪，请把牲畜赶回棚圈。'.repeat(5))
+  })
+
+  it('birth and death carry the session counter', () => {
+    const r = rig()
+    const b1 = decodePayload(r.gateway.birth().payload)
+    const d1 = decodePayload(r.gateway.death().payload)
+    const b2 = decodePayload(r.gateway.birth().payload)
+    expect(b1).toMatchObject({ type: 'birth', online: true, session: 1, gateway: 'gw-1', area: 'sumu-7' })
+    expect(d1).toMatchObject({ type: 'death', online: false, session: 1 })
+    expect(b2).toMatchObject({ session: 2 })
+  })
+})
+

@@ -1,0 +1,456 @@
+/**
+ * The gateway's MQTT connection to the platform's broker, built for a rural cellular link
+ * that drops for hours and for a thousand gateways that come back at once after a
+ * regional outage. MQTT 3.1.1 (protocolVersion 4), QoS 1 everywhere.
+ *
+ * Theory of operation (rule IDs are used in the tests):
+ * - [UPLINK-1] One mqtt.js client per connection attempt, always with `reconnectPeriod: 0`:
+ *   mqtt.js never reconnects and never replays on its own. This file owns the retry loop,
+ *   the failover and the backoff, and a stale client can never resend or call back late.
+ * - [UPLINK-2] Nothing is queued while offline. `publish()` rejects with UPLINK_OFFLINE at
+ *   once; the durable outbox is the only queue.
+ * - [UPLINK-3] `publish()` resolves on PUBACK, and only then. If the connection closes
+ *   first it rejects with UPLINK_CLOSED. mqtt.js with `clean: false` would keep such a
+ *   message in its in-memory store and never call back (it waits to resend it on the same
+ *   client), so the rejection is ours; the store goes away with its client, and the outbox
+ *   publishes the item again under the same id, which is safe [MQTT-3.2].
+ * - [UPLINK-4] At every CONNACK the birth is published (retained, QoS 1) before any other
+ *   publish, and the command subscriptions are issued again (QoS 1, cheap, and needed when
+ *   the broker lost the session). `online` becomes true only once both are acknowledged.
+ * - [UPLINK-5] The will is the death (retained, QoS 1). A graceful stop publishes the same
+ *   payload itself and then sends DISCONNECT, on which the broker discards the will; a
+ *   stop that is not graceful just drops the connection and leaves the death to the will.
+ * - [UPLINK-6] Retry delay = random() * min(maxMs, initialMs * 2^failures) ("full
+ *   jitter"), so gateways returning together spread out. `failures` counts attempts since
+ *   the last connection that stayed online for `stableMs`: a link that flaps keeps
+ *   backing off instead of hammering the broker.
+ * - [UPLINK-7] Failover: an attempt that fails moves on to the next broker URL. After a
+ *   connection that was online is lost, that broker is tried first again, because the
+ *   persistent session (and the commands queued in it meanwhile) lives there.
+ * - [UPLINK-8] A link where bytes just stop (no FIN) is found by the MQTT keepalive:
+ *   mqtt.js sends PINGREQ once no ack has come back for `keepaliveS` and drops the
+ *   connection at 1.5 × keepaliveS without an answer; the broker, on its side, publishes
+ *   the will after 1.5 × keepaliveS without a packet [MQTT-3.1.2-24].
+ */
+
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+
+/** The clock the retry loop runs on; injectable so tests can hold or record it. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+export interface UplinkState {
+  online: boolean
+  /**
+   * The broker this state is about: the one now connected, or the one just lost or that
+   * just failed. null before the first attempt and once stopped.
+   */
+  broker: string | null
+  /** One log line: what happened and what comes next. */
+  reason?: string
+  /** When offline with another attempt scheduled: its delay, ms. */
+  retryInMs?: number
+}
+
+export interface UplinkOptions {
+  /** Broker URLs (`mqtt://host:1883`, `mqtts://...`), tried in turn on failure. [UPLINK-7] */
+  brokers: string[]
+  /** Stable per gateway (`steppelink-gw-<id>`), so the broker finds the persistent session again. */
+  clientId: string
+  username?: string
+  password?: string
+  /** MQTT keepalive, s. Default 60. A silent link is noticed within 1.5 × this. [UPLINK-8] */
+  keepaliveS?: number
+  /** Command topics, subscribed with QoS 1 on every connect. [UPLINK-4] */
+  subscriptions: string[]
+  /** The death, registered as the will: retained, QoS 1. [UPLINK-5] */
+  will: { topic: string; payload: Buffer }
+  /**
+   * Called at every CONNACK (the caller counts its sessions inside); published retained,
+   * QoS 1, before anything else. Must not throw. [UPLINK-4]
+   */
+  birth: () => { topic: string; payload: Buffer }
+  backoff?: {
+    /** First retry ceiling, ms. Default 1000. */
+    initialMs?: number
+    /** Largest retry ceiling, ms. Default 300000 (5 min). */
+    maxMs?: number
+    /** A connection online this long resets the backoff, ms. Default 60000. */
+    stableMs?: number
+  }
+  /** No CONNACK within this, ms: the attempt fails. Default 30000 (TCP + CONNECT over 2G). */
+  connectTimeoutMs?: number
+  /** Bound on a graceful stop (death PUBACK, then the broker closing), ms. Default 5000. */
+  stopTimeoutMs?: number
+  /** Jitter source in [0, 1). Default Math.random. */
+  random?: () => number
+  /** Default: the global setTimeout / clearTimeout. mqtt.js keeps its own keepalive timers. */
+  timers?: Timers
+  /** Default mqtt.connect. */
+  connect?: typeof mqtt.connect
+  /**
+   * A command arrived; mqtt.js sends its PUBACK when this returns. May come before
+   * `online` is true (the broker delivers a resumed session's queue right after CONNACK),
+   * so a reply must go through the outbox, not straight to publish(). Must not throw.
+   */
+  onCommand: (topic: string, payload: Buffer) => void
+  onState: (s: UplinkState) => void
+}
+
+export type UplinkErrorCode = 'UPLINK_OFFLINE' | 'UPLINK_CLOSED'
+
+/** A publish that did not get its PUBACK; the outbox keeps the item and retries later. */
+export class UplinkError extends Error {
+  readonly code: UplinkErrorCode
+  constructor(code: UplinkErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UplinkError'
+    this.code = code
+  }
+}
+
+/** [UPLINK-6] Full jitter: a uniform delay in [0, min(maxMs, initialMs * 2^failures)). */
+export function backoffDelay(failures: number, initialMs: number, maxMs: number, random: () => number): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 40))
+  return Math.floor(random() * ceiling)
+}
+
+// ---------------------------------------------------------------------------------------
+// Phases. Invariants: `#client` is non-null exactly in connecting, birth, online and
+// stopping; a retry timer runs only in waiting; `online` is true only in online.
+
+type Phase = 'idle' | 'connecting' | 'birth' | 'online' | 'waiting' | 'stopping' | 'stopped'
+type Step = 'start' | 'connack' | 'ready' | 'closed' | 'retry' | 'stop' | 'stopped'
+
+const NEXT: Record<Phase, Partial<Record<Step, Phase>>> = {
+  idle: { start: 'connecting', stop: 'stopping' },
+  connecting: { connack: 'birth', closed: 'waiting', stop: 'stopping' },
+  birth: { ready: 'online', closed: 'waiting', stop: 'stopping' },
+  online: { closed: 'waiting', stop: 'stopping' },
+  waiting: { retry: 'connecting', stop: 'stopping' },
+  stopping: { stopped: 'stopped' },
+  stopped: {},
+}
+
+interface Inflight {
+  client: MqttClient
+  fail: (e: UplinkError) => void
+}
+
+const defaultTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+}
+
+const BROKER_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
+
+export class Uplink {
+  readonly #o: UplinkOptions
+  readonly #keepaliveS: number
+  readonly #initialMs: number
+  readonly #maxMs: number
+  readonly #stableMs: number
+  readonly #connectTimeoutMs: number
+  readonly #stopTimeoutMs: number
+  readonly #random: () => number
+  readonly #timers: Timers
+  readonly #connect: typeof mqtt.connect
+
+  #phase: Phase = 'idle'
+  #client: MqttClient | null = null
+  #broker: string | null = null
+  #lastError: Error | null = null
+  /** Index into brokers of the next attempt. */
+  #next = 0
+  #failures = 0
+  #retryTimer: unknown = null
+  #stableTimer: unknown = null
+  #stopping: Promise<void> | null = null
+  readonly #inflight = new Set<Inflight>()
+  readonly #closed = new WeakSet<MqttClient>()
+
+  constructor(o: UplinkOptions) {
+    if (o.brokers.length === 0) throw new Error('Uplink: brokers is empty')
+    for (const url of o.brokers) {
+      let protocol: string
+      try {
+        protocol = new URL(url).protocol
+      } catch {
+        throw new Error(`Uplink: broker ${JSON.stringify(url)} is not a URL`)
+      }
+      if (!BROKER_PROTOCOLS.has(protocol)) throw new Error(`Uplink: broker ${url}: unsupported protocol ${protocol}`)
+    }
+    if (o.clientId.length === 0) throw new Error('Uplink: clientId is empty')
+    const keepaliveS = o.keepaliveS ?? 60
+    if (!Number.isInteger(keepaliveS) || keepaliveS < 1 || keepaliveS > 65535) {
+      throw new Error(`Uplink: keepaliveS must be an integer in 1..65535 (0 would disable half-open detection), got ${keepaliveS}`)
+    }
+    this.#o = o
+    this.#keepaliveS = keepaliveS
+    this.#initialMs = o.backoff?.initialMs ?? 1000
+    this.#maxMs = o.backoff?.maxMs ?? 300_000
+    this.#stableMs = o.backoff?.stableMs ?? 60_000
+    this.#connectTimeoutMs = o.connectTimeoutMs ?? 30_000
+    this.#stopTimeoutMs = o.stopTimeoutMs ?? 5000
+    this.#random = o.random ?? Math.random
+    this.#timers = o.timers ?? defaultTimers
+    this.#connect = o.connect ?? mqtt.connect
+  }
+
+  get online(): boolean {
+    return this.#phase === 'online'
+  }
+
+  /** Connects to the first broker at once; from then on the uplink keeps itself connected. */
+  start(): void {
+    if (this.#phase !== 'idle') throw new Error(`Uplink.start() called in phase ${this.#phase}; an Uplink starts once`)
+    this.#to('start')
+    this.#attempt()
+  }
+
+  /** [UPLINK-2] [UPLINK-3] QoS 1; resolves on PUBACK. */
+  publish(topic: string, payload: Buffer, opts: { retain?: boolean } = {}): Promise<void> {
+    if (topic.length === 0 || /[+#\u0000]/.test(topic)) throw new TypeError(`Uplink.publish: invalid topic ${JSON.stringify(topic)}`)
+    const client = this.#client
+    if (this.#phase !== 'online' || client === null || !client.connected) {
+      return Promise.reject(new UplinkError('UPLINK_OFFLINE', `uplink offline (${this.#phase}); not sent: ${topic}`))
+    }
+    return this.#publishOn(client, topic, payload, opts.retain ?? false)
+  }
+
+  /**
+   * [UPLINK-5] graceful: publish the death (retained) and DISCONNECT, so the broker drops
+   * the will. Not graceful: drop the connection; the broker publishes the will (at once on
+   * a clean TCP close, after 1.5 × keepalive if the link is dead). Calling it again returns
+   * the same promise. Publishes still waiting for PUBACK reject with UPLINK_CLOSED.
+   */
+  stop(opts: { graceful: boolean } = { graceful: false }): Promise<void> {
+    this.#stopping ??= this.#stop(opts.graceful)
+    return this.#stopping
+  }
+
+  async #stop(graceful: boolean): Promise<void> {
+    this.#clearTimer('retry')
+    this.#clearTimer('stable')
+    const wasOnline = this.#phase === 'online'
+    const client = this.#client
+    const broker = this.#broker
+    this.#to('stop')
+    let reason = 'stopped'
+    if (client !== null) {
+      let deathAcked = false
+      if (graceful && wasOnline) {
+        this.#o.onState({ online: false, broker, reason: `stopping: publishing the death to ${broker}` })
+        deathAcked = await this.#within(this.#publishOn(client, this.#o.will.topic, this.#o.will.payload, true), this.#stopTimeoutMs)
+      }
+      await this.#end(client, !deathAcked)
+      reason = deathAcked
+        ? `stopped: death published to ${broker} and disconnected`
+        : graceful && wasOnline
+          ? `stopped: the death got no PUBACK within ${this.#stopTimeoutMs} ms; connection dropped, the broker publishes the will`
+          : `stopped: connection to ${broker} dropped; the broker publishes the will`
+    }
+    this.#client = null
+    this.#failAll(null, 'uplink stopped')
+    this.#to('stopped')
+    this.#o.onState({ online: false, broker: null, reason })
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  #to(step: Step): void {
+    const next = NEXT[this.#phase][step]
+    if (next === undefined) throw new Error(`Uplink: no transition for ${step} in phase ${this.#phase}`)
+    this.#phase = next
+  }
+
+  #attempt(): void {
+    const url = this.#o.brokers[this.#next]
+    if (url === undefined) throw new Error(`Uplink: broker index ${this.#next} out of range`)
+    this.#broker = url
+    this.#lastError = null
+    const options: IClientOptions = {
+      protocolVersion: 4,
+      clientId: this.#o.clientId,
+      username: this.#o.username,
+      password: this.#o.password,
+      clean: false,
+      keepalive: this.#keepaliveS,
+      reconnectPeriod: 0, // [UPLINK-1]
+      connectTimeout: this.#connectTimeoutMs,
+      queueQoSZero: false,
+      resubscribe: false,
+      will: { topic: this.#o.will.topic, payload: this.#o.will.payload, qos: 1, retain: true },
+    }
+    const client = this.#connect(url, options)
+    this.#client = client
+    client.on('connect', (connack) => this.#onConnack(client, url, connack.sessionPresent))
+    // Commands are delivered even from a client being torn down: mqtt.js acknowledges them.
+    client.on('message', (topic, payload) => this.#o.onCommand(topic, payload))
+    client.on('error', (err) => {
+      if (client === this.#client) this.#lastError = err
+    })
+    client.on('close', () => this.#onClose(client, url))
+  }
+
+  #onConnack(client: MqttClient, url: string, sessionPresent: boolean): void {
+    if (client !== this.#client || this.#phase !== 'connecting') return
+    this.#to('connack')
+    const birth = this.#o.birth()
+    // The birth goes on the wire first; the SUBSCRIBE follows it in the same round trip.
+    const born = this.#publishOn(client, birth.topic, birth.payload, true)
+    const subscribed = this.#subscribeOn(client, this.#o.subscriptions)
+    Promise.all([born, subscribed]).then(
+      ([, refused]) => {
+        if (client !== this.#client || this.#phase !== 'birth') return
+        this.#to('ready')
+        this.#stableTimer = this.#timers.setTimeout(() => {
+          this.#stableTimer = null
+          this.#failures = 0
+        }, this.#stableMs)
+        const session = sessionPresent ? 'session resumed' : 'new session'
+        const warning = refused.length > 0 ? `; subscriptions refused by the broker: ${refused.join(', ')}` : ''
+        this.#o.onState({ online: true, broker: url, reason: `connected to ${url} (${session}), birth published${warning}` })
+      },
+      (err: unknown) => {
+        if (client !== this.#client || this.#phase !== 'birth') return
+        this.#lastError ??= err instanceof Error ? err : new Error(String(err))
+        client.end(true)
+      },
+    )
+  }
+
+  #onClose(client: MqttClient, url: string): void {
+    this.#closed.add(client)
+    this.#failAll(client, `connection to ${url} closed before PUBACK`)
+    if (client !== this.#client) return
+    if (this.#phase === 'stopping' || this.#phase === 'stopped') return
+    const was = this.#phase
+    this.#client = null
+    this.#clearTimer('stable')
+    client.end(true) // releases mqtt.js state; its stream is already closed
+    const n = this.#o.brokers.length
+    if (was !== 'online') this.#next = (this.#next + 1) % n
+    const delay = backoffDelay(this.#failures, this.#initialMs, this.#maxMs, this.#random)
+    this.#failures += 1
+    this.#to('closed')
+    this.#retryTimer = this.#timers.setTimeout(() => {
+      this.#retryTimer = null
+      this.#to('retry')
+      this.#attempt()
+    }, delay)
+    const what =
+      was === 'online'
+        ? `connection to ${url} lost`
+        : was === 'birth'
+          ? `connection to ${url} closed before the birth was acknowledged`
+          : `connect to ${url} failed`
+    const nextUrl = this.#o.brokers[this.#next] ?? url
+    this.#o.onState({
+      online: false,
+      broker: url,
+      reason: `${what}: ${this.#describe(this.#lastError)}; attempt ${this.#failures + 1} in ${delay} ms to ${nextUrl}`,
+      retryInMs: delay,
+    })
+  }
+
+  #describe(err: Error | null): string {
+    if (err === null) return 'closed by the peer'
+    if (err.message === 'Keepalive timeout') {
+      return `keepalive timeout: no PINGRESP within 1.5 × ${this.#keepaliveS} s (silent link)`
+    }
+    if (err.message === 'connack timeout') return `no CONNACK within ${this.#connectTimeoutMs} ms`
+    const code = (err as { code?: unknown }).code
+    return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message
+  }
+
+  #publishOn(client: MqttClient, topic: string, payload: Buffer, retain: boolean): Promise<void> {
+    return this.#track(client, `publish to ${topic}`, (done) => {
+      client.publish(topic, payload, { qos: 1, retain }, (err) => done(err ?? null, undefined))
+    })
+  }
+
+  /** Resolves with the topics the broker refused (SUBACK 0x80). */
+  #subscribeOn(client: MqttClient, topics: string[]): Promise<string[]> {
+    if (topics.length === 0) return Promise.resolve([])
+    return this.#track<string[]>(client, 'subscribe', (done) => {
+      client.subscribe(topics, { qos: 1 }, (err, granted) => {
+        // mqtt.js reports a refused topic as an error carrying the SUBACK; that is not a
+        // reason to stay offline: alarms must still go up.
+        const suback = err !== null && 'packet' in err ? (err as { packet?: { granted?: unknown } }).packet : undefined
+        if (err !== null && !Array.isArray(suback?.granted)) return done(err, [])
+        const codes: unknown[] = Array.isArray(suback?.granted) ? suback.granted : (granted ?? []).map((g) => g.qos)
+        done(
+          null,
+          topics.filter((_, i) => typeof codes[i] === 'number' && ((codes[i] as number) & 0x80) !== 0),
+        )
+      })
+    })
+  }
+
+  /** Runs one acknowledged request; the close of its client rejects it with UPLINK_CLOSED. */
+  #track<T>(client: MqttClient, what: string, start: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry: Inflight = { client, fail: reject }
+      this.#inflight.add(entry)
+      start((err, value) => {
+        if (!this.#inflight.delete(entry)) return
+        if (err) reject(new UplinkError('UPLINK_CLOSED', `${what}: ${err.message}`, { cause: err }))
+        else resolve(value)
+      })
+    })
+  }
+
+  /** Rejects the requests of one client (or of all when null). */
+  #failAll(client: MqttClient | null, message: string): void {
+    for (const entry of this.#inflight) {
+      if (client !== null && entry.client !== client) continue
+      this.#inflight.delete(entry)
+      entry.fail(new UplinkError('UPLINK_CLOSED', message, { cause: this.#lastError ?? undefined }))
+    }
+  }
+
+  /** Ends a client and waits for its connection to close, within stopTimeoutMs. */
+  async #end(client: MqttClient, force: boolean): Promise<void> {
+    if (this.#closed.has(client)) return
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    // A graceful end waits for outstanding PUBACKs, sends DISCONNECT and half-closes; a
+    // dead link never finishes that, and end(true) after end(false) is a no-op in mqtt.js,
+    // so the bound destroys the stream itself.
+    client.end(force)
+    if (!(await this.#within(closed, this.#stopTimeoutMs))) {
+      client.stream.destroy()
+      await closed
+    }
+  }
+
+  /** true if p settled successfully within ms. */
+  #within(p: Promise<unknown>, ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const timer = this.#timers.setTimeout(() => resolve(false), ms)
+      p.then(
+        () => {
+          this.#timers.clearTimeout(timer)
+          resolve(true)
+        },
+        () => {
+          this.#timers.clearTimeout(timer)
+          resolve(false)
+        },
+      )
+    })
+  }
+
+  #clearTimer(which: 'retry' | 'stable'): void {
+    if (which === 'retry' && this.#retryTimer !== null) {
+      this.#timers.clearTimeout(this.#retryTimer)
+      this.#retryTimer = null
+    }
+    if (which === 'stable' && this.#stableTimer !== null) {
+      this.#timers.clearTimeout(this.#stableTimer)
+      this.#stableTimer = null
+    }
+  }
+}
