@@ -121,14 +121,10 @@ export function gatewayHelp(): string {
   ].join('\n')
 }
 
-// gateway/main.ts (the wiring of the real port, store and broker) is imported by name at
-// run time only, so this command does not load serialport, SQLite and MQTT for --help.
-const GATEWAY_MAIN = '../gateway/main.js'
-
+// gateway/main.ts (the wiring of the real port, store and broker) is imported at run time
+// only, so this command does not load serialport, SQLite and MQTT for --help.
 async function loadRunGateway(): Promise<RunGateway> {
-  const main = (await import(GATEWAY_MAIN)) as { runGateway?: unknown }
-  if (typeof main.runGateway !== 'function') throw new Error(`${GATEWAY_MAIN} does not export runGateway`)
-  return main.runGateway as RunGateway
+  return (await import('../gateway/main.js')).runGateway
 }
 
 export async function gatewayCommand(args: string[], io: Partial<GatewayCommandIo> = {}): Promise<number> {

@@ -21,6 +21,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'encode a frame given as JSON into serial-link bytes (hex)',
     run: async (args) => (await import('./link-tools.js')).encodeCommand(args),
   },
+  gateway: {
+    summary: 'run the center-household gateway: serial in, durable store-and-forward, MQTT out, answers back',
+    run: async (args) => (await import('./gateway-command.js')).gatewayCommand(args),
+  },
   demo: {
     summary: 'run a terminal and a gateway link end against each other over a simulated noisy line',
     run: async (args) => (await import('./link-demo.js')).demoCommand(args),

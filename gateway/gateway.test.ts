@@ -189,6 +189,9 @@ describe('gateway: store and forward', () => {
     const batch = (await decodeBatch(r.published.find((p) => p.topic.endsWith('/batch'))!.payload)) as { items: { kind: string; class: string }[] }
     expect(batch.items.map((i) => i.kind)).toEqual(['callback', 'mains-lost', 'battery-low', 'status'])
     expect(r.store.backlog()).toMatchObject({ request: { count: 0 }, trouble: { count: 0 } })
+    await r.run(2_000)
+    // The call-back request (press 3) is done at PUBACK: its terminal sees it sent.
+    expect(r.stageNames(3)).toEqual(['stored', 'sent'])
   })
 
   it('coalesces heartbeats while offline into one status with the lowest battery', async () => {
@@ -313,11 +316,15 @@ describe('gateway: commands', () => {
 
   it('birth and death carry the session counter', () => {
     const r = rig()
+    const w1 = decodePayload(r.gateway.will().payload)
     const b1 = decodePayload(r.gateway.birth().payload)
-    const d1 = decodePayload(r.gateway.death().payload)
+    const rebirth = decodePayload(r.gateway.birth().payload)
+    const w2 = decodePayload(r.gateway.will().payload)
     const b2 = decodePayload(r.gateway.birth().payload)
+    expect(w1).toMatchObject({ type: 'death', online: false, session: 1 })
     expect(b1).toMatchObject({ type: 'birth', online: true, session: 1, gateway: 'gw-1', area: 'sumu-7' })
-    expect(d1).toMatchObject({ type: 'death', online: false, session: 1 })
+    expect(rebirth).toMatchObject({ session: 1 })
+    expect(w2).toMatchObject({ session: 2 })
     expect(b2).toMatchObject({ session: 2 })
   })
 })

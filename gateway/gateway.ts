@@ -83,6 +83,7 @@ const INDICATED_CLASSES = new Set(['alarm', 'request'])
 const RECENT_MS = 3_600_000
 const BOUNDS_EVERY_MS = 60_000
 const INDICATE_PRIORITY = 10
+const INDICATE_TEXT_MAX_BYTES = 120
 
 export class Gateway {
   readonly topics: GatewayTopics
@@ -220,7 +221,7 @@ export class Gateway {
         return
       }
       case 'DISPLAY_READ':
-        this.#gatewayEvent('broadcast-read', terminal, `broadcast ${m.id}`)
+        this.#gatewayEvent('broadcast-read', terminal, `broadcast ${m.id}`, { broadcast: m.id })
         this.link.accept(ref)
         return
       default:
@@ -288,8 +289,11 @@ export class Gateway {
     if (e.number === null || e.terminal === null) return
     const address = [...this.#terminals.values()].find((t) => t.terminal === e.terminal)?.address ?? e.address
     if (address === null) return
-    const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...extra }
-    this.link.send(address, message, { coalesce: `indicate:${e.number}`, priority: INDICATE_PRIORITY })
+    // Operators' texts can be longer than a terminal's line: cut at a character boundary.
+    const text = extra.text === undefined ? undefined : splitDisplayText(extra.text, INDICATE_TEXT_MAX_BYTES, 1).parts[0]
+    const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(extra.eta !== undefined ? { eta: extra.eta } : {}) }
+    // Not coalesced: the terminal shows every stage in turn (at most seven per alert).
+    this.link.send(address, message, { priority: INDICATE_PRIORITY })
     this.#flushSerial()
   }
 
@@ -308,7 +312,7 @@ export class Gateway {
     )
   }
 
-  #gatewayEvent(kind: GatewayKind, t: KnownTerminal | null, text?: string): void {
+  #gatewayEvent(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}): void {
     const n = this.store.bump('gateway-event')
     const id = `${this.settings.gateway}:g${n}`
     const cls = CLASS_OF[kind]
@@ -324,6 +328,7 @@ export class Gateway {
       address: t?.address ?? null,
       number: null,
       ...(text !== undefined ? { text } : {}),
+      ...extra,
     }
     try {
       const r = this.store.addEvent({ id, terminal: null, address: t?.address ?? null, number: null, cls, body, receivedAt: this.io.now(), boot: this.clock.boot, offset: this.clock.offset })
@@ -409,12 +414,28 @@ export class Gateway {
       for (let p = this.outbox.nextBacklog(this.io.now()); p && this.io.online() && !this.#stopped; p = this.outbox.nextBacklog(this.io.now())) {
         await this.#publish(p)
         this.outbox.published(p, this.io.now())
+        this.#requestsSent(p)
       }
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'backlog publication interrupted; it stays in the store')
     } finally {
       this.#backlogBusy = false
     }
+  }
+
+  /**
+   * A call-back request is done at the broker's PUBACK (it is not an alarm: no receipt is
+   * awaited); its terminal is told it is `sent`, the last stage it will see.
+   */
+  #requestsSent(p: Publication): void {
+    if (p.kind === 'alert') return
+    const items = p.kind === 'batch' ? p.payload.items : [p.payload]
+    for (const item of items) {
+      if (item.class !== 'request' || !('number' in item) || item.number === null || item.terminal === null) continue
+      const address = [...this.#terminals.values()].find((t) => t.terminal === item.terminal)?.address
+      if (address !== undefined) this.link.send(address, { type: 'INDICATE', event: item.number, stage: 'sent' }, { priority: INDICATE_PRIORITY })
+    }
+    this.#flushSerial()
   }
 
   async #publishAlarm(p: Publication): Promise<void> {
@@ -446,9 +467,20 @@ export class Gateway {
     }
   }
 
-  /** The birth message for a new connection: the session counter goes up by one. [MQTT-2.2] */
-  birth(): { topic: string; payload: Buffer } {
+  /**
+   * Asked before each connection attempt: a new session (the counter goes up by one), and
+   * its death to register as the Last Will. The birth that follows names the same
+   * session, so the platform can tell a late death of an old connection from the death
+   * of the current one. [MQTT-2.2]
+   */
+  will(): { topic: string; payload: Buffer } {
     this.#session = this.store.bump('birth')
+    return this.death()
+  }
+
+  /** The birth message of the current session (published on connect, and on rebirth). [MQTT-2.2] */
+  birth(): { topic: string; payload: Buffer } {
+    if (this.#session === 0) this.#session = this.store.bump('birth')
     const b: Birth = {
       v: MQTT_CONTRACT_VERSION,
       type: 'birth',
@@ -526,11 +558,11 @@ export class Gateway {
     if (this.#recentCommands.length > 1000) this.#recentCommands.shift()
     try {
       this.#apply(topic, c)
+      this.#flushSerial()
     } catch (err) {
       this.log.error({ err, command: c.id, type: c.type }, 'internal error applying a command')
       void this.#reply(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
     }
-    this.#flushSerial()
     void this.pump()
   }
 

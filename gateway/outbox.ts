@@ -19,14 +19,12 @@
  *    interval (or when the platform asks).
  */
 
-import { MQTT_CONTRACT_VERSION, type Batch, type TerminalStatus, type UplinkEvent } from '../protocol/mqtt.js'
+import { BATCH_MAX_BYTES, BATCH_MAX_ITEMS, MQTT_CONTRACT_VERSION, encodePayload, type Batch, type TerminalStatus, type UplinkEvent } from '../protocol/mqtt.js'
 import type { GatewayClock } from './clock.js'
 import type { CoalescedStatus, StoredEvent, Store } from './store.js'
 
 export const ALARM_RETRY_MS = [5_000, 10_000, 20_000, 40_000, 60_000] as const
 export const ALARM_RETRY_JITTER = 0.2
-export const BATCH_MAX_ITEMS = 500
-export const BATCH_MAX_BYTES = 64 * 1024
 
 export type Publication =
   | { kind: 'alert'; ids: [string]; payload: UplinkEvent }
@@ -90,11 +88,27 @@ export class Outbox {
   nextBacklog(now: number): Publication | null {
     const events = this.store.dueBacklog(now, BATCH_MAX_ITEMS, BATCH_MAX_BYTES)
     const statusDue = this.#statusRequested || now - this.#lastStatusAt >= this.options.statusIntervalMs
-    const statuses = statusDue ? this.store.dirtyStatuses().slice(0, Math.max(0, BATCH_MAX_ITEMS - events.length)) : []
-    const items: (UplinkEvent | TerminalStatus)[] = [
-      ...events.map((e) => this.uplinkEvent(e, e.attempts + 1)),
-      ...statuses.map((s) => this.terminalStatus(s)),
-    ]
+    // The batch cap counts the items as published (JSON size, an upper bound of CBOR's).
+    const items: (UplinkEvent | TerminalStatus)[] = []
+    let bytes = 0
+    for (const e of events) {
+      const item = this.uplinkEvent(e, e.attempts + 1)
+      const size = encodePayload(item, 'json').length
+      if (items.length > 0 && bytes + size > BATCH_MAX_BYTES) break
+      items.push(item)
+      bytes += size
+    }
+    events.length = items.length
+    // Statuses fill what room the events leave, by items and by bytes.
+    const statuses: CoalescedStatus[] = []
+    for (const s of statusDue ? this.store.dirtyStatuses() : []) {
+      const item = this.terminalStatus(s)
+      const size = encodePayload(item, 'json').length
+      if (items.length >= BATCH_MAX_ITEMS || (items.length > 0 && bytes + size > BATCH_MAX_BYTES)) break
+      items.push(item)
+      statuses.push(s)
+      bytes += size
+    }
     if (items.length === 0) return null
     const ids = events.map((e) => e.id)
     if (items.length === 1) return { kind: 'event', ids, statuses, payload: items[0]! }

@@ -65,8 +65,12 @@ export interface UplinkOptions {
   keepaliveS?: number
   /** Command topics, subscribed with QoS 1 on every connect. [UPLINK-4] */
   subscriptions: string[]
-  /** The death, registered as the will: retained, QoS 1. [UPLINK-5] */
-  will: { topic: string; payload: Buffer }
+  /**
+   * The death, registered as the will: retained, QoS 1. [UPLINK-5] A function is asked
+   * again before every connection attempt, so that the death can name the session that
+   * the birth of that connection will carry (the Sparkplug B bdSeq pattern).
+   */
+  will: { topic: string; payload: Buffer } | (() => { topic: string; payload: Buffer })
   /**
    * Called at every CONNACK (the caller counts its sessions inside); published retained,
    * QoS 1, before anything else. Must not throw. [UPLINK-4]
@@ -160,6 +164,8 @@ export class Uplink {
 
   #phase: Phase = 'idle'
   #client: MqttClient | null = null
+  /** The will of the current (or last) connection; the death a graceful stop publishes. */
+  #will: { topic: string; payload: Buffer } = { topic: '', payload: Buffer.alloc(0) }
   #broker: string | null = null
   #lastError: Error | null = null
   /** Index into brokers of the next attempt. */
@@ -243,7 +249,7 @@ export class Uplink {
       let deathAcked = false
       if (graceful && wasOnline) {
         this.#o.onState({ online: false, broker, reason: `stopping: publishing the death to ${broker}` })
-        deathAcked = await this.#within(this.#publishOn(client, this.#o.will.topic, this.#o.will.payload, true), this.#stopTimeoutMs)
+        deathAcked = await this.#within(this.#publishOn(client, this.#will.topic, this.#will.payload, true), this.#stopTimeoutMs)
       }
       await this.#end(client, !deathAcked)
       reason = deathAcked
@@ -271,6 +277,7 @@ export class Uplink {
     if (url === undefined) throw new Error(`Uplink: broker index ${this.#next} out of range`)
     this.#broker = url
     this.#lastError = null
+    this.#will = typeof this.#o.will === 'function' ? this.#o.will() : this.#o.will
     const options: IClientOptions = {
       protocolVersion: 4,
       clientId: this.#o.clientId,
@@ -282,7 +289,7 @@ export class Uplink {
       connectTimeout: this.#connectTimeoutMs,
       queueQoSZero: false,
       resubscribe: false,
-      will: { topic: this.#o.will.topic, payload: this.#o.will.payload, qos: 1, retain: true },
+      will: { topic: this.#will.topic, payload: this.#will.payload, qos: 1, retain: true },
     }
     const client = this.#connect(url, options)
     this.#client = client

@@ -65,7 +65,8 @@ export type DecodeResult =
 
 // cbor-x configured for plain RFC 8949 maps, no extensions: a C decoder must read what we write.
 const cborEncoder = new Encoder({ useRecords: false, mapsAsObjects: false, variableMapSize: true, tagUint8Array: false, pack: false })
-const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' } as ConstructorParameters<typeof Decoder>[0])
+// An 8-byte integer decodes as a BigInt, which every schema refuses: no field of ours needs it.
+const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: false })
 
 const validators = new Map([...MESSAGE_BY_TYPE].map(([type, def]) => [type, Compile(def.schema as never)]))
 

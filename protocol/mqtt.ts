@@ -18,6 +18,7 @@
 import { Decoder, Encoder } from 'cbor-x'
 import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { splitDisplayText } from './display.js'
 import { EVENT_KINDS, STAGES, URGENCIES } from './messages.js'
 
 export const MQTT_CONTRACT_VERSION = 1
@@ -129,6 +130,8 @@ export const UplinkEvent = Type.Object(
     attempt: Type.Integer({ minimum: 1, description: 'how many times this id has been published' }),
     text: Type.Optional(Type.String({ maxLength: 1000 })),
     stage: Type.Optional(names(STAGES)),
+    terminalTime: Type.Optional(Type.Integer({ description: "UNIX ms from the terminal's own clock, if it had been told the time" })),
+    broadcast: Type.Optional(Type.Integer({ description: 'broadcast id, for kind broadcast-read' })),
   },
   { additionalProperties: true },
 )
@@ -169,7 +172,7 @@ export const Birth = Type.Object(
     type: Type.Enum(['birth', 'death']),
     gateway: Type.String(),
     online: Type.Boolean(),
-    session: Type.Integer({ minimum: 0, description: 'birth counter: +1 at every connection' }),
+    session: Type.Integer({ minimum: 0, description: 'session counter: +1 at every connection attempt; the will names the same session as the birth' }),
     time: Type.Optional(Time),
     version: Type.Optional(Type.String()),
     encoding: Type.Optional(Type.Enum(['cbor', 'json'])),
@@ -178,6 +181,10 @@ export const Birth = Type.Object(
   { additionalProperties: true },
 )
 export type Birth = Static<typeof Birth>
+
+/** Batches stay small enough for a slow link and a small board. [MQTT-4.2] */
+export const BATCH_MAX_ITEMS = 500
+export const BATCH_MAX_BYTES = 64 * 1024
 
 export const Batch = Type.Object(
   {
@@ -229,7 +236,12 @@ export const Dispatched = command('dispatched', {
 export const Resolved = command('resolved', { alert: alertId, text: Type.Optional(Type.String({ maxLength: 200 })) })
 export const Broadcast = command('broadcast', {
   broadcast: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'broadcast id' }),
-  text: Type.String({ minLength: 1, maxLength: 2000 }),
+  // What a terminal can show: 15 DISPLAY parts of 180 bytes of UTF-8. [LINK-5.8]
+  text: Type.Refine(
+    Type.String({ minLength: 1, maxLength: 2700 }),
+    (t: string) => !splitDisplayText(t).truncated,
+    () => 'must fit 15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters)',
+  ),
   urgency: names(URGENCIES),
   expires: Type.Optional(Type.Integer({ description: 'UNIX ms' })),
 })
@@ -237,7 +249,7 @@ export const PlatformTime = command('time', { now: Type.Integer({ minimum: 1_500
 export const Configure = command('config', {
   heartbeat: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal heartbeat, s' })),
   supervision: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal lost after, s' })),
-  receiptTimeout: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600, description: 'unconfirmed after, s' })),
+  receiptTimeout: Type.Optional(Type.Integer({ minimum: 5, maximum: 86400, description: 'unconfirmed after, s' })),
   statusInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'gateway status, s' })),
 })
 export const StatusRequest = command('status-request', {})
@@ -265,23 +277,34 @@ export type Encoding = 'cbor' | 'json'
 
 // Maps with text keys, no cbor-x extensions: what any CBOR decoder reads as a plain map.
 const cborEncoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false })
-const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: true } as ConstructorParameters<typeof Decoder>[0])
+// 8-byte integers (UNIX ms as other encoders write them) decode as numbers, not BigInt.
+const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: true, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0])
+
+/**
+ * Integers beyond 32 bits (UNIX milliseconds) as BigInt, so that cbor-x writes them as
+ * CBOR unsigned integers (0x1b) rather than doubles: a platform decoder then reads an
+ * integer, as the schema says.
+ */
+function widenIntegers(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v
+  if (Array.isArray(v)) return v.map(widenIntegers)
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, widenIntegers(x)]))
+  return v
+}
 
 export function encodePayload(value: unknown, encoding: Encoding): Buffer {
-  return encoding === 'json' ? Buffer.from(JSON.stringify(value)) : Buffer.from(cborEncoder.encode(value))
+  return encoding === 'json' ? Buffer.from(JSON.stringify(value)) : Buffer.from(cborEncoder.encode(widenIntegers(value)))
 }
 
 /**
- * Decodes a payload in either encoding: JSON starts with '{' (0x7b) or white space, which
- * as a first CBOR byte would be a negative integer or text string, never a map. Throws
- * on bytes that are neither.
+ * Decodes a payload in either encoding. Every payload of this contract is a map, so a
+ * first byte that is a CBOR map head (0xa0-0xbf) means CBOR, and anything else is read as
+ * JSON (a JSON text never starts with those bytes). Throws on bytes that are neither.
  */
 export function decodePayload(payload: Uint8Array): unknown {
   const first = payload[0]
-  if (first === 0x7b || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09) {
-    return JSON.parse(Buffer.from(payload).toString('utf8'))
-  }
-  return cborDecoder.decode(payload)
+  if (first !== undefined && first >= 0xa0 && first <= 0xbf) return cborDecoder.decode(payload)
+  return JSON.parse(Buffer.from(payload).toString('utf8'))
 }
 
 const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([k, v]) => [k, Compile(v as never)])) as Record<
@@ -289,12 +312,27 @@ const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map
   ReturnType<typeof Compile>
 >
 
-/** Commands are small; anything larger is refused before it is parsed. */
-export const MAX_COMMAND_BYTES = 16 * 1024
+/** Commands are small (a receipt of 1000 long ids is about 45 KiB); anything larger is refused before it is parsed. */
+export const MAX_COMMAND_BYTES = 64 * 1024
+
+/** Stable codes of the error reports on the reply topic. [MQTT-5.2] */
+export const COMMAND_ERROR_CODES = [
+  'CMD_TOO_LARGE',
+  'CMD_UNDECODABLE',
+  'CMD_NOT_AN_OBJECT',
+  'CMD_BAD_VERSION',
+  'CMD_UNKNOWN_TYPE',
+  'CMD_BAD_SCHEMA',
+  /** A command names an alert this gateway does not have. */
+  'CMD_UNKNOWN_ALERT',
+  /** The gateway could not apply a valid command (an internal error; it is logged). */
+  'CMD_FAILED',
+] as const
+export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number]
 
 export type CommandParse =
   | { ok: true; command: Command }
-  | { ok: false; code: 'CMD_TOO_LARGE' | 'CMD_UNDECODABLE' | 'CMD_NOT_AN_OBJECT' | 'CMD_BAD_VERSION' | 'CMD_UNKNOWN_TYPE' | 'CMD_BAD_SCHEMA'; message: string; id: string | null }
+  | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED'>; message: string; id: string | null }
 
 /** Narrows an untrusted downlink payload to a typed command, or says what is wrong. [MQTT-5.2] */
 export function parseCommand(payload: Uint8Array): CommandParse {
@@ -308,7 +346,8 @@ export function parseCommand(payload: Uint8Array): CommandParse {
     return { ok: false, code: 'CMD_UNDECODABLE', message: `payload is neither JSON nor CBOR: ${(e as Error).message}`, id: null }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, code: 'CMD_NOT_AN_OBJECT', message: `a command must be a map/object, got ${Array.isArray(value) ? 'an array' : typeof value}`, id: null }
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value
+    return { ok: false, code: 'CMD_NOT_AN_OBJECT', message: `a command must be a map/object, got ${got}`, id: null }
   }
   const v = value as Record<string, unknown>
   const id = typeof v.id === 'string' && v.id.length <= 128 ? v.id : null

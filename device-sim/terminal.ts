@@ -1,0 +1,270 @@
+/**
+ * The one-button terminal's firmware logic, as the simulator and the tests run it: the
+ * TerminalLink end of the serial protocol plus what PROTOCOL.md section 8 asks of a
+ * terminal. No I/O of its own beyond its non-volatile memory (a small JSON file written
+ * atomically, as a flash page would be): bytes in with receive(), bytes out through
+ * `write`, time told with tick().
+ *
+ * Non-volatile state [LINK-5.5] [LINK-8.1]: the boot counter (+1 at every start), the last
+ * event number, and every event not yet acknowledged by the gateway. A press is written
+ * there before anything is sent, so a power cut between the press and the gateway's ACK
+ * loses nothing: the event is sent again, under the same number, after the restart.
+ */
+
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { TerminalLink, type LinkEvent } from '../protocol/link.js'
+import { DEFAULT_HEARTBEAT_S, type Capability, type Event, type EventKind, type Stage } from '../protocol/messages.js'
+
+export interface NvState {
+  boot: number
+  lastEvent: number
+  /** Events pressed and not yet acknowledged by the gateway, in number order. */
+  pending: Event[]
+}
+
+/** Where the non-volatile memory lives: a file, or memory for tests. */
+export interface NvMemory {
+  load(): NvState | null
+  save(state: NvState): void
+}
+
+export function fileMemory(path: string): NvMemory {
+  return {
+    load: () => (existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as NvState) : null),
+    save: (state) => {
+      // Write a new file and rename it over the old one, fsynced: a power cut leaves the
+      // old state or the new one, never half of each.
+      mkdirSync(dirname(path), { recursive: true })
+      const tmp = `${path}.tmp`
+      const fd = openSync(tmp, 'w')
+      try {
+        writeSync(fd, JSON.stringify(state))
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+      renameSync(tmp, path)
+    },
+  }
+}
+
+export function ramMemory(initial: NvState | null = null): NvMemory & { state: NvState | null } {
+  const m = {
+    state: initial,
+    load: () => (m.state ? structuredClone(m.state) : null),
+    save: (s: NvState) => {
+      m.state = structuredClone(s)
+    },
+  }
+  return m
+}
+
+/** What the terminal shows: the stage of each alert, the link, the last broadcast. */
+export type TerminalUpdate =
+  | { kind: 'stage'; event: number; stage: Stage | 'saved' | 'delivered'; text?: string; eta?: number }
+  | { kind: 'link'; up: boolean }
+  | { kind: 'display'; id: number; text: string; urgency: string }
+  | { kind: 'time'; unix: number }
+
+export interface TerminalDeviceOptions {
+  address: number
+  terminal: string
+  firmware?: string
+  capabilities?: Capability[]
+  memory: NvMemory
+  baud?: number
+  random?: () => number
+  /** Called for everything the terminal would show on its LEDs, buzzer and display. */
+  onUpdate?: (u: TerminalUpdate) => void
+  /** Starting time, ms. */
+  now?: number
+}
+
+const ALARM_PRIORITY = 10
+const EVENT_PRIORITY = 5
+
+export class TerminalDevice {
+  readonly link: TerminalLink
+  readonly #memory: NvMemory
+  readonly #state: NvState
+  readonly #onUpdate: (u: TerminalUpdate) => void
+  readonly #refs = new Map<number, number>()
+  readonly #started: number
+  #now: number
+  #heartbeatS = DEFAULT_HEARTBEAT_S
+  #nextHeartbeat: number
+  #mains = true
+  #battery = 100
+  #timeOffset: number | null = null
+  /** The latest stage shown for each event number. */
+  readonly stages = new Map<number, Stage | 'saved' | 'delivered'>()
+
+  constructor(readonly options: TerminalDeviceOptions) {
+    this.#memory = options.memory
+    const loaded = options.memory.load()
+    this.#state = loaded ?? { boot: 0, lastEvent: 0, pending: [] }
+    this.#state.boot++
+    this.#memory.save(this.#state)
+    this.#onUpdate = options.onUpdate ?? (() => {})
+    this.#now = options.now ?? 0
+    this.#started = this.#now
+    this.#nextHeartbeat = this.#now + this.#heartbeatS * 1000
+    this.link = new TerminalLink({
+      address: options.address,
+      ...(options.baud !== undefined ? { baud: options.baud } : {}),
+      ...(options.random ? { random: options.random } : {}),
+      hello: () => ({
+        terminal: options.terminal,
+        firmware: options.firmware ?? 'sim-1.0',
+        capabilities: options.capabilities ?? ['display', 'buzzer', 'battery', 'mains-sense', 'keys'],
+        boot: this.#state.boot,
+        lastEvent: this.#state.lastEvent,
+      }),
+    })
+    // Events a power cut interrupted go out again, first, under their own numbers. [LINK-8.1]
+    for (const e of this.#state.pending) this.#queue(e)
+    this.#drain()
+  }
+
+  get boot(): number {
+    return this.#state.boot
+  }
+
+  get pending(): readonly Event[] {
+    return this.#state.pending
+  }
+
+  /** A button: the event goes to non-volatile memory first, then on the line. */
+  press(kind: EventKind, user?: number): Event {
+    const number = ++this.#state.lastEvent
+    const event: Event = {
+      type: 'EVENT',
+      number,
+      kind,
+      boot: this.#state.boot,
+      uptime: Math.floor((this.#now - this.#started) / 1000),
+      ...(user !== undefined ? { user } : {}),
+      ...(this.#timeOffset !== null ? { time: Math.floor((this.#now + this.#timeOffset) / 1000) } : {}),
+    }
+    this.#state.pending.push(event)
+    this.#memory.save(this.#state)
+    this.#show({ kind: 'stage', event: number, stage: 'saved' })
+    this.#queue(event)
+    this.#drain()
+    return event
+  }
+
+  /** Mains and battery as the sensors would report them. */
+  setPower(mains: boolean, battery: number): void {
+    this.#mains = mains
+    this.#battery = battery
+  }
+
+  receive(bytes: Uint8Array, now: number): void {
+    this.#now = Math.max(this.#now, now)
+    this.link.receive(bytes, now)
+    this.#drain()
+  }
+
+  transmit(): Uint8Array | null {
+    return this.link.transmit()
+  }
+
+  /** Advances time; returns the next deadline. */
+  tick(now: number): number {
+    this.#now = Math.max(this.#now, now)
+    if (now >= this.#nextHeartbeat) {
+      this.link.send(
+        { type: 'HEARTBEAT', uptime: Math.floor((now - this.#started) / 1000), mains: this.#mains, battery: this.#battery, pending: this.#state.pending.length },
+        { coalesce: 'heartbeat' },
+      )
+      this.#nextHeartbeat = now + this.#heartbeatS * 1000
+    }
+    const d = this.link.tick(now)
+    this.#drain()
+    return Math.min(d ?? Infinity, this.#nextHeartbeat)
+  }
+
+  #queue(e: Event): void {
+    const alarm = ['medical', 'emergency', 'fire', 'panic', 'cancel'].includes(e.kind)
+    this.#refs.set(this.link.send(e, { priority: alarm ? ALARM_PRIORITY : EVENT_PRIORITY }), e.number)
+  }
+
+  #show(u: TerminalUpdate): void {
+    if (u.kind === 'stage') this.stages.set(u.event, u.stage)
+    this.#onUpdate(u)
+  }
+
+  #drain(): void {
+    for (let e = this.link.nextEvent(); e; e = this.link.nextEvent()) this.#onLinkEvent(e)
+  }
+
+  #onLinkEvent(e: LinkEvent): void {
+    switch (e.kind) {
+      case 'delivered': {
+        const n = this.#refs.get(e.ref)
+        this.#refs.delete(e.ref)
+        if (n === undefined) return
+        // The gateway has it on disk: it may leave our memory. [LINK-4.3]
+        this.#state.pending = this.#state.pending.filter((p) => p.number !== n)
+        this.#memory.save(this.#state)
+        if (this.stages.get(n) === 'saved') this.#show({ kind: 'stage', event: n, stage: 'delivered' })
+        return
+      }
+      case 'refused':
+      case 'dropped': {
+        const n = this.#refs.get(e.ref)
+        this.#refs.delete(e.ref)
+        if (n !== undefined && e.kind === 'refused') {
+          // A gateway that cannot read our event will never take it: say so, keep no copy.
+          this.#state.pending = this.#state.pending.filter((p) => p.number !== n)
+          this.#memory.save(this.#state)
+          this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
+        }
+        return
+      }
+      case 'message': {
+        const m = e.message
+        switch (m.type) {
+          case 'INDICATE':
+            this.#show({ kind: 'stage', event: m.event, stage: m.stage, ...(m.text !== undefined ? { text: m.text } : {}), ...(m.eta !== undefined ? { eta: m.eta } : {}) })
+            return
+          case 'DISPLAY':
+            this.#show({ kind: 'display', id: m.id, text: m.text, urgency: m.urgency })
+            return
+          case 'TIME':
+            this.#timeOffset = m.unix * 1000 - this.#now
+            this.#show({ kind: 'time', unix: m.unix })
+            return
+          case 'CONFIG':
+            if (m.heartbeat !== undefined) {
+              this.#heartbeatS = m.heartbeat
+              this.#nextHeartbeat = Math.min(this.#nextHeartbeat, this.#now + m.heartbeat * 1000)
+            }
+            return
+          case 'PING':
+            this.#nextHeartbeat = this.#now
+            return
+          default:
+            return
+        }
+      }
+      case 'liveness':
+        this.#show({ kind: 'link', up: e.up })
+        // The gateway is down and an alarm has not reached the platform: tell the user to
+        // phone. [LINK-8.2]
+        if (!e.up) {
+          for (const [n, s] of this.stages) {
+            if (s === 'saved' || s === 'delivered' || s === 'stored' || s === 'sent') this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
+          }
+        }
+        return
+      case 'session':
+        this.#show({ kind: 'link', up: true })
+        return
+      case 'frame-error':
+        return
+    }
+  }
+}

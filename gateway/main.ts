@@ -1,0 +1,156 @@
+/**
+ * The gateway process: wires the real serial port, the SQLite store and the MQTT uplink
+ * to the core (gateway.ts), runs its clock, and shuts down cleanly on SIGTERM.
+ *
+ * Durability does not depend on a clean shutdown: every event is committed before the
+ * terminal is answered, so SIGKILL or a power cut loses nothing that was acknowledged.
+ * A clean shutdown only adds a death message, so that the platform knows at once
+ * rather than after 1.5 keep-alives.
+ */
+
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { GatewayLink } from '../protocol/link.js'
+import type { GatewayConfig } from './config.js'
+import { Gateway, type GatewaySettings } from './gateway.js'
+import type { Logger } from './log.js'
+import { SerialLine } from './serial.js'
+import { Store } from './store.js'
+import { Uplink } from './uplink.js'
+
+/** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
+const MAX_SLEEP_MS = 1_000
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
+    return pkg.version
+  } catch {
+    return 'unknown'
+  }
+}
+
+export function settingsFrom(config: GatewayConfig): GatewaySettings {
+  return {
+    gateway: config.gateway.id,
+    area: config.gateway.area ?? null,
+    prefix: config.mqtt.prefix,
+    encoding: config.mqtt.encoding,
+    supervisionMs: config.timing.supervision * 1000,
+    receiptTimeoutMs: config.timing.receiptTimeout * 1000,
+    heartbeatS: config.timing.heartbeat,
+    statusIntervalMs: config.timing.statusInterval * 1000,
+    version: version(),
+  }
+}
+
+/** Runs the gateway until SIGTERM or SIGINT; resolves with the exit code. */
+export async function runGateway(config: GatewayConfig, log: Logger): Promise<number> {
+  const started = performance.now()
+  const dbPath = join(config.data, 'gateway.db')
+  let store: Store
+  try {
+    store = new Store({ path: dbPath, limits: config.limits })
+  } catch (err) {
+    log.error({ err, path: dbPath }, `cannot open the store at ${dbPath}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`)
+    return 1
+  }
+  const boot = store.bump('gateway-boot')
+  const link = new GatewayLink({ gateway: config.gateway.id, boot, baud: config.serial.baud })
+
+  // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
+  let serial: SerialLine | null = null
+  let uplink: Uplink | null = null
+  const gateway = new Gateway(
+    settingsFrom(config),
+    store,
+    link,
+    {
+      writeSerial: (bytes) => {
+        // A closed port drops the bytes; the link protocol retransmits once it reopens.
+        serial?.write(bytes)
+      },
+      publish: (topic, payload, options) => (uplink ? uplink.publish(topic, payload, options) : Promise.reject(new Error('uplink not started'))),
+      online: () => uplink?.online ?? false,
+      now: () => Date.now(),
+    },
+    log,
+    boot,
+  )
+
+  serial = new SerialLine({
+    path: config.serial.path,
+    baud: config.serial.baud,
+    onData: (bytes) => gateway.serialData(bytes),
+    onEvent: (e) => {
+      switch (e.kind) {
+        case 'open':
+          log.info({ path: e.path, baud: config.serial.baud }, 'serial port open')
+          return
+        case 'closed':
+          log.warn({ path: e.path, reason: e.reason, retryInMs: e.retryInMs }, 'serial port closed (cable unplugged?); reopening')
+          return
+        case 'error':
+          // An unplugged terminal retries for ever: log the first failures and then one in ten.
+          if (e.attempt === null || e.attempt <= 3 || e.attempt % 10 === 0) log.error({ path: e.path, code: e.code, attempt: e.attempt, retryInMs: e.retryInMs }, e.message)
+          return
+      }
+    },
+  })
+
+  const topics = gateway.topics
+  uplink = new Uplink({
+    brokers: config.mqtt.brokers,
+    clientId: `steppelink-gw-${config.gateway.id}`,
+    ...(config.mqtt.username !== undefined ? { username: config.mqtt.username } : {}),
+    ...(config.mqtt.password !== undefined ? { password: config.mqtt.password } : {}),
+    keepaliveS: config.mqtt.keepalive,
+    subscriptions: [topics.command, topics.allCommand, ...(topics.areaCommand ? [topics.areaCommand] : [])],
+    will: () => gateway.will(),
+    birth: () => gateway.birth(),
+    onCommand: (topic, payload) => gateway.command(topic, payload),
+    onState: (s) => {
+      if (s.online) {
+        log.info({ broker: s.broker }, 'uplink online')
+        gateway.online()
+      } else {
+        log.warn({ broker: s.broker, reason: s.reason, retryInMs: s.retryInMs }, 'uplink offline')
+      }
+    },
+  })
+
+  gateway.start()
+  serial.start()
+  uplink.start()
+
+  let timer: NodeJS.Timeout | null = null
+  const loop = () => {
+    const next = gateway.tick()
+    timer = setTimeout(loop, Math.max(10, Math.min(MAX_SLEEP_MS, next - Date.now())))
+  }
+  loop()
+  log.info({ gateway: config.gateway.id, boot, readyMs: Math.round(performance.now() - started), store: dbPath }, 'gateway ready')
+
+  return new Promise<number>((resolve) => {
+    let stopping = false
+    const stop = async (signal: string) => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'stopping: death message, then close the port and the store')
+      if (timer) clearTimeout(timer)
+      gateway.stop()
+      try {
+        await Promise.all([serial!.stop(), uplink!.stop({ graceful: true })])
+      } catch (err) {
+        log.warn({ err }, 'error while stopping')
+      }
+      store.close()
+      log.info({}, 'stopped')
+      resolve(0)
+    }
+    process.once('SIGTERM', () => void stop('SIGTERM'))
+    process.once('SIGINT', () => void stop('SIGINT'))
+    process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection (ignored; please report it)'))
+  })
+}
