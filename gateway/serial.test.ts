@@ -280,7 +280,8 @@ describe('SerialLine with a fake port', () => {
     port.vanish(new Error('bad file descriptor'))
     h.timers.fire()
     await settle()
-    expect(h.timers.delays).toEqual([500, 1000, 500, 1000])
+    // 2000: the presence check while the port was open.
+    expect(h.timers.delays).toEqual([500, 1000, 2000, 500, 1000])
     expect(h.kinds()).toEqual(['error', 'error', 'open', 'closed', 'error'])
     expect(errors(h.events).map((e) => e.attempt)).toEqual([1, 2, 2])
     await h.line.stop()
@@ -316,6 +317,26 @@ describe('SerialLine with a fake port', () => {
     expect(h.line.write(new Uint8Array([8]))).toBe(true)
     expect(second.written).toEqual([8])
     expect(first.written).toEqual([])
+    await h.line.stop()
+  })
+
+  it('notices a device node that vanished even when the port itself says nothing', async () => {
+    let present = true
+    const h = harness({ exists: () => present, presenceCheckMs: 2_000 })
+    const first = new FakePort()
+    h.opener.outcomes.push(first, new FakePort())
+    h.line.start()
+    await settle()
+    h.timers.fire() // presence check: still there
+    expect(h.kinds()).toEqual(['open'])
+    present = false
+    h.timers.fire()
+    expect(h.events.at(-1)).toMatchObject({ kind: 'closed', reason: 'the device vanished (unplugged?)' })
+    expect(first.closeCalls).toBe(1)
+    present = true
+    h.timers.fire() // the reopen
+    await settle()
+    expect(h.line.state).toBe('open')
     await h.line.stop()
   })
 

@@ -32,6 +32,7 @@
  *    this class through an event-emitter callback: an exception there would be an
  *    uncaught exception, and an uncaught exception ends the gateway process.
  */
+import { existsSync } from 'node:fs'
 
 /**
  * The part of a serial port the gateway uses. Contract:
@@ -136,6 +137,15 @@ export interface SerialLineOptions {
   random?: () => number
   /** Default: the global setTimeout/clearTimeout, looked up at each call (fake timers work). */
   timers?: Timers
+  /**
+   * Whether the device path still exists, checked every `presenceCheckMs` while open. A
+   * pulled USB adapter takes its /dev node (and /dev/serial/by-id link) with it, and a
+   * port that nobody reads from may never report the loss itself. Default: fs.existsSync
+   * with the real serialport, always true with an injected `openPort`.
+   */
+  exists?: (path: string) => boolean
+  /** How often the presence check runs while open, ms. Default 2000. */
+  presenceCheckMs?: number
 }
 
 export const DEFAULT_BAUD = 9600
@@ -177,6 +187,9 @@ export class SerialLine {
   readonly #maxMs: number
   readonly #random: () => number
   readonly #timers: Timers
+  readonly #exists: (path: string) => boolean
+  readonly #presenceCheckMs: number
+  #presenceTimer: unknown = null
 
   #state: SerialState = 'stopped'
   #started = false
@@ -199,6 +212,8 @@ export class SerialLine {
     this.#initialMs = opts.backoff?.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS
     this.#maxMs = opts.backoff?.maxMs ?? DEFAULT_BACKOFF_MAX_MS
     this.#random = opts.random ?? Math.random
+    this.#exists = opts.exists ?? (opts.openPort ? () => true : existsSync)
+    this.#presenceCheckMs = opts.presenceCheckMs ?? 2_000
     this.#timers = opts.timers ?? {
       setTimeout: (callback, ms) => setTimeout(callback, ms),
       clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
@@ -247,6 +262,7 @@ export class SerialLine {
     this.#started = true
     if (this.#state !== 'stopped') this.#move('stop')
     this.#cancelTimer()
+    this.#stopWatching()
     const port = this.#port
     this.#port = null
     if (port !== null) this.#release(port)
@@ -314,12 +330,32 @@ export class SerialLine {
       return
     }
     this.#emit({ kind: 'open', path: this.path })
+    this.#watchPresence(port)
+  }
+
+  #watchPresence(port: PortLike): void {
+    const check = () => {
+      this.#presenceTimer = null
+      if (this.#port !== port) return
+      if (!this.#exists(this.path)) {
+        this.#lost(port, 'the device vanished (unplugged?)')
+        return
+      }
+      this.#presenceTimer = this.#timers.setTimeout(check, this.#presenceCheckMs)
+    }
+    this.#presenceTimer = this.#timers.setTimeout(check, this.#presenceCheckMs)
+  }
+
+  #stopWatching(): void {
+    if (this.#presenceTimer !== null) this.#timers.clearTimeout(this.#presenceTimer)
+    this.#presenceTimer = null
   }
 
   /** The current port failed or vanished: let it go and try again after a wait. */
   #lost(port: PortLike, reason: string): void {
     if (this.#port !== port) return
     this.#port = null
+    this.#stopWatching()
     this.#move('lost')
     this.#release(port)
     const retryInMs = this.#scheduleReopen()
