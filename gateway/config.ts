@@ -20,6 +20,7 @@ import { Compile } from 'typebox/compile'
 import { Settings } from 'typebox/system'
 import { DEFAULT_HEARTBEAT_S } from '../protocol/messages.js'
 import { DEFAULT_TOPIC_PREFIX, TOPIC_ID_PATTERN } from '../protocol/mqtt.js'
+import { DEFAULT_LIMITS } from './limits.js'
 
 // ---------------------------------------------------------------------------------------
 // Schema. Each leaf's `description` is the "expected ..." of its error message.
@@ -151,24 +152,10 @@ export const DEFAULTS = {
     statusInterval: 300,
   },
   /**
-   * Store limits, the same keys as the store's `Limits` (gateway/store.ts). They bound only
-   * the lower classes: alarms are never dropped to make room. When a limit is reached the
-   * oldest items go first, trouble before requests.
+   * Store limits: gateway/limits.ts has them with their units. They bound only the lower
+   * classes: alarms are never dropped to make room.
    */
-  limits: {
-    /** requests (call-back requests, relays) kept while the uplink is down. */
-    maxRequestEvents: 10_000,
-    /** trouble reports (mains, battery, tamper, terminal lost) kept while the uplink is down. */
-    maxTroubleEvents: 10_000,
-    /** days an undelivered request is kept before it is dropped (and counted). */
-    maxRequestAgeDays: 30,
-    /** days an undelivered trouble report is kept: a week-old "battery low" helps nobody. */
-    maxTroubleAgeDays: 7,
-    /** MB of event bodies the lower classes may take on disk together. */
-    maxStoreMB: 64,
-    /** MB of free disk kept for alarms: below it, lower classes are refused. */
-    reserveMB: 16,
-  },
+  limits: DEFAULT_LIMITS,
   log: {
     level: 'info',
   },

@@ -30,6 +30,9 @@ import { mkdirSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Stage } from '../protocol/messages.js'
 import { CLASSES, type PriorityClass } from '../protocol/mqtt.js'
+import { DEFAULT_LIMITS, type Limits } from './limits.js'
+
+export { DEFAULT_LIMITS, type Limits } from './limits.js'
 
 export const STAGE_ORDER: readonly Stage[] = ['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved']
 
@@ -89,30 +92,6 @@ export interface StoredBroadcast {
   urgency: 'info' | 'warning' | 'urgent'
   expires: number | null
   receivedAt: number
-}
-
-export interface Limits {
-  /** Most request-class events kept (call-back requests, relays). */
-  maxRequestEvents: number
-  /** Most trouble-class events kept. */
-  maxTroubleEvents: number
-  /** Oldest request-class event kept, days. */
-  maxRequestAgeDays: number
-  /** Oldest trouble-class event kept, days. */
-  maxTroubleAgeDays: number
-  /** Most bytes of event bodies kept for the lower classes together, MB. */
-  maxStoreMB: number
-  /** Free disk space kept for alarms: below it, lower classes are refused, MB. */
-  reserveMB: number
-}
-
-export const DEFAULT_LIMITS: Limits = {
-  maxRequestEvents: 10_000,
-  maxTroubleEvents: 10_000,
-  maxRequestAgeDays: 30,
-  maxTroubleAgeDays: 7,
-  maxStoreMB: 64,
-  reserveMB: 16,
 }
 
 export type AddResult =
