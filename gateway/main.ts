@@ -15,7 +15,7 @@ import { GatewayLink } from '../protocol/link.js'
 import type { GatewayConfig } from './config.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
-import { SerialLine } from './serial.js'
+import { SerialLine, type OpenPort } from './serial.js'
 import { Store } from './store.js'
 import { Uplink } from './uplink.js'
 
@@ -45,8 +45,15 @@ export function settingsFrom(config: GatewayConfig): GatewaySettings {
   }
 }
 
-/** Runs the gateway until SIGTERM or SIGINT; resolves with the exit code. */
-export async function runGateway(config: GatewayConfig, log: Logger): Promise<number> {
+export interface EmbedOptions {
+  /** Stop when this aborts, instead of on SIGTERM/SIGINT (the demo runs the gateway in process). */
+  signal?: AbortSignal
+  /** The serial port to use instead of the serialport package (an in-memory line). */
+  openPort?: OpenPort
+}
+
+/** Runs the gateway until SIGTERM or SIGINT (or `embed.signal`); resolves with the exit code. */
+export async function runGateway(config: GatewayConfig, log: Logger, embed: EmbedOptions = {}): Promise<number> {
   const started = performance.now()
   const dbPath = join(config.data, 'gateway.db')
   let store: Store
@@ -82,6 +89,7 @@ export async function runGateway(config: GatewayConfig, log: Logger): Promise<nu
   serial = new SerialLine({
     path: config.serial.path,
     baud: config.serial.baud,
+    ...(embed.openPort ? { openPort: embed.openPort } : {}),
     onData: (bytes) => gateway.serialData(bytes),
     onEvent: (e) => {
       switch (e.kind) {
@@ -148,6 +156,11 @@ export async function runGateway(config: GatewayConfig, log: Logger): Promise<nu
       store.close()
       log.info({}, 'stopped')
       resolve(0)
+    }
+    if (embed.signal) {
+      if (embed.signal.aborted) void stop('abort')
+      else embed.signal.addEventListener('abort', () => void stop('abort'), { once: true })
+      return
     }
     process.once('SIGTERM', () => void stop('SIGTERM'))
     process.once('SIGINT', () => void stop('SIGINT'))

@@ -9,48 +9,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { Aedes, type AedesOptions } from 'aedes'
+import { listen, startAedes, type AedesBroker } from '../../device-sim/broker.js'
+
+export { startAedes, type AedesBroker }
 
 export const MOSQUITTO_PATH = '/usr/sbin/mosquitto'
 /** The message of the error thrown when mosquitto is missing: the line to run. */
 export const MOSQUITTO_INSTALL = 'apt-get update && apt-get install -y mosquitto'
-
-export interface AedesBroker {
-  url: string
-  port: number
-  /** For hooks (authorizePublish ...) and events (clientDisconnect ...). */
-  aedes: Aedes
-  /** Kills the broker like a crash: sockets destroyed (no DISCONNECT, no CONNACK refusal). */
-  close(): Promise<void>
-}
-
-/**
- * aedes 1.x: `Aedes.createBroker()` is async (it awaits the persistence's setup), and a
- * `net` server hands each socket to `aedes.handle`. Port 0 (default) takes a free port.
- */
-export async function startAedes(opts: { port?: number; aedes?: AedesOptions } = {}): Promise<AedesBroker> {
-  const aedes = await Aedes.createBroker(opts.aedes)
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    aedes.handle(socket)
-  })
-  await listen(server, opts.port ?? 0)
-  const port = (server.address() as net.AddressInfo).port
-  let closing: Promise<void> | undefined
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    port,
-    aedes,
-    close: () =>
-      (closing ??= (async () => {
-        for (const socket of sockets) socket.destroy()
-        await new Promise<void>((resolve) => server.close(() => resolve()))
-        await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      })()),
-  }
-}
 
 export interface MosquittoBroker {
   url: string
@@ -183,16 +148,6 @@ function canConnect(port: number): Promise<boolean> {
       resolve(true)
     })
     socket.once('error', () => resolve(false))
-  })
-}
-
-function listen(server: net.Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve()
-    })
   })
 }
 
