@@ -11,7 +11,7 @@ import { GatewayLink, TerminalLink, type LinkEvent } from '../protocol/link.js'
 import { contactIdOf, type DataMessage } from '../protocol/messages.js'
 import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
 
-const HELP = `Usage: steppelink demo [--baud 9600] [--noise BER] [--presses N] [--seed N]
+const HELP = `Usage: steppelink demo --line-only [--baud 9600] [--noise BER] [--presses N] [--seed N]
 
 Runs a terminal and a gateway link end against each other over a simulated serial line
 and prints the timeline of each alarm: pressed, stored at the gateway (ACK), and the
@@ -66,7 +66,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     seed = num('seed', values.seed, 1, Number.isInteger, 'a whole number')
   } catch (e) {
     if (!(e instanceof UsageError)) throw e
-    console.error(`steppelink demo: ${e.message}. See 'steppelink demo --help'.`)
+    console.error(`steppelink demo --line-only: ${e.message}. See 'steppelink demo --line-only --help'.`)
     return 2
   }
 

@@ -42,7 +42,7 @@ describe('steppelink CLI', () => {
   })
 
   it('runs the link demo to the end over a noisy line', () => {
-    const r = run('demo', '--noise', '1e-3', '--presses', '3')
+    const r = run('demo', '--line-only', '--noise', '1e-3', '--presses', '3')
     expect(r.status).toBe(0)
     expect(r.stdout.match(/LEDs show alert #\d: stored/g)).toHaveLength(3)
   })

@@ -25,9 +25,23 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'run the center-household gateway: serial in, durable store-and-forward, MQTT out, answers back',
     run: async (args) => (await import('./gateway-command.js')).gatewayCommand(args),
   },
+  sim: {
+    summary: 'simulators: `sim terminal` (a one-button terminal on a serial device), `sim link` (a weak uplink)',
+    run: async ([what, ...rest]) => {
+      if (what === 'terminal') return (await import('./sim-terminal-command.js')).simTerminalCommand(rest)
+      if (what === 'link') return (await import('./sim-link-command.js')).simLinkCommand(rest)
+      const out = what === undefined || what === '--help' || what === '-h' ? console.log : console.error
+      out("Usage: steppelink sim terminal [options]   a one-button terminal on a serial device (see 'steppelink sim terminal --help')\n       steppelink sim link [options]       a TCP proxy that makes a good link bad (see 'steppelink sim link --help')")
+      return what === undefined || what === '--help' || what === '-h' ? 0 : 2
+    },
+  },
+  console: {
+    summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast',
+    run: async (args) => (await import('./console-command.js')).consoleCommand(args),
+  },
   demo: {
-    summary: 'run a terminal and a gateway link end against each other over a simulated noisy line',
-    run: async (args) => (await import('./link-demo.js')).demoCommand(args),
+    summary: 'the whole alarm loop on this machine: broker, gateway, terminal on a pseudo-terminal, console',
+    run: async (args) => (await import('./demo-command.js')).demoCommand(args),
   },
 }
 

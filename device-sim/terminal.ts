@@ -14,7 +14,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { TerminalLink, type LinkEvent } from '../protocol/link.js'
-import { DEFAULT_HEARTBEAT_S, type Capability, type Event, type EventKind, type Stage } from '../protocol/messages.js'
+import { DEFAULT_HEARTBEAT_S, type Capability, type Display, type Event, type EventKind, type Stage, type Urgency } from '../protocol/messages.js'
 
 export interface NvState {
   boot: number
@@ -60,9 +60,43 @@ export function ramMemory(initial: NvState | null = null): NvMemory & { state: N
   return m
 }
 
+/**
+ * What the terminal shows for one alert: a stage from the gateway's INDICATE, or one of
+ * the local display states `saved` (in NV memory) and `delivered` (ACKed by the gateway,
+ * the same moment as `stored`). [LINK-5.7]
+ */
+export type ShownStage = Stage | 'saved' | 'delivered'
+
+/** One alert as the terminal shows it: its latest stage, with the INDICATE's text and eta. */
+export interface AlertState {
+  event: number
+  /** The kind pressed, or null for an event this boot knows only from an INDICATE. */
+  kind: EventKind | null
+  stage: ShownStage
+  text?: string
+  /** Minutes until help arrives, counted from `at`. */
+  eta?: number
+  /** When this stage was shown, ms (the device's clock). */
+  at: number
+}
+
+/** A broadcast text held until the user reads it (DISPLAY_READ) or it expires. [LINK-5.8] */
+export interface DisplayText {
+  id: number
+  /** The parts received so far, in part order. */
+  text: string
+  urgency: Urgency
+  /** When its first part arrived, ms (the device's clock). */
+  at: number
+  /** UNIX seconds after which it is stale, if the gateway said. */
+  expires?: number
+  /** False while parts of a long text are missing. */
+  complete: boolean
+}
+
 /** What the terminal shows: the stage of each alert, the link, the last broadcast. */
 export type TerminalUpdate =
-  | { kind: 'stage'; event: number; stage: Stage | 'saved' | 'delivered'; text?: string; eta?: number }
+  | { kind: 'stage'; event: number; stage: ShownStage; text?: string; eta?: number }
   | { kind: 'link'; up: boolean }
   | { kind: 'display'; id: number; text: string; urgency: string }
   | { kind: 'time'; unix: number }
@@ -83,6 +117,9 @@ export interface TerminalDeviceOptions {
 
 const ALARM_PRIORITY = 10
 const EVENT_PRIORITY = 5
+const DISPLAY_READ_PRIORITY = 1
+/** Kinds sent before anything else [LINK-8.1] and shown `unconfirmed` while the gateway is silent [LINK-8.2]. */
+export const ALARM_KINDS: ReadonlySet<EventKind> = new Set<EventKind>(['medical', 'emergency', 'fire', 'panic', 'cancel'])
 
 export class TerminalDevice {
   readonly link: TerminalLink
@@ -97,8 +134,15 @@ export class TerminalDevice {
   #mains = true
   #battery = 100
   #timeOffset: number | null = null
+  #gateway: string | null = null
+  /** Kinds of the events this boot knows (pressed now, or still in NV memory). */
+  readonly #kinds = new Map<number, EventKind>()
+  readonly #alerts = new Map<number, AlertState>()
+  readonly #displays = new Map<number, { urgency: Urgency; at: number; expires?: number; parts: Map<number, string>; total: number }>()
+  /** Broadcast ids already confirmed with DISPLAY_READ: a repeat of one is not shown again. */
+  readonly #read = new Set<number>()
   /** The latest stage shown for each event number. */
-  readonly stages = new Map<number, Stage | 'saved' | 'delivered'>()
+  readonly stages = new Map<number, ShownStage>()
 
   constructor(readonly options: TerminalDeviceOptions) {
     this.#memory = options.memory
@@ -122,8 +166,13 @@ export class TerminalDevice {
         lastEvent: this.#state.lastEvent,
       }),
     })
-    // Events a power cut interrupted go out again, first, under their own numbers. [LINK-8.1]
-    for (const e of this.#state.pending) this.#queue(e)
+    // Events a power cut interrupted go out again, first, under their own numbers, and
+    // show as saved until the gateway has them. [LINK-8.1] [LINK-8.2]
+    for (const e of this.#state.pending) {
+      this.#kinds.set(e.number, e.kind)
+      this.#show({ kind: 'stage', event: e.number, stage: 'saved' })
+      this.#queue(e)
+    }
     this.#drain()
   }
 
@@ -133,6 +182,45 @@ export class TerminalDevice {
 
   get pending(): readonly Event[] {
     return this.#state.pending
+  }
+
+  /** Every alert this boot has shown, by event number: what the LEDs and display follow. */
+  get alerts(): ReadonlyMap<number, AlertState> {
+    return this.#alerts
+  }
+
+  /**
+   * Broadcast texts not yet read, oldest first; expired ones are left out once the
+   * terminal knows the time. [LINK-5.8]
+   */
+  get displays(): DisplayText[] {
+    const unix = this.#timeOffset === null ? null : (this.#now + this.#timeOffset) / 1000
+    const out: DisplayText[] = []
+    for (const [id, d] of this.#displays) {
+      if (unix !== null && d.expires !== undefined && d.expires < unix) continue
+      const parts = [...d.parts].sort(([a], [b]) => a - b).map(([, t]) => t)
+      out.push({ id, text: parts.join(''), urgency: d.urgency, at: d.at, ...(d.expires !== undefined ? { expires: d.expires } : {}), complete: d.parts.size >= d.total })
+    }
+    return out
+  }
+
+  /** The id of the gateway of the current (or last) session, from its WELCOME. */
+  get gateway(): string | null {
+    return this.#gateway
+  }
+
+  /**
+   * The user has read broadcast `id` (a key pressed while it was shown): it leaves the
+   * display and DISPLAY_READ goes to the gateway, once per id. Returns false, and sends
+   * nothing, for an id not held. [LINK-5.8]
+   */
+  readDisplay(id: number): boolean {
+    if (!this.#displays.has(id)) return false
+    this.#displays.delete(id)
+    this.#read.add(id)
+    this.link.send({ type: 'DISPLAY_READ', id }, { priority: DISPLAY_READ_PRIORITY, coalesce: `display-read:${id}` })
+    this.#drain()
+    return true
   }
 
   /** A button: the event goes to non-volatile memory first, then on the line. */
@@ -149,6 +237,7 @@ export class TerminalDevice {
     }
     this.#state.pending.push(event)
     this.#memory.save(this.#state)
+    this.#kinds.set(number, kind)
     this.#show({ kind: 'stage', event: number, stage: 'saved' })
     this.#queue(event)
     this.#drain()
@@ -187,13 +276,33 @@ export class TerminalDevice {
   }
 
   #queue(e: Event): void {
-    const alarm = ['medical', 'emergency', 'fire', 'panic', 'cancel'].includes(e.kind)
-    this.#refs.set(this.link.send(e, { priority: alarm ? ALARM_PRIORITY : EVENT_PRIORITY }), e.number)
+    this.#refs.set(this.link.send(e, { priority: ALARM_KINDS.has(e.kind) ? ALARM_PRIORITY : EVENT_PRIORITY }), e.number)
   }
 
   #show(u: TerminalUpdate): void {
-    if (u.kind === 'stage') this.stages.set(u.event, u.stage)
+    if (u.kind === 'stage') {
+      this.stages.set(u.event, u.stage)
+      this.#alerts.set(u.event, {
+        event: u.event,
+        kind: this.#kinds.get(u.event) ?? null,
+        stage: u.stage,
+        ...(u.text !== undefined ? { text: u.text } : {}),
+        ...(u.eta !== undefined ? { eta: u.eta } : {}),
+        at: this.#now,
+      })
+    }
     this.#onUpdate(u)
+  }
+
+  #hold(m: Display): void {
+    if (this.#read.has(m.id)) return
+    // A repeat (after a session restart) replaces the part it repeats. [LINK-5.8]
+    const held = this.#displays.get(m.id) ?? { urgency: m.urgency, at: this.#now, parts: new Map<number, string>(), total: m.parts ?? 1 }
+    held.urgency = m.urgency
+    held.total = m.parts ?? 1
+    if (m.expires !== undefined) held.expires = m.expires
+    held.parts.set(m.part ?? 1, m.text)
+    this.#displays.set(m.id, held)
   }
 
   #drain(): void {
@@ -231,6 +340,7 @@ export class TerminalDevice {
             this.#show({ kind: 'stage', event: m.event, stage: m.stage, ...(m.text !== undefined ? { text: m.text } : {}), ...(m.eta !== undefined ? { eta: m.eta } : {}) })
             return
           case 'DISPLAY':
+            this.#hold(m)
             this.#show({ kind: 'display', id: m.id, text: m.text, urgency: m.urgency })
             return
           case 'TIME':
@@ -254,13 +364,18 @@ export class TerminalDevice {
         this.#show({ kind: 'link', up: e.up })
         // The gateway is down and an alarm has not reached the platform: tell the user to
         // phone. [LINK-8.2]
+        // A call-back request goes no further than `stored` [LINK-5.7]: once the gateway
+        // has it, a silent gateway says nothing about it.
         if (!e.up) {
           for (const [n, s] of this.stages) {
-            if (s === 'saved' || s === 'delivered' || s === 'stored' || s === 'sent') this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
+            const kind = this.#kinds.get(n)
+            const request = kind !== undefined && !ALARM_KINDS.has(kind)
+            if (s === 'saved' || (!request && (s === 'delivered' || s === 'stored' || s === 'sent'))) this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
           }
         }
         return
       case 'session':
+        if (e.welcome) this.#gateway = e.welcome.gateway
         this.#show({ kind: 'link', up: true })
         return
       case 'frame-error':

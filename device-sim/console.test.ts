@@ -1,0 +1,657 @@
+/**
+ * The operator console against real brokers on 127.0.0.1 (aedes in process, and mosquitto
+ * once), with fake gateways that publish what a gateway publishes (protocol/mqtt.ts
+ * encodePayload / encodeBatch, CBOR and JSON) and read back, with parseCommand, every
+ * command the console sends them. Rule ids: [CONSOLE-n] of console.ts, [MQTT-x.y] of
+ * MQTT.md.
+ *
+ * Time: automatic dispatch and resolve run on injected timers that the test fires; no
+ * test sleeps for a fixed time: each waits for a condition with a deadline.
+ */
+
+import { PassThrough } from 'node:stream'
+import mqtt from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import { consoleCommand, tokenize } from '../cli/console-command.js'
+import {
+  DEFAULT_TOPIC_PREFIX,
+  encodeBatch,
+  encodePayload,
+  gatewayTopics,
+  parseCommand,
+  type Command,
+  type Encoding,
+  type TerminalStatus,
+  type UplinkEvent,
+} from '../protocol/mqtt.js'
+import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
+import { ConsoleError, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined && value !== null && value !== false) return value
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+let seq = 0
+const uniq = (p: string) => `${p}${process.pid}-${++seq}`
+
+async function aedes() {
+  const broker = await startAedes()
+  cleanups.push(() => broker.close())
+  return broker
+}
+
+/** Holds the console's automatic dispatch and resolve: nothing fires until the test says so. */
+class ManualTimers implements ConsoleTimers {
+  #id = 0
+  readonly pending = new Map<number, { fn: () => void; ms: number }>()
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.pending.set(++this.#id, { fn, ms })
+    return this.#id
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number)
+  }
+  delays(): number[] {
+    return [...this.pending.values()].map((t) => t.ms).sort((a, b) => a - b)
+  }
+  fire(ms: number): void {
+    for (const [id, t] of this.pending) {
+      if (t.ms !== ms) continue
+      this.pending.delete(id)
+      t.fn()
+      return
+    }
+    throw new Error(`no pending timer of ${ms} ms; pending: ${this.delays().join(', ')}`)
+  }
+}
+
+/** A gateway as the platform sees it: publishes uplink, and reads its commands with parseCommand. */
+async function fakeGateway(url: string, id = uniq('gw'), area: string | null = null) {
+  const topics = gatewayTopics(DEFAULT_TOPIC_PREFIX, id, area)
+  const client = await mqtt.connectAsync(url, { clientId: `fake-${id}`, clean: true, reconnectPeriod: 0, protocolVersion: 4 })
+  cleanups.push(() => client.endAsync(true))
+  const commands: (Command & { topic: string })[] = []
+  const rejected: string[] = []
+  client.on('message', (topic, payload) => {
+    const p = parseCommand(payload)
+    if (p.ok) commands.push({ ...p.command, topic })
+    else rejected.push(`${p.code} ${p.message}`)
+  })
+  await client.subscribeAsync([topics.command, topics.allCommand, ...(topics.areaCommand ? [topics.areaCommand] : [])], { qos: 1 })
+  const gw = {
+    id,
+    topics,
+    client,
+    commands,
+    rejected,
+    publish: (what: 'alert' | 'event' | 'batch' | 'state' | 'status' | 'reply', payload: Buffer, retain = false) =>
+      client.publishAsync(topics[what], payload, { qos: 1, retain }),
+    of: <T extends Command['type']>(type: T) => commands.filter((c): c is Extract<Command, { type: T }> & { topic: string } => c.type === type),
+  }
+  return gw
+}
+
+async function consoleFor(url: string, opts: Partial<ConsoleOptions> = {}) {
+  const events: ConsoleEvent[] = []
+  const c = await startConsole({ broker: url, id: uniq('c'), onEvent: (e) => events.push(e), ...opts })
+  cleanups.push(() => c.close())
+  const of = <T extends ConsoleEvent['type']>(type: T) => events.filter((e): e is Extract<ConsoleEvent, { type: T }> => e.type === type)
+  return { c, events, of }
+}
+
+const T0 = 1_767_252_600_000
+
+function alarm(gateway: string, n: number, over: Partial<UplinkEvent> = {}): UplinkEvent {
+  return {
+    v: 1,
+    id: `T4-00123:${n}`,
+    class: 'alarm',
+    kind: 'emergency',
+    code: 101,
+    restore: false,
+    gateway,
+    terminal: 'T4-00123',
+    address: 3,
+    number: n,
+    time: { at: T0, estimated: false },
+    received: T0 + 40,
+    attempt: 1,
+    stage: 'stored',
+    ...over,
+  }
+}
+
+function trouble(gateway: string, n: number, kind: 'mains-lost' | 'tamper' = 'mains-lost'): UplinkEvent {
+  return { ...alarm(gateway, n), class: 'trouble', kind, code: kind === 'tamper' ? 383 : 301, stage: undefined } as UplinkEvent
+}
+
+function status(gateway: string, terminal: string, battery: number, mains: boolean): TerminalStatus {
+  return {
+    v: 1,
+    id: `${gateway}:s:${terminal}:57:${T0}`,
+    class: 'status',
+    kind: 'status',
+    gateway,
+    terminal,
+    address: 5,
+    time: { at: T0 + 300_000, estimated: false },
+    latest: { uptime: 86400, mains, battery },
+    since: T0,
+    heartbeats: 30,
+    minutesWithoutMains: mains ? 0 : 5,
+  }
+}
+
+const birth = (gateway: string, session: number, enc: Encoding = 'json') =>
+  encodePayload({ v: 1, type: 'birth', gateway, online: true, session, time: { at: T0, estimated: true }, version: '0.1.0', encoding: enc, area: null }, enc)
+const death = (gateway: string, session: number, enc: Encoding = 'json') => encodePayload({ v: 1, type: 'death', gateway, online: false, session }, enc)
+
+// ---------------------------------------------------------------------------------------
+
+describe('alerts', () => {
+  it.each<Encoding>(['cbor', 'json'])('[CONSOLE-3] [CONSOLE-4] a receipt for every copy (%s), each with a new command id; one alarm, duplicates counted', async (enc) => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const a = alarm(gw.id, 42)
+    for (const attempt of [1, 2, 3]) await gw.publish('alert', encodePayload({ ...a, attempt, stage: attempt === 3 ? 'unconfirmed' : 'sent' }, enc))
+    const receipts = await waitFor('three receipts', () => gw.of('receipt').length === 3 && gw.of('receipt'))
+
+    expect(receipts.map((r) => r.ids)).toEqual([[a.id], [a.id], [a.id]])
+    expect(new Set(receipts.map((r) => r.id)).size).toBe(3)
+    expect(receipts.every((r) => r.topic === gw.topics.command)).toBe(true)
+    expect(gw.rejected).toEqual([])
+    const open = c.snapshot().openAlarms
+    expect(open).toHaveLength(1)
+    expect(open[0]).toMatchObject({ id: a.id, gateway: gw.id, terminal: 'T4-00123', kind: 'emergency', copies: 3, attempt: 3, gatewayStage: 'unconfirmed', stage: 'received' })
+    expect(c.duplicates.get(a.id)).toBe(2)
+    const alerts = of('alert')
+    expect(alerts.map((e) => e.duplicate ?? false)).toEqual([false, true, true])
+    expect(alerts.map((e) => e.copies)).toEqual([1, 2, 3])
+    // Manual is the default: nothing but receipts until the operator acts.
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'receipt', 'receipt'])
+    await waitFor('three command-sent events', () => of('command-sent').length === 3)
+  })
+
+  it('[CONSOLE-6] auto: acknowledged at once with `by`; dispatched and resolved the given seconds after the acknowledgement (injected timers)', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c } = await consoleFor(broker.url, { ack: 'auto', dispatchAfterS: 90, resolveAfterS: 1800, operator: '110 centre: Officer Bao', timers })
+    const a = alarm(gw.id, 7)
+    await gw.publish('alert', encodePayload(a, 'cbor'))
+
+    const [ack] = await waitFor('the acknowledgement', () => gw.of('acknowledged').length === 1 && gw.of('acknowledged'))
+    expect(ack).toMatchObject({ type: 'acknowledged', alert: a.id, by: '110 centre: Officer Bao' })
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged'])
+    expect(timers.delays()).toEqual([90_000, 1_800_000])
+    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+
+    timers.fire(90_000)
+    const [dispatched] = await waitFor('the dispatch', () => gw.of('dispatched').length === 1 && gw.of('dispatched'))
+    expect(dispatched).toMatchObject({ alert: a.id, unit: 'patrol car 110-3', eta: 40 })
+    expect(gw.of('resolved')).toEqual([])
+
+    timers.fire(1_800_000)
+    const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(resolved).toMatchObject({ alert: a.id, text: 'Case closed by the 110 centre' })
+    expect(c.alarm(a.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
+    expect(c.snapshot().openAlarms).toEqual([])
+
+    // A late copy of a closed alarm: a receipt still, and no second answer.
+    await gw.publish('alert', encodePayload({ ...a, attempt: 9 }, 'json'))
+    await waitFor('the receipt of the late copy', () => gw.of('receipt').length === 2)
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'dispatched', 'resolved', 'receipt'])
+    expect(timers.pending.size).toBe(0)
+  })
+
+  it('[CONSOLE-6] an operator dispatch before the timer: the timer sends nothing more, and the resolve still comes', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c } = await consoleFor(broker.url, { ack: 'auto', dispatchAfterS: 30, resolveAfterS: 60, timers })
+    const a = alarm(gw.id, 8)
+    await gw.publish('alert', encodePayload(a, 'json'))
+    await waitFor('the acknowledgement', () => gw.of('acknowledged').length === 1)
+    await c.dispatch(a.id, 'Patrol car 3, Abag', 95)
+    timers.fire(30_000)
+    timers.fire(60_000)
+    await waitFor('the resolve', () => gw.of('resolved').length === 1)
+    expect(gw.of('dispatched').map((d) => [d.unit, d.eta])).toEqual([['Patrol car 3, Abag', 95]])
+  })
+
+  it.each<'manual' | 'none'>(['manual', 'none'])('%s: receipts only, until the operator acknowledges, dispatches and resolves through the API; stages only move forward', async (ack) => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c } = await consoleFor(broker.url, { ack })
+    const a = alarm(gw.id, 42)
+    await gw.publish('alert', encodePayload(a, 'cbor'))
+    await waitFor('the receipt', () => gw.of('receipt').length === 1)
+    expect(c.alarm(a.id)?.stage).toBe('received')
+
+    const ackd = await c.acknowledge(a.id, 'Stay with the patient, keep warm')
+    expect(ackd).toMatchObject({ type: 'acknowledged', alert: a.id, by: 'Operator on duty', text: 'Stay with the patient, keep warm' })
+    await expect(c.acknowledge(a.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
+    await expect(c.dispatch(a.id, 'x'.repeat(101))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('/unit') })
+    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+    await c.dispatch(a.id, 'Patrol car 3, Abag', 95)
+    await expect(c.acknowledge(a.id)).rejects.toBeInstanceOf(ConsoleError)
+    await c.resolve(a.id, 'Taken to the banner hospital')
+    await expect(c.resolve(a.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
+    await expect(c.acknowledge('T4-00123:999')).rejects.toMatchObject({ code: 'CONSOLE_UNKNOWN_ALERT' })
+
+    await waitFor('four commands at the gateway', () => gw.commands.length === 4)
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'dispatched', 'resolved'])
+    expect(gw.of('dispatched')[0]).toMatchObject({ unit: 'Patrol car 3, Abag', eta: 95 })
+    expect(gw.of('resolved')[0]).toMatchObject({ text: 'Taken to the banner hospital' })
+    expect(gw.rejected).toEqual([])
+  })
+
+  it('[CONSOLE-7] broadcast: to a gateway, an area, all; checked before it is sent', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url, uniq('gw'), 'abag-03')
+    const { c } = await consoleFor(broker.url)
+    const before = Date.now()
+    await c.broadcast(gw.id, 'Vet visit on Friday', 'info')
+    await c.broadcast('area:abag-03', '白灾预警：明晚暴风雪，请把牲畜赶进棚圈。', 'urgent', 3600)
+    await c.broadcast('all', 'Road to the sumu closed', 'warning', undefined, 9001)
+    const got = await waitFor('three broadcasts', () => gw.of('broadcast').length === 3 && gw.of('broadcast'))
+    expect(got.map((b) => [b.topic, b.urgency])).toEqual([
+      [gw.topics.command, 'info'],
+      [gw.topics.areaCommand, 'urgent'],
+      [gw.topics.allCommand, 'warning'],
+    ])
+    expect(got[1]!.expires).toBeGreaterThanOrEqual(before + 3_600_000)
+    expect(got[2]!.broadcast).toBe(9001)
+    expect(new Set(got.map((b) => b.broadcast)).size).toBe(3)
+    await expect(c.broadcast('area:a/b', 'x')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
+    await expect(c.broadcast('all', '')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
+    await expect(c.broadcast('all', '暴'.repeat(901))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('15 display parts') })
+  })
+})
+
+describe('events, batches and statuses', () => {
+  it.each<Encoding>(['cbor', 'json'])('[MQTT-4.2] batch items (%s) decoded one by one, deduplicated against the same item alone on `event`', async (enc) => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const mains = trouble(gw.id, 11)
+    await gw.publish('event', encodePayload(mains, enc))
+    const relay: UplinkEvent = { ...alarm(gw.id, 1), id: `${gw.id}:g12`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, stage: undefined, text: 'Neighbour Batu needs a vet' } as UplinkEvent
+    const batch = { v: 1 as const, id: `${gw.id}:b311`, gateway: gw.id, items: [mains, status(gw.id, 'T4-00123', 71, false), status(gw.id, 'R1-00008', 100, true), relay, trouble(gw.id, 12, 'tamper')] }
+    await gw.publish('batch', await encodeBatch(batch, enc))
+    await waitFor('five items from the batch', () => of('event').length + of('status').length === 6)
+
+    expect(c.duplicates.get(mains.id)).toBe(1)
+    const events = of('event')
+    expect(events.map((e) => [e.kind, e.batch, e.duplicate ?? false])).toEqual([
+      ['mains-lost', null, false],
+      ['mains-lost', batch.id, true],
+      ['relay', batch.id, false],
+      ['tamper', batch.id, false],
+    ])
+    expect(events[2]?.text).toBe('Neighbour Batu needs a vet')
+    const s = c.snapshot()
+    expect(s.terminals.map((t) => [t.terminal, t.battery, t.mains])).toEqual([
+      ['R1-00008', 100, true],
+      ['T4-00123', 71, false],
+    ])
+    expect(s.trouble.map((t) => t.kind)).toEqual(['tamper', 'mains-lost'])
+    expect(s.openAlarms).toEqual([])
+    expect(s.counters).toMatchObject({ items: 5, duplicates: 1, errors: 0 })
+    expect(gw.commands).toEqual([])
+  })
+
+  it('[CONSOLE-2] [MQTT-4.9] malformed payloads are reported with a code and dropped; the console goes on', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const good = alarm(gw.id, 5)
+    const { id: _id, ...noId } = good
+    const okBatch = await encodeBatch({ v: 1, id: 'b1', gateway: gw.id, items: [trouble(gw.id, 20), { v: 1, id: 'x', kind: 'status' } as never] }, 'cbor')
+    const bad: ['alert' | 'event' | 'batch' | 'state' | 'reply', Buffer, string][] = [
+      ['alert', Buffer.from('hello'), 'CONSOLE_UNDECODABLE'],
+      ['alert', Buffer.from('a1617601 00'.replace(' ', ''), 'hex'), 'CONSOLE_UNDECODABLE'],
+      ['alert', encodePayload(noId, 'json'), 'CONSOLE_BAD_SCHEMA'],
+      ['alert', Buffer.from('[1,2]'), 'CONSOLE_BAD_SCHEMA'],
+      ['event', encodePayload({ ...trouble(gw.id, 1), time: 'yesterday' }, 'cbor'), 'CONSOLE_BAD_SCHEMA'],
+      ['batch', Buffer.from('not zstd at all'), 'CONSOLE_UNDECODABLE'],
+      ['batch', okBatch, 'CONSOLE_BAD_SCHEMA'],
+      ['state', encodePayload({ v: 1, type: 'zombie', gateway: gw.id, online: true, session: 1 }, 'json'), 'CONSOLE_BAD_SCHEMA'],
+      ['reply', encodePayload({ v: 1, type: 'error', gateway: gw.id }, 'json'), 'CONSOLE_BAD_SCHEMA'],
+    ]
+    for (const [what, payload] of bad) await gw.publish(what, payload)
+    // Not errors: an empty retained state (a forgotten gateway), a reply type of a later version.
+    await gw.publish('state', Buffer.alloc(0), true)
+    await gw.publish('reply', encodePayload({ v: 1, type: 'result', gateway: gw.id, command: 'c-1' }, 'json'))
+    // An alarm of a kind this version does not know: kept, shown, receipted [MQTT-6.1].
+    await gw.publish('alert', encodePayload({ ...alarm(gw.id, 6), kind: 'avalanche', code: 199 }, 'cbor'))
+    await gw.publish('alert', encodePayload(good, 'cbor'))
+
+    await waitFor('two receipts', () => gw.of('receipt').length === 2)
+    expect(gw.of('receipt').map((r) => r.ids[0])).toEqual(['T4-00123:6', good.id])
+    const errors = of('error')
+    expect(errors.map((e) => e.code)).toEqual(bad.map(([, , code]) => code))
+    expect(errors[2]?.message).toMatch(/alert: .*id/)
+    expect(errors[4]?.message).toMatch(/\/time/)
+    expect(errors[6]?.message).toMatch(/batch b1 item 1/)
+    expect(errors.every((e) => e.topic?.startsWith(`${DEFAULT_TOPIC_PREFIX}/gw/${gw.id}/`) && e.gateway === gw.id)).toBe(true)
+    // The good item of the half-bad batch was kept.
+    expect(c.snapshot().trouble.map((t) => t.id)).toEqual([trouble(gw.id, 20).id])
+    expect(of('alert').map((e) => [e.kind, e.unknownKind ?? false])).toEqual([
+      ['avalanche', true],
+      ['emergency', false],
+    ])
+    expect(of('reply')).toEqual([])
+    expect(c.snapshot().counters.errors).toBe(bad.length)
+    expect(c.connected).toBe(true)
+  })
+
+  it('[MQTT-3.8] a reply is shown with its code and the rejected command', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { of } = await consoleFor(broker.url)
+    const reply = { v: 1, type: 'error', gateway: gw.id, command: 'c-9', topic: gw.topics.command, code: 'CMD_UNKNOWN_ALERT', message: 'no alert T4-1:1', time: { at: T0, estimated: false } }
+    await gw.publish('reply', encodePayload(reply, 'cbor'))
+    const [line] = await waitFor('the reply', () => of('reply').length === 1 && of('reply'))
+    expect(line).toMatchObject({ type: 'reply', id: 'c-9', gateway: gw.id, code: 'CMD_UNKNOWN_ALERT', kind: 'error', command: 'c-9', message: 'no alert T4-1:1' })
+  })
+})
+
+describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
+  it('birth means online, a death of that session offline, a death of an older session is stale; a time command after each birth', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const early = await fakeGateway(broker.url)
+    const gone = await fakeGateway(broker.url)
+    // Retained before the console starts: it learns them at once.
+    await early.publish('state', birth(early.id, 2, 'cbor'), true)
+    await gone.publish('state', death(gone.id, 4), true)
+    const { c, of } = await consoleFor(broker.url)
+    const online = (id: string) => c.snapshot().gateways.find((g) => g.gateway === id)?.online
+    await waitFor('the retained states', () => online(early.id) === true && online(gone.id) === false)
+    await waitFor('time to the gateway born before the console', () => early.of('time').length === 1)
+    expect(gone.commands).toEqual([])
+
+    await gw.publish('state', birth(gw.id, 5), true)
+    await waitFor('online', () => online(gw.id) === true)
+    const [time] = await waitFor('the time command', () => gw.of('time').length === 1 && gw.of('time'))
+    expect(Math.abs(time!.now - Date.now())).toBeLessThan(5000)
+    await gw.publish('state', death(gw.id, 5, 'cbor'), true)
+    await waitFor('offline', () => online(gw.id) === false)
+    await gw.publish('state', birth(gw.id, 7), true)
+    await waitFor('online again', () => online(gw.id) === true)
+    // The will of session 6 (a connection that never got its birth out) arrives late.
+    await gw.publish('state', death(gw.id, 6), true)
+    await waitFor('the stale death', () => of('state').some((e) => e.stale))
+    expect(online(gw.id)).toBe(true)
+    await gw.publish('state', death(gw.id, 7), true)
+    await waitFor('offline again', () => online(gw.id) === false)
+
+    expect(of('state').filter((e) => e.gateway === gw.id).map((e) => [e.kind, e.session, e.online, e.stale ?? false])).toEqual([
+      ['birth', 5, true, false],
+      ['death', 5, false, false],
+      ['birth', 7, true, false],
+      ['death', 6, true, true],
+      ['death', 7, false, false],
+    ])
+    expect(gw.of('time')).toHaveLength(2)
+    expect(c.snapshot().gateways.find((g) => g.gateway === gw.id)).toMatchObject({ online: false, session: 7 })
+  })
+
+  it('a gateway status fills the overview: its terminals, lost or not', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const st = {
+      v: 1,
+      type: 'status',
+      gateway: gw.id,
+      session: 3,
+      time: { at: T0, estimated: false },
+      terminals: [{ address: 3, terminal: 'T4-00123', session: 'open', lost: false }, { address: 5, terminal: 'R1-00008', lost: true }, 'junk'],
+    }
+    await gw.publish('status', encodePayload(st, 'cbor'), true)
+    await waitFor('the status', () => of('status').length === 1)
+    expect(c.snapshot().terminals.map((t) => [t.terminal, t.address, t.lost])).toEqual([
+      ['R1-00008', 5, true],
+      ['T4-00123', 3, false],
+    ])
+    expect(of('status')[0]).toMatchObject({ scope: 'gateway', kind: 'gateway-status', session: 3, gateway: gw.id })
+  })
+})
+
+describe('persistent session [CONSOLE-1] [MQTT-4.8]', () => {
+  const awayAndBack = async (url: string) => {
+    const gw = await fakeGateway(url)
+    const id = uniq('desk')
+    const first = await consoleFor(url, { id })
+    expect(first.c.clientId).toBe(`steppelink-console-${id}`)
+    await first.c.close()
+    // While the console is away:
+    await gw.publish('alert', encodePayload(alarm(gw.id, 77), 'cbor'))
+    const second = await consoleFor(url, { id, ack: 'auto' })
+    await waitFor('the alarm kept by the broker', () => second.of('alert').length === 1)
+    await waitFor('its receipt and acknowledgement', () => gw.of('receipt').length === 1 && gw.of('acknowledged').length === 1)
+    expect(second.of('connection')[0]).toMatchObject({ kind: 'connected', sessionPresent: true })
+  }
+
+  it('an alarm published while the console is away arrives when it comes back (aedes)', async () => {
+    await awayAndBack((await aedes()).url)
+  })
+
+  it('the same against mosquitto', async () => {
+    const broker = await startMosquitto()
+    cleanups.push(() => broker.close())
+    await awayAndBack(broker.url)
+  })
+})
+
+// ---------------------------------------------------------------------------------------
+
+function io() {
+  const out: string[] = []
+  const err: string[] = []
+  const abort = new AbortController()
+  return {
+    out,
+    err,
+    abort,
+    lines: () => out.join('').split('\n').filter((l) => l !== ''),
+    io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), stdin: null, isTTY: false, signal: abort.signal },
+  }
+}
+
+describe('steppelink console', () => {
+  it('--json: one line per event with type, id, gateway, terminal, code, kind, time, receivedAt, ageMs, duplicate', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const t = io()
+    const run = consoleCommand(['--broker', broker.url, '--json', '--ack', 'auto', '--id', uniq('json')], t.io)
+    const parsed = () => t.lines().map((l) => JSON.parse(l) as Record<string, unknown>)
+    await waitFor('connected', () => parsed().some((l) => l.type === 'connection' && l.kind === 'connected'))
+    await gw.publish('state', birth(gw.id, 1), true)
+    const a = alarm(gw.id, 42, { time: { at: Date.now() - 1500, estimated: false } })
+    await gw.publish('alert', encodePayload(a, 'cbor'))
+    await gw.publish('alert', encodePayload({ ...a, attempt: 2 }, 'json'))
+    await gw.publish('event', encodePayload({ ...trouble(gw.id, 3), time: { at: T0, estimated: true } }, 'cbor'))
+    await waitFor('the lines', () => parsed().filter((l) => l.type === 'command-sent').length === 4 && parsed().some((l) => l.type === 'event'))
+    t.abort.abort()
+    expect(await run).toBe(0)
+
+    const lines = parsed()
+    for (const l of lines) expect(Object.keys(l)).toEqual(expect.arrayContaining(['type', 'id', 'gateway', 'terminal', 'code', 'kind', 'time', 'receivedAt', 'ageMs']))
+    const alerts = lines.filter((l) => l.type === 'alert')
+    expect(alerts).toHaveLength(2)
+    expect(alerts[0]).toMatchObject({ id: a.id, gateway: gw.id, terminal: 'T4-00123', code: 101, kind: 'emergency', time: a.time, attempt: 1 })
+    expect(alerts[0]).not.toHaveProperty('duplicate')
+    expect(alerts[1]).toMatchObject({ id: a.id, attempt: 2, duplicate: true })
+    const age = alerts[0]!.ageMs as number
+    expect(age).toBeGreaterThanOrEqual(1500)
+    expect(alerts[0]!.receivedAt as number).toBe(a.time.at + age)
+    expect(lines.find((l) => l.type === 'event')).toMatchObject({ kind: 'mains-lost', code: 301, ageMs: null, class: 'trouble' })
+    expect(lines.find((l) => l.type === 'state')).toMatchObject({ kind: 'birth', gateway: gw.id, session: 1, online: true })
+    const sent = lines.filter((l) => l.type === 'command-sent')
+    expect(sent.map((l) => l.kind).sort()).toEqual(['acknowledged', 'receipt', 'receipt', 'time'])
+    expect(sent.find((l) => l.kind === 'acknowledged')).toMatchObject({ gateway: gw.id, terminal: 'T4-00123', alert: a.id, command: { by: 'Operator on duty' } })
+    expect(t.err.join('')).toMatch(/console stopped: 1 alarm \(1 still open\)/)
+  })
+
+  it('without a terminal: plain lines, no ANSI; keys from standard input acknowledge, dispatch, resolve, broadcast, quit', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const t = io()
+    const stdin = new PassThrough()
+    const run = consoleCommand(['--broker', broker.url, '--id', uniq('keys'), '--unit', 'Patrol car 3, Abag'], { ...t.io, stdin })
+    await waitFor('connected', () => t.out.join('').includes('BROKER   connected'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 43, { kind: 'fire', code: 110 }), 'cbor'))
+    await waitFor('the receipts', () => gw.of('receipt').length === 2)
+
+    stdin.write('a\n')
+    await waitFor('the acknowledgement of the oldest', () => gw.of('acknowledged')[0]?.alert === 'T4-00123:42')
+    stdin.write('2\nd\n\n25\n') // select the fire; dispatch: the default unit, eta 25
+    const [d] = await waitFor('the dispatch', () => gw.of('dispatched').length === 1 && gw.of('dispatched'))
+    expect(d).toMatchObject({ alert: 'T4-00123:43', unit: 'Patrol car 3, Abag', eta: 25 })
+    stdin.write('r\n\x1b\n') // a question cancelled with Esc sends nothing
+    await waitFor('the note', () => t.out.join('').includes('resolve cancelled'))
+    stdin.write('r\nFire out, nobody hurt\n')
+    const [r] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(r).toMatchObject({ alert: 'T4-00123:43', text: 'Fire out, nobody hurt' })
+    stdin.write('b\n\nwarning\nBlizzard tomorrow night\n')
+    const [b] = await waitFor('the broadcast', () => gw.of('broadcast').length === 1 && gw.of('broadcast'))
+    expect(b).toMatchObject({ topic: gw.topics.allCommand, urgency: 'warning', text: 'Blizzard tomorrow night' })
+    stdin.write('q\n')
+    expect(await run).toBe(0)
+
+    const text = t.out.join('')
+    expect(text).not.toContain('\x1b')
+    expect(text).toMatch(/ALERT +T4-00123:42 +emergency \(101\) from T4-00123 via .*NEW ALARM/)
+    expect(text).toMatch(/SENT +acknowledged T4-00123:42 by "Operator on duty"/)
+    expect(text).toMatch(/console stopped: 2 alarms \(1 still open\)/)
+    expect(gw.rejected).toEqual([])
+  })
+
+  it('the live view: gateways, terminals, open alarms with age and stage, trouble; ANSI only when asked', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    let now = T0 + 125_000
+    const { c } = await consoleFor(broker.url, { ack: 'auto', now: () => now })
+    await gw.publish('state', birth(gw.id, 3), true)
+    await gw.publish('event', encodePayload(trouble(gw.id, 2), 'cbor'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 43, { stage: 'unconfirmed' }), 'cbor'))
+    await waitFor('two acknowledgements', () => gw.of('acknowledged').length === 2)
+    now += 60_000
+    const plain = renderView(c.snapshot(), { now, width: 200, selected: 'T4-00123:43' })
+    const text = plain.join('\n')
+    expect(text).not.toContain('\x1b')
+    expect(text).toContain('Gateways: 1 online, 0 offline')
+    expect(text).toMatch(new RegExp(`online +${gw.id} +session 3`))
+    expect(text).toMatch(/Terminals: 1/)
+    expect(text).toMatch(/Open alarms: 2/)
+    expect(text).toMatch(/ {2}1\. T4-00123:42 +emergency .* age 3 min 05 s {2}ACKNOWLEDGED/)
+    expect(text).toMatch(/> 2\. T4-00123:43/)
+    expect(text).toMatch(/mains-lost \(301\)/)
+    const ansi = renderView(c.snapshot(), { now, ansi: true, selected: 'T4-00123:43' }).join('\n')
+    expect(ansi).toContain('\x1b[7m')
+  })
+
+  it('tokenize: characters, arrows, a lone Escape', () => {
+    expect(tokenize('a\x1b[A\x1b[B\x1bq\x1b[2~')).toEqual([{ kind: 'char', ch: 'a' }, { kind: 'up' }, { kind: 'down' }, { kind: 'esc' }, { kind: 'char', ch: 'q' }])
+  })
+
+  it.each(
+    (
+      [
+    [[], /--broker is required/],
+    [['--broker', 'localhost:1883'], /--broker must be an mqtt:\/\/.* got 'localhost:1883'/],
+    [['--broker', 'not a url'], /--broker must be a URL/],
+    [['--broker', 'mqtt://h', '--ack', 'sometimes'], /--ack must be one of auto, manual, none, got 'sometimes'/],
+    [['--broker', 'mqtt://h', '--dispatch-after', 'soon'], /--dispatch-after must be seconds from 0 to 2000000, got 'soon'/],
+    [['--broker', 'mqtt://h', '--resolve-after=-5'], /--resolve-after must be seconds/],
+    [['--broker', 'mqtt://h', '--eta', '1.5'], /--eta must be whole minutes/],
+    [['--broker', 'mqtt://h', '--id', 'desk/1'], /--id must be 1-59 of/],
+    [['--broker', 'mqtt://h', '--prefix', 'a/#'], /--prefix must be topic levels/],
+    [['--broker', 'mqtt://h', '--unit', ''], /--unit must be 1-100 characters/],
+    [['--broker', 'mqtt://h', '--colour'], /Unknown option '--colour'/],
+    [['--broker', 'mqtt://h', 'extra'], /Unexpected argument 'extra'|positional/i],
+    [['broadcast', '--broker', 'mqtt://h', 'text'], /--to is required/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all'], /text of the broadcast is missing/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', 'Storm', 'tonight'], /one argument: put it in quotes/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--urgency', 'severe', 'x'], /--urgency must be one of info, warning, urgent, got 'severe'/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--expires-in', '0', 'x'], /--expires-in must be seconds above 0/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--broadcast-id', '1.5', 'x'], /--broadcast-id must be a whole number/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a+b', 'x'], /area name 'a\+b'/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '暴'.repeat(901)], /15 display parts/],
+    [['--broker', 'mqtt://h', '--eta'], /argument missing/],
+      ] as [string[], RegExp][]
+    ).map(([args, message]) => [args.join(' ').slice(0, 60), args, message] as const),
+  )('usage error: %s', async (_label, args, message) => {
+    const t = io()
+    expect(await consoleCommand(args, t.io)).toBe(2)
+    const err = t.err.join('')
+    expect(err).toMatch(message)
+    expect(err).toMatch(/See 'steppelink console( broadcast)? --help'\.\n$/)
+    expect(t.out).toEqual([])
+  })
+
+  it('--help documents every option, with its default, and the keys', async () => {
+    const t = io()
+    expect(await consoleCommand(['--help'], t.io)).toBe(0)
+    const help = t.out.join('')
+    for (const flag of ['--broker', '--prefix', '--id', '--ack', '--operator', '--dispatch-after', '--resolve-after', '--unit', '--eta', '--username', '--json', '--help']) {
+      expect(help).toContain(flag)
+    }
+    expect(help).toMatch(/default steppelink\/v1/)
+    expect(help).toMatch(/default manual/)
+    for (const key of ['a ', 'd ', 'r ', 'b ', 'q ', '1-9']) expect(help).toMatch(new RegExp(`\\n  ${key}`))
+    const b = io()
+    expect(await consoleCommand(['broadcast', '--help'], b.io)).toBe(0)
+    for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
+  })
+
+  it('broadcast: publishes one valid broadcast command and exits 0 once the broker has it', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url, uniq('gw'), 'abag-03')
+    const t = io()
+    const before = Date.now()
+    const text = '白灾预警：明晚暴风雪，请把牲畜赶进棚圈。'
+    const code = await consoleCommand(['broadcast', '--broker', broker.url, '--to', 'area:abag-03', '--urgency', 'urgent', '--expires-in', '3600', '--broadcast-id', '9001', text], t.io)
+    expect(code).toBe(0)
+    expect(t.out.join('')).toMatch(new RegExp(`broadcast 9001 \\(urgent\\) sent to ${DEFAULT_TOPIC_PREFIX}/area/abag-03/cmd`))
+    const [b] = await waitFor('the broadcast at the gateway', () => gw.of('broadcast').length === 1 && gw.of('broadcast'))
+    expect(b).toMatchObject({ v: 1, type: 'broadcast', broadcast: 9001, text, urgency: 'urgent', topic: gw.topics.areaCommand })
+    expect(b!.expires! - before).toBeGreaterThanOrEqual(3_600_000)
+    expect(b!.expires! - Date.now()).toBeLessThanOrEqual(3_600_000)
+
+    const j = io()
+    expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', gw.id, '--json', 'Vet on Friday'], j.io)).toBe(0)
+    const line = JSON.parse(j.out.join('')) as { type: string; topic: string; command: Command }
+    expect(line).toMatchObject({ type: 'command-sent', kind: 'broadcast', gateway: gw.id, topic: gw.topics.command, command: { type: 'broadcast', urgency: 'info', text: 'Vet on Friday' } })
+    expect(Object.keys(line)).toEqual(expect.arrayContaining(['id', 'terminal', 'code', 'time', 'receivedAt', 'ageMs']))
+    expect(parseCommand(encodePayload(line.command, 'cbor')).ok).toBe(true)
+    await waitFor('the second broadcast', () => gw.of('broadcast').length === 2)
+  })
+
+  it('broadcast: exit 1 when no broker acknowledges in time', async () => {
+    const t = io()
+    const port = await freePort()
+    expect(await consoleCommand(['broadcast', '--broker', `mqtt://127.0.0.1:${port}`, '--to', 'all', '--timeout', '0.3', 'x'], t.io)).toBe(1)
+    expect(t.err.join('')).toMatch(/did not acknowledge the broadcast within 0.3 s/)
+  })
+})

@@ -1,0 +1,266 @@
+/**
+ * The whole alarm loop on one machine, for `npm start` and `steppelink demo`: an embedded
+ * MQTT broker (aedes) on a free loopback port, the gateway (the real one, in this process),
+ * a simulated terminal on one end of a socat pseudo-terminal pair with the gateway on the
+ * other, the operator console, and optionally a weak link between gateway and broker.
+ *
+ * It prints a timeline of an alarm, with milliseconds since the press: pressed, stored,
+ * sent, received by the platform, acknowledged, dispatched, resolved; and stays
+ * interactive, or with `once` returns 0 at `resolved` (1 with the reason if a stage is
+ * not reached in time).
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../gateway/config.js'
+import { createLogger } from '../gateway/log.js'
+import { runGateway } from '../gateway/main.js'
+import type { OpenPort } from '../gateway/serial.js'
+import { contactIdOf, type EventKind } from '../protocol/messages.js'
+import { startAedes } from './broker.js'
+import { startConsole, type ConsoleEvent, type OperatorConsole } from './console.js'
+import { memorySerialPair } from './memory-serial.js'
+import { openPtyPair, type PtyPair } from './pty.js'
+import { runOnSerial, type RunningTerminal } from './serial-runner.js'
+import { requireTool } from './system-tools.js'
+import { TerminalDevice, fileMemory } from './terminal.js'
+import { startWeakLink, type ProfileName, type WeakLink } from './weak-link.js'
+
+export interface DemoOptions {
+  /** Serial line rate, baud. Default 9600. */
+  baud?: number
+  /** A weak link between the gateway and the broker, by profile; null: none. */
+  link?: ProfileName | null
+  /** Run one alarm to `resolved` and return. */
+  once?: boolean
+  /** Longest wait for the whole alarm, s. Default 60. */
+  timeoutS?: number
+  /** The operator console dispatches help this long after acknowledging, s. Default 2. */
+  dispatchAfterS?: number
+  /** ... and resolves the case this long after acknowledging, s. Default 5. */
+  resolveAfterS?: number
+  /** Use an in-memory serial line even if socat is installed. */
+  memorySerial?: boolean
+  /** Where the timeline goes, one line per call. */
+  out: (line: string) => void
+  /** Keys in interactive mode (one per item); null: no interaction. */
+  keys?: AsyncIterable<string> | null
+}
+
+const TERMINAL_ID = 'SL-T-DEMO'
+const GATEWAY_ID = 'gw-demo'
+const KIND_KEYS: Record<string, EventKind> = { e: 'emergency', f: 'fire', m: 'medical', p: 'panic', h: 'callback', c: 'cancel' }
+
+/** The stages an alarm must reach, in order, for the demo to succeed. */
+export const DEMO_STAGES = ['pressed', 'stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved'] as const
+export type DemoStage = (typeof DEMO_STAGES)[number]
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const baud = o.baud ?? 9600
+  const timeoutMs = (o.timeoutS ?? 60) * 1000
+  const dir = mkdtempSync(join(tmpdir(), 'steppelink-demo-'))
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })]
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c()
+      } catch {
+        // Best effort: the demo is ending anyway.
+      }
+    }
+  }
+
+  /** Per alarm number: the press time and the stages reached (ms since the press). */
+  const alarms = new Map<number, { kind: EventKind; at: number; reached: Map<DemoStage, number> }>()
+  const say = (n: number | null, who: string, text: string) => {
+    const t = n !== null ? alarms.get(n) : undefined
+    const ms = t ? `${String(Math.round(Date.now() - t.at)).padStart(6)} ms` : '         '
+    o.out(`${ms}  ${who.padEnd(8)}  ${text}`)
+  }
+  const reach = (n: number, stage: DemoStage, who: string, text: string) => {
+    const a = alarms.get(n)
+    if (!a || a.reached.has(stage)) return
+    a.reached.set(stage, Date.now() - a.at)
+    say(n, who, text)
+  }
+  const numberOf = (id: string | null | undefined) => {
+    const m = id && id.startsWith(`${TERMINAL_ID}:`) ? Number(id.slice(TERMINAL_ID.length + 1)) : NaN
+    return Number.isInteger(m) ? m : null
+  }
+
+  try {
+    // The platform's broker, and the weak link in front of it.
+    const broker = await startAedes()
+    cleanups.push(() => broker.close())
+    let gatewayBroker = broker.url
+    let weak: WeakLink | null = null
+    if (o.link && o.link !== 'perfect') {
+      weak = await startWeakLink({ target: { port: broker.port }, profile: o.link })
+      cleanups.push(() => weak!.stop())
+      gatewayBroker = `mqtt://127.0.0.1:${weak.port}`
+    }
+
+    // The serial cable: a real pseudo-terminal pair, or a wire in memory without socat.
+    let gatewayPath = join(dir, 'gateway-serial')
+    let terminalPath = join(dir, 'terminal-serial')
+    let gatewayPort: OpenPort | undefined
+    let terminalPort: OpenPort | undefined
+    let serialNote: string
+    let socatMissing: string | null = null
+    if (!o.memorySerial) {
+      try {
+        requireTool('socat')
+      } catch (e) {
+        socatMissing = (e as Error).message
+      }
+    }
+    if (!o.memorySerial && socatMissing === null) {
+      const pty: PtyPair = await openPtyPair()
+      cleanups.push(() => pty.close())
+      gatewayPath = pty.a
+      terminalPath = pty.b
+      serialNote = `a pseudo-terminal pair (socat): gateway ${pty.a}, terminal ${pty.b}`
+    } else {
+      ;[gatewayPort, terminalPort] = memorySerialPair()
+      serialNote = 'a serial line in memory'
+      if (socatMissing) o.out(`socat is not installed, so the serial line runs in memory. For a real pseudo-terminal pair: sudo ${socatMissing}`)
+    }
+
+    // The operator console: receipts, then acknowledge, dispatch and resolve by itself.
+    const onConsole = (e: ConsoleEvent) => {
+      if (e.type === 'alert' && !e.duplicate) {
+        const n = numberOf(e.id)
+        if (n !== null) reach(n, 'received', 'platform', `alarm ${e.id} arrived (${e.kind}, Contact ID ${e.code}); receipt sent to the gateway`)
+      } else if (e.type === 'command-sent') {
+        const n = numberOf(e.alert)
+        if (n === null) return
+        if (e.kind === 'acknowledged') reach(n, 'acknowledged', 'platform', `operator acknowledged it`)
+        if (e.kind === 'dispatched') reach(n, 'dispatched', 'platform', `help dispatched`)
+        if (e.kind === 'resolved') reach(n, 'resolved', 'platform', `case resolved`)
+      } else if (e.type === 'event' && !e.duplicate && e.class === 'trouble') {
+        say(null, 'platform', `trouble from ${e.terminal ?? e.gateway}: ${e.kind}`)
+      }
+    }
+    const console_: OperatorConsole = await startConsole({
+      broker: broker.url,
+      id: `demo-${process.pid}`,
+      ack: 'auto',
+      dispatchAfterS: o.dispatchAfterS ?? 2,
+      resolveAfterS: o.resolveAfterS ?? 5,
+      onEvent: onConsole,
+    })
+    cleanups.push(() => console_.close())
+
+    // The gateway: the real one, its JSON log lines read for the timeline.
+    const loaded = loadConfig(['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud)], {})
+    if (!loaded.ok) throw new Error(`demo config: ${loaded.errors.join('; ')}`)
+    const stop = new AbortController()
+    let gatewayReady = false
+    const log = createLogger('info', {
+      write: (line: string) => {
+        let l: { msg?: string; id?: string; level?: string }
+        try {
+          l = JSON.parse(line) as typeof l
+        } catch {
+          return
+        }
+        const n = numberOf(l.id)
+        if (l.msg === 'gateway ready') gatewayReady = true
+        if (n !== null && l.msg === 'ALARM stored') reach(n, 'stored', 'gateway', 'stored on disk (SQLite, fsync) before acknowledging the terminal')
+        if (n !== null && l.msg === 'alarm published') reach(n, 'sent', 'gateway', "published to the platform's broker (PUBACK)")
+        if (l.level === 'error') say(null, 'gateway', `error: ${l.msg}`)
+      },
+    })
+    const gatewayDone = runGateway(loaded.config, log, { signal: stop.signal, ...(gatewayPort ? { openPort: gatewayPort } : {}) })
+    cleanups.push(async () => {
+      stop.abort()
+      await gatewayDone
+    })
+
+    // The terminal, on the other end of the cable.
+    const device = new TerminalDevice({
+      address: 1,
+      terminal: TERMINAL_ID,
+      memory: fileMemory(join(dir, 'terminal-nv.json')),
+      baud,
+      now: Date.now(),
+      onUpdate: (u) => {
+        if (u.kind === 'display') say(null, 'terminal', `display (${u.urgency}): ${u.text}`)
+        if (u.kind === 'link') say(null, 'terminal', u.up ? 'link to the gateway up' : 'gateway not answering')
+        if (u.kind !== 'stage' || u.stage === 'saved') return
+        const extra = [u.text, u.eta !== undefined ? `ETA ${u.eta} min` : undefined].filter(Boolean).join(', ')
+        say(u.event, 'terminal', `shows: ${u.stage}${extra ? ` (${extra})` : ''}`)
+      },
+    })
+    const running: RunningTerminal = runOnSerial(device, { path: terminalPath, baud, pace: true, ...(terminalPort ? { openPort: terminalPort } : {}) })
+    cleanups.push(() => running.stop())
+
+    o.out(`Steppelink demo: the whole alarm loop on this machine.`)
+    o.out(`  broker   aedes on ${broker.url}${weak ? `, reached by the gateway through a ${o.link} link (${gatewayBroker})` : ''}`)
+    o.out(`  gateway  ${GATEWAY_ID}, store in ${join(dir, 'gateway')}`)
+    o.out(`  serial   ${serialNote}, ${baud} baud`)
+    o.out(`  terminal ${TERMINAL_ID}; console: acknowledges at once, dispatches after ${o.dispatchAfterS ?? 2} s, resolves after ${o.resolveAfterS ?? 5} s`)
+    o.out('')
+
+    const deadline = Date.now() + 20_000
+    while (!(gatewayReady && device.link.status.state === 'open' && console_.connected)) {
+      if (Date.now() > deadline) {
+        o.out(`demo failed: the loop did not come up in 20 s (gateway ready: ${gatewayReady}, terminal session: ${device.link.status.state}, console connected: ${console_.connected})`)
+        return 1
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
+
+    const press = (kind: EventKind) => {
+      const at = Date.now()
+      const e = device.press(kind)
+      running.wake()
+      alarms.set(e.number, { kind, at, reached: new Map([['pressed', 0]]) })
+      say(e.number, 'terminal', `button pressed: alarm #${e.number} (${kind}, Contact ID ${contactIdOf(kind) ?? 'none'}), saved in the terminal's memory`)
+      return e.number
+    }
+
+    const first = press('emergency')
+    const done = await waitFor(() => alarms.get(first)!.reached.has('resolved') && device.stages.get(first) === 'resolved', timeoutMs)
+    const reached = alarms.get(first)!.reached
+    if (!done) {
+      const missing = DEMO_STAGES.filter((s) => !reached.has(s))
+      o.out(`\ndemo failed: alarm #${first} did not reach ${missing.join(', ')} within ${timeoutMs / 1000} s; the terminal shows ${device.stages.get(first)}.`)
+      return 1
+    }
+    o.out(`\nalarm #${first}: ${DEMO_STAGES.map((s) => `${s} ${reached.get(s) ?? '-'} ms`).join(', ')}`)
+    if (o.once || !o.keys) return 0
+
+    o.out(`\nInteractive. Keys: e emergency, f fire, m medical, p panic, h hotline call-back, c cancel,`)
+    o.out(`b broadcast a storm warning, u unplug the terminal's cable for 5 s${weak ? ', s stall the uplink for 20 s' : ''}, q quit.`)
+    for await (const key of o.keys) {
+      const k = key.trim().toLowerCase()
+      if (k === 'q') break
+      const kind = KIND_KEYS[k]
+      if (kind) press(kind)
+      else if (k === 'b') {
+        await console_.broadcast('all', '白灾预警：今夜暴雪，请把牲畜赶回棚圈。Storm warning: bring the herds in tonight.', 'urgent', 3600)
+        say(null, 'platform', 'broadcast a storm warning to every gateway')
+      } else if (k === 'u') {
+        running.unplug(5_000)
+        say(null, 'terminal', 'cable unplugged for 5 s')
+      } else if (k === 's' && weak) {
+        weak.blackout(20_000)
+        say(null, 'link', 'uplink stalled for 20 s (bytes stop, no FIN)')
+      } else if (k !== '') o.out(`unknown key '${k}'`)
+    }
+    return 0
+  } finally {
+    await cleanup()
+  }
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end) return false
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return true
+}
