@@ -76,7 +76,7 @@ Scripted mode (--press):
                     stored (the gateway has it on disk: its ACK, or INDICATE stored),
                     received (the 110 platform has it), acknowledged (an operator took
                     it) or resolved; unconfirmed does not count (default received).
-                    A hotline call-back request goes no further than stored.
+                    A hotline call-back request goes no further than sent (the broker has it).
   --timeout S       exit 1 after this long, seconds, naming each press and the stage it
                     reached (default 120)
   --json            one JSON line per stage change on standard output:
@@ -539,7 +539,7 @@ class Simulator {
         : !status.up
           ? 'the gateway stopped answering'
           : button === 'hotline' && RANK[s.until] > RANK.stored
-            ? 'a hotline call-back request goes no further than stored: use --until stored'
+            ? 'a hotline call-back request goes no further than sent (the broker has it): use --until stored'
             : `the gateway has not reported ${s.until} yet`
     const made = mine.length < s.count ? `; only ${mine.length} of ${s.count} presses made` : ''
     return `timed out after ${s.timeoutS} s waiting for every press to reach ${s.until}: ${parts.join(', ')}${made}; ${hint}`
