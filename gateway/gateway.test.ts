@@ -68,6 +68,7 @@ function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settin
   const terminal = new TerminalLink({ address: 5, hello: () => ({ terminal: 'SL-T-5', firmware: '1.0', capabilities: ['buzzer'], boot: 1, lastEvent: events }), random: seededRandom(4) })
   line.add(onLine(terminal, (e) => tLog.push(e)))
   gateway.start()
+  gateway.serialOpened()
   const press = (kind: Event['kind'] = 'emergency', number = ++events): Event => {
     const m: Event = { type: 'EVENT', number, kind, boot: 1, uptime: 100 }
     terminal.send(m, { priority: 10 })

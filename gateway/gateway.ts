@@ -125,10 +125,8 @@ export class Gateway {
     for (const t of JSON.parse(store.meta('terminals') ?? '[]') as KnownTerminal[]) this.#terminals.set(t.address, { ...t, lost: false })
   }
 
-  /** Tells the terminals on the line that the gateway (re)started. [LINK-7.3] */
+  /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
   start(): void {
-    this.link.announce()
-    this.#flushSerial()
     const open = this.store.openAlerts()
     this.log.info(
       { terminals: this.#terminals.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
@@ -137,6 +135,16 @@ export class Gateway {
   }
 
   // ------------------------------------------------------------------ serial side
+
+  /**
+   * The serial port is open (at start, or again after an unplug): tell the terminals that
+   * this gateway is there, so that a terminal that knew another boot of it says HELLO at
+   * once rather than at its next retry. [LINK-7.3]
+   */
+  serialOpened(): void {
+    this.link.announce()
+    this.#flushSerial()
+  }
 
   /** Bytes from the serial port. */
   serialData(bytes: Uint8Array): void {
@@ -292,8 +300,10 @@ export class Gateway {
     // Operators' texts can be longer than a terminal's line: cut at a character boundary.
     const text = extra.text === undefined ? undefined : splitDisplayText(extra.text, INDICATE_TEXT_MAX_BYTES, 1).parts[0]
     const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(extra.eta !== undefined ? { eta: extra.eta } : {}) }
-    // Not coalesced: the terminal shows every stage in turn (at most seven per alert).
-    this.link.send(address, message, { priority: INDICATE_PRIORITY })
+    // One INDICATE per alert waits at a time: a newer stage replaces one not yet sent, so
+    // the queue to a terminal that was away holds each alert's latest stage, once. When
+    // the line keeps up, the terminal sees every stage in turn.
+    this.link.send(address, message, { priority: INDICATE_PRIORITY, coalesce: `indicate:${e.number}` })
     this.#flushSerial()
   }
 
@@ -433,7 +443,7 @@ export class Gateway {
     for (const item of items) {
       if (item.class !== 'request' || !('number' in item) || item.number === null || item.terminal === null) continue
       const address = [...this.#terminals.values()].find((t) => t.terminal === item.terminal)?.address
-      if (address !== undefined) this.link.send(address, { type: 'INDICATE', event: item.number, stage: 'sent' }, { priority: INDICATE_PRIORITY })
+      if (address !== undefined) this.link.send(address, { type: 'INDICATE', event: item.number, stage: 'sent' }, { priority: INDICATE_PRIORITY, coalesce: `indicate:${item.number}` })
     }
     this.#flushSerial()
   }

@@ -64,7 +64,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     return 1
   }
   const boot = store.bump('gateway-boot')
-  const link = new GatewayLink({ gateway: config.gateway.id, boot, baud: config.serial.baud })
+  // Room for one INDICATE per open alert of a terminal that was away, and its config.
+  const link = new GatewayLink({ gateway: config.gateway.id, boot, baud: config.serial.baud, maxQueue: 256 })
 
   // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
   let serial: SerialLine | null = null
@@ -95,6 +96,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       switch (e.kind) {
         case 'open':
           log.info({ path: e.path, baud: config.serial.baud }, 'serial port open')
+          gateway.serialOpened()
           return
         case 'closed':
           log.warn({ path: e.path, reason: e.reason, retryInMs: e.retryInMs }, 'serial port closed (cable unplugged?); reopening')

@@ -15,8 +15,8 @@ export interface WaitOptions {
   timeoutMs?: number
   /** Check this often, ms. Default 5. */
   intervalMs?: number
-  /** What is awaited, for the timeout message. */
-  what?: string
+  /** What is awaited, for the timeout message (a function: said as it stands at the timeout). */
+  what?: string | (() => string)
 }
 
 /**
@@ -31,7 +31,8 @@ export async function waitUntil(condition: () => boolean, opts: WaitOptions = {}
   for (;;) {
     if (condition()) return
     if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what ?? 'a condition'}`)
+      const what = typeof opts.what === 'function' ? opts.what() : opts.what
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what ?? 'a condition'}`)
     }
     await new Promise<void>((resolve) => setTimeout(resolve, intervalMs))
   }

@@ -1,0 +1,47 @@
+/**
+ * Scenario 1: the gateway killed with SIGKILL at random moments during a burst of presses,
+ * 20 times, restarted each time, against aedes and against mosquitto.
+ */
+
+import { afterEach, describe, expect, it } from 'vitest'
+import { seededRandom } from '../../protocol/testing.js'
+import { startLoop, type BrokerKind, type Loop } from './loop.js'
+
+describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: gateway SIGKILLed during a burst (%s)', (broker) => {
+  let loop: Loop | null = null
+  afterEach(async () => {
+    await loop?.close()
+    loop = null
+  })
+
+  it('20 kills at random moments lose and duplicate no alarm', async () => {
+    loop = await startLoop({ broker })
+    const random = seededRandom(broker === 'aedes' ? 7 : 11)
+    const kills = 20
+    for (let k = 0; k < kills; k++) {
+      // A few presses, then a kill at a random moment while they are on their way.
+      const presses = 1 + Math.floor(random() * 3)
+      for (let p = 0; p < presses; p++) {
+        loop.press(0, p % 3 === 2 ? 'fire' : 'emergency')
+        await new Promise((r) => setTimeout(r, random() * 40))
+      }
+      await new Promise((r) => setTimeout(r, random() * 150))
+      await loop.restartGateway('SIGKILL')
+    }
+    loop.press(0)
+    let duplicates: number
+    try {
+      duplicates = await loop.expectEveryAlarmDelivered({ timeoutMs: 90_000 })
+    } catch (e) {
+      if (process.env.FAULT_DEBUG) {
+        const fs = await import('node:fs')
+        fs.writeFileSync('/tmp/fault-gw.log', loop.gateway.logs.map((l) => JSON.stringify(l)).join('\n'))
+        fs.writeFileSync('/tmp/fault-console.log', loop.events.map((l) => JSON.stringify(l)).join('\n'))
+      }
+      throw e
+    }
+    const pressed = loop.terminals[0]!.pressed.length
+    console.log(`[${broker}] ${kills} SIGKILLs, ${pressed} alarms: all delivered once after dedup, in order; ${duplicates} duplicate copies reached the wire`)
+    expect(loop.arrivals).toHaveLength(pressed)
+  })
+})
