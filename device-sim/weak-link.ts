@@ -40,6 +40,7 @@
 
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { seededRandom } from '../protocol/random.js'
 
 // ---------------------------------------------------------------------------------------
 // Shape of the link
@@ -461,21 +462,6 @@ interface Conn {
   killed: boolean
 }
 
-/**
- * mulberry32, as `seededRandom` in protocol/testing.ts; repeated here so that the proxy does
- * not load the serial protocol's codec (and cbor-x) just for its jitter.
- */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** A setTimeout delay for `ms`: whole ms, at most a day (longer ones overflow Node's timers; callers re-arm). */
 const timerDelay = (ms: number) => Math.min(86_400_000, Math.max(0, Math.ceil(ms)))
 
@@ -492,7 +478,7 @@ export async function startWeakLink(opts: WeakLinkOptions): Promise<WeakLink> {
   checkShape(shape)
   const targetHost = targetOpt.host ?? '127.0.0.1'
   const targetPort = targetOpt.port
-  const random = randomOpt ?? mulberry32(seed ?? 1)
+  const random = randomOpt ?? seededRandom(seed ?? 1)
   const schedule = new LinkSchedule(shape, random)
 
   const t0 = performance.now()

@@ -5,19 +5,10 @@
  */
 
 import type { LinkEvent } from './link.js'
+import { seededRandom } from './random.js'
 import { wireTimeMs } from './timing.js'
 
-/** Small, fast, seedable PRNG (mulberry32); good enough to drive impairments. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seededRandom }
 
 export interface Impairments {
   /** Probability that a chunk loses a random run of bytes. */
