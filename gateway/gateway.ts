@@ -84,6 +84,8 @@ const RECENT_MS = 3_600_000
 const BOUNDS_EVERY_MS = 60_000
 const INDICATE_PRIORITY = 10
 const INDICATE_TEXT_MAX_BYTES = 120
+/** Messages queued to a terminal beyond which INDICATEs of one alert replace each other. */
+const INDICATE_BACKLOG = 8
 
 export class Gateway {
   readonly topics: GatewayTopics
@@ -159,6 +161,10 @@ export class Gateway {
       } catch (err) {
         // One bad event must not stop the others, nor the gateway.
         this.log.error({ err, event: e.kind }, 'internal error handling a link event')
+        // A message left without an answer stops the terminal's line for good (each copy it
+        // sends again is a duplicate of the one awaited): NAK busy, it sends it again later.
+        // A no-op if it was answered before the error.
+        if (e.kind === 'message') this.link.defer(e.ref)
       }
     }
     this.#flushSerial()
@@ -219,11 +225,18 @@ export class Gateway {
         return this.#onEvent(terminal, ref, m)
       case 'HEARTBEAT': {
         const { type: _type, ...heartbeat } = m
+        // A heartbeat is never worth a NAK: stored, refused or failed, the terminal gets its ACK.
         try {
-          this.store.putStatus(terminal.terminal, address, heartbeat, this.io.now())
+          if (!this.store.putStatus(terminal.terminal, address, heartbeat, this.io.now())) {
+            this.log.debug({ terminal: terminal.terminal, reserveMB: this.store.limits.reserveMB }, 'disk nearly full: heartbeat dropped and counted to keep room for alarms')
+          }
         } catch (err) {
           this.log.warn({ err, terminal: terminal.terminal }, 'could not store a heartbeat; it is dropped')
-          this.store.count('dropped.status.error')
+          try {
+            this.store.count('dropped.status.error')
+          } catch {
+            // The disk is full: the line above says it.
+          }
         }
         this.link.accept(ref)
         return
@@ -300,11 +313,19 @@ export class Gateway {
     // Operators' texts can be longer than a terminal's line: cut at a character boundary.
     const text = extra.text === undefined ? undefined : splitDisplayText(extra.text, INDICATE_TEXT_MAX_BYTES, 1).parts[0]
     const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(extra.eta !== undefined ? { eta: extra.eta } : {}) }
-    // One INDICATE per alert waits at a time: a newer stage replaces one not yet sent, so
-    // the queue to a terminal that was away holds each alert's latest stage, once. When
-    // the line keeps up, the terminal sees every stage in turn.
-    this.link.send(address, message, { priority: INDICATE_PRIORITY, coalesce: `indicate:${e.number}` })
+    this.link.send(address, message, this.#indicateOptions(address, e.number))
     this.#flushSerial()
+  }
+
+  /**
+   * While the line to a terminal keeps up, every stage goes in turn. Once a backlog builds
+   * (a terminal that was away, a burst of alarms), a newer stage replaces one of the same
+   * alert not yet sent: the queue then holds each alert's latest stage, and never
+   * overflows into dropping one.
+   */
+  #indicateOptions(address: number, event: number): { priority: number; coalesce?: string } {
+    const busy = (this.link.terminal(address)?.queued ?? 0) >= INDICATE_BACKLOG
+    return busy ? { priority: INDICATE_PRIORITY, coalesce: `indicate:${event}` } : { priority: INDICATE_PRIORITY }
   }
 
   #display(address: number, id: number, text: string, urgency: 'info' | 'warning' | 'urgent', expires: number | null): void {
@@ -323,7 +344,13 @@ export class Gateway {
   }
 
   #gatewayEvent(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}): void {
-    const n = this.store.bump('gateway-event')
+    let n: number
+    try {
+      n = this.store.bump('gateway-event')
+    } catch (err) {
+      this.log.error({ err, kind, terminal: t?.terminal }, 'could not store a gateway event')
+      return
+    }
     const id = `${this.settings.gateway}:g${n}`
     const cls = CLASS_OF[kind]
     const body = {
@@ -443,7 +470,7 @@ export class Gateway {
     for (const item of items) {
       if (item.class !== 'request' || !('number' in item) || item.number === null || item.terminal === null) continue
       const address = [...this.#terminals.values()].find((t) => t.terminal === item.terminal)?.address
-      if (address !== undefined) this.link.send(address, { type: 'INDICATE', event: item.number, stage: 'sent' }, { priority: INDICATE_PRIORITY, coalesce: `indicate:${item.number}` })
+      if (address !== undefined) this.link.send(address, { type: 'INDICATE', event: item.number, stage: 'sent' }, this.#indicateOptions(address, item.number))
     }
     this.#flushSerial()
   }
@@ -550,11 +577,27 @@ export class Gateway {
 
   // ------------------------------------------------------------------ commands
 
-  /** A payload on one of the command topics. Never throws. [MQTT-5.2] */
+  /**
+   * A payload on one of the command topics. Never throws [MQTT-5.2]: it runs inside the
+   * MQTT client's PUBLISH handler, where an exception ends the process before the PUBACK,
+   * and the broker then delivers the same payload again to the restarted gateway.
+   */
   command(topic: string, payload: Buffer): void {
+    try {
+      this.#command(topic, payload)
+    } catch (err) {
+      this.log.error({ err, topic, bytes: payload.length }, 'internal error handling a command payload; it is dropped')
+    }
+  }
+
+  #command(topic: string, payload: Buffer): void {
     const parsed = parseCommand(payload)
     if (!parsed.ok) {
-      this.store.count('commands.rejected')
+      try {
+        this.store.count('commands.rejected')
+      } catch {
+        // A full or failing disk: the log line below still says it.
+      }
       this.log.warn({ topic, code: parsed.code, command: parsed.id, bytes: payload.length }, `command rejected: ${parsed.message}`)
       void this.#reply(topic, parsed.id, parsed.code, parsed.message)
       return

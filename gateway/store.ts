@@ -291,6 +291,20 @@ export class Store {
     this.#stmt.count.run(name, by)
   }
 
+  /** Counts if the disk lets it (a heartbeat is not worth a NAK when not even a counter fits). */
+  #countBestEffort(name: string): void {
+    try {
+      this.count(name)
+    } catch {
+      // Nothing can be written (the disk is full): the caller's log line says what happened.
+    }
+  }
+
+  /** Free space is below the reserve kept for alarms: lower classes are refused. */
+  #belowReserve(): boolean {
+    return this.#freeSpace() < this.limits.reserveMB * 1024 * 1024
+  }
+
   counters(): Record<string, number> {
     return Object.fromEntries(this.#stmt.counters.all().map((r) => [r.name, r.value]))
   }
@@ -305,7 +319,7 @@ export class Store {
   addEvent(e: NewEvent): AddResult {
     const existing = this.#stmt.byId.get(e.id) ?? (e.terminal !== null && e.number !== null ? this.#stmt.byTerminalNumber.get(e.terminal, e.number) : undefined)
     if (existing) return { kind: 'duplicate', event: fromRow(existing) }
-    if (e.cls !== 'alarm' && this.#freeSpace() < this.limits.reserveMB * 1024 * 1024) {
+    if (e.cls !== 'alarm' && this.#belowReserve()) {
       this.count(`dropped.${e.cls}.disk`)
       return { kind: 'refused', reason: 'disk-reserve' }
     }
@@ -415,8 +429,15 @@ export class Store {
 
   // ------------------------------------------------------------------ status coalescing
 
-  /** Folds a heartbeat into the terminal's status row. [MQTT-3.4] */
-  putStatus(terminal: string, address: number, hb: Heartbeat, now: number): void {
+  /**
+   * Folds a heartbeat into the terminal's status row. [MQTT-3.4] Below the disk reserve it
+   * is refused and counted (`dropped.status.disk`), like every lower class: returns false.
+   */
+  putStatus(terminal: string, address: number, hb: Heartbeat, now: number): boolean {
+    if (this.#belowReserve()) {
+      this.#countBestEffort('dropped.status.disk')
+      return false
+    }
     const row = this.#stmt.getStatus.get(terminal)
     const prev = row ? (JSON.parse(row.body) as CoalescedStatus) : undefined
     const minutesWithoutMains =
@@ -439,6 +460,7 @@ export class Store {
     } finally {
       this.#db.pragma('synchronous = FULL')
     }
+    return true
   }
 
   /** Status rows folded since they were last published. */

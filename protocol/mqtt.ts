@@ -334,6 +334,19 @@ export type CommandParse =
   | { ok: true; command: Command }
   | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED'>; message: string; id: string | null }
 
+/**
+ * A value from an untrusted payload, for an error message. Never throws: CBOR can carry
+ * values JSON cannot write (a bignum, tag 2 or 3, decodes to a BigInt).
+ */
+function describeValue(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`
+  try {
+    return JSON.stringify(v) ?? String(v)
+  } catch {
+    return Object.prototype.toString.call(v)
+  }
+}
+
 /** Narrows an untrusted downlink payload to a typed command, or says what is wrong. [MQTT-5.2] */
 export function parseCommand(payload: Uint8Array): CommandParse {
   if (payload.length > MAX_COMMAND_BYTES) {
@@ -352,12 +365,12 @@ export function parseCommand(payload: Uint8Array): CommandParse {
   const v = value as Record<string, unknown>
   const id = typeof v.id === 'string' && v.id.length <= 128 ? v.id : null
   if (v.v !== MQTT_CONTRACT_VERSION) {
-    return { ok: false, code: 'CMD_BAD_VERSION', message: `contract version ${JSON.stringify(v.v)}, this gateway speaks ${MQTT_CONTRACT_VERSION}`, id }
+    return { ok: false, code: 'CMD_BAD_VERSION', message: `contract version ${describeValue(v.v)}, this gateway speaks ${MQTT_CONTRACT_VERSION}`, id }
   }
   const type = v.type
   const validator = typeof type === 'string' && Object.hasOwn(commandValidators, type) ? commandValidators[type as CommandType] : undefined
   if (!validator) {
-    return { ok: false, code: 'CMD_UNKNOWN_TYPE', message: `unknown command type ${JSON.stringify(type)}; known: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`, id }
+    return { ok: false, code: 'CMD_UNKNOWN_TYPE', message: `unknown command type ${describeValue(type)}; known: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`, id }
   }
   if (!validator.Check(v)) {
     const first = [...validator.Errors(v)][0]

@@ -1,17 +1,22 @@
 #!/usr/bin/env node
-// Makes sure the system tools the tests use are here: socat (a real pseudo-terminal pair)
-// and mosquitto (a real second broker). As root with apt-get, installs what is missing;
-// otherwise stops with the exact line to run. Never lets the tests skip them silently.
+// Makes sure the system tools the tests use are here: socat (a real pseudo-terminal pair),
+// mosquitto (a real second broker) and mosquitto-clients (mosquitto_sub and mosquitto_pub:
+// the shell platform of protocol/MQTT.md section 8, in the interop fault test). As root
+// with apt-get, installs what is missing; otherwise stops with the exact line to run.
+// Never lets the tests skip them silently.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
+// name: the command looked for; pkg: the Debian package that has it.
 const TOOLS = [
-  { name: 'socat', paths: ['/usr/bin/socat', '/usr/local/bin/socat'] },
-  { name: 'mosquitto', paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'] },
+  { name: 'socat', pkg: 'socat', paths: ['/usr/bin/socat', '/usr/local/bin/socat'] },
+  { name: 'mosquitto', pkg: 'mosquitto', paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'] },
+  { name: 'mosquitto_sub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_sub', '/usr/local/bin/mosquitto_sub'] },
+  { name: 'mosquitto_pub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'] },
 ]
 
 const onPath = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-const missing = TOOLS.filter((t) => !t.paths.some(existsSync) && !onPath(t.name)).map((t) => t.name)
+const missing = [...new Set(TOOLS.filter((t) => !t.paths.some(existsSync) && !onPath(t.name)).map((t) => t.pkg))]
 if (missing.length === 0) process.exit(0)
 
 const line = `apt-get update && apt-get install -y ${missing.join(' ')}`
@@ -26,5 +31,5 @@ if (root && onPath('apt-get')) {
     process.exit(1)
   }
 }
-console.error(`The tests need ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. Run:\n  sudo ${line}\nthen npm test again.`)
+console.error(`The tests need ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. Run:\n  sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}\nthen npm test again.`)
 process.exit(1)

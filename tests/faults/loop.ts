@@ -9,11 +9,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import mqtt from 'mqtt'
 import { expect } from 'vitest'
 import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../device-sim/console.js'
 import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../../device-sim/serial-runner.js'
 import { TerminalDevice, ramMemory, type NvMemory } from '../../device-sim/terminal.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../../device-sim/weak-link.js'
+import { openSerialPort, type OpenPort, type PortLike } from '../../gateway/serial.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
 import { startAedes, startMosquitto, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
 import { startGateway, type GatewayProcess } from '../helpers/gateway-process.js'
@@ -61,6 +63,8 @@ export class Loop {
   readonly copies = new Map<string, number>()
   readonly events: ConsoleEvent[] = []
   readonly #gatewaysKilled: GatewayProcess[] = []
+  /** With several terminals, they share one opening of the line (see sharedLine). */
+  readonly #line = sharedLine()
 
   constructor(readonly options: LoopOptions) {
     this.dataDir = options.dataDir ?? join(this.dir, 'gateway')
@@ -117,7 +121,8 @@ export class Loop {
   addTerminal(address: number, memory: NvMemory = ramMemory()): Terminal {
     const id = `SL-T-F${address}`
     const device = new TerminalDevice({ address, terminal: id, memory, now: Date.now() })
-    const running = runOnSerial(device, { ...this.options.serial, path: this.pty.b })
+    const shared = (this.options.terminals ?? 1) > 1 && this.options.serial?.openPort === undefined
+    const running = runOnSerial(device, { ...this.options.serial, path: this.pty.b, ...(shared ? { openPort: this.#line } : {}) })
     const t: Terminal = { id, device, running, memory, pressed: this.terminals.find((x) => x.id === id)?.pressed ?? [] }
     const at = this.terminals.findIndex((x) => x.id === id)
     if (at >= 0) this.terminals[at] = t
@@ -159,6 +164,12 @@ export class Loop {
       () => this.terminals.every((t) => t.pressed.every((n) => order.indexOf(t.device.stages.get(n) as Stage) >= order.indexOf(stage))),
       { timeoutMs: 30_000, what: () => `every terminal showing ${stage}: ${this.terminals.map((t) => t.pressed.map((n) => `${t.id}:${n}=${t.device.stages.get(n)}`).join(' ')).join(' ')}` },
     )
+    // A terminal may show `received` while the ACK of its own EVENT was lost on the line:
+    // its NV memory clears at the next retransmission (up to ~7 s at 9600 baud).
+    await waitUntil(() => this.terminals.every((t) => t.device.pending.length === 0), {
+      timeoutMs: 30_000,
+      what: () => `every terminal's NV memory to empty: ${this.terminals.map((t) => `${t.id} [${t.device.pending.map((e) => e.number).join(',')}]`).join(' ')}`,
+    })
     for (const t of this.terminals) {
       const expected = t.pressed.map((n) => `${t.id}:${n}`)
       const arrived = this.arrivals.filter((id) => id.startsWith(`${t.id}:`))
@@ -198,4 +209,110 @@ export async function startLoop(options: LoopOptions): Promise<Loop> {
     await loop.close()
     throw e
   }
+}
+
+/**
+ * One serial device shared by several simulated terminals, as on an RS-485 line: the device
+ * (the terminals' end of the pty pair) is opened once; every byte from the gateway reaches
+ * every terminal, and each terminal hears the others' frames (not its own). Needed because
+ * the serialport package locks a device: a second terminal opening the same pty end would
+ * get SERIAL_BUSY for ever. When the device goes away (pty killed), every terminal's port
+ * closes; each SerialLine reopens by itself, and they share the next opening again.
+ */
+export function sharedLine(open: OpenPort = openSerialPort): OpenPort {
+  interface Tap {
+    data: ((bytes: Uint8Array) => void)[]
+    close: ((reason: Error | null) => void)[]
+    attached: boolean
+  }
+  interface Bus {
+    port: PortLike
+    taps: Set<Tap>
+    dead: boolean
+  }
+  let current: Bus | null = null
+  let opening: Promise<Bus> | null = null
+  const end = (bus: Bus, reason: Error | null): void => {
+    if (bus.dead) return
+    bus.dead = true
+    if (current === bus) current = null
+    const taps = [...bus.taps]
+    bus.taps.clear()
+    void bus.port.close()
+    for (const t of taps) {
+      t.attached = false
+      for (const l of t.close) l(reason)
+    }
+  }
+  const acquire = (path: string, baud: number): Promise<Bus> => {
+    if (current) return Promise.resolve(current)
+    opening ??= open(path, baud)
+      .then((port) => {
+        const bus: Bus = { port, taps: new Set(), dead: false }
+        port.on('data', (bytes) => {
+          for (const t of [...bus.taps]) for (const l of t.data) l(bytes)
+        })
+        port.on('close', (reason) => end(bus, reason ?? new Error('device closed')))
+        port.on('error', (err) => end(bus, err))
+        current = bus
+        return bus
+      })
+      .finally(() => {
+        opening = null
+      })
+    return opening
+  }
+  return async (path, baud) => {
+    const bus = await acquire(path, baud)
+    const tap: Tap = { data: [], close: [], attached: true }
+    bus.taps.add(tap)
+    return {
+      write(data) {
+        if (!tap.attached) return
+        bus.port.write(data)
+        // The other drops on the line hear it too, a moment later, as from the wire.
+        const copy = data.slice()
+        setImmediate(() => {
+          for (const t of [...bus.taps]) if (t !== tap) for (const l of t.data) l(copy)
+        })
+      },
+      async close() {
+        if (!tap.attached) return
+        tap.attached = false
+        bus.taps.delete(tap)
+        if (bus.taps.size > 0 || bus.dead) return
+        bus.dead = true
+        if (current === bus) current = null
+        await bus.port.close()
+      },
+      on(event: 'data' | 'close' | 'error', listener: (arg: never) => void) {
+        if (event === 'data') tap.data.push(listener as (bytes: Uint8Array) => void)
+        else if (event === 'close') tap.close.push(listener as (reason: Error | null) => void)
+        // 'error': a failure of the shared device arrives as 'close'.
+      },
+    }
+  }
+}
+
+/**
+ * Asks the gateway for its status now (`status-request`, as the platform would,
+ * [MQTT-5.10]) and resolves with the payload the console receives: the serial link
+ * counters under `serial` (wire error codes, retransmissions, duplicates ...), the store's
+ * `counters`, the terminals.
+ */
+export async function requestGatewayStatus(loop: Loop, opts: { gateway?: string; timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+  const gateway = opts.gateway ?? 'gw-fault'
+  const seen = () => loop.events.filter((e) => e.type === 'status' && e.scope === 'gateway' && e.gateway === gateway).length
+  const before = seen()
+  const tag = `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`
+  const client = await mqtt.connectAsync(loop.brokerUrl, { clientId: `status-${tag}`, clean: true, reconnectPeriod: 0 })
+  try {
+    await client.publishAsync(`${loop.console.prefix}/gw/${gateway}/cmd`, JSON.stringify({ v: 1, id: `status-${tag}`, type: 'status-request' }), { qos: 1 })
+  } finally {
+    await client.endAsync()
+  }
+  await waitUntil(() => seen() > before, { timeoutMs: opts.timeoutMs ?? 15_000, what: `a status from gateway ${gateway}` })
+  const status = loop.console.snapshot().gateways.find((g) => g.gateway === gateway)?.status
+  if (!status) throw new Error(`the console has no status of gateway ${gateway}`)
+  return status
 }
