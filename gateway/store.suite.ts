@@ -95,6 +95,24 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       s.close()
     })
 
+    it('an alarm due again brings the earlier alarms of its terminal still without receipt, in order [MQTT-3.3]', () => {
+      const s = harness.open()
+      const a = s.addEvent(event('alarm', 'T1'))
+      const other = s.addEvent(event('alarm', 'T2'))
+      if (a.kind === 'refused' || other.kind === 'refused') throw new Error('refused')
+      // Both published; their copies may have been lost (a broker restart): due again at 10 s.
+      s.published([a.event.id, other.event.id], 0, () => 10_000)
+      const b = s.addEvent(event('alarm', 'T1'))
+      if (b.kind === 'refused') throw new Error('refused')
+      // The new alarm is due at once; the earlier one of its terminal goes ahead of it,
+      // the other terminal's waits for its own time.
+      expect(ids(s.dueAlarms(1_000))).toEqual([a.event.id, b.event.id])
+      expect(ids(s.dueAlarms(10_000))).toEqual([a.event.id, other.event.id, b.event.id])
+      s.advance(a.event.id, 'received', 1_000)
+      expect(ids(s.dueAlarms(1_000))).toEqual([b.event.id])
+      s.close()
+    })
+
     it('a receipt ends republication; stages only move forward', () => {
       const s = harness.open()
       const r = s.addEvent(event('alarm'))

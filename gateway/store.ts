@@ -235,7 +235,14 @@ export class Store {
         `INSERT INTO events (id, terminal, address, number, rank, body, bytes, received_at, boot, offset, stage, stage_at, next_at)
          VALUES (@id, @terminal, @address, @number, @rank, @body, @bytes, @received_at, @boot, @offset, 'stored', @received_at, 0)`,
       ),
-      dueAlarms: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE done = 0 AND rank = 0 AND next_at <= ? ORDER BY seq LIMIT ?'),
+      // An alarm is due at its own time, or as soon as a later alarm of its terminal is due:
+      // a terminal's alarms then go out together, in order, and a later one (a cancel) can
+      // never reach the platform ahead of an earlier one whose copy was lost. [MQTT-3.3]
+      dueAlarms: db.prepare<[number, number, number], EventRow>(
+        `SELECT * FROM events e WHERE done = 0 AND rank = 0 AND (next_at <= ? OR EXISTS (
+           SELECT 1 FROM events l WHERE l.done = 0 AND l.rank = 0 AND l.terminal = e.terminal AND l.seq > e.seq AND l.next_at <= ?))
+         ORDER BY seq LIMIT ?`,
+      ),
       dueBacklog: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE done = 0 AND rank > 0 AND next_at <= ? ORDER BY rank, seq LIMIT ?'),
       nextDue: db.prepare<[], { next: number | null }>('SELECT MIN(next_at) AS next FROM events WHERE done = 0'),
       deleteId: db.prepare<[string]>('DELETE FROM events WHERE id = ?'),
@@ -351,9 +358,13 @@ export class Store {
     return r && fromRow(r)
   }
 
-  /** Alarms due for (re)publication at `now`, oldest first. */
+  /**
+   * Alarms due for (re)publication at `now`, oldest first, each with the earlier alarms of
+   * its terminal that still wait for their receipt (so that they reach the platform in
+   * order even when a copy was lost).
+   */
   dueAlarms(now: number, limit = 100): StoredEvent[] {
-    return this.#stmt.dueAlarms.all(now, limit).map(fromRow)
+    return this.#stmt.dueAlarms.all(now, now, limit).map(fromRow)
   }
 
   /** Lower-class events due at `now`: by class, then arrival; at most `limit` or `maxBytes` of bodies. */

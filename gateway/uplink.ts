@@ -22,8 +22,10 @@
  *   stop that is not graceful just drops the connection and leaves the death to the will.
  * - [UPLINK-6] Retry delay = random() * min(maxMs, initialMs * 2^failures) ("full
  *   jitter"), so gateways returning together spread out. `failures` counts attempts since
- *   the last connection that stayed online for `stableMs`: a link that flaps keeps
- *   backing off instead of hammering the broker.
+ *   the last connection that stayed online for `stableMs` (10 s): a link that flaps faster
+ *   than that keeps backing off instead of hammering the broker, while a link that drops
+ *   now and then (a cellular link every minute) reconnects at once each time instead of
+ *   backing off towards maxMs with the link up.
  * - [UPLINK-7] Failover: an attempt that fails moves on to the next broker URL. After a
  *   connection that was online is lost, that broker is tried first again, because the
  *   persistent session (and the commands queued in it meanwhile) lives there.
@@ -81,7 +83,7 @@ export interface UplinkOptions {
     initialMs?: number
     /** Largest retry ceiling, ms. Default 300000 (5 min). */
     maxMs?: number
-    /** A connection online this long resets the backoff, ms. Default 60000. */
+    /** A connection online this long resets the backoff, ms. Default 10000. */
     stableMs?: number
   }
   /** No CONNACK within this, ms: the attempt fails. Default 30000 (TCP + CONNECT over 2G). */
@@ -197,7 +199,7 @@ export class Uplink {
     this.#keepaliveS = keepaliveS
     this.#initialMs = o.backoff?.initialMs ?? 1000
     this.#maxMs = o.backoff?.maxMs ?? 300_000
-    this.#stableMs = o.backoff?.stableMs ?? 60_000
+    this.#stableMs = o.backoff?.stableMs ?? 10_000
     this.#connectTimeoutMs = o.connectTimeoutMs ?? 30_000
     this.#stopTimeoutMs = o.stopTimeoutMs ?? 5000
     this.#random = o.random ?? Math.random

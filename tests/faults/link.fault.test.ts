@@ -224,9 +224,16 @@ describe('fault: the uplink misbehaves', () => {
 
     await weak.waitForEvent((e) => e.event === 'blackout-end', BLACKOUT_MS + 10_000)
     const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000 })
-    await waitUntil(() => backlog.every((id) => l.events.some((e) => e.type === 'event' && e.id === id)), {
+    // The whole backlog follows: every event, and the terminal's status with the
+    // heartbeats that came in while the gateway was offline.
+    const missing = () => backlog.filter((id) => !l.events.some((e) => e.type === 'event' && e.id === id))
+    const statusesAfter = () => l.events.slice(restoredAt ?? 0).flatMap((e) => (e.type === 'status' && e.scope === 'terminal' ? [e] : []))
+    await waitUntil(() => missing().length === 0 && statusesAfter().some((e) => e.time !== null && e.time.at > offlineAt), {
       timeoutMs: 60_000,
-      what: () => `the backlog at the platform; missing: ${backlog.filter((id) => !l.events.some((e) => e.type === 'event' && e.id === id)).join(', ')}`,
+      what: () =>
+        `the backlog at the platform; events missing: [${missing().join(', ')}]; terminal statuses since the link returned: [${statusesAfter()
+          .map((e) => `${e.id} last heartbeat ${e.time === null ? '?' : e.time.at - offlineAt} ms after the gateway went offline`)
+          .join('; ')}]`,
     })
 
     // What came after the link returned: the alarms' first copies, and the lower-class
