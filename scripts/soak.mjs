@@ -16,7 +16,6 @@
 
 import { spawn } from 'node:child_process'
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -146,28 +145,6 @@ function rssKb(pid) {
   }
 }
 
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
-
 /** Children to kill whatever happens, so that nothing outlives the run. */
 const children = new Set()
 process.on('exit', () => {
@@ -185,46 +162,6 @@ async function terminate(child, signal = 'SIGTERM') {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
   await exited
   clearTimeout(timer)
-}
-
-/** mosquitto on 127.0.0.1 with persistence in `dir`, as [MQTT-2.6] asks of the platform's broker. */
-async function startMosquitto(bin, dir) {
-  for (let tries = 0; ; tries++) {
-    const port = await freePort()
-    const conf = join(dir, 'mosquitto.conf')
-    writeFileSync(
-      conf,
-      [
-        `listener ${port} 127.0.0.1`,
-        'allow_anonymous true',
-        'persistence true',
-        `persistence_location ${dir}/`,
-        // [MQTT-2.6]: the default of 1000 queued messages per client is too small for a day.
-        'max_queued_messages 100000',
-        'log_dest stderr',
-        'log_type error',
-        'log_type warning',
-        ...(process.getuid?.() === 0 ? ['user root'] : []),
-        '',
-      ].join('\n'),
-    )
-    const child = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
-    children.add(child)
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (s) => (stderr = (stderr + s).slice(-4000)))
-    const deadline = Date.now() + 10_000
-    while (child.exitCode === null && child.signalCode === null && !(await canConnect(port))) {
-      if (Date.now() > deadline) {
-        await terminate(child)
-        throw new Error(`mosquitto did not accept connections on 127.0.0.1:${port} within 10 s: ${stderr}`)
-      }
-      await sleep(20)
-    }
-    if (child.exitCode === null && child.signalCode === null) {
-      return { url: `mqtt://127.0.0.1:${port}`, port, child, stderr: () => stderr, close: () => terminate(child) }
-    }
-    if (tries >= 3 || !/address already in use/i.test(stderr)) throw new Error(`mosquitto exited (${child.exitCode ?? child.signalCode}): ${stderr}`)
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -246,9 +183,10 @@ async function main() {
     console.error('soak: dist/ is missing; run `npm run build` first (npm run soak does it for you)')
     return 2
   }
-  const [{ startAedes }, { openPtyPair }, { startConsole }, { TerminalDevice, ramMemory, ALARM_KINDS }, { runOnSerial }, { startWeakLink, PROFILE_NAMES }, { requireTool }, { seededRandom }] =
+  const [{ startAedes }, { startMosquitto }, { openPtyPair }, { startConsole }, { TerminalDevice, ramMemory, ALARM_KINDS }, { runOnSerial }, { startWeakLink, PROFILE_NAMES }, { requireTool }, { seededRandom }] =
     await Promise.all([
       import(join(DIST, 'device-sim', 'broker.js')),
+      import(join(DIST, 'device-sim', 'mosquitto.js')),
       import(join(DIST, 'device-sim', 'pty.js')),
       import(join(DIST, 'device-sim', 'console.js')),
       import(join(DIST, 'device-sim', 'terminal.js')),
@@ -258,10 +196,9 @@ async function main() {
       import(join(DIST, 'protocol', 'random.js')),
     ])
   if (o.link !== null && !PROFILE_NAMES.includes(o.link)) usage(`--link: expected one of ${PROFILE_NAMES.join(', ')}, got ${JSON.stringify(o.link)}`)
-  let mosquittoBin = null
   try {
     requireTool('socat')
-    if (o.broker === 'mosquitto') mosquittoBin = requireTool('mosquitto')
+    if (o.broker === 'mosquitto') requireTool('mosquitto')
   } catch (e) {
     console.error(`soak: a tool is missing. Run:\n  sudo ${e.message}`)
     return 2
@@ -271,7 +208,7 @@ async function main() {
   const cleanups = []
   const run = { stopping: false, held: false }
   try {
-    return await soak(o, { startAedes, openPtyPair, startConsole, TerminalDevice, ramMemory, runOnSerial, startWeakLink, seededRandom }, mosquittoBin, dir, cleanups, run)
+    return await soak(o, { startAedes, startMosquitto, openPtyPair, startConsole, TerminalDevice, ramMemory, runOnSerial, startWeakLink, seededRandom }, dir, cleanups, run)
   } finally {
     run.stopping = true
     for (const c of cleanups.reverse()) {
@@ -286,8 +223,8 @@ async function main() {
   }
 }
 
-async function soak(o, lib, mosquittoBin, dir, cleanups, run) {
-  const { startAedes, openPtyPair, startConsole, TerminalDevice, ramMemory, runOnSerial, startWeakLink, seededRandom } = lib
+async function soak(o, lib, dir, cleanups, run) {
+  const { startAedes, startMosquitto, openPtyPair, startConsole, TerminalDevice, ramMemory, runOnSerial, startWeakLink, seededRandom } = lib
   const random = seededRandom(o.seed)
   const say = (line) => console.log(line)
   const t0 = Date.now()
@@ -319,9 +256,14 @@ async function soak(o, lib, mosquittoBin, dir, cleanups, run) {
   // -- broker, weak link, serial line, console ---------------------------------------------
   let broker
   if (o.broker === 'mosquitto') {
-    broker = await startMosquitto(mosquittoBin, dir)
-    broker.child.once('exit', (code, signal) => {
-      if (!run.stopping) violate(null, `mosquitto exited by itself (${code ?? signal}): ${broker.stderr()}`)
+    broker = await startMosquitto({
+      dir,
+      persistence: true,
+      // [MQTT-2.6]: the default of 1000 queued messages per client is too small for a day.
+      conf: ['max_queued_messages 100000'],
+      onCrash: (how, stderr) => {
+        if (!run.stopping) violate(null, `mosquitto exited by itself (${how}): ${stderr}`)
+      },
     })
   } else {
     broker = await startAedes()

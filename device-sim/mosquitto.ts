@@ -1,0 +1,186 @@
+/**
+ * mosquitto as a child process on 127.0.0.1: the broker most deployments run. The tests,
+ * the soak script and the benchmarks start it from here (it must be compiled, so it lives
+ * beside startAedes rather than in tests/).
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { listen } from './broker.js'
+
+export const MOSQUITTO_PATH = '/usr/sbin/mosquitto'
+/** The message of the error thrown when mosquitto is missing: the line to run. */
+export const MOSQUITTO_INSTALL = 'apt-get update && apt-get install -y mosquitto'
+
+export interface MosquittoBroker {
+  url: string
+  port: number
+  /** Holds mosquitto.conf and, with persistence, mosquitto.db. */
+  dir: string
+  /** SIGTERM (mosquitto saves its persistence), wait for exit; removes dir if it made it. */
+  close(): Promise<void>
+  /** Stops (SIGTERM, persistence saved) and starts again on the same port and dir. */
+  restart(): Promise<void>
+  /** The running process's pid (undefined while stopped): for /proc sampling. */
+  readonly pid: number | undefined
+}
+
+const live = new Set<ChildProcess>()
+/** The last 4 kB of each child's stderr, for error messages. */
+const tails = new WeakMap<ChildProcess, () => string>()
+let exitHookInstalled = false
+
+/**
+ * Spawns /usr/sbin/mosquitto with a generated config: a listener on 127.0.0.1:port,
+ * anonymous access, persistence in `dir` when asked. Resolves once it accepts connections.
+ */
+export async function startMosquitto(
+  opts: {
+    port?: number
+    persistence?: boolean
+    dir?: string
+    /** Extra mosquitto.conf lines, appended (a bridge's `connection`, `address`, `topic` ...). */
+    conf?: string[]
+    /** Called when mosquitto exits by itself (not by close or restart), with its last stderr. */
+    onCrash?: (how: string, stderr: string) => void
+  } = {},
+): Promise<MosquittoBroker> {
+  if (!existsSync(MOSQUITTO_PATH)) throw new Error(MOSQUITTO_INSTALL)
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.once('exit', () => {
+      for (const child of live) child.kill('SIGKILL')
+    })
+  }
+  const ownDir = opts.dir === undefined
+  const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'steppelink-mosquitto-')))
+  const confPath = path.join(dir, 'mosquitto.conf')
+  const persistence = opts.persistence ?? false
+
+  const writeConf = (port: number) =>
+    writeFile(
+      confPath,
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        `persistence ${persistence}`,
+        `persistence_location ${dir}${path.sep}`,
+        'log_dest stderr',
+        'log_type error',
+        'log_type warning',
+        'log_type notice',
+        // Run as root, mosquitto drops to the `mosquitto` user, which cannot write a
+        // temporary dir made by root; "root" tells it to stay.
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        ...(opts.conf ?? []),
+        '',
+      ].join('\n'),
+    )
+
+  let port = opts.port ?? 0
+  let child: ChildProcess | undefined
+  for (let tries = 0; child === undefined; tries++) {
+    const candidate = port !== 0 ? port : await freePort()
+    await writeConf(candidate)
+    try {
+      child = await spawnReady(confPath, candidate)
+      port = candidate
+    } catch (e) {
+      // A free port found by binding can be taken again before mosquitto binds it.
+      if (opts.port !== undefined || tries >= 3 || !/address already in use/i.test((e as Error).message)) throw e
+    }
+  }
+
+  let running: ChildProcess | undefined
+  const watch = (c: ChildProcess) => {
+    running = c
+    c.once('exit', (code, signal) => {
+      if (running === c) opts.onCrash?.(`${code ?? signal}`, tails.get(c)?.() ?? '')
+    })
+  }
+  watch(child)
+  const stop = async () => {
+    const c = running
+    running = undefined
+    if (c !== undefined) await terminate(c)
+  }
+  let closing: Promise<void> | undefined
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    dir,
+    close: () =>
+      (closing ??= (async () => {
+        await stop()
+        if (ownDir) await rm(dir, { recursive: true, force: true })
+      })()),
+    restart: async () => {
+      await stop()
+      watch(await spawnReady(confPath, port))
+    },
+    get pid() {
+      return running?.pid
+    },
+  }
+}
+
+async function spawnReady(confPath: string, port: number): Promise<ChildProcess> {
+  const child = spawn(MOSQUITTO_PATH, ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  let stderr = ''
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (s: string) => {
+    stderr = (stderr + s).slice(-4000)
+  })
+  tails.set(child, () => stderr)
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`mosquitto exited (${child.exitCode ?? child.signalCode}) before accepting connections:\n${stderr}`)
+    }
+    if (await canConnect(port)) {
+      // Something else may own the port; mosquitto then exits with "Address already in use".
+      if (child.exitCode === null && child.signalCode === null) return child
+      continue
+    }
+    if (Date.now() > deadline) {
+      await terminate(child)
+      throw new Error(`mosquitto did not accept connections on 127.0.0.1:${port} within 10 s:\n${stderr}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** A port that was free a moment ago (and so refuses connections until someone binds it). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await listen(server, 0)
+  const { port } = server.address() as net.AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
