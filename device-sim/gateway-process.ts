@@ -1,0 +1,66 @@
+/**
+ * The gateway as a real child process (`node dist/cli/main.js gateway ...`), as it runs on
+ * a board: its JSON log lines collected, killed with the signal a test asks for. Used by the
+ * end-to-end tests and the benchmarks.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { basename, dirname, join } from 'node:path'
+import { waitUntil } from './wait.js'
+
+// Compiled, this file is dist/device-sim/gateway-process.js; under vitest it runs from the
+// source, device-sim/. The gateway is dist/cli/main.js either way.
+const compiled = basename(dirname(import.meta.dirname)) === 'dist'
+const BIN = join(import.meta.dirname, '..', ...(compiled ? [] : ['dist']), 'cli', 'main.js')
+
+export interface LogLine {
+  level: string
+  msg: string
+  [k: string]: unknown
+}
+
+export interface GatewayProcess {
+  readonly logs: LogLine[]
+  readonly child: ChildProcess
+  /** Resolves with the exit code (or the signal name). */
+  readonly exited: Promise<number | string>
+  waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs?: number): Promise<LogLine>
+  kill(signal?: NodeJS.Signals): Promise<number | string>
+}
+
+export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
+  const child = spawn(process.execPath, [BIN, 'gateway', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: LogLine[] = []
+  let partial = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    partial += chunk
+    const lines = partial.split('\n')
+    partial = lines.pop()!
+    for (const l of lines) {
+      if (!l.trim()) continue
+      try {
+        logs.push(JSON.parse(l) as LogLine)
+      } catch {
+        logs.push({ level: 'raw', msg: l })
+      }
+    }
+  })
+  let stderr = ''
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
+  return {
+    logs,
+    child,
+    exited,
+    async waitForLog(pred, what, timeoutMs = 15_000) {
+      await waitUntil(() => logs.some(pred) || child.exitCode !== null, { timeoutMs, what: `gateway log: ${what}` })
+      const found = logs.find(pred)
+      if (!found) throw new Error(`gateway exited (${child.exitCode}) before ${what}; stderr: ${stderr}; last logs: ${JSON.stringify(logs.slice(-5))}`)
+      return found
+    },
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Waiting on real processes and devices, whose timing is not ours: as long as the I/O
+ * takes, no fixed sleep. Shared by the end-to-end tests and the benchmarks.
+ */
+
+export interface WaitOptions {
+  /** Give up after this long, ms. Default 5,000. */
+  timeoutMs?: number
+  /** Check this often, ms. Default 5. */
+  intervalMs?: number
+  /** What is awaited, for the timeout message (a function: said as it stands at the timeout). */
+  what?: string | (() => string)
+}
+
+/**
+ * Resolves as soon as `condition()` is true; rejects after `timeoutMs`. For waiting on real
+ * processes and devices, whose timing is not ours: the test takes as long as the I/O does,
+ * no fixed sleep. Uses real timers: do not call it under vi.useFakeTimers().
+ */
+export async function waitUntil(condition: () => boolean, opts: WaitOptions = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 5000
+  const intervalMs = opts.intervalMs ?? 5
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (condition()) return
+    if (Date.now() >= deadline) {
+      const what = typeof opts.what === 'function' ? opts.what() : opts.what
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what ?? 'a condition'}`)
+    }
+    await new Promise<void>((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
