@@ -293,6 +293,8 @@ export interface ReplyLine extends LineBase {
   command: string | null
   message: string
   topic: string
+  /** Replies the gateway held back by its rate limit before this one ([MQTT-5.2]); 0 if none. */
+  suppressed: number
 }
 
 export interface CommandLine extends LineBase {
@@ -1226,6 +1228,7 @@ class Console implements OperatorConsole {
       command: r.command,
       message: r.message,
       topic: r.topic,
+      suppressed: r.suppressed ?? 0,
     })
   }
 
@@ -1348,7 +1351,7 @@ export function describeEvent(e: ConsoleEvent): string {
       if (e.stale) return `${at}  STATE    ${e.gateway} death of old session ${e.session}: stale, ignored (still ${e.online ? 'online' : 'offline'})`
       return `${at}  STATE    ${e.gateway} ${e.online ? 'ONLINE' : 'OFFLINE'} (${e.kind}, session ${e.session})`
     case 'reply':
-      return `${at}  REPLY    ${e.gateway} rejected command ${e.command ?? '(no id)'}: ${e.code} ${e.message}`
+      return `${at}  REPLY    ${e.gateway} rejected command ${e.command ?? '(no id)'}: ${e.code} ${e.message}${e.suppressed > 0 ? ` (and ${e.suppressed} more reports held back before this one)` : ''}`
     case 'command-sent':
       return `${at}  SENT     ${e.kind} ${describeCommand(e.command)} -> ${e.topic}`
     case 'error':

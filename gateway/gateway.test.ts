@@ -280,6 +280,34 @@ describe('gateway: commands', () => {
     expect(r.uplink('/alert')).toHaveLength(1)
   })
 
+
+  it('holds back error reports beyond the budget, counts them, and the next report says how many ([MQTT-5.2])', async () => {
+    const r = rig({ settings: { replyBudget: { burst: 5, perMinute: 6 } } })
+    await r.run(1_000)
+    for (let i = 0; i < 200; i++) r.command({ id: `bad-${i}`, type: 'launch' })
+    await r.run(100)
+    const first = r.uplink('/reply')
+    expect(first.map((e) => e.command)).toEqual(['bad-0', 'bad-1', 'bad-2', 'bad-3', 'bad-4'])
+    expect(first.every((e) => e.suppressed === undefined)).toBe(true)
+    expect(r.store.counters()['replies.suppressed']).toBe(195)
+    expect(r.store.counters()['commands.rejected']).toBe(200)
+    // One warn line per report sent, and one saying reports are being held back.
+    expect(r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('command rejected'))).toHaveLength(5)
+    expect(r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('too many rejected commands'))).toHaveLength(1)
+
+    // An alarm pressed during the flood goes out as if nothing happened.
+    r.press()
+    await r.run(3_000, () => r.uplink('/alert').length > 0)
+    expect(r.uplink('/alert')).toHaveLength(1)
+
+    // 6 a minute: after 10 s one token is back; the report it pays for carries the count.
+    await r.run(10_000)
+    r.command({ id: 'late', type: 'launch' })
+    await r.run(100)
+    const late = r.uplink('/reply').at(-1)!
+    expect(late).toMatchObject({ command: 'late', code: 'CMD_UNKNOWN_TYPE', suppressed: 195 })
+    expect(r.store.counters()['replies.suppressed']).toBe(195)
+  })
   it('ignores a command id it has already applied', async () => {
     const r = rig()
     r.press()

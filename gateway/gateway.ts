@@ -35,6 +35,7 @@ import {
 } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
 import { Outbox, type Publication } from './outbox.js'
+import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
 import type { NewEvent, StoredEvent, Store } from './store.js'
 
 export interface GatewaySettings {
@@ -52,6 +53,8 @@ export interface GatewaySettings {
   statusIntervalMs: number
   /** Software version, in the birth message. */
   version: string
+  /** Error reports on the reply topic: a burst, then so many a minute. Default DEFAULT_REPLY_BUDGET. */
+  replyBudget?: ReplyBudgetOptions
 }
 
 export interface Log {
@@ -94,6 +97,8 @@ export class Gateway {
   readonly #terminals = new Map<number, KnownTerminal>()
   readonly #inFlight = new Set<string>()
   readonly #recentCommands: string[] = []
+  readonly #replyBudgetOptions: ReplyBudgetOptions
+  readonly #replyBudget: ReplyBudget
   #backlogBusy = false
   #session = 0
   #startedAt: number
@@ -122,6 +127,8 @@ export class Gateway {
       },
       ...(io.random ? { random: io.random } : {}),
     })
+    this.#replyBudgetOptions = settings.replyBudget ?? DEFAULT_REPLY_BUDGET
+    this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
     this.#startedAt = io.now()
     this.#loadSettings()
     for (const t of JSON.parse(store.meta('terminals') ?? '[]') as KnownTerminal[]) this.#terminals.set(t.address, { ...t, lost: false })
@@ -593,13 +600,11 @@ export class Gateway {
   #command(topic: string, payload: Buffer): void {
     const parsed = parseCommand(payload)
     if (!parsed.ok) {
-      try {
-        this.store.count('commands.rejected')
-      } catch {
-        // A full or failing disk: the log line below still says it.
-      }
-      this.log.warn({ topic, code: parsed.code, command: parsed.id, bytes: payload.length }, `command rejected: ${parsed.message}`)
-      void this.#reply(topic, parsed.id, parsed.code, parsed.message)
+      this.#count('commands.rejected')
+      const sent = this.#reply(topic, parsed.id, parsed.code, parsed.message)
+      // A flood of bad commands must not flood the log (journald on the SD card) either:
+      // the rejections whose report is held back are logged at debug, and counted.
+      this.log[sent ? 'warn' : 'debug']({ topic, code: parsed.code, command: parsed.id, bytes: payload.length }, `command rejected: ${parsed.message}`)
       return
     }
     const c = parsed.command
@@ -614,7 +619,7 @@ export class Gateway {
       this.#flushSerial()
     } catch (err) {
       this.log.error({ err, command: c.id, type: c.type }, 'internal error applying a command')
-      void this.#reply(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
+      this.#reply(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
     }
     void this.pump()
   }
@@ -627,7 +632,7 @@ export class Gateway {
         this.log.info({ id: alert, stage: to, command: c.id }, `alert ${to}`)
         this.#indicate(e, extra)
       } else if (!this.store.get(alert)) {
-        void this.#reply(topic, c.id, 'CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
+        this.#reply(topic, c.id, 'CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
       }
     }
     switch (c.type) {
@@ -684,12 +689,46 @@ export class Gateway {
     }
   }
 
-  async #reply(topic: string, command: string | null, code: string, message: string): Promise<void> {
-    const r: Reply = { v: MQTT_CONTRACT_VERSION, type: 'error', gateway: this.settings.gateway, command, topic, code, message, time: this.clock.now() }
-    try {
-      await this.io.publish(this.topics.reply, encodePayload(r, this.settings.encoding))
-    } catch {
+  /**
+   * An error report on the reply topic, if the budget allows ([MQTT-5.2]): returns whether
+   * it goes out. Held-back reports are counted (`replies.suppressed`), and the next one
+   * that goes out says how many ([MQTT-3.8] `suppressed`).
+   */
+  #reply(topic: string, command: string | null, code: string, message: string): boolean {
+    const decision = this.#replyBudget.take(this.io.now())
+    if (!decision.send) {
+      this.#count('replies.suppressed')
+      if (decision.first) {
+        this.log.warn(
+          { burst: this.#replyBudgetOptions.burst, perMinute: this.#replyBudgetOptions.perMinute },
+          'too many rejected commands: error reports to the platform are held back; the next report says how many, and the gateway status counts them (replies.suppressed)',
+        )
+      }
+      return false
+    }
+    const r: Reply = {
+      v: MQTT_CONTRACT_VERSION,
+      type: 'error',
+      gateway: this.settings.gateway,
+      command,
+      topic,
+      code,
+      message,
+      time: this.clock.now(),
+      ...(decision.suppressed > 0 ? { suppressed: decision.suppressed } : {}),
+    }
+    this.io.publish(this.topics.reply, encodePayload(r, this.settings.encoding)).catch(() => {
       // Offline: the log line already says it; error reports are not worth storing.
+    })
+    return true
+  }
+
+  /** A named counter in the store, for the status; a failing disk must not stop the caller. */
+  #count(name: string): void {
+    try {
+      this.store.count(name)
+    } catch {
+      // A full or failing disk: the caller's log line still says what happened.
     }
   }
 

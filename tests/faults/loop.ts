@@ -82,7 +82,9 @@ export class Loop {
     requireTool('socat')
     if (this.options.broker === 'mosquitto') {
       requireTool('mosquitto')
-      this.broker = await startMosquitto({ persistence: this.options.persistence ?? true })
+      // [MQTT-2.6]: the platform's broker keeps a day of queued messages per client;
+      // mosquitto's default of 1000 would drop a flood of commands without a word.
+      this.broker = await startMosquitto({ persistence: this.options.persistence ?? true, conf: ['max_queued_messages 100000'] })
     } else {
       this.broker = await startAedes()
     }
