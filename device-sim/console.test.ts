@@ -25,6 +25,7 @@ import {
   type UplinkEvent,
 } from '../protocol/mqtt.js'
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
+import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { ConsoleError, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
 
 // ---------------------------------------------------------------------------------------
@@ -52,31 +53,6 @@ async function aedes() {
   const broker = await startAedes()
   cleanups.push(() => broker.close())
   return broker
-}
-
-/** Holds the console's automatic dispatch and resolve: nothing fires until the test says so. */
-class ManualTimers implements ConsoleTimers {
-  #id = 0
-  readonly pending = new Map<number, { fn: () => void; ms: number }>()
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.pending.set(++this.#id, { fn, ms })
-    return this.#id
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number)
-  }
-  delays(): number[] {
-    return [...this.pending.values()].map((t) => t.ms).sort((a, b) => a - b)
-  }
-  fire(ms: number): void {
-    for (const [id, t] of this.pending) {
-      if (t.ms !== ms) continue
-      this.pending.delete(id)
-      t.fn()
-      return
-    }
-    throw new Error(`no pending timer of ${ms} ms; pending: ${this.delays().join(', ')}`)
-  }
 }
 
 /** A gateway as the platform sees it: publishes uplink, and reads its commands with parseCommand. */

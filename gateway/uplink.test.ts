@@ -12,6 +12,7 @@ import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULT_TOPIC_PREFIX, encodePayload, gatewayTopics } from '../protocol/mqtt.js'
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
+import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { startStallProxy } from '../tests/helpers/stall-proxy.js'
 import { Uplink, UplinkError, backoffDelay, type Timers, type UplinkOptions, type UplinkState } from './uplink.js'
 
@@ -42,28 +43,6 @@ async function settledAtOnce(p: Promise<unknown>): Promise<unknown> {
   )
   await new Promise((resolve) => setImmediate(resolve))
   return state
-}
-
-/** Holds the uplink's retry loop: nothing fires until the test says so. */
-class ManualTimers implements Timers {
-  #id = 0
-  readonly pending = new Map<number, { fn: () => void; ms: number }>()
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.pending.set(++this.#id, { fn, ms })
-    return this.#id
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number)
-  }
-  fire(match: (ms: number) => boolean): number {
-    for (const [id, t] of this.pending) {
-      if (!match(t.ms)) continue
-      this.pending.delete(id)
-      t.fn()
-      return t.ms
-    }
-    throw new Error(`no pending timer matches; pending: ${[...this.pending.values()].map((t) => t.ms).join(', ')}`)
-  }
 }
 
 /** Real timers that remember which delays ran out. */

@@ -16,15 +16,12 @@
  *   its gateways.)
  */
 
-import { writeFileSync } from 'node:fs'
-import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { ConsoleEvent } from '../../device-sim/console.js'
 import { seededRandom } from '../../protocol/testing.js'
 import { startAedes, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
 import { waitUntil } from '../helpers/system.js'
-import { startLoop, type BrokerKind, type Loop } from './loop.js'
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+import { sleep, useLoop, type BrokerKind, type Loop } from './loop.js'
 
 const RESTARTS = 3
 /** Two terminals on the line, pressing in turn at random: the order rule is per terminal. */
@@ -93,21 +90,10 @@ function connections(events: readonly ConsoleEvent[]): { kind: string; sessionPr
 }
 
 describe.each<BrokerKind>(['mosquitto', 'aedes'])('fault: broker restarted during traffic (%s)', (broker) => {
-  let loop: Loop | null = null
-  afterEach(async () => {
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop(`broker-${broker}`)
 
   it(`${RESTARTS} restarts with presses before, during and after each lose and duplicate no alarm`, async () => {
-    loop = await startLoop({ broker, persistence: true, terminals: TERMINALS })
-    const l = loop
-    onTestFailed(() => {
-      // FAULT_DEBUG=1 keeps the logs of a failed run for reading.
-      if (!process.env.FAULT_DEBUG) return
-      writeFileSync(`/tmp/fault-broker-${broker}-gw.log`, l.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
-      writeFileSync(`/tmp/fault-broker-${broker}-console.log`, l.events.map((x) => JSON.stringify(x)).join('\n'))
-    })
+    const l = await loops.start({ broker, persistence: true, terminals: TERMINALS })
     const random = seededRandom(broker === 'aedes' ? 23 : 29)
     const press = () => {
       const t = Math.floor(random() * TERMINALS)

@@ -20,13 +20,13 @@ import { closeSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ConsoleEvent } from '../../device-sim/console.js'
 import { DEFAULT_HEARTBEAT_S, type Heartbeat } from '../../protocol/messages.js'
 import { gatewayTopics } from '../../protocol/mqtt.js'
 import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
-import { startLoop, type Loop } from './loop.js'
+import { useLoop, type Loop } from './loop.js'
 
 const MiB = 1024 * 1024
 const TMPFS_MB = 16
@@ -111,12 +111,8 @@ function fs(): string {
 // ---------------------------------------------------------------------------------------
 // The loop on it
 
-let loop: Loop | null = null
 let run = 0
-afterEach(async () => {
-  if (loop && process.env.FAULT_DEBUG) writeFileSync(`/tmp/fault-disk-gw-${run}.log`, loop.gateway.logs.map((l) => JSON.stringify(l)).join('\n'))
-  await loop?.close()
-  loop = null
+const loops = useLoop('disk', () => {
   // Each scenario starts on an empty file system.
   if (mountPoint) for (const e of readdirSync(mountPoint)) rmSync(join(mountPoint, e), { recursive: true, force: true })
 })
@@ -129,7 +125,7 @@ async function start(): Promise<{ loop: Loop; disk: string }> {
   run++
   const config = join(scratch!, `gateway-${run}.json`)
   writeFileSync(config, JSON.stringify({ limits: { reserveMB: RESERVE_MB } }))
-  loop = await startLoop({ broker: 'aedes', dataDir: join(disk, `gateway-${run}`), gatewayArgs: ['--config', config, '--heartbeat', '3600', '--supervision', '7200'] })
+  const loop = await loops.start({ broker: 'aedes', dataDir: join(disk, `gateway-${run}`), gatewayArgs: ['--config', config, '--heartbeat', '3600', '--supervision', '7200'] })
   // See each HEARTBEAT the terminal sends (a spy on its link; nothing else changes).
   heartbeatsSent = 0
   const link = loop.terminals[0]!.device.link

@@ -25,7 +25,7 @@ import type { ConsoleEvent, ReplyLine } from '../../device-sim/console.js'
 import { COMMAND_ERROR_CODES, MAX_COMMAND_BYTES, encodePayload, gatewayTopics, type CommandErrorCode } from '../../protocol/mqtt.js'
 import { seededRandom } from '../../protocol/testing.js'
 import { waitUntil } from '../helpers/system.js'
-import { requestGatewayStatus, startLoop, type BrokerKind, type Loop } from './loop.js'
+import { requestGatewayStatus, useLoop, type BrokerKind } from './loop.js'
 
 const GATEWAY = 'gw-fault' // loop.ts starts the gateway with this id
 const AREA = 'fuzz-area'
@@ -346,145 +346,139 @@ function cpuSeconds(pid: number): number {
 const PUBACK_WINDOW = 64
 
 describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, unknown and random payloads on every downlink topic (%s)', (broker) => {
-  it(`${PAYLOADS.toLocaleString('en')} payloads while alarms are pressed: same process, one error report per rejection, alarms unaffected`, async () => {
-    let loop: Loop | null = null
-    let publisher: mqtt.MqttClient | null = null
-    try {
-      loop = await startLoop({ broker, gatewayArgs: ['--area', AREA] })
-      const l = loop
-      const gw = l.gateway
-      const pid = gw.child.pid
-      // What the process says if it dies (an uncaught exception goes to stderr, not the log).
-      let stderr = ''
-      gw.child.stderr!.on('data', (c: string) => (stderr = (stderr + c).slice(-4000)))
-      const dead = () => gw.child.exitCode !== null || gw.child.signalCode !== null
-      const topics = gatewayTopics('steppelink/v1', GATEWAY, AREA)
-      const downlink = [topics.command, topics.areaCommand!, topics.allCommand]
+  let publisher: mqtt.MqttClient | null = null
+  const loops = useLoop(`downlink-${broker}`, async () => {
+    await publisher?.endAsync(true).catch(() => {})
+    publisher = null
+  })
 
-      const fuzz = fuzzPayloads(SEED, PAYLOADS)
-      const expectedRejections = fuzz.filter((f) => f.expect !== 'none').length
-      // What the gateway counts in `commands.rejected`: payloads that did not parse.
-      const expectedParseRejections = fuzz.filter((f) => f.expect !== 'none' && f.expect !== 'CMD_UNKNOWN_ALERT').length
+  it(`${PAYLOADS.toLocaleString('en')} payloads while alarms are pressed: same process, every rejection answered or counted, alarms unaffected`, async () => {
+    const l = await loops.start({ broker, gatewayArgs: ['--area', AREA] })
+    const gw = l.gateway
+    const pid = gw.child.pid
+    // What the process says if it dies (an uncaught exception goes to stderr, not the log).
+    let stderr = ''
+    gw.child.stderr!.on('data', (c: string) => (stderr = (stderr + c).slice(-4000)))
+    const dead = () => gw.child.exitCode !== null || gw.child.signalCode !== null
+    const topics = gatewayTopics('steppelink/v1', GATEWAY, AREA)
+    const downlink = [topics.command, topics.areaCommand!, topics.allCommand]
 
-      // The console's reply events, counted as they come.
-      const replies: ReplyLine[] = []
-      let scanned = 0
-      const collectReplies = () => {
-        for (; scanned < l.events.length; scanned++) {
-          const e = l.events[scanned]!
-          if (e.type === 'reply') replies.push(e)
-        }
-        return replies
+    const fuzz = fuzzPayloads(SEED, PAYLOADS)
+    const expectedRejections = fuzz.filter((f) => f.expect !== 'none').length
+    // What the gateway counts in `commands.rejected`: payloads that did not parse.
+    const expectedParseRejections = fuzz.filter((f) => f.expect !== 'none' && f.expect !== 'CMD_UNKNOWN_ALERT').length
+
+    // The console's reply events, counted as they come.
+    const replies: ReplyLine[] = []
+    let scanned = 0
+    const collectReplies = () => {
+      for (; scanned < l.events.length; scanned++) {
+        const e = l.events[scanned]!
+        if (e.type === 'reply') replies.push(e)
       }
-
-      publisher = await mqtt.connectAsync(l.brokerUrl, { clientId: `fuzz-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
-      const pub = publisher
-
-      // Alarms keep coming while the flood is on: one every 400 ms until it is handled.
-      let flooding = true
-      const presser = (async () => {
-        do {
-          l.press(0, l.terminals[0]!.pressed.length % 4 === 3 ? 'fire' : 'emergency')
-          await new Promise((r) => setTimeout(r, 400))
-        } while (flooding && !dead())
-      })()
-
-      const cpuBefore = cpuSeconds(pid!)
-      const started = Date.now()
-      let next = 0
-      const worker = async () => {
-        while (next < fuzz.length && !dead()) {
-          const i = next++
-          await pub.publishAsync(downlink[i % downlink.length]!, fuzz[i]!.payload, { qos: 1 })
-        }
-      }
-      await Promise.all(Array.from({ length: PUBACK_WINDOW }, worker))
-      const publishedMs = Date.now() - started
-
-      // Handled when the gateway's own counters say so: every payload that did not parse is
-      // in `commands.rejected`, and every rejection is either a Reply that reached the console
-      // or counted in `replies.suppressed`. The status is asked for again until then.
-      let counters: Record<string, number> = {}
-      const settled = () =>
-        counters['commands.rejected'] === expectedParseRejections && collectReplies().length + (counters['replies.suppressed'] ?? 0) === expectedRejections
-      const handledBy = Date.now() + 120_000
-      while (!dead()) {
-        counters = ((await requestGatewayStatus(l, { timeoutMs: 30_000 })).counters ?? {}) as Record<string, number>
-        if (settled() || Date.now() > handledBy) break
-        await new Promise((r) => setTimeout(r, 1000))
-      }
-      const drainedMs = Date.now() - started
-      const cpuUsed = dead() ? NaN : cpuSeconds(pid!) - cpuBefore
-      flooding = false
-      await presser
-
-      // The gateway is the same process, never restarted, and logged no internal error.
-      expect(
-        gw.child.exitCode,
-        `the gateway process exited (${gw.child.exitCode}) during the flood, after ${gw.logs.filter((x) => x.msg.startsWith('command rejected')).length} rejections; stderr:\n${stderr}\nlast log lines: ${JSON.stringify(gw.logs.slice(-2))}`,
-      ).toBeNull()
-      expect(gw.child.signalCode).toBeNull()
-      expect(gw.child.pid).toBe(pid)
-      expect(gw.logs.filter((x) => x.msg === 'gateway ready')).toHaveLength(1)
-      expect(gw.logs.filter((x) => x.level === 'error' || x.level === 'fatal').map((x) => x.msg)).toEqual([])
-
-      // Every rejection accounted for: Replies on the wire plus those held back.
-      const got = [...collectReplies()]
-      expect(counters['commands.rejected'], 'commands.rejected in the gateway status: every payload that did not parse').toBe(expectedParseRejections)
-      expect(got.length + (counters['replies.suppressed'] ?? 0), 'Replies sent + replies.suppressed = rejections').toBe(expectedRejections)
-      // The budget: the burst at once, then at most 10 a minute over the flood.
-      const minutes = (Math.max(...got.map((r) => r.receivedAt)) - Math.min(...got.map((r) => r.receivedAt))) / 60_000
-      expect(got.length, 'at least the burst of 20 Replies').toBeGreaterThanOrEqual(20)
-      expect(got.length, `at most 20 + 10 a minute Replies over ${minutes.toFixed(2)} min`).toBeLessThanOrEqual(20 + Math.ceil(10 * minutes) + 1)
-      // Each Reply is one of [MQTT-5.2]'s codes, about a payload of the flood, on the topic it came on.
-      expect([...new Set(got.map((r) => r.code))].filter((c) => !(COMMAND_ERROR_CODES as readonly string[]).includes(c as string)), 'only the codes of [MQTT-5.2]').toEqual([])
-      const ids = new Set(fuzz.map((f) => f.id))
-      expect(got.filter((r) => r.command !== null && !ids.has(r.command)).map((r) => r.command), 'Replies naming a command that was not sent').toEqual([])
-      for (const r of got) expect(downlink).toContain(r.topic)
-      // One warn line per Reply sent at most: the held-back rejections are logged at debug.
-      const warned = gw.logs.filter((x) => x.level === 'warn' && x.msg.startsWith('command rejected'))
-      expect(warned.length).toBeLessThanOrEqual(got.length)
-      const rejected = gw.logs.filter((x) => x.msg.startsWith('command rejected'))
-      expect(rejected.length, 'one log line (warn or debug) per payload that did not parse').toBe(expectedParseRejections)
-
-      // Once the budget has a token again, the next Reply carries the count of all held back
-      // since the Reply before it: the counts in the Replies add up to replies.suppressed.
-      await new Promise((r) => setTimeout(r, 7_000))
-      await pub.publishAsync(topics.command, json({ v: 1, id: 'after-the-flood', type: 'reboot' }), { qos: 1 })
-      await waitUntil(() => collectReplies().some((r) => r.command === 'after-the-flood'), { timeoutMs: 15_000, what: 'the Reply to a bad command after the flood' })
-      const all = collectReplies()
-      expect(all.at(-1)).toMatchObject({ command: 'after-the-flood', code: 'CMD_UNKNOWN_TYPE' })
-      expect(all.reduce((n, r) => n + r.suppressed, 0), 'the suppressed counts of the Replies = replies.suppressed').toBe(counters['replies.suppressed'] ?? 0)
-
-      // The alarms pressed during the flood: all delivered, once, in order, terminal at `received`.
-      const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000 })
-
-      // The gateway's handling rate, from its own log: rejections from the first to the last.
-      const times = rejected.map((x) => Date.parse(x.time as string))
-      const spanS = Math.max(0.001, (Math.max(...times) - Math.min(...times)) / 1000)
-      const codes = new Map<string, number>()
-      for (const r of got) codes.set(r.code as string, (codes.get(r.code as string) ?? 0) + 1)
-      // What the error reports cost the uplink, as the gateway encodes them (CBOR).
-      const replyBytes = got.reduce((n, r) => n + encodePayload({ v: 1, type: 'error', gateway: GATEWAY, command: r.command, topic: r.topic, code: r.code, message: r.message, time: r.time }, 'cbor').length, 0)
-      const byCategory = new Map<string, number>()
-      for (const f of fuzz) byCategory.set(f.category.replace(/:.*/, ''), (byCategory.get(f.category.replace(/:.*/, '')) ?? 0) + 1)
-      console.log(
-        [
-          `[downlink ${broker}] ${PAYLOADS} payloads (seed ${SEED}) round-robin on ${downlink.join(', ')}; ${(fuzz.reduce((n, f) => n + f.payload.length, 0) / 1e6).toFixed(1)} MB`,
-          `  by category: ${[...byCategory].map(([c, k]) => `${c} ${k}`).join(', ')}`,
-          `  published in ${publishedMs} ms (${Math.round(PAYLOADS / (publishedMs / 1000))}/s); all handled ${drainedMs - publishedMs} ms after the last PUBACK`,
-          `  gateway: ${rejected.length} rejections logged over ${spanS.toFixed(1)} s, ${Math.round(PAYLOADS / spanS)} payloads/s handled (${Math.round(rejected.length / spanS)} rejections/s), on ${cpuUsed.toFixed(1)} CPU-s: ${Math.round(PAYLOADS / cpuUsed)} payloads per CPU-second; same pid ${pid}`,
-          `  ${expectedRejections} rejections: ${got.length} error reports sent (${[...codes].map(([c, k]) => `${c} ${k}`).join(', ')}), ${counters['replies.suppressed'] ?? 0} held back; ${(replyBytes / 1e3).toFixed(1)} kB of uplink, ${((replyBytes * 8) / 20_000).toFixed(1)} s of a 20 kbit/s GPRS uplink`,
-          `  ${l.terminals[0]!.pressed.length} alarms pressed during the flood: all delivered once, in order; ${duplicates} duplicate copies on the wire`,
-        ].join('\n'),
-      )
-    } finally {
-      await publisher?.endAsync(true).catch(() => {})
-      if (loop && process.env.FAULT_DEBUG) {
-        const fs = await import('node:fs')
-        fs.writeFileSync(`/tmp/fault-downlink-${broker}-gw.log`, loop.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
-      }
-      await loop?.close()
+      return replies
     }
+
+    publisher = await mqtt.connectAsync(l.brokerUrl, { clientId: `fuzz-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
+    const pub = publisher
+
+    // Alarms keep coming while the flood is on: one every 400 ms until it is handled.
+    let flooding = true
+    const presser = (async () => {
+      do {
+        l.press(0, l.terminals[0]!.pressed.length % 4 === 3 ? 'fire' : 'emergency')
+        await new Promise((r) => setTimeout(r, 400))
+      } while (flooding && !dead())
+    })()
+
+    const cpuBefore = cpuSeconds(pid!)
+    const started = Date.now()
+    let next = 0
+    const worker = async () => {
+      while (next < fuzz.length && !dead()) {
+        const i = next++
+        await pub.publishAsync(downlink[i % downlink.length]!, fuzz[i]!.payload, { qos: 1 })
+      }
+    }
+    await Promise.all(Array.from({ length: PUBACK_WINDOW }, worker))
+    const publishedMs = Date.now() - started
+
+    // Handled when the gateway's own counters say so: every payload that did not parse is
+    // in `commands.rejected`, and every rejection is either a Reply that reached the console
+    // or counted in `replies.suppressed`. The status is asked for again until then.
+    let counters: Record<string, number> = {}
+    const settled = () =>
+      counters['commands.rejected'] === expectedParseRejections && collectReplies().length + (counters['replies.suppressed'] ?? 0) === expectedRejections
+    const handledBy = Date.now() + 120_000
+    while (!dead()) {
+      counters = ((await requestGatewayStatus(l, { timeoutMs: 30_000 })).counters ?? {}) as Record<string, number>
+      if (settled() || Date.now() > handledBy) break
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+    const drainedMs = Date.now() - started
+    const cpuUsed = dead() ? NaN : cpuSeconds(pid!) - cpuBefore
+    flooding = false
+    await presser
+
+    // The gateway is the same process, never restarted, and logged no internal error.
+    expect(
+      gw.child.exitCode,
+      `the gateway process exited (${gw.child.exitCode}) during the flood, after ${gw.logs.filter((x) => x.msg.startsWith('command rejected')).length} rejections; stderr:\n${stderr}\nlast log lines: ${JSON.stringify(gw.logs.slice(-2))}`,
+    ).toBeNull()
+    expect(gw.child.signalCode).toBeNull()
+    expect(gw.child.pid).toBe(pid)
+    expect(gw.logs.filter((x) => x.msg === 'gateway ready')).toHaveLength(1)
+    expect(gw.logs.filter((x) => x.level === 'error' || x.level === 'fatal').map((x) => x.msg)).toEqual([])
+
+    // Every rejection accounted for: Replies on the wire plus those held back.
+    const got = [...collectReplies()]
+    expect(counters['commands.rejected'], 'commands.rejected in the gateway status: every payload that did not parse').toBe(expectedParseRejections)
+    expect(got.length + (counters['replies.suppressed'] ?? 0), 'Replies sent + replies.suppressed = rejections').toBe(expectedRejections)
+    // The budget: the burst at once, then at most 10 a minute over the flood.
+    const minutes = (Math.max(...got.map((r) => r.receivedAt)) - Math.min(...got.map((r) => r.receivedAt))) / 60_000
+    expect(got.length, 'at least the burst of 20 Replies').toBeGreaterThanOrEqual(20)
+    expect(got.length, `at most 20 + 10 a minute Replies over ${minutes.toFixed(2)} min`).toBeLessThanOrEqual(20 + Math.ceil(10 * minutes) + 1)
+    // Each Reply is one of [MQTT-5.2]'s codes, about a payload of the flood, on the topic it came on.
+    expect([...new Set(got.map((r) => r.code))].filter((c) => !(COMMAND_ERROR_CODES as readonly string[]).includes(c as string)), 'only the codes of [MQTT-5.2]').toEqual([])
+    const ids = new Set(fuzz.map((f) => f.id))
+    expect(got.filter((r) => r.command !== null && !ids.has(r.command)).map((r) => r.command), 'Replies naming a command that was not sent').toEqual([])
+    for (const r of got) expect(downlink).toContain(r.topic)
+    // One warn line per Reply sent at most: the held-back rejections are logged at debug.
+    const warned = gw.logs.filter((x) => x.level === 'warn' && x.msg.startsWith('command rejected'))
+    expect(warned.length).toBeLessThanOrEqual(got.length)
+    const rejected = gw.logs.filter((x) => x.msg.startsWith('command rejected'))
+    expect(rejected.length, 'one log line (warn or debug) per payload that did not parse').toBe(expectedParseRejections)
+
+    // Once the budget has a token again, the next Reply carries the count of all held back
+    // since the Reply before it: the counts in the Replies add up to replies.suppressed.
+    await new Promise((r) => setTimeout(r, 7_000))
+    await pub.publishAsync(topics.command, json({ v: 1, id: 'after-the-flood', type: 'reboot' }), { qos: 1 })
+    await waitUntil(() => collectReplies().some((r) => r.command === 'after-the-flood'), { timeoutMs: 15_000, what: 'the Reply to a bad command after the flood' })
+    const all = collectReplies()
+    expect(all.at(-1)).toMatchObject({ command: 'after-the-flood', code: 'CMD_UNKNOWN_TYPE' })
+    expect(all.reduce((n, r) => n + r.suppressed, 0), 'the suppressed counts of the Replies = replies.suppressed').toBe(counters['replies.suppressed'] ?? 0)
+
+    // The alarms pressed during the flood: all delivered, once, in order, terminal at `received`.
+    const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000 })
+
+    // The gateway's handling rate, from its own log: rejections from the first to the last.
+    const times = rejected.map((x) => Date.parse(x.time as string))
+    const spanS = Math.max(0.001, (Math.max(...times) - Math.min(...times)) / 1000)
+    const codes = new Map<string, number>()
+    for (const r of got) codes.set(r.code as string, (codes.get(r.code as string) ?? 0) + 1)
+    // What the error reports cost the uplink, as the gateway encodes them (CBOR).
+    const replyBytes = got.reduce((n, r) => n + encodePayload({ v: 1, type: 'error', gateway: GATEWAY, command: r.command, topic: r.topic, code: r.code, message: r.message, time: r.time }, 'cbor').length, 0)
+    const byCategory = new Map<string, number>()
+    for (const f of fuzz) byCategory.set(f.category.replace(/:.*/, ''), (byCategory.get(f.category.replace(/:.*/, '')) ?? 0) + 1)
+    console.log(
+      [
+        `[downlink ${broker}] ${PAYLOADS} payloads (seed ${SEED}) round-robin on ${downlink.join(', ')}; ${(fuzz.reduce((n, f) => n + f.payload.length, 0) / 1e6).toFixed(1)} MB`,
+        `  by category: ${[...byCategory].map(([c, k]) => `${c} ${k}`).join(', ')}`,
+        `  published in ${publishedMs} ms (${Math.round(PAYLOADS / (publishedMs / 1000))}/s); all handled ${drainedMs - publishedMs} ms after the last PUBACK`,
+        `  gateway: ${rejected.length} rejections logged over ${spanS.toFixed(1)} s, ${Math.round(PAYLOADS / spanS)} payloads/s handled (${Math.round(rejected.length / spanS)} rejections/s), on ${cpuUsed.toFixed(1)} CPU-s: ${Math.round(PAYLOADS / cpuUsed)} payloads per CPU-second; same pid ${pid}`,
+        `  ${expectedRejections} rejections: ${got.length} error reports sent (${[...codes].map(([c, k]) => `${c} ${k}`).join(', ')}), ${counters['replies.suppressed'] ?? 0} held back; ${(replyBytes / 1e3).toFixed(1)} kB of uplink, ${((replyBytes * 8) / 20_000).toFixed(1)} s of a 20 kbit/s GPRS uplink`,
+        `  ${l.terminals[0]!.pressed.length} alarms pressed during the flood: all delivered once, in order; ${duplicates} duplicate copies on the wire`,
+      ].join('\n'),
+    )
   })
 })

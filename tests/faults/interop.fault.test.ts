@@ -15,9 +15,9 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { waitUntil } from '../helpers/system.js'
-import { startLoop, type BrokerKind, type Loop } from './loop.js'
+import { useLoop, type BrokerKind } from './loop.js'
 
 // ---------------------------------------------------------------------------------------
 // An independent CBOR decoder (RFC 8949) for the subset MQTT.md [MQTT-4.3] describes: maps,
@@ -277,18 +277,15 @@ describe.each<[BrokerKind, 'cbor' | 'json']>([
   ['aedes', 'cbor'],
   ['mosquitto', 'json'],
 ])('interop: the shell platform of MQTT.md section 8 against the gateway (%s, %s payloads)', (broker, encoding) => {
-  let loop: Loop | null = null
   let platform: ShellPlatform | null = null
-  afterEach(async () => {
+  const loops = useLoop(`interop-${broker}-${encoding}`, async () => {
     await platform?.stop()
-    await loop?.close()
     platform = null
-    loop = null
   })
 
   it('reads every alarm id, kind and code, and its receipts move the terminal to received', async () => {
     requireMosquittoClients()
-    loop = await startLoop({ broker, gatewayArgs: encoding === 'json' ? ['--encoding', 'json'] : [] })
+    const loop = await loops.start({ broker, gatewayArgs: encoding === 'json' ? ['--encoding', 'json'] : [] })
     // From here the only platform is the shell one: no receipt comes from our console.
     await loop.console.close()
     platform = await new ShellPlatform(loop.broker.port).makeSession()
@@ -347,18 +344,15 @@ describe.each<[BrokerKind, 'cbor' | 'json']>([
 })
 
 describe.each<BrokerKind>(['mosquitto', 'aedes'])('interop: the demo happy path by hand with mosquitto_pub (%s)', (broker) => {
-  let loop: Loop | null = null
   let platform: ShellPlatform | null = null
-  afterEach(async () => {
+  const loops = useLoop(`interop-pub-${broker}`, async () => {
     await platform?.stop()
-    await loop?.close()
     platform = null
-    loop = null
   })
 
   it('press, receipt, acknowledged, dispatched, resolved; a bad command gets a Reply', async () => {
     requireMosquittoClients()
-    loop = await startLoop({ broker })
+    const loop = await loops.start({ broker })
     await loop.console.close()
     const port = loop.broker.port
     platform = await new ShellPlatform(port).start()

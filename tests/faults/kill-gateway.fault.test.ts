@@ -3,19 +3,15 @@
  * 20 times, restarted each time, against aedes and against mosquitto.
  */
 
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { seededRandom } from '../../protocol/testing.js'
-import { startLoop, type BrokerKind, type Loop } from './loop.js'
+import { useLoop, type BrokerKind } from './loop.js'
 
 describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: gateway SIGKILLed during a burst (%s)', (broker) => {
-  let loop: Loop | null = null
-  afterEach(async () => {
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop(`kill-${broker}`)
 
   it('20 kills at random moments lose and duplicate no alarm', async () => {
-    loop = await startLoop({ broker })
+    const loop = await loops.start({ broker })
     const random = seededRandom(broker === 'aedes' ? 7 : 11)
     const kills = 20
     for (let k = 0; k < kills; k++) {

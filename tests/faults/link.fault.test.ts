@@ -14,31 +14,18 @@
  *     suite's budget; the soak run covers blackouts of hours.
  */
 
-import { writeFileSync } from 'node:fs'
-import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { ConsoleEvent } from '../../device-sim/console.js'
 import type { EventKind } from '../../protocol/messages.js'
 import { seededRandom } from '../../protocol/testing.js'
 import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
-import { startLoop, type Loop } from './loop.js'
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+import { sleep, useLoop, type Loop } from './loop.js'
 
 /** Seconds; the smallest the gateway accepts, so that a dead link is found quickly. */
 const KEEPALIVE_S = 5
 
 const logTime = (l: LogLine) => Date.parse(String(l.time))
-
-/** With FAULT_DEBUG set, a failed scenario leaves its gateway, console and link logs in /tmp. */
-function dumpOnFailure(l: Loop, name: string): void {
-  onTestFailed(() => {
-    if (!process.env.FAULT_DEBUG) return
-    writeFileSync(`/tmp/fault-${name}-gw.log`, l.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
-    writeFileSync(`/tmp/fault-${name}-console.log`, l.events.map((x) => JSON.stringify(x)).join('\n'))
-    writeFileSync(`/tmp/fault-${name}-link.log`, (l.weak?.events ?? []).map((x) => JSON.stringify(x)).join('\n'))
-  })
-}
 
 /** Milliseconds from each alarm's press to its first copy at the console. */
 function latencies(l: Loop, pressedAt: Map<string, number>): number[] {
@@ -49,16 +36,10 @@ function latencies(l: Loop, pressedAt: Map<string, number>): number[] {
 }
 
 describe('fault: the uplink misbehaves', () => {
-  let loop: Loop | null = null
-  afterEach(async () => {
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop('link')
 
   it('(a) a link that resets every connection every 2.5 s loses and duplicates no alarm', async () => {
-    loop = await startLoop({ broker: 'mosquitto', link: { latencyMs: 80, jitterMs: 40 } })
-    const l = loop
-    dumpOnFailure(l, 'flap')
+    const l = await loops.start({ broker: 'mosquitto', link: { latencyMs: 80, jitterMs: 40 } })
     const weak = l.weak!
     const random = seededRandom(31)
     const pressedAt = new Map<string, number>()
@@ -107,9 +88,7 @@ describe('fault: the uplink misbehaves', () => {
 
   it(`(b) a half-open stall longer than 1.5 x keepalive (${KEEPALIVE_S} s) is detected and the alarms go through after it`, async () => {
     // 300 ms each way, so that a PUBLISH or its PUBACK is still inside the link when it stalls.
-    loop = await startLoop({ broker: 'aedes', link: { latencyMs: 300 }, gatewayArgs: ['--keepalive', String(KEEPALIVE_S)] })
-    const l = loop
-    dumpOnFailure(l, 'stall')
+    const l = await loops.start({ broker: 'aedes', link: { latencyMs: 300 }, gatewayArgs: ['--keepalive', String(KEEPALIVE_S)] })
     const weak = l.weak!
 
     // Traffic first: the link works.
@@ -164,14 +143,12 @@ describe('fault: the uplink misbehaves', () => {
 
   it('(c) after a long blackout with a backlog behind it, the alarms reach the platform first', async () => {
     const BLACKOUT_MS = 30_000
-    loop = await startLoop({
+    const l = await loops.start({
       broker: 'mosquitto',
       link: {},
       // Status every 10 s (the smallest allowed), so that coalesced heartbeats are part of the backlog.
       gatewayArgs: ['--keepalive', String(KEEPALIVE_S), '--status-interval', '10'],
     })
-    const l = loop
-    dumpOnFailure(l, 'blackout')
     const weak = l.weak!
     const t = l.terminals[0]!
     /** Index in l.events at the moment the link came back. */

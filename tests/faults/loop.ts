@@ -6,11 +6,11 @@
  * platform. Each scenario asserts the same promise through `expectEveryAlarmDelivered`.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { expect } from 'vitest'
+import { afterEach, expect, onTestFailed } from 'vitest'
 import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../device-sim/console.js'
 import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../../device-sim/serial-runner.js'
 import { TerminalDevice, ramMemory, type NvMemory } from '../../device-sim/terminal.js'
@@ -18,11 +18,50 @@ import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../../device
 import { openSerialPort, type OpenPort, type PortLike } from '../../gateway/serial.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
 import { startAedes, startMosquitto, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
-import { startGateway, type GatewayProcess } from '../helpers/gateway-process.js'
+import { startGateway, type GatewayProcess, type LogLine } from '../helpers/gateway-process.js'
 import { openPtyPair, type PtyPair } from '../helpers/pty.js'
 import { requireTool, waitUntil } from '../helpers/system.js'
 
 export type BrokerKind = 'aedes' | 'mosquitto'
+
+/** The gateway's log lines with this message, in order. */
+export const logs = (l: Loop, msg: string): LogLine[] => l.gateway.logs.filter((x) => x.msg === msg)
+
+/** Pacing in scenarios with real processes (never in unit tests, which use fake clocks). */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * The set-up every fault scenario shares, called once in its describe block: `start` starts
+ * the loop for the current test; after each test the loop is closed (then `teardown` runs,
+ * for what the scenario added: a platform to stop, a file system to empty). With
+ * FAULT_DEBUG set, a failed test leaves the gateway's log, the console's events and the
+ * weak link's actions in /tmp/fault-<name>-{gw,console,link}.log for reading.
+ */
+export function useLoop(name: string, teardown?: () => Promise<void> | void): { start(options: LoopOptions): Promise<Loop> } {
+  let current: Loop | null = null
+  afterEach(async () => {
+    const l = current
+    current = null
+    try {
+      await l?.close()
+    } finally {
+      await teardown?.()
+    }
+  })
+  return {
+    async start(options) {
+      const l = await startLoop(options)
+      current = l
+      onTestFailed(() => {
+        if (!process.env.FAULT_DEBUG) return
+        writeFileSync(`/tmp/fault-${name}-gw.log`, l.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
+        writeFileSync(`/tmp/fault-${name}-console.log`, l.events.map((x) => JSON.stringify(x)).join('\n'))
+        if (l.weak) writeFileSync(`/tmp/fault-${name}-link.log`, l.weak.events.map((x) => JSON.stringify(x)).join('\n'))
+      })
+      return l
+    },
+  }
+}
 
 export interface LoopOptions {
   broker: BrokerKind

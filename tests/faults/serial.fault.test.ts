@@ -11,14 +11,12 @@
  *     logs each loss and reopens the port by itself.
  */
 
-import { writeFileSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { BitNoise } from '../../device-sim/serial-runner.js'
 import type { EventKind } from '../../protocol/messages.js'
 import { seededRandom } from '../../protocol/testing.js'
-import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
-import { requestGatewayStatus, startLoop, type Loop } from './loop.js'
+import { logs, requestGatewayStatus, sleep, useLoop } from './loop.js'
 
 const KINDS: EventKind[] = ['emergency', 'fire', 'medical', 'panic']
 /** Wire errors a receiver counts before or at the CRC: what bit errors on the line make. */
@@ -32,29 +30,6 @@ const PAST_THE_CRC = ['LINK_BAD_VERSION', 'LINK_UNKNOWN_TYPE', 'LINK_BAD_CBOR', 
 
 type Counters = Partial<Record<string, number>>
 const sum = (c: Counters, keys: readonly string[]) => keys.reduce((n, k) => n + (c[k] ?? 0), 0)
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-const logs = (l: Loop, msg: string): LogLine[] => l.gateway.logs.filter((x) => x.msg === msg)
-
-/**
- * Every alarm at the console, the terminal's NV memory empty, then the shared promise.
- * Under noise a terminal can show `received` while the ACK of its EVENT was lost on the
- * line: its NV memory clears at the next retransmission (up to ~7 s at 9600 baud), so that
- * is waited for before expectEveryAlarmDelivered checks it.
- */
-async function everyAlarmDelivered(l: Loop, timeoutMs = 60_000): Promise<number> {
-  await l.waitForAll(timeoutMs)
-  await waitUntil(() => l.terminals.every((t) => t.device.pending.length === 0), {
-    timeoutMs: 30_000,
-    what: () => `terminals' NV memory to empty: ${l.terminals.map((t) => `${t.id} [${t.device.pending.map((e) => e.number).join(',')}]`).join(' ')}`,
-  })
-  return l.expectEveryAlarmDelivered({ timeoutMs })
-}
-
-function dumpOnFailure(l: Loop | null, name: string): void {
-  if (!l || !process.env.FAULT_DEBUG) return
-  writeFileSync(`/tmp/fault-${name}-gw.log`, l.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
-  writeFileSync(`/tmp/fault-${name}-console.log`, l.events.map((x) => JSON.stringify(x)).join('\n'))
-}
 
 /**
  * A seed whose first bit error on the terminal's output falls between `fromBit` and
@@ -75,12 +50,7 @@ function seedForFirstFlip(ber: number, fromBit: number, toBit: number): number {
 }
 
 describe('fault: noise on the serial line (scenario 4a)', () => {
-  let loop: Loop | null = null
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') dumpOnFailure(loop, 'noise')
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop('noise')
 
   it.each([
     { ber: 1e-4, presses: 16 },
@@ -88,7 +58,8 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
   ])('bit error rate $ber both ways, a burst of $presses presses: all delivered, nothing corrupted accepted', async ({ ber, presses }) => {
     const started = Date.now()
     const seed = seedForFirstFlip(ber, 2_400, 4_800)
-    loop = await startLoop({ broker: 'aedes', serial: { noise: ber, random: seededRandom(seed) } })
+    const loop = await loops.start({ broker: 'aedes', serial: { noise: ber, random: seededRandom(seed) } })
+    const l = loop
     const t = loop.terminals[0]!
     const atStart = { runner: t.running.stats(), gateway: (await requestGatewayStatus(loop)).serial as Counters }
 
@@ -100,7 +71,7 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
       kindOf.set(`${t.id}:${loop.press(0, kind)}`, kind)
       await sleep(random() * 120)
     }
-    const duplicates = await everyAlarmDelivered(loop)
+    const duplicates = await loop.expectEveryAlarmDelivered()
 
     // The console saw only the alarms pressed, each with the kind pressed: no phantom id,
     // no wrong kind, not even among the duplicate copies.
@@ -145,18 +116,13 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
 })
 
 describe('fault: serial device unplugged and replugged (scenario 4b)', () => {
-  let loop: Loop | null = null
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') dumpOnFailure(loop, 'unplug')
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop('unplug')
 
   it('socat killed and restarted 5 times while pressing: all delivered, the gateway reopens by itself', async () => {
     const started = Date.now()
     // The terminal's own port reopens quickly (a firmware has no port to reopen at all);
     // the gateway keeps its defaults (0.5 s to 30 s), as deployed.
-    loop = await startLoop({ broker: 'aedes', serial: { backoff: { initialMs: 100, maxMs: 1_000 } } })
+    const loop = await loops.start({ broker: 'aedes', serial: { backoff: { initialMs: 100, maxMs: 1_000 } } })
     const l = loop
     const random = seededRandom(4242)
     const closedLogs = () => logs(l, 'serial port closed (cable unplugged?); reopening').length
@@ -187,7 +153,7 @@ describe('fault: serial device unplugged and replugged (scenario 4b)', () => {
       expect(closedLogs(), `the gateway logged the loss of cycle ${cycle}`).toBeGreaterThan(closedBefore)
     }
     l.press(0)
-    const duplicates = await everyAlarmDelivered(l)
+    const duplicates = await l.expectEveryAlarmDelivered()
     const notFound = l.gateway.logs.filter((x) => x.code === 'SERIAL_NOT_FOUND').length
     console.log(
       `[unplug] ${outages.length} unplugs, ${l.terminals[0]!.pressed.length} alarms: all delivered once after dedup, in order, in ${Date.now() - started} ms; ` +

@@ -12,46 +12,23 @@
  * order per terminal, each attributed to its own terminal.
  */
 
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { fileMemory, type NvState } from '../../device-sim/terminal.js'
 import type { EventKind } from '../../protocol/messages.js'
 import { seededRandom } from '../../protocol/testing.js'
 import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
-import { requestGatewayStatus, startLoop, type Loop, type Terminal } from './loop.js'
+import { logs, requestGatewayStatus, sleep, useLoop, type Loop, type Terminal } from './loop.js'
 
 const KINDS: EventKind[] = ['emergency', 'fire', 'medical', 'panic']
 const STORED = 'ALARM stored'
 const ALREADY_STORED = 'event already stored (retransmitted or replayed)'
 const SESSION_OPEN = 'terminal session open'
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-const logs = (l: Loop, msg: string): LogLine[] => l.gateway.logs.filter((x) => x.msg === msg)
 /** Index of the first gateway log line matching, or -1. */
 const logIndex = (l: Loop, pred: (x: LogLine) => boolean): number => l.gateway.logs.findIndex(pred)
-
-/**
- * Every alarm at the console, every terminal's NV memory empty, then the shared promise.
- * A terminal can show `received` while the ACK of its EVENT was lost (noise) or not yet
- * read: its NV memory clears at the next retransmission, so that is waited for before
- * expectEveryAlarmDelivered checks it.
- */
-async function everyAlarmDelivered(l: Loop, timeoutMs = 60_000): Promise<number> {
-  await l.waitForAll(timeoutMs)
-  await waitUntil(() => l.terminals.every((t) => t.device.pending.length === 0), {
-    timeoutMs: 30_000,
-    what: () => `terminals' NV memory to empty: ${l.terminals.map((t) => `${t.id} [${t.device.pending.map((e) => e.number).join(',')}]`).join(' ')}`,
-  })
-  return l.expectEveryAlarmDelivered({ timeoutMs })
-}
-
-function dumpOnFailure(l: Loop | null, name: string): void {
-  if (!l || !process.env.FAULT_DEBUG) return
-  writeFileSync(`/tmp/fault-${name}-gw.log`, l.gateway.logs.map((x) => JSON.stringify(x)).join('\n'))
-  writeFileSync(`/tmp/fault-${name}-console.log`, l.events.map((x) => JSON.stringify(x)).join('\n'))
-}
 
 /**
  * Moves terminal 1 of the loop onto NV memory in a file (a power cycle: boot +1), keeping
@@ -78,16 +55,11 @@ async function powerCycle(l: Loop, path: string): Promise<Terminal> {
 }
 
 describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)', () => {
-  let loop: Loop | null = null
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') dumpOnFailure(loop, 'power')
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop('power')
 
   it('pressed while unplugged, power cut (twice), cable back: sent again under their numbers and delivered once', async () => {
     const started = Date.now()
-    loop = await startLoop({ broker: 'aedes', serial: { backoff: { initialMs: 100, maxMs: 1_000 } } })
+    const loop = await loops.start({ broker: 'aedes', serial: { backoff: { initialMs: 100, maxMs: 1_000 } } })
     const l = loop
     const nv = await onFileMemory(l)
     l.press(0, 'medical')
@@ -111,7 +83,7 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     expect(nv.read().lastEvent, 'last event number kept across the power cuts').toBe(unacked.at(-1))
     await l.pty.replug()
 
-    const duplicates = await everyAlarmDelivered(l)
+    const duplicates = await l.expectEveryAlarmDelivered()
     // The new boot's session, and the events sent again in it under their own numbers.
     const session = logIndex(l, (x) => x.msg === SESSION_OPEN && x.terminal === t.id && x.boot === t.device.boot)
     expect(session, `a session of boot ${t.device.boot} at the gateway`).toBeGreaterThanOrEqual(0)
@@ -128,7 +100,7 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     // Numbers go on from where the memory left them.
     const next = l.press(0)
     expect(next, 'the first event number after the restart').toBe(unacked.at(-1)! + 1)
-    const more = await everyAlarmDelivered(l)
+    const more = await l.expectEveryAlarmDelivered()
     console.log(
       `[power cut, unplugged] ${l.terminals[0]!.pressed.length} alarms (${unacked.length} left in NV memory over 2 power cuts, sent again by boot ${t.device.boot}): ` +
         `all delivered once after dedup, in order, in ${Date.now() - started} ms; ${duplicates} duplicate copies reached the wire (${more} at the end)`,
@@ -139,7 +111,7 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     const started = Date.now()
     // Paced at 9600 baud, so a cut can fall in the middle of a frame, while the gateway
     // writes to disk, or while its ACK is on the way.
-    loop = await startLoop({ broker: 'aedes', serial: { pace: true, backoff: { initialMs: 100, maxMs: 1_000 } } })
+    const loop = await loops.start({ broker: 'aedes', serial: { pace: true, backoff: { initialMs: 100, maxMs: 1_000 } } })
     const l = loop
     const nv = await onFileMemory(l)
 
@@ -173,7 +145,7 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
       await waitUntil(() => t.device.link.status.state === 'open', { timeoutMs: 15_000, what: `the session of boot ${t.device.boot}` })
     }
     l.press(0)
-    const duplicates = await everyAlarmDelivered(l)
+    const duplicates = await l.expectEveryAlarmDelivered()
 
     // The gateway stored each alarm once, whatever the cuts did.
     const stored = logs(l, STORED).map((x) => x.id as string)
@@ -210,17 +182,12 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
 })
 
 describe.each([0, 1e-4])('fault: two terminals on one line pressing at once, noise %s (scenario 8)', (noise) => {
-  let loop: Loop | null = null
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail') dumpOnFailure(loop, `two-${noise}`)
-    await loop?.close()
-    loop = null
-  })
+  const loops = useLoop(`two-${noise}`)
 
   it('interleaved bursts from addresses 1 and 2: each terminal\'s alarms all delivered, in order', async () => {
     const started = Date.now()
     const random = seededRandom(noise === 0 ? 81 : 82)
-    loop = await startLoop({ broker: 'aedes', terminals: 2, serial: { noise, random: seededRandom(83) } })
+    const loop = await loops.start({ broker: 'aedes', terminals: 2, serial: { noise, random: seededRandom(83) } })
     const l = loop
     expect(l.terminals.map((t) => t.device.options.address)).toEqual([1, 2])
     // Three bursts; in each, both terminals press 4 times, in a random interleaving, a
@@ -233,7 +200,7 @@ describe.each([0, 1e-4])('fault: two terminals on one line pressing at once, noi
       }
       await sleep(200 + random() * 300)
     }
-    const duplicates = await everyAlarmDelivered(l)
+    const duplicates = await l.expectEveryAlarmDelivered()
 
     // Each alarm attributed to the terminal that pressed it.
     for (const e of l.events) {
