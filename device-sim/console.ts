@@ -40,6 +40,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
+import { noDelay } from '../gateway/uplink.js'
 import type { Urgency } from '../protocol/messages.js'
 import {
   Birth,
@@ -709,7 +710,11 @@ class Console implements OperatorConsole {
       ...(o.password === undefined ? {} : { password: o.password }),
     }
     this.#client = mqtt.connect(o.broker, options)
-    this.#client.on('connect', (connack) => this.#onConnect(connack.sessionPresent))
+    this.#client.on('connect', (connack) => {
+      // A receipt must not wait for the broker's delayed ACK (see noDelay).
+      noDelay(this.#client)
+      this.#onConnect(connack.sessionPresent)
+    })
     this.#client.on('close', () => {
       if (!this.#connected || this.#closed) return
       this.#connected = false
