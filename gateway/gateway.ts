@@ -432,6 +432,9 @@ export class Gateway {
         if (Object.keys(dropped).length > 0) this.log.warn({ dropped, limits: this.store.limits }, 'store limits reached: oldest lower-class events dropped and counted')
         this.#nextBounds = now + BOUNDS_EVERY_MS
       }
+      // A fold still unpublished after two status intervals waits for the uplink: keep it
+      // on disk (once per such wait), so that a reboot does not lose it.
+      this.store.flushStatuses(now, 2 * this.settings.statusIntervalMs)
       deadlines.push(this.#nextBounds, this.outbox.nextDeadline(now, this.io.online()))
       if (this.io.online() && now >= this.#nextGatewayStatus) {
         this.#nextGatewayStatus = now + this.settings.statusIntervalMs

@@ -112,7 +112,7 @@ export class Outbox {
     if (items.length === 0) return null
     const ids = events.map((e) => e.id)
     if (items.length === 1) return { kind: 'event', ids, statuses, payload: items[0]! }
-    const batchId = `${this.options.gateway}:b${this.store.bump('batch')}`
+    const batchId = `${this.options.gateway}:b${this.store.next('batch')}`
     return { kind: 'batch', ids, statuses, payload: { v: MQTT_CONTRACT_VERSION, id: batchId, gateway: this.options.gateway, items } }
   }
 

@@ -201,6 +201,15 @@ export class Store {
   readonly #freeSpace: FreeSpace
   readonly #stmt: ReturnType<Store['prepareAll']>
   readonly path: string
+  /**
+   * Status folds not yet published, by terminal. A heartbeat is folded here, in memory: a
+   * row written per heartbeat was 9 in 10 of the bytes the gateway wrote to its SD card.
+   * A fold reaches the disk only once it has waited long (the uplink is down: it must
+   * survive a reboot), by flushStatuses(), and at close.
+   */
+  readonly #statuses = new Map<string, { status: CoalescedStatus; diskVersion: number | null; unsavedSince: number | null }>()
+  /** Numbers reserved on disk by next(), per key: the next to hand out and the last reserved. */
+  readonly #reserved = new Map<string, { next: number; last: number }>()
 
   constructor(options: StoreOptions) {
     this.path = options.path
@@ -220,6 +229,10 @@ export class Store {
         return Number(s.bavail) * Number(s.bsize)
       })
     this.#stmt = this.prepareAll()
+    for (const r of this.#stmt.dirtyStatuses.all()) {
+      const status = JSON.parse(r.body) as CoalescedStatus
+      this.#statuses.set(status.terminal, { status, diskVersion: status.version, unsavedSince: null })
+    }
   }
 
   private prepareAll() {
@@ -261,7 +274,6 @@ export class Store {
       dropOldest: db.prepare<[number, number]>('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE rank = ? AND done = 0 ORDER BY seq LIMIT ?)'),
       dropOlderThan: db.prepare<[number, number]>('DELETE FROM events WHERE rank = ? AND done = 0 AND received_at < ?'),
       oldestLower: db.prepare<[], { rank: number }>('SELECT rank FROM events WHERE rank > 0 AND done = 0 ORDER BY rank DESC, seq LIMIT 1'),
-      getStatus: db.prepare<[string], { body: string; version: number }>('SELECT body, version FROM statuses WHERE terminal = ?'),
       putStatus: db.prepare<[string, string, number]>(
         'INSERT INTO statuses (terminal, body, version, dirty) VALUES (?, ?, ?, 1) ON CONFLICT(terminal) DO UPDATE SET body = excluded.body, version = excluded.version, dirty = 1',
       ),
@@ -292,6 +304,24 @@ export class Store {
       this.setMeta(key, String(next))
       return next
     })()
+  }
+
+  /**
+   * A number unique for ever under `key` (batch ids), like bump() but with one durable
+   * write per `block` numbers: a restart skips what was left of the block.
+   */
+  next(key: string, block = 1000): number {
+    let r = this.#reserved.get(key)
+    if (r === undefined || r.next > r.last) {
+      const last = this.#db.transaction(() => {
+        const end = Number(this.meta(key) ?? '0') + block
+        this.setMeta(key, String(end))
+        return end
+      })()
+      r = { next: last - block + 1, last }
+      this.#reserved.set(key, r)
+    }
+    return r.next++
   }
 
   count(name: string, by = 1): void {
@@ -449,8 +479,8 @@ export class Store {
       this.#countBestEffort('dropped.status.disk')
       return false
     }
-    const row = this.#stmt.getStatus.get(terminal)
-    const prev = row ? (JSON.parse(row.body) as CoalescedStatus) : undefined
+    const held = this.#statuses.get(terminal)
+    const prev = held?.status
     const minutesWithoutMains =
       (prev?.minutesWithoutMains ?? 0) + (prev && !prev.latest.mains ? Math.max(0, now - prev.last) / 60_000 : 0)
     const lowest = [prev?.lowestBattery, hb.battery].filter((b): b is number => b !== undefined)
@@ -463,25 +493,45 @@ export class Store {
       heartbeats: (prev?.heartbeats ?? 0) + 1,
       ...(lowest.length > 0 ? { lowestBattery: Math.min(...lowest) } : {}),
       minutesWithoutMains,
-      version: (row?.version ?? 0) + 1,
+      version: (prev?.version ?? 0) + 1,
     }
-    this.#db.pragma('synchronous = NORMAL')
-    try {
-      this.#stmt.putStatus.run(terminal, JSON.stringify(next), next.version)
-    } finally {
-      this.#db.pragma('synchronous = FULL')
-    }
+    this.#statuses.set(terminal, { status: next, diskVersion: held?.diskVersion ?? null, unsavedSince: held?.unsavedSince ?? now })
     return true
   }
 
-  /** Status rows folded since they were last published. */
-  dirtyStatuses(): CoalescedStatus[] {
-    return this.#stmt.dirtyStatuses.all().map((r) => JSON.parse(r.body) as CoalescedStatus)
+  /**
+   * Writes the folds that have waited `olderThanMs` or more since their first unsaved
+   * heartbeat, in one transaction (all of them with `olderThanMs` 0). Returns how many.
+   */
+  flushStatuses(now: number, olderThanMs: number): number {
+    const due = [...this.#statuses.values()].filter((e) => e.unsavedSince !== null && now - e.unsavedSince >= olderThanMs)
+    if (due.length === 0) return 0
+    this.#db.pragma('synchronous = NORMAL')
+    try {
+      this.#db.transaction(() => {
+        for (const e of due) this.#stmt.putStatus.run(e.status.terminal, JSON.stringify(e.status), e.status.version)
+      })()
+    } finally {
+      this.#db.pragma('synchronous = FULL')
+    }
+    for (const e of due) {
+      e.diskVersion = e.status.version
+      e.unsavedSince = null
+    }
+    return due.length
   }
 
-  /** A status was published: the row starts afresh, unless a newer heartbeat came meanwhile. */
+  /** Status folds since they were last published. */
+  dirtyStatuses(): CoalescedStatus[] {
+    return [...this.#statuses.values()].map((e) => e.status).sort((a, b) => (a.terminal < b.terminal ? -1 : a.terminal > b.terminal ? 1 : 0))
+  }
+
+  /** A status was published: the fold starts afresh, unless a newer heartbeat came meanwhile. */
   statusPublished(terminal: string, version: number): void {
-    this.#stmt.statusPublished.run(terminal, version)
+    const held = this.#statuses.get(terminal)
+    if (held === undefined || held.status.version !== version) return
+    this.#statuses.delete(terminal)
+    if (held.diskVersion !== null) this.#stmt.statusPublished.run(terminal, held.diskVersion)
   }
 
   // ------------------------------------------------------------------ bounds
@@ -539,7 +589,9 @@ export class Store {
   }
 
   close(): void {
-    if (this.#db.open) this.#db.close()
+    if (!this.#db.open) return
+    this.flushStatuses(Infinity, 0)
+    this.#db.close()
   }
 }
 
