@@ -28,8 +28,12 @@ export interface GatewayProcess {
   kill(signal?: NodeJS.Signals): Promise<number | string>
 }
 
-export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
-  const child = spawn(process.execPath, [BIN, 'gateway', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * `nodeArgs` go to node itself, before the script: V8 flags such as `--lite-mode`, which
+ * NODE_OPTIONS refuses.
+ */
+export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = []): GatewayProcess {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, 'gateway', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: LogLine[] = []
   let partial = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
