@@ -167,6 +167,17 @@ describe('backoffDelay [UPLINK-6]', () => {
     // After days offline the exponent does not overflow into Infinity or NaN.
     expect(backoffDelay(10_000, 1000, 300_000, () => 0.999_999)).toBe(299_999)
   })
+
+  it('never waits longer than the uplink has been down, nor less than initialMs allows', () => {
+    const half = () => 0.5
+    // 8 failures would allow 256 s; down for 12 s, the ceiling is 12 s.
+    expect(backoffDelay(8, 1000, 300_000, half, 12_000)).toBe(6_000)
+    // Down for 200 ms: the ceiling is still initialMs.
+    expect(backoffDelay(8, 1000, 300_000, half, 200)).toBe(500)
+    // Down for an hour: the usual bounds.
+    expect(backoffDelay(3, 1000, 300_000, half, 3_600_000)).toBe(4_000)
+    expect(backoffDelay(12, 1000, 300_000, half, 3_600_000)).toBe(150_000)
+  })
 })
 
 describe('Uplink against aedes', () => {
@@ -278,7 +289,10 @@ describe('Uplink against aedes', () => {
     const initialMs = 40
     const maxMs = 200
     const stableMs = 300
-    const gw = makeGateway([a.url, b], { random, timers, backoff: { initialMs, maxMs, stableMs } })
+    // A clock that runs fast, so that the bound by time offline ([UPLINK-6]) never binds here.
+    let tick = 0
+    const now = () => ++tick * 1e9
+    const gw = makeGateway([a.url, b], { random, timers, now, backoff: { initialMs, maxMs, stableMs } })
     gw.uplink.start()
     await waitFor('online at a', () => isOnline(gw))
 
@@ -455,7 +469,11 @@ describe('Uplink against mosquitto', () => {
     await waitFor('the command sent while away', () => gw.commands.length === 1)
     expect(gw.commands).toEqual([{ topic: gw.topics.command, payload: '{"type":"broadcast"}' }])
     await waitFor('online', () => isOnline(gw))
-    expect(gw.states.at(-1)?.reason).toContain('session resumed')
+    // The resumed session kept the subscriptions: no second SUBSCRIBE, and they still work.
+    expect(gw.states.at(-1)?.reason).toContain('session resumed, subscriptions kept')
+    expect(gw.log.filter((l) => l.startsWith('send subscribe'))).toHaveLength(1)
+    await platform.client.publishAsync(gw.topics.allCommand, Buffer.from('{"type":"rebirth"}'), { qos: 1 })
+    await waitFor('a command after the reconnect', () => gw.commands.length === 2)
   })
 
   it('[UPLINK-4] the session survives a gateway restart and a broker restart (persistence)', async () => {
