@@ -35,7 +35,8 @@ function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settin
   const log: Log = Object.fromEntries(
     (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (fields: object, msg: string) => logs.push({ level, msg, fields })]),
   ) as unknown as Log
-  const state = { online: true, failPublish: false }
+  /** While `holdAlerts` is set, an alert's PUBACK waits for it to resolve. */
+  const state: { online: boolean; failPublish: boolean; holdAlerts: Promise<void> | null } = { online: true, failPublish: false, holdAlerts: null }
   let serialOut: Uint8Array[] = []
   const gateway = new Gateway(
     { ...SETTINGS, ...opts.settings },
@@ -46,6 +47,7 @@ function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settin
       publish: async (topic, payload, o) => {
         if (!state.online || state.failPublish) throw new Error('offline')
         published.push({ topic, payload, retain: o?.retain ?? false, at: line.now })
+        if (state.holdAlerts && topic.endsWith('/alert')) await state.holdAlerts
       },
       online: () => state.online,
       now: () => line.now,
@@ -193,6 +195,23 @@ describe('gateway: store and forward', () => {
     await r.run(2_000)
     // The call-back request (press 3) is done at PUBACK: its terminal sees it sent.
     expect(r.stageNames(3)).toEqual(['stored', 'sent'])
+  })
+
+  it('after an outage, the backlog and the status wait for the alarms\' PUBACK (they would share its TCP segment)', async () => {
+    const r = rig()
+    r.state.online = false
+    r.press('mains-lost')
+    r.press('emergency')
+    await r.run(5_000)
+    let release = () => {}
+    r.state.holdAlerts = new Promise<void>((resolve) => (release = resolve))
+    r.state.online = true
+    r.gateway.online()
+    await r.run(1_000)
+    expect(r.published.map((p) => p.topic.split('/').pop())).toEqual(['alert'])
+    release()
+    await r.run(1_000)
+    expect(r.published.map((p) => p.topic.split('/').pop()).sort()).toEqual(['alert', 'event', 'status'])
   })
 
   it('coalesces heartbeats while offline into one status with the lowest battery', async () => {

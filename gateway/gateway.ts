@@ -100,6 +100,8 @@ export class Gateway {
   readonly #replyBudgetOptions: ReplyBudgetOptions
   readonly #replyBudget: ReplyBudget
   #backlogBusy = false
+  /** Settles when the alarms last put on the wire have their PUBACK (or failed). */
+  #alarmsOut: Promise<unknown> = Promise.resolve()
   #session = 0
   #startedAt: number
   #nextBounds = 0
@@ -454,10 +456,15 @@ export class Gateway {
   async pump(): Promise<void> {
     if (this.#stopped || !this.io.online()) return
     const now = this.io.now()
-    for (const p of this.outbox.nextAlarms(now, this.#inFlight)) void this.#publishAlarm(p)
+    const alarms = this.outbox.nextAlarms(now, this.#inFlight).map((p) => this.#publishAlarm(p))
+    if (alarms.length > 0) this.#alarmsOut = Promise.all(alarms)
     if (this.#backlogBusy) return
     this.#backlogBusy = true
     try {
+      // The backlog goes behind the alarms' PUBACKs, not beside them: on a 20 kbit/s link the
+      // bytes written right after an alarm share its TCP segment and hold it back (bench
+      // `outage`: about 150 ms for a status). #publishAlarm never rejects.
+      await this.#alarmsOut
       for (let p = this.outbox.nextBacklog(this.io.now()); p && this.io.online() && !this.#stopped; p = this.outbox.nextBacklog(this.io.now())) {
         await this.#publish(p)
         this.outbox.published(p, this.io.now())
@@ -580,9 +587,14 @@ export class Gateway {
 
   /** The uplink came online: publish what waits, alarms first. */
   online(): void {
-    this.#nextGatewayStatus = 0
     void this.pump()
-    void this.publishStatus()
+    // The gateway status too goes after the alarms pump() has just put on the wire (see
+    // there why); tick() must not send it meanwhile.
+    this.#nextGatewayStatus = Infinity
+    void this.#alarmsOut.then(() => {
+      this.#nextGatewayStatus = this.io.now() + this.settings.statusIntervalMs
+      return this.publishStatus()
+    })
   }
 
   // ------------------------------------------------------------------ commands

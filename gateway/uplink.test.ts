@@ -181,7 +181,7 @@ describe('backoffDelay [UPLINK-6]', () => {
 })
 
 describe('Uplink against aedes', () => {
-  it('[UPLINK-4] publishes the birth retained QoS 1 before anything else, subscribes QoS 1, then reports online', async () => {
+  it('[UPLINK-4] publishes the birth retained QoS 1 before anything else, subscribes QoS 1, and is online without waiting for their acknowledgements', async () => {
     const broker = await aedes()
     const gw = makeGateway([broker.url])
     gw.uplink.start()
@@ -193,10 +193,13 @@ describe('Uplink against aedes', () => {
       `send publish ${gw.topics.state} q1 r`,
       `send subscribe ${gw.topics.command} q1, ${gw.topics.allCommand} q1`,
     ])
+    // Online as soon as the birth and the SUBSCRIBE are written: an alarm published now goes
+    // on the wire behind them, and the broker reads them in that order.
+    await waitFor('the acknowledgements', () => gw.log.includes('recv puback') && gw.log.includes('recv suback'))
     const online = gw.log.indexOf('online')
-    expect(online).toBeGreaterThan(gw.log.indexOf('recv puback'))
-    expect(online).toBeGreaterThan(gw.log.indexOf('recv suback'))
-    expect(gw.states).toEqual([{ online: true, broker: broker.url, reason: `connected to ${broker.url} (new session), birth published` }])
+    expect(online).toBeGreaterThan(gw.log.indexOf('send subscribe'))
+    expect(online).toBeLessThan(gw.log.indexOf('recv puback'))
+    expect(gw.states).toEqual([{ online: true, broker: broker.url, reason: `connected to ${broker.url} (new session), birth sent` }])
     expect(gw.births()).toBe(1)
 
     const observer = await platformClient(broker.url, [gw.topics.state])
@@ -352,7 +355,8 @@ describe('Uplink against aedes', () => {
     const timers = new ManualTimers()
     const gw = makeGateway([proxy.url], { timers, random: () => 0.5 })
     gw.uplink.start()
-    await waitFor('online', () => isOnline(gw))
+    // Online comes before the SUBACK [UPLINK-4]; the session has the subscriptions at the SUBACK.
+    await waitFor('online, subscriptions granted', () => isOnline(gw) && gw.log.includes('recv suback'))
 
     const gone = new Promise<void>((resolve) => broker.aedes.on('clientDisconnect', (c) => c.id === gw.clientId && resolve()))
     proxy.drop()
@@ -457,7 +461,7 @@ describe('Uplink against mosquitto', () => {
     const timers = new ManualTimers()
     const gw = makeGateway([proxy.url], { timers, random: () => 0.5 })
     gw.uplink.start()
-    await waitFor('online', () => isOnline(gw))
+    await waitFor('online, subscriptions granted', () => isOnline(gw) && gw.log.includes('recv suback'))
 
     proxy.drop()
     await waitFor('offline', () => gw.states.at(-1)?.online === false)
@@ -482,7 +486,7 @@ describe('Uplink against mosquitto', () => {
     const id = newGatewayId()
     const first = makeGateway([broker.url], {}, id)
     first.uplink.start()
-    await waitFor('online', () => isOnline(first))
+    await waitFor('online, subscriptions granted', () => isOnline(first) && first.log.includes('recv suback'))
     await first.uplink.stop()
 
     await broker.restart()

@@ -21,7 +21,10 @@
  *   trip before `online`, and aedes scans every retained message for each topic, which
  *   made a reconnect storm of 2,000 gateways CPU-bound (bench `scale`). The first
  *   connection of a process always subscribes, so a changed area takes effect. `online`
- *   becomes true once the birth (and the SUBSCRIBE, if sent) are acknowledged.
+ *   becomes true as soon as they are written, without waiting for PUBACK and SUBACK: the
+ *   broker reads one connection in order, so they come before whatever is published next,
+ *   and the first alarm after an outage saves a round trip (a second on GPRS, bench
+ *   `outage`). A refused subscription is reported, not fatal: alarms must still go up.
  * - [UPLINK-5] The will is the death (retained, QoS 1). A graceful stop publishes the same
  *   payload itself and then sends DISCONNECT, on which the broker discards the will; a
  *   stop that is not graceful just drops the connection and leaves the death to the will.
@@ -138,16 +141,14 @@ export function backoffDelay(failures: number, initialMs: number, maxMs: number,
 }
 
 // ---------------------------------------------------------------------------------------
-// Phases. Invariants: `#client` is non-null exactly in connecting, birth, online and
-// stopping; a retry timer runs only in waiting; `online` is true only in online.
+// Phases. Invariants: `#client` is non-null exactly in connecting, online and stopping; a retry timer runs only in waiting; `online` is true only in online.
 
-type Phase = 'idle' | 'connecting' | 'birth' | 'online' | 'waiting' | 'stopping' | 'stopped'
-type Step = 'start' | 'connack' | 'ready' | 'closed' | 'retry' | 'stop' | 'stopped'
+type Phase = 'idle' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'stopped'
+type Step = 'start' | 'ready' | 'closed' | 'retry' | 'stop' | 'stopped'
 
 const NEXT: Record<Phase, Partial<Record<Step, Phase>>> = {
   idle: { start: 'connecting', stop: 'stopping' },
-  connecting: { connack: 'birth', closed: 'waiting', stop: 'stopping' },
-  birth: { ready: 'online', closed: 'waiting', stop: 'stopping' },
+  connecting: { ready: 'online', closed: 'waiting', stop: 'stopping' },
   online: { closed: 'waiting', stop: 'stopping' },
   waiting: { retry: 'connecting', stop: 'stopping' },
   stopping: { stopped: 'stopped' },
@@ -329,29 +330,36 @@ export class Uplink {
 
   #onConnack(client: MqttClient, url: string, sessionPresent: boolean): void {
     if (client !== this.#client || this.#phase !== 'connecting') return
-    this.#to('connack')
     const birth = this.#o.birth()
     // The birth goes on the wire first; the SUBSCRIBE follows it in the same round trip.
     const born = this.#publishOn(client, birth.topic, birth.payload, true)
     const resumed = sessionPresent && this.#subscribedOn.has(url)
     const subscribed = resumed ? Promise.resolve([]) : this.#subscribeOn(client, this.#o.subscriptions)
+    // Online at once, not at the PUBACK and SUBACK: one connection's packets reach the broker
+    // in order, so the birth and the SUBSCRIBE are there before anything published from now
+    // on, and the first alarm after an outage does not wait a round trip (a second on GPRS)
+    // for their acknowledgements. [UPLINK-4]
+    this.#offlineSince = null
+    this.#to('ready')
+    this.#stableTimer = this.#timers.setTimeout(() => {
+      this.#stableTimer = null
+      this.#failures = 0
+    }, this.#stableMs)
+    const session = sessionPresent ? (resumed ? 'session resumed, subscriptions kept' : 'session resumed') : 'new session'
+    this.#o.onState({ online: true, broker: url, reason: `connected to ${url} (${session}), birth sent` })
     Promise.all([born, subscribed]).then(
       ([, refused]) => {
-        if (client !== this.#client || this.#phase !== 'birth') return
-        if (refused.length === 0) this.#subscribedOn.add(url)
-        else this.#subscribedOn.delete(url)
-        this.#offlineSince = null
-        this.#to('ready')
-        this.#stableTimer = this.#timers.setTimeout(() => {
-          this.#stableTimer = null
-          this.#failures = 0
-        }, this.#stableMs)
-        const session = sessionPresent ? (resumed ? 'session resumed, subscriptions kept' : 'session resumed') : 'new session'
-        const warning = refused.length > 0 ? `; subscriptions refused by the broker: ${refused.join(', ')}` : ''
-        this.#o.onState({ online: true, broker: url, reason: `connected to ${url} (${session}), birth published${warning}` })
+        if (client !== this.#client) return
+        if (refused.length === 0) {
+          this.#subscribedOn.add(url)
+          return
+        }
+        this.#subscribedOn.delete(url)
+        this.#o.onState({ online: true, broker: url, reason: `subscriptions refused by the broker: ${refused.join(', ')}; commands on them will not arrive` })
       },
       (err: unknown) => {
-        if (client !== this.#client || this.#phase !== 'birth') return
+        // The connection closed before the acknowledgements: #onClose handles it.
+        if (client !== this.#client || this.#phase !== 'online') return
         this.#lastError ??= err instanceof Error ? err : new Error(String(err))
         client.end(true)
       },
@@ -379,12 +387,7 @@ export class Uplink {
       this.#to('retry')
       this.#attempt()
     }, delay)
-    const what =
-      was === 'online'
-        ? `connection to ${url} lost`
-        : was === 'birth'
-          ? `connection to ${url} closed before the birth was acknowledged`
-          : `connect to ${url} failed`
+    const what = was === 'online' ? `connection to ${url} lost` : `connect to ${url} failed`
     const nextUrl = this.#o.brokers[this.#next] ?? url
     this.#o.onState({
       online: false,
