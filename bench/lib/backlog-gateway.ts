@@ -1,0 +1,32 @@
+/**
+ * The real gateway (`node dist/cli/main.js gateway`, a child process) on one end of a socat
+ * pseudo-terminal pair, its store in `dataDir`, its uplink to `broker`: how the outage and
+ * backlog benchmarks run it. The other end of the pair (`pty.b`) is free for a terminal.
+ */
+
+import { startGateway, type GatewayProcess } from '../../device-sim/gateway-process.js'
+import { openPtyPair, type PtyPair } from '../../device-sim/pty.js'
+
+export interface GatewayOnPty {
+  gateway: GatewayProcess
+  pty: PtyPair
+  /** SIGKILLs the gateway (no death over a slow link to wait for) and closes the pty pair. */
+  close(): Promise<void>
+}
+
+export async function startGatewayOnPty(opts: { dataDir: string; broker: string; id: string }): Promise<GatewayOnPty> {
+  const pty = await openPtyPair()
+  let gateway: GatewayProcess | undefined
+  const close = async () => {
+    await gateway?.kill('SIGKILL')
+    await pty.close()
+  }
+  try {
+    gateway = startGateway(['--serial', pty.a, '--broker', opts.broker, '--id', opts.id, '--data', opts.dataDir, '--log-level', 'info'])
+    await gateway.waitForLog((l) => l.msg === 'gateway ready', 'ready')
+    return { gateway, pty, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
+}
