@@ -348,7 +348,7 @@ function metrics(m: Measured): Metric[] {
       value: mb(day.heartbeats),
       unit: 'MB/day',
       baseline: null,
-      note: `${share(day.heartbeats)}: ${m.heartbeats.writeBytes} B for ${m.heartbeatsIn} heartbeats in ${round(m.heartbeats.seconds, 1)} s of real time, ${m.heartbeats.commits} commits (the product folds each into its terminal's status row on disk): ${Math.round(m.heartbeats.writeBytes / m.heartbeatsIn)} B and ${round(m.heartbeats.frames / m.heartbeatsIn, 2)} WAL frames of ${m.pageSize} B per heartbeat, × ${heartbeatsPerDay} heartbeats a day`,
+      note: `${share(day.heartbeats)}: ${m.heartbeats.writeBytes} B for ${m.heartbeatsIn} heartbeats in ${round(m.heartbeats.seconds, 1)} s of real time, ${m.heartbeats.commits} commits (the product folds each into its terminal's status in memory; the fold reaches the disk after two status intervals unpublished): ${Math.round(m.heartbeats.writeBytes / m.heartbeatsIn)} B and ${round(m.heartbeats.frames / m.heartbeatsIn, 2)} WAL frames of ${m.pageSize} B per heartbeat, × ${heartbeatsPerDay} heartbeats a day`,
     }),
     metric({
       name: 'disk.write.status.per_day',

@@ -224,8 +224,8 @@ function toMetrics(baud: number, gw: Sample[], nv: Sample[], fsync: Fsync): Metr
       unit: 'ms',
       baseline: null,
       note:
-        `${terminal.length} presses${p99Note}. Includes the platform side's Nagle stalls: the console's MQTT socket and mosquitto ` +
-        `(set_tcp_nodelay false, its default) hold a small packet until the previous one is ACKed, up to a delayed ACK (40 ms)`,
+        `${terminal.length} presses${p99Note}. Includes mosquitto's Nagle stalls (set_tcp_nodelay false, its default): it holds a ` +
+        `small packet until the previous one is ACKed, up to a delayed ACK (40 ms); the gateway and the console set TCP_NODELAY on their sockets`,
     }),
   ]
 }

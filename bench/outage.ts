@@ -258,12 +258,12 @@ function metrics(runs: Run[], bridge: Run): Metric[] {
     `the alarm pressed on a real terminal over a pty while the ${PROFILE} link is dark; ${runs.length} gateway runs`
   const goal = `≤ ${round(limit, 0)} ms: 2 round trips + own transmission on ${PROFILE}, whatever the backlog`
   const online = runs.flatMap((r) => (r.onlineMs === undefined ? [] : [r.onlineMs]))
-  // What limits it, from the gateway's own log: it publishes alarms only once online.
+  // Where the time goes, from the gateway's own log: it publishes alarms once online.
   const limits =
     online.length === 0
       ? ''
-      : ` What limits the gateway: it publishes alarms only once the broker has acknowledged its birth and subscriptions (uplink.ts [UPLINK-4]), ` +
-        `${round(percentile(online, 50), 0)} ms after the restore (p50), two round trips; the alarm then takes one more way up, sharing its segment with the gateway status published right after it.`
+      : ` The gateway is online at the CONNACK, ${round(percentile(online, 50), 0)} ms after the restore (p50): one round trip; the alarm follows its birth on the ` +
+        `same segment (uplink.ts [UPLINK-4] does not wait for their acknowledgements), and the backlog and the status wait for the alarm's PUBACK.`
   return [
     metric({
       name: 'outage.first_alarm.p50',

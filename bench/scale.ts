@@ -340,7 +340,7 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
       'storm.reconnect.p50.ms',
       'ms',
       (r) => r.reconnectP50Ms,
-      'per gateway, from the start of the attempt that succeeded to online (CONNACK, birth PUBACK, SUBACK): what the broker adds, backoff aside',
+      'per gateway, from the start of the attempt that succeeded to online (the CONNACK; birth and SUBSCRIBE written, [UPLINK-4]): what the broker adds, backoff aside',
       0,
     ),
     side('storm.reconnect.p99.ms', 'ms', (r) => r.reconnectP99Ms, 'the same, 99th percentile over the fleet', 0),

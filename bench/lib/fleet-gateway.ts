@@ -48,7 +48,7 @@ export interface SimGatewayOptions {
    */
   seed: number
   /**
-   * The uplink is online (birth and subscriptions acknowledged); `attemptAt`: when the
+   * The uplink is online (CONNACK received, birth and SUBSCRIBE written [UPLINK-4]); `attemptAt`: when the
    * attempt that succeeded began, performance.now() (sub-millisecond, so that an attempt
    * just before a restore is never taken for one just after it).
    */
