@@ -36,7 +36,7 @@ function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settin
     (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (fields: object, msg: string) => logs.push({ level, msg, fields })]),
   ) as unknown as Log
   /** While `holdAlerts` is set, an alert's PUBACK waits for it to resolve. */
-  const state: { online: boolean; failPublish: boolean; holdAlerts: Promise<void> | null } = { online: true, failPublish: false, holdAlerts: null }
+  const state: { online: boolean; failPublish: boolean; holdAlerts: Promise<void> | null; hurried: number } = { online: true, failPublish: false, holdAlerts: null, hurried: 0 }
   let serialOut: Uint8Array[] = []
   const gateway = new Gateway(
     { ...SETTINGS, ...opts.settings },
@@ -50,6 +50,7 @@ function rig(opts: { store?: Store; storeOptions?: Partial<StoreOptions>; settin
         if (state.holdAlerts && topic.endsWith('/alert')) await state.holdAlerts
       },
       online: () => state.online,
+      hurry: () => state.hurried++,
       now: () => line.now,
       random: () => 0.5,
     },
@@ -195,6 +196,25 @@ describe('gateway: store and forward', () => {
     await r.run(2_000)
     // The call-back request (press 3) is done at PUBACK: its terminal sees it sent.
     expect(r.stageNames(3)).toEqual(['stored', 'sent'])
+  })
+
+  it('an alarm stored while offline hurries the uplink, and counts as waiting until its receipt', async () => {
+    const r = rig()
+    r.state.online = false
+    r.press('mains-lost')
+    await r.run(3_000)
+    expect(r.state.hurried).toBe(0)
+    expect(r.gateway.alarmWaiting()).toBe(false)
+    r.press('emergency')
+    await r.run(3_000)
+    expect(r.state.hurried).toBe(1)
+    expect(r.gateway.alarmWaiting()).toBe(true)
+    r.state.online = true
+    r.gateway.online()
+    await r.run(2_000, () => r.uplink('/alert').length > 0)
+    r.command({ id: 'r1', type: 'receipt', ids: [r.uplink('/alert')[0]!.id] })
+    await r.run(100)
+    expect(r.gateway.alarmWaiting()).toBe(false)
   })
 
   it('after an outage, the backlog and the status wait for the alarms\' PUBACK (they would share its TCP segment)', async () => {

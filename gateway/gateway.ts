@@ -69,6 +69,8 @@ export interface GatewayIo {
   /** QoS 1; resolves on PUBACK, rejects if offline or the connection drops first. */
   publish(topic: string, payload: Buffer, options?: { retain?: boolean }): Promise<void>
   online(): boolean
+  /** An alarm was stored while offline: reconnect soon rather than at a retry minutes away. */
+  hurry?(): void
   /** Gateway clock, ms. */
   now(): number
   random?: () => number
@@ -303,6 +305,7 @@ export class Gateway {
       case 'added':
         this.log.info({ id, class: cls, kind: m.kind, terminal: t.terminal, address: t.address }, cls === 'alarm' ? 'ALARM stored' : 'event stored')
         if (INDICATED_CLASSES.has(cls)) this.#indicate(result.event)
+        if (cls === 'alarm' && !this.io.online()) this.io.hurry?.()
         return
       case 'duplicate':
         this.log.info({ id, stage: result.event.stage }, 'event already stored (retransmitted or replayed)')
@@ -582,6 +585,15 @@ export class Gateway {
       await this.io.publish(this.topics.status, encodePayload(this.statusPayload(), this.settings.encoding), { retain: true })
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'status not published; next interval')
+    }
+  }
+
+  /** Whether an alarm waits for the platform's receipt: the uplink then retries sooner. */
+  alarmWaiting(): boolean {
+    try {
+      return this.store.awaitingReceipt(Infinity).length > 0
+    } catch {
+      return true // a failing store: err on the side of the alarm
     }
   }
 

@@ -81,6 +81,10 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       },
       publish: (topic, payload, options) => (uplink ? uplink.publish(topic, payload, options) : Promise.reject(new Error('uplink not started'))),
       online: () => uplink?.online ?? false,
+      hurry: () => {
+        const delay = uplink?.hurry() ?? null
+        if (delay !== null) log.info({ retryInMs: delay }, 'alarm waiting: reconnecting sooner')
+      },
       now: () => Date.now(),
     },
     log,
@@ -120,6 +124,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     will: () => gateway.will(),
     birth: () => gateway.birth(),
     onCommand: (topic, payload) => gateway.command(topic, payload),
+    urgent: () => gateway.alarmWaiting(),
     onState: (s) => {
       if (s.online) {
         log.info({ broker: s.broker }, 'uplink online')

@@ -337,6 +337,41 @@ describe('Uplink against aedes', () => {
     expect(next.retryInMs).toBe(Math.floor((drawn.at(-1) ?? NaN) * initialMs))
   })
 
+  it('[UPLINK-6] while an alarm waits, the retry ceiling is urgentMaxMs, and hurry() redraws a retry minutes away', async () => {
+    const refused = `mqtt://127.0.0.1:${await freePort()}`
+    const timers = new ManualTimers()
+    // An hour passes before each retry fires: down for hours, so only maxMs and urgentMaxMs
+    // bound the ceiling, not the time offline.
+    let clock = 0
+    let urgent = false
+    const gw = makeGateway([refused], { timers, random: () => 0.9, now: () => clock, urgent: () => urgent, backoff: { initialMs: 1000, maxMs: 300_000 } })
+    const retry = (ms: number | ((ms: number) => boolean)) => {
+      clock += 3_600_000
+      timers.fire(ms)
+    }
+    gw.uplink.start()
+    for (let i = 1; i <= 10; i++) {
+      await waitFor(`failure ${i}`, () => gw.states.length === i)
+      if (i < 10) retry(() => true)
+    }
+    // 9 failures before: 0.9 × min(300 s, 1 s × 2^9) = 270 s.
+    expect(gw.states.at(-1)?.retryInMs).toBe(270_000)
+    // An alarm is stored: the retry 270 s away is drawn again within 30 s.
+    urgent = true
+    expect(gw.uplink.hurry()).toBe(27_000)
+    expect(timers.delays()).toEqual([27_000])
+    expect(gw.uplink.hurry()).toBeNull() // soon enough already
+    // And the retries that follow stay within the urgent ceiling while the alarm waits.
+    retry(27_000)
+    await waitFor('failure 11', () => gw.states.length === 11)
+    expect(gw.states.at(-1)?.retryInMs).toBe(27_000)
+    urgent = false
+    retry(27_000)
+    await waitFor('failure 12', () => gw.states.length === 12)
+    expect(gw.states.at(-1)?.retryInMs).toBe(270_000)
+    await gw.uplink.stop()
+  })
+
   it('[UPLINK-7] fails over to the second broker when the first refuses', async () => {
     const broker = await aedes()
     const refused = `mqtt://127.0.0.1:${await freePort()}`

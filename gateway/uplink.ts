@@ -32,7 +32,10 @@
  *   jitter"), so gateways returning together spread out. `offline` is how long the uplink
  *   has been down (at least initialMs): after a short outage nobody waits several times
  *   its length (2,000 gateways after a 2 s outage: the last was back after 14.7 s without
- *   this bound, 2 s with it). `failures` counts attempts since
+ *   this bound, 2 s with it). While an alarm waits (`urgent()`), the ceiling is at most
+ *   urgentMaxMs (30 s), and `hurry()` redraws a retry scheduled further away: after an
+ *   outage of hours the ceiling has reached maxMs (5 min), and an alarm pressed during it
+ *   would otherwise wait up to 5 min after the link came back. `failures` counts attempts since
  *   the last connection that stayed online for `stableMs` (10 s): a link that flaps faster
  *   than that keeps backing off instead of hammering the broker, while a link that drops
  *   now and then (a cellular link every minute) reconnects at once each time instead of
@@ -96,7 +99,15 @@ export interface UplinkOptions {
     maxMs?: number
     /** A connection online this long resets the backoff, ms. Default 10000. */
     stableMs?: number
+    /** Largest retry ceiling while `urgent()` says an alarm waits, ms. Default 30000. */
+    urgentMaxMs?: number
   }
+  /**
+   * Whether an alarm is waiting to go up: the retry ceiling is then at most urgentMaxMs, so
+   * that after an outage of hours the alarm does not wait for a retry minutes away.
+   * [UPLINK-6] Default: never.
+   */
+  urgent?: () => boolean
   /** No CONNACK within this, ms: the attempt fails. Default 30000 (TCP + CONNECT over 2G). */
   connectTimeoutMs?: number
   /** Bound on a graceful stop (death PUBACK, then the broker closing), ms. Default 5000. */
@@ -172,6 +183,7 @@ export class Uplink {
   readonly #keepaliveS: number
   readonly #initialMs: number
   readonly #maxMs: number
+  readonly #urgentMaxMs: number
   readonly #stableMs: number
   readonly #connectTimeoutMs: number
   readonly #stopTimeoutMs: number
@@ -194,6 +206,8 @@ export class Uplink {
   /** Brokers on which this process's SUBSCRIBE was granted: a resumed session there has it. */
   readonly #subscribedOn = new Set<string>()
   #retryTimer: unknown = null
+  /** When the scheduled retry fires (this.#now() clock), for hurry(). */
+  #retryAt: number | null = null
   #stableTimer: unknown = null
   #stopping: Promise<void> | null = null
   readonly #inflight = new Set<Inflight>()
@@ -219,6 +233,7 @@ export class Uplink {
     this.#keepaliveS = keepaliveS
     this.#initialMs = o.backoff?.initialMs ?? 1000
     this.#maxMs = o.backoff?.maxMs ?? 300_000
+    this.#urgentMaxMs = Math.min(this.#maxMs, o.backoff?.urgentMaxMs ?? 30_000)
     this.#stableMs = o.backoff?.stableMs ?? 10_000
     this.#connectTimeoutMs = o.connectTimeoutMs ?? 30_000
     this.#stopTimeoutMs = o.stopTimeoutMs ?? 5000
@@ -379,14 +394,11 @@ export class Uplink {
     if (was !== 'online') this.#next = (this.#next + 1) % n
     const now = this.#now()
     this.#offlineSince ??= now
-    const delay = backoffDelay(this.#failures, this.#initialMs, this.#maxMs, this.#random, now - this.#offlineSince)
+    const maxMs = this.#o.urgent?.() === true ? this.#urgentMaxMs : this.#maxMs
+    const delay = backoffDelay(this.#failures, this.#initialMs, maxMs, this.#random, now - this.#offlineSince)
     this.#failures += 1
     this.#to('closed')
-    this.#retryTimer = this.#timers.setTimeout(() => {
-      this.#retryTimer = null
-      this.#to('retry')
-      this.#attempt()
-    }, delay)
+    this.#scheduleRetry(now, delay)
     const what = was === 'online' ? `connection to ${url} lost` : `connect to ${url} failed`
     const nextUrl = this.#o.brokers[this.#next] ?? url
     this.#o.onState({
@@ -482,6 +494,30 @@ export class Uplink {
         },
       )
     })
+  }
+
+  #scheduleRetry(now: number, delay: number): void {
+    this.#retryAt = now + delay
+    this.#retryTimer = this.#timers.setTimeout(() => {
+      this.#retryTimer = null
+      this.#to('retry')
+      this.#attempt()
+    }, delay)
+  }
+
+  /**
+   * An alarm now waits to go up ([UPLINK-6]): a retry scheduled further away than the
+   * urgent ceiling is drawn again within it. Returns the new delay, ms, or null if the
+   * scheduled retry stands (not waiting, or soon enough already).
+   */
+  hurry(): number | null {
+    if (this.#phase !== 'waiting' || this.#retryTimer === null || this.#retryAt === null) return null
+    const now = this.#now()
+    if (this.#retryAt - now <= this.#urgentMaxMs) return null
+    this.#clearTimer('retry')
+    const delay = Math.floor(this.#random() * this.#urgentMaxMs)
+    this.#scheduleRetry(now, delay)
+    return delay
   }
 
   #clearTimer(which: 'retry' | 'stable'): void {
