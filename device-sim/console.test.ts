@@ -27,6 +27,7 @@ import {
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { ConsoleError, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
+import { waitFor } from './wait.js'
 
 // ---------------------------------------------------------------------------------------
 // Harness
@@ -35,16 +36,6 @@ const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined && value !== null && value !== false) return value
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 let seq = 0
 const uniq = (p: string) => `${p}${process.pid}-${++seq}`

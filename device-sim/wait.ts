@@ -30,3 +30,21 @@ export async function waitUntil(condition: () => boolean, opts: WaitOptions = {}
     await new Promise<void>((resolve) => setTimeout(resolve, intervalMs))
   }
 }
+
+/**
+ * Resolves with the first truthy value `probe()` gives; rejects after `timeoutMs` naming
+ * `what`. For tests that wait on real I/O and want what they waited for.
+ */
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+  let found: T | undefined
+  await waitUntil(
+    () => {
+      const value = probe()
+      if (value === undefined || value === null || value === false) return false
+      found = value
+      return true
+    },
+    { timeoutMs, what },
+  )
+  return found as T
+}

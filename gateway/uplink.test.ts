@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULT_TOPIC_PREFIX, encodePayload, gatewayTopics } from '../protocol/mqtt.js'
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
+import { waitFor } from '../device-sim/wait.js'
 import { startStallProxy } from '../tests/helpers/stall-proxy.js'
 import { Uplink, UplinkError, backoffDelay, type Timers, type UplinkOptions, type UplinkState } from './uplink.js'
 
@@ -23,16 +24,6 @@ const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
-
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined && value !== null && value !== false) return value
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
 
 /** How a promise stands once pending I/O callbacks had one turn: "at once" means settled by then. */
 async function settledAtOnce(p: Promise<unknown>): Promise<unknown> {
