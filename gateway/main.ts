@@ -125,9 +125,10 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     birth: () => gateway.birth(),
     onCommand: (topic, payload) => gateway.command(topic, payload),
     urgent: () => gateway.alarmWaiting(),
+    onWarning: (message) => log.warn({}, message),
     onState: (s) => {
       if (s.online) {
-        log.info({ broker: s.broker }, 'uplink online')
+        log.info({ broker: s.broker, reason: s.reason }, 'uplink online')
         gateway.online()
       } else {
         log.warn({ broker: s.broker, reason: s.reason, retryInMs: s.retryInMs }, 'uplink offline')

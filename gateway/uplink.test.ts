@@ -363,6 +363,22 @@ describe('Uplink against aedes', () => {
     await gw.uplink.stop()
   })
 
+  it('[UPLINK-4] a subscription the broker refuses is a warning: online once, and alarms still go up', async () => {
+    const broker = await aedes({
+      aedes: {
+        // Refuse the all-gateways topic (a negative SUBACK), grant the rest.
+        authorizeSubscribe: (_client, sub, done) => done(null, sub.topic.includes('/all/') ? null : sub),
+      },
+    })
+    const warnings: string[] = []
+    const gw = makeGateway([broker.url], { onWarning: (m) => warnings.push(m) })
+    gw.uplink.start()
+    await waitFor('the warning', () => warnings.length === 1)
+    expect(warnings[0]).toBe(`${broker.url} refused the subscriptions ${gw.topics.allCommand}: commands on them will not arrive; check the broker's ACL`)
+    expect(gw.states).toEqual([{ online: true, broker: broker.url, reason: `connected to ${broker.url} (new session), birth sent` }])
+    await gw.uplink.publish(gw.topics.alert, Buffer.from('alarm'))
+  })
+
   it('[UPLINK-7] fails over to the second broker when the first refuses', async () => {
     const broker = await aedes()
     const refused = `mqtt://127.0.0.1:${await freePort()}`

@@ -116,6 +116,11 @@ export interface UplinkOptions {
   random?: () => number
   /** Default: the global setTimeout / clearTimeout. mqtt.js keeps its own keepalive timers. */
   timers?: Timers
+  /**
+   * Something the operator should know that does not change the state: a subscription the
+   * broker refused (commands on it will not arrive; alarms still go up). Default: ignored.
+   */
+  onWarning?: (message: string) => void
   /** Clock for how long the uplink has been down [UPLINK-6], ms. Default Date.now. */
   now?: () => number
   /** Default mqtt.connect. */
@@ -152,7 +157,8 @@ export function backoffDelay(failures: number, initialMs: number, maxMs: number,
 }
 
 // ---------------------------------------------------------------------------------------
-// Phases. Invariants: `#client` is non-null exactly in connecting, online and stopping; a retry timer runs only in waiting; `online` is true only in online.
+// Phases. Invariants: `#client` is non-null exactly in connecting, online and stopping; a
+// retry timer runs only in waiting; `online` is true only in online.
 
 type Phase = 'idle' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'stopped'
 type Step = 'start' | 'ready' | 'closed' | 'retry' | 'stop' | 'stopped'
@@ -370,7 +376,7 @@ export class Uplink {
           return
         }
         this.#subscribedOn.delete(url)
-        this.#o.onState({ online: true, broker: url, reason: `subscriptions refused by the broker: ${refused.join(', ')}; commands on them will not arrive` })
+        this.#o.onWarning?.(`${url} refused the subscriptions ${refused.join(', ')}: commands on them will not arrive; check the broker's ACL`)
       },
       (err: unknown) => {
         // The connection closed before the acknowledgements: #onClose handles it.
@@ -394,8 +400,7 @@ export class Uplink {
     if (was !== 'online') this.#next = (this.#next + 1) % n
     const now = this.#now()
     this.#offlineSince ??= now
-    const maxMs = this.#o.urgent?.() === true ? this.#urgentMaxMs : this.#maxMs
-    const delay = backoffDelay(this.#failures, this.#initialMs, maxMs, this.#random, now - this.#offlineSince)
+    const delay = this.#retryDelay(now, this.#failures, this.#o.urgent?.() === true)
     this.#failures += 1
     this.#to('closed')
     this.#scheduleRetry(now, delay)
@@ -515,9 +520,16 @@ export class Uplink {
     const now = this.#now()
     if (this.#retryAt - now <= this.#urgentMaxMs) return null
     this.#clearTimer('retry')
-    const delay = Math.floor(this.#random() * this.#urgentMaxMs)
+    // Drawn again as for the failure that scheduled it (already counted in #failures).
+    const delay = this.#retryDelay(now, this.#failures - 1, true)
     this.#scheduleRetry(now, delay)
     return delay
+  }
+
+  /** [UPLINK-6] The delay after `failures` failures, `urgent` when an alarm waits. */
+  #retryDelay(now: number, failures: number, urgent: boolean): number {
+    const offlineMs = now - (this.#offlineSince ?? now)
+    return backoffDelay(failures, this.#initialMs, urgent ? this.#urgentMaxMs : this.#maxMs, this.#random, offlineMs)
   }
 
   #clearTimer(which: 'retry' | 'stable'): void {
