@@ -79,6 +79,7 @@ export type PriorityClass = (typeof CLASSES)[number]
 export const GATEWAY_KINDS = {
   'terminal-lost': { code: 355, restore: false, text: 'no frame from the terminal for the supervision time' },
   'terminal-restored': { code: 355, restore: true, text: 'the terminal is heard again' },
+  'terminal-reset': { code: 305, restore: false, text: "the terminal's event numbers restarted (memory wiped, or a new unit under the same id)" },
   relay: { code: null, restore: false, text: 'a message relayed by the center household for a neighbour' },
   'broadcast-read': { code: null, restore: false, text: 'a terminal user has read a broadcast (DISPLAY_READ)' },
 } as const
@@ -101,6 +102,7 @@ export const CLASS_OF: Readonly<Record<keyof typeof EVENT_KINDS | GatewayKind, P
   'tamper-restored': 'trouble',
   'terminal-lost': 'trouble',
   'terminal-restored': 'trouble',
+  'terminal-reset': 'trouble',
   test: 'status',
   'broadcast-read': 'status',
 }
@@ -132,6 +134,21 @@ export const UplinkEvent = Type.Object(
     stage: Type.Optional(names(STAGES)),
     terminalTime: Type.Optional(Type.Integer({ description: "UNIX ms from the terminal's own clock, if it had been told the time" })),
     broadcast: Type.Optional(Type.Integer({ description: 'broadcast id, for kind broadcast-read' })),
+    revision: Type.Optional(Type.Integer({ minimum: 0, description: 'which text of the broadcast was read (0 the first; +1 at each replacement), for kind broadcast-read' })),
+    cancels: Type.Optional(Type.String({ minLength: 1, maxLength: 160, description: 'for kind cancel: the id of the alarm it cancels, the latest open one of its terminal' })),
+    reset: Type.Optional(
+      Type.Object(
+        {
+          reason: Type.Enum(['boot-backwards', 'last-event-backwards', 'event-differs']),
+          epoch: Type.String({ description: 'the tag of the new numbering, in the ids of the events after the reset' }),
+          boot: Type.Integer({ minimum: 0, description: "the terminal's boot counter now" }),
+          lastEvent: Type.Integer({ minimum: 0, description: 'the highest event number the terminal says it has assigned' }),
+          previousBoot: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+          previousNumber: Type.Integer({ minimum: 0, description: 'the highest event number the gateway had seen from it before' }),
+        },
+        { additionalProperties: true },
+      ),
+    ),
   },
   { additionalProperties: true },
 )
@@ -218,6 +235,13 @@ export type Reply = Static<typeof Reply>
 // ---------------------------------------------------------------------------------------
 // Downlink commands [MQTT-5.x]
 
+/**
+ * Times the gateway can pass on: TIME and DISPLAY carry UNIX seconds in 32 bits [LINK-5.9],
+ * so nothing later than 2106-02-07 06:28:15 UTC; nothing before 2017 is a real clock.
+ */
+export const MIN_UNIX_MS = 1_500_000_000_000
+export const MAX_UNIX_MS = 0xffffffff * 1000
+const unixMs = (description: string) => Type.Integer({ minimum: MIN_UNIX_MS, maximum: MAX_UNIX_MS, description })
 const alertId = Type.String({ minLength: 1, maxLength: 160, description: 'the id of an alert, as published' })
 const envelope = {
   v: Type.Literal(MQTT_CONTRACT_VERSION),
@@ -246,9 +270,13 @@ export const Broadcast = command('broadcast', {
     () => 'must fit 15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters)',
   ),
   urgency: names(URGENCIES),
-  expires: Type.Optional(Type.Integer({ description: 'UNIX ms' })),
+  expires: Type.Optional(unixMs('UNIX ms')),
 })
-export const PlatformTime = command('time', { now: Type.Integer({ minimum: 1_500_000_000_000, description: 'UNIX ms' }) })
+export const BroadcastWithdraw = command('broadcast-withdraw', { broadcast: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'the id of the broadcast to take back' }) })
+export const PlatformTime = command('time', {
+  now: unixMs('UNIX ms'),
+  session: Type.Optional(Type.Integer({ minimum: 0, description: "the session of the gateway's birth this time answers; a time for another session is stale" })),
+})
 export const Configure = command('config', {
   heartbeat: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal heartbeat, s' })),
   supervision: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'terminal lost after, s' })),
@@ -258,7 +286,7 @@ export const Configure = command('config', {
 export const StatusRequest = command('status-request', {})
 export const Rebirth = command('rebirth', {})
 
-export const Command = Type.Union([Receipt, Acknowledged, Dispatched, Resolved, Broadcast, PlatformTime, Configure, StatusRequest, Rebirth])
+export const Command = Type.Union([Receipt, Acknowledged, Dispatched, Resolved, Broadcast, BroadcastWithdraw, PlatformTime, Configure, StatusRequest, Rebirth])
 export type Command = Static<typeof Command>
 export type CommandType = Command['type']
 export const COMMAND_SCHEMAS = {
@@ -267,6 +295,7 @@ export const COMMAND_SCHEMAS = {
   dispatched: Dispatched,
   resolved: Resolved,
   broadcast: Broadcast,
+  'broadcast-withdraw': BroadcastWithdraw,
   time: PlatformTime,
   config: Configure,
   'status-request': StatusRequest,
@@ -330,12 +359,18 @@ export const COMMAND_ERROR_CODES = [
   'CMD_UNKNOWN_ALERT',
   /** The gateway could not apply a valid command (an internal error; it is logged). */
   'CMD_FAILED',
+  /** Well-formed, but a value cannot be applied: a config that breaks a rule, a broadcast already expired. */
+  'CMD_BAD_VALUE',
+  /** A `time` for another session of the gateway, or far behind its clock: it waited in the broker. */
+  'CMD_STALE',
+  /** A command that the broker kept retained: ignored, it would be applied again at every connection. */
+  'CMD_RETAINED',
 ] as const
 export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number]
 
 export type CommandParse =
   | { ok: true; command: Command }
-  | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED'>; message: string; id: string | null }
+  | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED' | 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_RETAINED'>; message: string; id: string | null }
 
 /**
  * A value from an untrusted payload, for an error message. Never throws: CBOR can carry
