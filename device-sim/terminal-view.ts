@@ -90,9 +90,9 @@ export function displayText(alert: AlertState, now: number, sending: boolean): s
     case 'stored':
       return [request ? 'Call-back request received' : 'Received by centre household']
     case 'sent':
-      return ['Sent to 110, waiting for confirmation']
+      return [request ? 'Call-back request sent to 110' : 'Sent to 110, waiting for confirmation']
     case 'received':
-      return [`110 has your ${what}`]
+      return [`110 has your ${request ? 'call-back request' : what}`]
     case 'acknowledged':
       return [alert.text ? `110 operator: ${alert.text}` : '110 operator:']
     case 'dispatched': {

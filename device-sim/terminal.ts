@@ -118,6 +118,12 @@ export interface TerminalDeviceOptions {
 const ALARM_PRIORITY = 10
 const EVENT_PRIORITY = 5
 const DISPLAY_READ_PRIORITY = 1
+/**
+ * An alarm not acknowledged by the gateway this long after the press shows `unconfirmed`
+ * ("call 110 by phone") even though the gateway answers (NAK busy: it cannot store it, its
+ * disk failed), ms. [LINK-8.2]
+ */
+export const UNDELIVERED_ALARM_MS = 30_000
 /** Kinds sent before anything else [LINK-8.1] and shown `unconfirmed` while the gateway is silent [LINK-8.2]. */
 export const ALARM_KINDS: ReadonlySet<EventKind> = new Set<EventKind>(['medical', 'emergency', 'fire', 'panic', 'cancel'])
 
@@ -138,9 +144,11 @@ export class TerminalDevice {
   /** Kinds of the events this boot knows (pressed now, or still in NV memory). */
   readonly #kinds = new Map<number, EventKind>()
   readonly #alerts = new Map<number, AlertState>()
-  readonly #displays = new Map<number, { urgency: Urgency; at: number; expires?: number; parts: Map<number, string>; total: number }>()
-  /** Broadcast ids already confirmed with DISPLAY_READ: a repeat of one is not shown again. */
-  readonly #read = new Set<number>()
+  readonly #displays = new Map<number, { urgency: Urgency; at: number; expires?: number; parts: Map<number, string>; total: number; revision: number }>()
+  /** Broadcasts confirmed with DISPLAY_READ, id to revision: a repeat is not shown again, a higher revision is. */
+  readonly #read = new Map<number, number>()
+  /** When each alarm of this boot was pressed (or found in NV memory at start), for [LINK-8.2]. */
+  readonly #pressedAt = new Map<number, number>()
   /** The latest stage shown for each event number. */
   readonly stages = new Map<number, ShownStage>()
 
@@ -170,6 +178,7 @@ export class TerminalDevice {
     // show as saved until the gateway has them. [LINK-8.1] [LINK-8.2]
     for (const e of this.#state.pending) {
       this.#kinds.set(e.number, e.kind)
+      if (ALARM_KINDS.has(e.kind)) this.#pressedAt.set(e.number, this.#now)
       this.#show({ kind: 'stage', event: e.number, stage: 'saved' })
       this.#queue(e)
     }
@@ -215,10 +224,11 @@ export class TerminalDevice {
    * nothing, for an id not held. [LINK-5.8]
    */
   readDisplay(id: number): boolean {
-    if (!this.#displays.has(id)) return false
+    const held = this.#displays.get(id)
+    if (!held) return false
     this.#displays.delete(id)
-    this.#read.add(id)
-    this.link.send({ type: 'DISPLAY_READ', id }, { priority: DISPLAY_READ_PRIORITY, coalesce: `display-read:${id}` })
+    this.#read.set(id, held.revision)
+    this.link.send({ type: 'DISPLAY_READ', id, ...(held.revision > 0 ? { revision: held.revision } : {}) }, { priority: DISPLAY_READ_PRIORITY, coalesce: `display-read:${id}` })
     this.#drain()
     return true
   }
@@ -238,6 +248,7 @@ export class TerminalDevice {
     this.#state.pending.push(event)
     this.#memory.save(this.#state)
     this.#kinds.set(number, kind)
+    if (ALARM_KINDS.has(kind)) this.#pressedAt.set(number, this.#now)
     this.#show({ kind: 'stage', event: number, stage: 'saved' })
     this.#queue(event)
     this.#drain()
@@ -272,7 +283,16 @@ export class TerminalDevice {
     }
     const d = this.link.tick(now)
     this.#drain()
-    return Math.min(d ?? Infinity, this.#nextHeartbeat)
+    // [LINK-8.2] An alarm the gateway has not taken in time (it answers, but NAK busy):
+    // the herder must not wait at "sending".
+    let next = Math.min(d ?? Infinity, this.#nextHeartbeat)
+    for (const [n, at] of this.#pressedAt) {
+      const shown = this.stages.get(n)
+      if (shown !== 'saved') continue
+      if (now - at >= UNDELIVERED_ALARM_MS) this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
+      else next = Math.min(next, at + UNDELIVERED_ALARM_MS)
+    }
+    return next
   }
 
   #queue(e: Event): void {
@@ -294,15 +314,25 @@ export class TerminalDevice {
     this.#onUpdate(u)
   }
 
-  #hold(m: Display): void {
-    if (this.#read.has(m.id)) return
-    // A repeat (after a session restart) replaces the part it repeats. [LINK-5.8]
-    const held = this.#displays.get(m.id) ?? { urgency: m.urgency, at: this.#now, parts: new Map<number, string>(), total: m.parts ?? 1 }
+  /** Holds a DISPLAY part; false when it is not to be shown (read already, or a withdrawal). [LINK-5.8] */
+  #hold(m: Display): boolean {
+    const revision = m.revision ?? 0
+    if (m.expires === 0) {
+      // A withdrawal: the text goes, whatever the clock says.
+      this.#displays.delete(m.id)
+      return false
+    }
+    const read = this.#read.get(m.id)
+    if (read !== undefined && read >= revision) return false
+    // A repeat (after a session restart) replaces the part it repeats; a new revision replaces the whole text.
+    const old = this.#displays.get(m.id)
+    const held = old && old.revision === revision ? old : { urgency: m.urgency, at: this.#now, parts: new Map<number, string>(), total: m.parts ?? 1, revision }
     held.urgency = m.urgency
     held.total = m.parts ?? 1
     if (m.expires !== undefined) held.expires = m.expires
     held.parts.set(m.part ?? 1, m.text)
     this.#displays.set(m.id, held)
+    return true
   }
 
   #drain(): void {
@@ -318,7 +348,10 @@ export class TerminalDevice {
         // The gateway has it on disk: it may leave our memory. [LINK-4.3]
         this.#state.pending = this.#state.pending.filter((p) => p.number !== n)
         this.#memory.save(this.#state)
-        if (this.stages.get(n) === 'saved') this.#show({ kind: 'stage', event: n, stage: 'delivered' })
+        const shown = this.stages.get(n)
+        // Delivered after an `unconfirmed` of our own (the gateway had been failing to store it): it has it now.
+        if (shown === 'saved' || (shown === 'unconfirmed' && this.#pressedAt.has(n))) this.#show({ kind: 'stage', event: n, stage: 'delivered' })
+        this.#pressedAt.delete(n)
         return
       }
       case 'refused':
@@ -329,6 +362,7 @@ export class TerminalDevice {
           // A gateway that cannot read our event will never take it: say so, keep no copy.
           this.#state.pending = this.#state.pending.filter((p) => p.number !== n)
           this.#memory.save(this.#state)
+          this.#pressedAt.delete(n)
           this.#show({ kind: 'stage', event: n, stage: 'unconfirmed' })
         }
         return
@@ -340,8 +374,7 @@ export class TerminalDevice {
             this.#show({ kind: 'stage', event: m.event, stage: m.stage, ...(m.text !== undefined ? { text: m.text } : {}), ...(m.eta !== undefined ? { eta: m.eta } : {}) })
             return
           case 'DISPLAY':
-            this.#hold(m)
-            this.#show({ kind: 'display', id: m.id, text: m.text, urgency: m.urgency })
+            if (this.#hold(m)) this.#show({ kind: 'display', id: m.id, text: m.text, urgency: m.urgency })
             return
           case 'TIME':
             this.#timeOffset = m.unix * 1000 - this.#now

@@ -8,7 +8,7 @@
  * rather than after 1.5 keep-alives.
  */
 
-import { readFileSync } from 'node:fs'
+import { readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GatewayLink } from '../protocol/link.js'
@@ -16,7 +16,7 @@ import type { GatewayConfig } from './config.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
 import { SerialLine, type OpenPort } from './serial.js'
-import { Store } from './store.js'
+import { Store, StoreError } from './store.js'
 import { Uplink } from './uplink.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
@@ -28,6 +28,16 @@ export function version(): string {
     return pkg.version
   } catch {
     return 'unknown'
+  }
+}
+
+/** Size of the file system holding `dir`, bytes, or null if it cannot be read. */
+function partitionBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(dir)
+    return Number(s.blocks) * Number(s.bsize)
+  } catch {
+    return null
   }
 }
 
@@ -60,8 +70,21 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   try {
     store = new Store({ path: dbPath, limits: config.limits })
   } catch (err) {
-    log.error({ err, path: dbPath }, `cannot open the store at ${dbPath}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`)
+    // A StoreError says what is wrong and what to do (another gateway holds it, it is empty,
+    // it is not ours); anything else is the file system's word.
+    const message = err instanceof StoreError ? err.message : `cannot open the store at ${dbPath}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`
+    log.error({ err, path: dbPath, code: (err as { code?: string }).code }, message)
     return 1
+  }
+  const partition = partitionBytes(config.data)
+  const reserve = config.limits.reserveMB * 1024 * 1024
+  if (partition !== null && partition < 4 * reserve) {
+    // Below the reserve the gateway refuses what it makes itself (heartbeat folds written to
+    // disk, terminal-lost events); a partition this small is there most of the time.
+    log.warn(
+      { partitionMB: Math.round(partition / 1048576), reserveMB: config.limits.reserveMB },
+      `the data partition (${Math.round(partition / 1048576)} MB) is small for the ${config.limits.reserveMB} MB kept free for alarms: the gateway's own events will often be refused. Give the store a larger partition, or lower limits.reserveMB`,
+    )
   }
   const boot = store.bump('gateway-boot')
   // Room for one INDICATE per open alert of a terminal that was away, and its config.
@@ -123,7 +146,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     subscriptions: [topics.command, topics.allCommand, ...(topics.areaCommand ? [topics.areaCommand] : [])],
     will: () => gateway.will(),
     birth: () => gateway.birth(),
-    onCommand: (topic, payload) => gateway.command(topic, payload),
+    onCommand: (topic, payload, retained) => gateway.command(topic, payload, { retained }),
     urgent: () => gateway.alarmWaiting(),
     onWarning: (message) => log.warn({}, message),
     onState: (s) => {

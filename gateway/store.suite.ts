@@ -71,13 +71,29 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       s.close()
     })
 
-    it('a published lower-class event is done and gone', () => {
+    it('a published trouble or status event is done and gone', () => {
       const s = harness.open()
       const r = s.addEvent(event('trouble'))
       if (r.kind === 'refused') throw new Error('refused')
       s.published([r.event.id], 5_000, retryIn10(5_000))
       expect(s.get(r.event.id)).toBeUndefined()
       expect(s.dueBacklog(Infinity, 10)).toEqual([])
+      s.close()
+    })
+
+    it('a published request is done with publishing and stays a case, sent, until the platform resolves it', () => {
+      const s = harness.open()
+      const r = s.addEvent(event('request'))
+      if (r.kind === 'refused') throw new Error('refused')
+      s.published([r.event.id], 5_000, retryIn10(5_000))
+      expect(s.get(r.event.id)).toMatchObject({ stage: 'sent', done: true, attempts: 1 })
+      expect(s.dueBacklog(Infinity, 10)).toEqual([])
+      expect(s.backlog().request.count).toBe(0)
+      expect(ids(s.openAlerts())).toEqual([r.event.id])
+      expect(s.advance(r.event.id, 'received', 6_000)).toMatchObject({ stage: 'received' })
+      expect(s.advance(r.event.id, 'acknowledged', 7_000, { text: 'we call you back at 15:00' })).toMatchObject({ stage: 'acknowledged', stageText: 'we call you back at 15:00' })
+      expect(s.advance(r.event.id, 'resolved', 8_000)).toMatchObject({ stage: 'resolved', stageText: null })
+      expect(s.openAlerts()).toEqual([])
       s.close()
     })
 
@@ -95,21 +111,32 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       s.close()
     })
 
-    it('an alarm due again brings the earlier alarms of its terminal still without receipt, in order [MQTT-3.3]', () => {
+    it('each alarm is due at its own time: a new alarm does not bring the earlier ones of its terminal (N presses, not N² publications) [MQTT-4.4]', () => {
       const s = harness.open()
       const a = s.addEvent(event('alarm', 'T1'))
       const other = s.addEvent(event('alarm', 'T2'))
       if (a.kind === 'refused' || other.kind === 'refused') throw new Error('refused')
-      // Both published; their copies may have been lost (a broker restart): due again at 10 s.
       s.published([a.event.id, other.event.id], 0, () => 10_000)
       const b = s.addEvent(event('alarm', 'T1'))
       if (b.kind === 'refused') throw new Error('refused')
-      // The new alarm is due at once; the earlier one of its terminal goes ahead of it,
-      // the other terminal's waits for its own time.
-      expect(ids(s.dueAlarms(1_000))).toEqual([a.event.id, b.event.id])
-      expect(ids(s.dueAlarms(10_000))).toEqual([a.event.id, other.event.id, b.event.id])
-      s.advance(a.event.id, 'received', 1_000)
       expect(ids(s.dueAlarms(1_000))).toEqual([b.event.id])
+      expect(ids(s.dueAlarms(10_000))).toEqual([a.event.id, other.event.id, b.event.id])
+      s.close()
+    })
+
+    it('after a (re)connection every alarm without a receipt is due at once, unconfirmed ones too [MQTT-2.5]', () => {
+      const s = harness.open()
+      const a = s.addEvent(event('alarm', 'T1', { receivedAt: 0 }))
+      const b = s.addEvent(event('alarm', 'T1', { receivedAt: 0 }))
+      const done = s.addEvent(event('alarm', 'T1', { receivedAt: 0 }))
+      if (a.kind === 'refused' || b.kind === 'refused' || done.kind === 'refused') throw new Error('refused')
+      s.published([a.event.id, b.event.id, done.event.id], 0, () => 72_000)
+      s.advance(b.event.id, 'unconfirmed', 60_000)
+      s.advance(done.event.id, 'received', 1_000)
+      expect(s.unreceiptedAlarms()).toBe(2)
+      expect(s.dueAlarms(61_000)).toEqual([])
+      s.alarmsDueNow()
+      expect(ids(s.dueAlarms(61_000))).toEqual([a.event.id, b.event.id])
       s.close()
     })
 
@@ -159,8 +186,9 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       if (a.kind === 'refused' || b.kind === 'refused' || c.kind === 'refused') throw new Error('refused')
       s.advance(a.event.id, 'resolved', 50_000)
       expect(ids(s.openAlerts())).toEqual([b.event.id, c.event.id])
-      expect(ids(s.recentAlerts('T7', 40_000))).toEqual([a.event.id, b.event.id])
-      expect(ids(s.recentAlerts('T7', 60_000))).toEqual([b.event.id])
+      expect(ids(s.recentAlerts('T7', '', 40_000))).toEqual([a.event.id, b.event.id])
+      expect(ids(s.recentAlerts('T7', '', 60_000))).toEqual([b.event.id])
+      expect(s.recentAlerts('T7', 'gw.1', 0)).toEqual([])
       s.close()
     })
 
@@ -220,11 +248,69 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       s.close()
     })
 
-    it('refuses lower classes when the disk is within the reserve, but still takes alarms', () => {
+    it('within the disk reserve: refuses what the gateway makes itself, never a terminal\'s event (it was or will be told stored) [LINK-4.3]', () => {
       const s = harness.open({ freeSpace: () => 1024 * 1024, limits: { reserveMB: 16 } })
-      expect(s.addEvent(event('trouble'))).toEqual({ kind: 'refused', reason: 'disk-reserve' })
+      expect(s.addEvent(event('trouble', null))).toEqual({ kind: 'refused', reason: 'disk-reserve' })
+      expect(s.addEvent(event('request', 'T1')).kind).toBe('added')
+      expect(s.addEvent(event('trouble', 'T1')).kind).toBe('added')
       expect(s.addEvent(event('alarm')).kind).toBe('added')
       expect(s.counters()).toMatchObject({ 'dropped.trouble.disk': 1 })
+      s.close()
+    })
+
+    it('commits every event with synchronous=FULL, whatever its class; only status folds and deletions are lazy [LINK-4.3]', () => {
+      const s = harness.open()
+      for (const cls of ['alarm', 'request', 'trouble', 'status'] as const) {
+        const before = s.writes()
+        expect(s.addEvent(event(cls)).kind).toBe('added')
+        const after = s.writes()
+        expect(after.lastEvent, cls).toBe('durable')
+        expect(after.durable - before.durable, cls).toBe(1)
+        expect(after.lazy, cls).toBe(before.lazy)
+      }
+      s.putStatus('T1', 1, { uptime: 1, mains: true }, 0)
+      s.flushStatuses(10, 0)
+      expect(s.writes().lazy).toBe(1)
+      s.close()
+    })
+
+    it('recognises a terminal\'s replayed number for ever, after its row is gone, whatever its class [LINK-5.5]', () => {
+      const s = harness.open()
+      const e = event('trouble', 'T9', { fingerprint: 'mains-lost||1|50|' })
+      expect(s.recognise('T9', e.number!, 'mains-lost||1|50|')).toEqual({ kind: 'new' })
+      const r = s.addEvent(e)
+      if (r.kind === 'refused') throw new Error('refused')
+      expect(s.recognise('T9', e.number!, 'mains-lost||1|50|')).toMatchObject({ kind: 'replay', event: { id: e.id } })
+      s.published([e.id], 1_000, retryIn10(1_000))
+      expect(s.get(e.id)).toBeUndefined()
+      expect(s.recognise('T9', e.number!, 'mains-lost||1|50|')).toEqual({ kind: 'replay', event: undefined })
+      // A resolved alarm, purged a day later: still recognised.
+      const a = event('alarm', 'T9', { fingerprint: 'emergency||1|60|' })
+      s.addEvent(a)
+      s.advance(a.id, 'resolved', 2_000)
+      s.enforceBounds(2_000 + 2 * 86_400_000)
+      expect(s.get(a.id)).toBeUndefined()
+      expect(s.recognise('T9', a.number!, 'emergency||1|60|').kind).toBe('replay')
+      s.close()
+    })
+
+    it('an event under a number taken for another event differs; a HELLO going backwards starts a new epoch [LINK-5.5]', () => {
+      const s = harness.open()
+      const tag = (n: number) => `gw-1.${n}`
+      expect(s.hello('T3', 5, 0, tag)).toBeNull()
+      const a = s.addEvent(event('alarm', 'T3', { id: 'T3:1', number: 1, fingerprint: 'emergency||5|10|' }))
+      if (a.kind === 'refused') throw new Error('refused')
+      expect(s.recognise('T3', 1, 'emergency||5|11|')).toMatchObject({ kind: 'differs', event: { id: 'T3:1' } })
+      expect(s.hello('T3', 6, 1, tag)).toBeNull() // a restart with its memory: nothing backwards
+      expect(s.numbering('T3')).toMatchObject({ epoch: '', boot: 6, high: 1 })
+      const reset = s.hello('T3', 1, 0, tag) // wiped: boot 1, nothing assigned
+      expect(reset).toEqual({ reason: 'boot-backwards', epoch: 'gw-1.1', previousEpoch: '', previousBoot: 6, previousNumber: 1 })
+      expect(s.numbering('T3')).toMatchObject({ epoch: 'gw-1.1', boot: 1, high: 0 })
+      // Number 1 of the new epoch is new, and its id cannot collide with the old one.
+      expect(s.recognise('T3', 1, 'emergency||1|3|')).toEqual({ kind: 'new' })
+      expect(s.addEvent(event('alarm', 'T3', { id: 'T3@gw-1.1:1', number: 1, epoch: 'gw-1.1', fingerprint: 'emergency||1|3|' })).kind).toBe('added')
+      expect(s.get('T3:1')).toMatchObject({ epoch: '' })
+      expect(s.hello('T3', 1, 0, tag)).toMatchObject({ reason: 'last-event-backwards', epoch: 'gw-1.2' })
       s.close()
     })
 
@@ -241,13 +327,33 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       s.close()
     })
 
-    it('keeps broadcasts until they expire, each id once', () => {
+    it('keeps broadcasts until they expire; the same id with another text replaces it as a new revision [MQTT-5.7]', () => {
       const s = harness.open()
-      s.addBroadcast({ id: 1, text: 'a', urgency: 'info', expires: 5_000, receivedAt: 0 })
-      s.addBroadcast({ id: 1, text: 'changed', urgency: 'info', expires: 5_000, receivedAt: 0 })
-      s.addBroadcast({ id: 2, text: 'b', urgency: 'urgent', expires: null, receivedAt: 0 })
-      expect(s.activeBroadcasts(4_999).map((b) => b.text)).toEqual(['a', 'b'])
+      expect(s.putBroadcast({ id: 1, text: 'a', urgency: 'info', expires: 5_000, receivedAt: 0 }).change).toBe('added')
+      expect(s.putBroadcast({ id: 1, text: 'a', urgency: 'info', expires: 5_000, receivedAt: 1 }).change).toBe('unchanged')
+      expect(s.putBroadcast({ id: 1, text: 'changed', urgency: 'info', expires: 5_000, receivedAt: 2 })).toMatchObject({ change: 'replaced', broadcast: { revision: 1, text: 'changed' } })
+      s.putBroadcast({ id: 2, text: 'b', urgency: 'urgent', expires: null, receivedAt: 0 })
+      expect(s.activeBroadcasts(4_999).map((b) => b.text)).toEqual(['changed', 'b'])
       expect(s.activeBroadcasts(5_000).map((b) => b.text)).toEqual(['b'])
+      expect(s.withdrawBroadcast(2)).toMatchObject({ revision: 1, withdrawn: true })
+      expect(s.activeBroadcasts(0).map((b) => b.id)).toEqual([1])
+      expect(s.broadcasts(0).map((b) => b.id)).toEqual([1, 2])
+      expect(s.withdrawBroadcast(3)).toBeUndefined()
+      s.close()
+    })
+
+    it('records which terminal was sent which revision of a broadcast, and reads once per revision', () => {
+      const s = harness.open()
+      s.putBroadcast({ id: 7, text: 'storm', urgency: 'urgent', expires: null, receivedAt: 0 })
+      expect(s.broadcastRead(7, 'T1', 0, 10)).toBe(false) // never sent to T1
+      s.broadcastSent(7, 'T1', 0, 5)
+      expect(s.broadcastRead(7, 'T1', 0, 10)).toBe(true)
+      expect(s.broadcastRead(7, 'T1', 0, 11)).toBe(false)
+      s.putBroadcast({ id: 7, text: 'all clear', urgency: 'info', expires: null, receivedAt: 20 })
+      s.broadcastSent(7, 'T1', 1, 21)
+      expect(s.delivery(7, 'T1')).toMatchObject({ revision: 1, readRevision: 0 })
+      expect(s.broadcastRead(7, 'T1', 1, 30)).toBe(true)
+      expect(s.deliveries(7)).toMatchObject([{ terminal: 'T1', revision: 1, readRevision: 1, readAt: 30 }])
       s.close()
     })
 
@@ -256,12 +362,17 @@ export function storeSuite(name: string, harness: StoreHarness): void {
       let s = harness.open()
       const a = s.addEvent(event('alarm', 'T1'))
       if (a.kind === 'refused') throw new Error('refused')
-      s.advance(a.event.id, 'acknowledged', 5_000)
+      s.advance(a.event.id, 'acknowledged', 5_000, { text: 'Officer Bao' })
       s.addEvent(event('trouble'))
       s.putStatus('T1', 1, { uptime: 1, mains: true }, 0)
       s.bump('boot')
+      s.putBroadcast({ id: 3, text: 'storm', urgency: 'urgent', expires: null, receivedAt: 0 })
+      s.putBroadcast({ id: 3, text: 'all clear', urgency: 'info', expires: null, receivedAt: 1 })
+      s.hello('T1', 1, 0, () => 'x')
       s = reopen(s)
-      expect(s.openAlerts()).toMatchObject([{ id: a.event.id, stage: 'acknowledged' }])
+      expect(s.openAlerts()).toMatchObject([{ id: a.event.id, stage: 'acknowledged', stageText: 'Officer Bao' }])
+      expect(s.activeBroadcasts(0)).toMatchObject([{ id: 3, text: 'all clear', revision: 1 }])
+      expect(s.recognise('T1', a.event.number!, 'x').kind).not.toBe('new')
       expect(s.addEvent({ ...event('alarm'), id: a.event.id }).kind).toBe('duplicate')
       expect(s.backlog().trouble.count).toBe(1)
       expect(s.dirtyStatuses()).toHaveLength(1)

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import Database from 'better-sqlite3'
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { Store } from './store.js'
+import { APPLICATION_ID, SCHEMA_VERSION, Store, StoreError } from './store.js'
 import { storeSuite } from './store.suite.js'
 
 storeSuite('in memory', {
@@ -32,9 +33,15 @@ describe('store: heartbeats and the SD card', () => {
     dirs.push(dir)
     return join(dir, 'gateway.db')
   }
-  /** What another process would find on disk now (a crash leaves exactly this). */
+  /**
+   * What a crash would leave on disk now: the files copied as they are (the running store
+   * holds its lock, so nothing else may open them), opened as the next start would.
+   */
   const onDisk = (path: string) => {
-    const other = new Store({ path, freeSpace: () => 1e12 })
+    const copy = join(mkdtempSync(join(tmpdir(), 'steppelink-crash-')), 'gateway.db')
+    dirs.push(dirname(copy))
+    for (const suffix of ['', '-wal']) if (existsSync(path + suffix)) copyFileSync(path + suffix, copy + suffix)
+    const other = new Store({ path: copy, freeSpace: () => 1e12 })
     try {
       return other.dirtyStatuses()
     } finally {
@@ -86,5 +93,111 @@ describe('store: heartbeats and the SD card', () => {
     s = new Store({ path, freeSpace: () => 1e12 })
     expect(s.next('batch', 10)).toBe(11)
     s.close()
+  })
+})
+
+describe('store: opening it, and refusing what is not a store to trust [issue 10, item 24]', () => {
+  const dir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'steppelink-store-'))
+    dirs.push(d)
+    return d
+  }
+  const refusal = (path: string): StoreError => {
+    try {
+      new Store({ path, freeSpace: () => 1e12 }).close()
+    } catch (err) {
+      expect(err).toBeInstanceOf(StoreError)
+      return err as StoreError
+    }
+    throw new Error(`the store at ${path} opened`)
+  }
+
+  it('creates a store whole: no half-made file is left, and it is marked as ours', () => {
+    const d = dir()
+    const path = join(d, 'gateway.db')
+    new Store({ path, freeSpace: () => 1e12 }).close()
+    expect(readdirSync(d).filter((f) => f.includes('.new'))).toEqual([])
+    const db = new Database(path, { readonly: true })
+    try {
+      expect(db.pragma('application_id', { simple: true })).toBe(APPLICATION_ID)
+      expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    } finally {
+      db.close()
+    }
+  })
+
+  it('one gateway per store: a second open is refused while the first runs, with what to do', () => {
+    const path = join(dir(), 'gateway.db')
+    const first = new Store({ path, freeSpace: () => 1e12 })
+    try {
+      const err = refusal(path)
+      expect(err.code).toBe('STORE_LOCKED')
+      expect(err.message).toMatch(/only one gateway may run on a data directory/)
+    } finally {
+      first.close()
+    }
+    new Store({ path, freeSpace: () => 1e12 }).close() // free again once the first has stopped
+  })
+
+  it('refuses a zero-length store (a store lost), rather than start fresh and forget its open alarms', () => {
+    const path = join(dir(), 'gateway.db')
+    writeFileSync(path, '')
+    const err = refusal(path)
+    expect(err.code).toBe('STORE_EMPTY')
+    expect(err.message).toMatch(/mv .*gateway\.db .*gateway\.db\.lost/)
+  })
+
+  it('refuses a SQLite file of another program, and a file that is not SQLite at all', () => {
+    const d = dir()
+    const foreign = join(d, 'gateway.db')
+    const db = new Database(foreign)
+    db.exec('CREATE TABLE recipes (name TEXT)')
+    db.close()
+    expect(refusal(foreign).code).toBe('STORE_FOREIGN')
+    const garbage = join(dir(), 'gateway.db')
+    writeFileSync(garbage, 'this is not a database, it is a shopping list\n'.repeat(200))
+    expect(refusal(garbage).code).toBe('STORE_FOREIGN')
+  })
+
+  it('refuses a store written by a newer version (its layout is unknown here)', () => {
+    const path = join(dir(), 'gateway.db')
+    new Store({ path, freeSpace: () => 1e12 }).close()
+    const db = new Database(path)
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+    db.close()
+    expect(refusal(path).code).toBe('STORE_NEWER')
+  })
+
+  it('brings a store of the first layout (before versions) up to date, keeping its alarms and recognising their replays', () => {
+    const path = join(dir(), 'gateway.db')
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, terminal TEXT, address INTEGER, number INTEGER,
+        rank INTEGER NOT NULL, body TEXT NOT NULL, bytes INTEGER NOT NULL, received_at INTEGER NOT NULL, boot INTEGER NOT NULL, offset INTEGER,
+        stage TEXT NOT NULL, stage_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0);
+      CREATE UNIQUE INDEX events_terminal_number ON events(terminal, number) WHERE terminal IS NOT NULL AND number IS NOT NULL;
+      CREATE INDEX events_due ON events(done, rank, next_at, seq);
+      CREATE TABLE statuses (terminal TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL, dirty INTEGER NOT NULL);
+      CREATE TABLE broadcasts (id INTEGER PRIMARY KEY, text TEXT NOT NULL, urgency TEXT NOT NULL, expires INTEGER, received_at INTEGER NOT NULL);
+      INSERT INTO meta VALUES ('gateway-boot', '7');
+      INSERT INTO events (id, terminal, address, number, rank, body, bytes, received_at, boot, offset, stage, stage_at)
+        VALUES ('T1:41', 'T1', 3, 41, 0, '{"kind":"emergency"}', 20, 1000, 7, NULL, 'acknowledged', 2000);
+      INSERT INTO broadcasts VALUES (9, 'storm', 'urgent', NULL, 0);
+    `)
+    db.close()
+    const s = new Store({ path, freeSpace: () => 1e12 })
+    try {
+      expect(s.meta('gateway-boot')).toBe('7')
+      expect(s.openAlerts()).toMatchObject([{ id: 'T1:41', stage: 'acknowledged', epoch: '' }])
+      expect(s.recognise('T1', 41, 'emergency||7|1|')).toMatchObject({ kind: 'replay' })
+      expect(s.recognise('T1', 42, 'emergency||7|1|')).toEqual({ kind: 'new' })
+      expect(s.activeBroadcasts(0)).toMatchObject([{ id: 9, text: 'storm', revision: 0, withdrawn: false }])
+    } finally {
+      s.close()
+    }
+    new Store({ path, freeSpace: () => 1e12 }).close() // and opens again as a store of this layout
   })
 })

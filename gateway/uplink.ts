@@ -130,7 +130,7 @@ export interface UplinkOptions {
    * `online` is true (the broker delivers a resumed session's queue right after CONNACK),
    * so a reply must go through the outbox, not straight to publish(). Must not throw.
    */
-  onCommand: (topic: string, payload: Buffer) => void
+  onCommand: (topic: string, payload: Buffer, retained: boolean) => void
   onState: (s: UplinkState) => void
 }
 
@@ -342,7 +342,8 @@ export class Uplink {
       this.#onConnack(client, url, connack.sessionPresent)
     })
     // Commands are delivered even from a client being torn down: mqtt.js acknowledges them.
-    client.on('message', (topic, payload) => this.#o.onCommand(topic, payload))
+    // The retain flag of a delivery says the broker kept it: a retained command. [MQTT-5.4]
+    client.on('message', (topic, payload, packet) => this.#o.onCommand(topic, payload, packet.retain === true))
     client.on('error', (err) => {
       if (client === this.#client) this.#lastError = err
     })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { splitDisplayText } from './display.js'
+import { ELLIPSIS, fitText, splitDisplayText } from './display.js'
 
 describe('splitDisplayText [LINK-5.8]', () => {
   it('keeps a short text whole', () => {
@@ -27,5 +27,22 @@ describe('splitDisplayText [LINK-5.8]', () => {
     const { parts, truncated } = splitDisplayText('x'.repeat(100), 10, 3)
     expect(parts).toEqual(['x'.repeat(10), 'x'.repeat(10), 'x'.repeat(10)])
     expect(truncated).toBe(true)
+  })
+})
+
+describe('fitText [LINK-5.7]', () => {
+  it('leaves a text that fits as it is', () => {
+    expect(fitText('Officer Bao', 120)).toEqual({ text: 'Officer Bao', cut: false })
+    expect(fitText('x'.repeat(120), 120)).toEqual({ text: 'x'.repeat(120), cut: false })
+  })
+
+  it('cuts a longer text at a character boundary and ends it with an ellipsis, within the bytes', () => {
+    const long = '请待在病人身边，保持温暖，巡逻车三号已经出发，预计四十分钟后到达，请保持电话畅通，谢谢配合。'.repeat(2)
+    const { text, cut } = fitText(long, 120)
+    expect(cut).toBe(true)
+    expect(text.endsWith(ELLIPSIS)).toBe(true)
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(120)
+    expect(long.startsWith(text.slice(0, -1))).toBe(true)
+    expect(Buffer.byteLength(fitText('y'.repeat(200), 120).text)).toBe(120)
   })
 })

@@ -37,3 +37,26 @@ export function splitDisplayText(
   }
   return { parts: parts.filter((p) => p.length > 0), truncated: i < chars.length }
 }
+
+/** U+2026, three bytes of UTF-8: what a reader sees where a text was cut. */
+export const ELLIPSIS = '\u2026'
+
+/**
+ * `text` made to fit `maxBytes` of UTF-8 for a terminal's display: unchanged if it fits;
+ * otherwise cut at a character boundary, with an ellipsis as its last character so the
+ * reader sees that more was said (an operator's message longer than INDICATE's 120 bytes,
+ * [LINK-5.7]).
+ */
+export function fitText(text: string, maxBytes: number): { text: string; cut: boolean } {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return { text, cut: false }
+  const room = maxBytes - Buffer.byteLength(ELLIPSIS, 'utf8')
+  let bytes = 0
+  let out = ''
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch, 'utf8')
+    if (bytes + n > room) break
+    bytes += n
+    out += ch
+  }
+  return { text: out.trimEnd() + ELLIPSIS, cut: true }
+}

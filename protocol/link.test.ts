@@ -86,15 +86,34 @@ describe('handshake [LINK-7.1] [LINK-7.2]', () => {
     expect(events).toContainEqual({ kind: 'liveness', peer: 0, up: false })
   })
 
-  it('answers a repeated HELLO with the same boot without resetting the session', () => {
+  it('answers a repeated HELLO (its WELCOME was lost) without resetting the session', () => {
+    const { line, gateway, terminal, gLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    const sessions = gLog.filter((e) => e.kind === 'session').length
+    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: { type: 'HELLO', ...hello(1)(), session: 0 } })), 0]))
+    drain(gateway, gLog)
+    expect(gLog.filter((e) => e.kind === 'session').length).toBe(sessions)
+  })
+
+  it('takes the same HELLO after the terminal has used the session as a new start: a new unit fresh like the old one [LINK-7.2] (issue 10, item 17)', () => {
     const { line, gateway, terminal, gLog } = setup()
     line.run(5_000, () => terminal.status.state === 'open')
     terminal.send(event(1))
     line.run(10_000, () => eventNumbers(gLog).length === 1)
     const sessions = gLog.filter((e) => e.kind === 'session').length
-    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: { type: 'HELLO', ...hello(1)(), session: 0 } })), 0]))
+    // The new unit: the same id, boot and session number, and its own event 1 in seq 0.
+    const newUnit = [
+      { type: 'HELLO', ...hello(1)(), session: 0 },
+      { type: 'EVENT', number: 1, kind: 'fire', boot: 1, uptime: 3 },
+    ] as const
+    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: newUnit[0] })), 0]))
     drain(gateway, gLog)
-    expect(gLog.filter((e) => e.kind === 'session').length).toBe(sessions)
+    expect(gLog.filter((e) => e.kind === 'session')).toHaveLength(sessions + 1)
+    expect(gLog.at(-1)).toMatchObject({ kind: 'session', restarted: true })
+    gateway.receive(new Uint8Array([0, ...cobsEncode(encodeFrame({ dst: 0, src: 3, seq: 0, message: newUnit[1] })), 0]))
+    drain(gateway, gLog)
+    // Delivered to the application as a message (not answered as a retransmission of seq 0).
+    expect(gLog.filter((e) => e.kind === 'message').map((e) => e.kind === 'message' && e.message.type === 'EVENT' && e.message.kind)).toEqual(['emergency', 'fire'])
   })
 })
 

@@ -20,12 +20,14 @@ import {
 import { LocalProtocolError, assertNever, type WireErrorCode } from './errors.js'
 import {
   FIRST_DATA_CODE,
+  MESSAGE_BY_CODE,
   MESSAGE_BY_TYPE,
   type Direction,
   type DataMessage,
   type GatewayMessage,
   type Hello,
   type Message,
+  type MessageType,
   type NakReason,
   type TerminalMessage,
   type Welcome,
@@ -49,8 +51,12 @@ export type LinkEvent =
   | { kind: 'session'; peer: number; state: SessionState; restarted: boolean; hello?: Hello; welcome?: Welcome }
   /** The peer stopped answering (after ATTEMPTS_BEFORE_DOWN tries) or answers again. */
   | { kind: 'liveness'; peer: number; up: boolean }
-  /** Garbage from the wire, counted under its code and dropped. */
-  | { kind: 'frame-error'; code: WireErrorCode; detail: string; from?: number }
+  /**
+   * Garbage from the wire, counted under its code and dropped. `from` and `type` are there
+   * when the CRC passed and the frame was addressed to this end (a HELLO that fails its
+   * schema, say: the terminal behind it can never open a session, and the log must say why).
+   */
+  | { kind: 'frame-error'; code: WireErrorCode; detail: string; from?: number; type?: MessageType }
 
 export interface SendOptions {
   /** Higher goes first; order is kept within one priority. Default 0. */
@@ -119,6 +125,12 @@ class Peer {
   awaiting: { seq: number; ref: number } | null = null
   /** Attempts in a row without any valid frame from the peer. */
   unanswered = 0
+  /**
+   * The peer has sent a data frame, an ACK or a NAK in the open session: proof that it has
+   * the session, so a HELLO from it now is a new start, even if it repeats the one that
+   * opened the session (a new unit, fresh from the factory like the old one). [LINK-7.2]
+   */
+  active = false
   up = true
   lastHeard: number | null = null
   /** The terminal's (boot counter, session number) naming the current session. */
@@ -260,6 +272,10 @@ abstract class LinkEnd {
 
   protected enqueue(peer: Peer, message: DataMessage, options: SendOptions): number {
     if (options.now !== undefined) this.#setNow(options.now)
+    // A message that cannot be encoded (a field out of range, a text too long for a frame)
+    // is refused here, to the caller, as the bug it is: queued, it would throw at every
+    // transmission and block every later frame to that peer for good.
+    encodeWire({ dst: peer.address, src: this.address, seq: 0, message })
     const ref = ++this.#refs
     const item: Outgoing = { ref, message, priority: options.priority ?? 0, coalesce: options.coalesce }
     const same = item.coalesce === undefined ? -1 : peer.queue.findIndex((q) => q.coalesce === item.coalesce)
@@ -277,12 +293,16 @@ abstract class LinkEnd {
       this.emit({ kind: 'dropped', to: peer.address, ref: victim.ref, message: victim.message, reason: 'queue-full' })
       if (victim === item) return ref
     }
-    // Stable insert: after every queued message of the same or higher priority.
-    let at = peer.queue.length
-    while (at > 0 && peer.queue[at - 1]!.priority < item.priority) at--
-    peer.queue.splice(at, 0, item)
+    this.#requeue(peer, item, 'after')
     this.pump(peer)
     return ref
+  }
+
+  /** Stable insert by priority: after (a new message) or before (one coming back) those of its priority. */
+  #requeue(peer: Peer, item: Outgoing, where: 'before' | 'after' = 'before'): void {
+    let at = peer.queue.length
+    while (at > 0 && (where === 'after' ? peer.queue[at - 1]!.priority < item.priority : peer.queue[at - 1]!.priority <= item.priority)) at--
+    peer.queue.splice(at, 0, item)
   }
 
   protected emit(event: LinkEvent): void {
@@ -367,6 +387,7 @@ abstract class LinkEnd {
   }
 
   #resetSequences(peer: Peer): void {
+    peer.active = false
     if (peer.inflight) {
       const { seq: _s, attempts: _a, deadline: _d, ...item } = peer.inflight
       peer.queue.unshift(item)
@@ -399,7 +420,8 @@ abstract class LinkEnd {
   #onBadFrame(code: WireErrorCode, detail: string, header: FrameHeader | undefined): void {
     this.#count(code)
     const addressed = header && header.dst === this.address
-    this.emit(addressed ? { kind: 'frame-error', code, detail, from: header.src } : { kind: 'frame-error', code, detail })
+    const type = header && MESSAGE_BY_CODE.get(header.code)?.type
+    this.emit(addressed ? { kind: 'frame-error', code, detail, from: header.src, ...(type ? { type } : {}) } : { kind: 'frame-error', code, detail })
     // A data frame whose CRC passed but whose type or body we cannot read is answered, so
     // the sender does not retry it forever; it consumes its sequence number. [LINK-4.6]
     if (!addressed || header.code < FIRST_DATA_CODE || header.version !== 1) return
@@ -455,6 +477,7 @@ abstract class LinkEnd {
     const peer = this.peers.get(frame.src)
     if (!peer) return
     this.#heard(peer)
+    if (peer.state === 'open') peer.active = true
     const f = peer.inflight
     if (!f || peer.state !== 'open' || f.seq !== frame.seq) return
     peer.inflight = null
@@ -466,6 +489,7 @@ abstract class LinkEnd {
     const peer = this.peers.get(frame.src)
     if (!peer) return
     this.#heard(peer)
+    if (peer.state === 'open') peer.active = true
     const f = peer.inflight
     // A NAK answers the frame in flight; any other is a late copy of an old one. [LINK-4.5]
     if (!f || peer.state !== 'open' || f.seq !== frame.seq) return
@@ -474,10 +498,24 @@ abstract class LinkEnd {
       return this.onNoSession(peer)
     }
     switch (reason) {
-      case 'busy':
-        // Alive but not ready: wait a full timeout, keep the seq, do not count toward "down".
+      case 'busy': {
+        // Alive but not ready: the seq is not consumed, so the next frame with it is taken
+        // as new. If something more urgent waits (an alarm pressed while the gateway cannot
+        // store a trouble event), it goes first in that seq, at once; the refused one waits
+        // in the queue. Otherwise wait a full timeout and try again, not counting toward
+        // "down". [LINK-4.6]
+        const next = peer.queue[0]
+        if (next && next.priority > f.priority) {
+          peer.queue.shift()
+          const { seq, attempts: _a, deadline: _d, ...item } = f
+          this.#requeue(peer, item)
+          peer.inflight = { ...next, seq, attempts: 1, deadline: this.now + retryTimeoutMs(this.baud, 1, this.random()) }
+          this.#write({ dst: peer.address, src: this.address, seq, message: next.message })
+          return
+        }
         f.deadline = this.now + retryTimeoutMs(this.baud, f.attempts, this.random())
         return
+      }
       case 'unsupported':
       case 'invalid':
         peer.inflight = null
@@ -498,6 +536,7 @@ abstract class LinkEnd {
       return
     }
     this.#heard(peer)
+    peer.active = true
     const seq = frame.seq
     if (peer.awaiting?.seq === seq) {
       // Still being made durable by the application: a retransmission of it changes nothing.
@@ -719,9 +758,13 @@ export class GatewayLink extends LinkEnd {
       this.emit({ kind: 'liveness', peer: peer.address, up: true })
     }
     // A new (boot, session) pair is a new handshake: reset. The same pair is a retry of
-    // a HELLO whose WELCOME was lost: answer again, reset nothing. [LINK-7.2]
-    if (peer.state !== 'open' || peer.peerBoot !== hello.boot || peer.peerSession !== hello.session) {
-      const restarted = peer.peerBoot !== null && peer.peerBoot !== hello.boot
+    // a HELLO whose WELCOME was lost: answer again, reset nothing; unless the terminal has
+    // used the session since (a data frame, an ACK): it had the WELCOME, so this is a new
+    // start under the same pair, a new unit put at the address of one still in its first
+    // session. [LINK-7.2]
+    const repeat = peer.state === 'open' && peer.peerBoot === hello.boot && peer.peerSession === hello.session && !peer.active
+    if (!repeat) {
+      const restarted = peer.peerBoot !== null && (peer.peerBoot !== hello.boot || (peer.state === 'open' && peer.peerSession === hello.session))
       this.transition(peer, 'hello')
       peer.peerBoot = hello.boot
       peer.peerSession = hello.session

@@ -116,7 +116,7 @@ export const Hello = Type.Object(
   {
     type: Type.Literal('HELLO'),
     terminal: ident('terminal id, printed on the box'),
-    firmware: Type.String({ minLength: 1, maxLength: 32, description: 'firmware version' }),
+    firmware: Type.String({ minLength: 1, maxLength: 32, pattern: '^[\\x20-\\x7e]+$', description: 'firmware version, printable ASCII' }),
     capabilities: Type.Array(enumOf(CAPABILITIES), { uniqueItems: true, maxItems: 16 }),
     boot: u32({ description: 'boot counter, kept in non-volatile memory, +1 at every start' }),
     lastEvent: u32({ description: 'highest event number the terminal has assigned (0: none yet)' }),
@@ -165,7 +165,11 @@ export const Heartbeat = Type.Object(
 )
 
 export const DisplayRead = Type.Object(
-  { type: Type.Literal('DISPLAY_READ'), id: u32({ description: 'id of the DISPLAY the user has read' }) },
+  {
+    type: Type.Literal('DISPLAY_READ'),
+    id: u32({ description: 'id of the DISPLAY the user has read' }),
+    revision: Type.Optional(u16({ description: 'the revision of the text read, as its DISPLAY said (absent: 0)' })),
+  },
   { additionalProperties: false },
 )
 
@@ -190,6 +194,7 @@ export const Display = Type.Refine(
       expires: Type.Optional(u32({ description: 'UNIX seconds after which the text is stale' })),
       part: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'part number of a long text' })),
       parts: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'number of parts' })),
+      revision: Type.Optional(u16({ description: 'the text under this id was replaced this many times (absent: 0); a higher one is shown again even if read' })),
     },
     { additionalProperties: false },
   ),
@@ -262,9 +267,9 @@ export const MESSAGES: readonly MessageDef[] = [
   { type: 'WELCOME', code: 0x11, schema: Welcome, direction: 'gateway-to-terminal', keys: { gateway: 0, boot: 1, echo: 2, echoSession: 3 }, summary: 'gateway answers a HELLO, or announces its own start (broadcast, no echo)' },
   { type: 'EVENT', code: 0x20, schema: Event, direction: 'terminal-to-gateway', keys: { number: 0, code: 1, restore: 2, user: 3, boot: 4, uptime: 5, time: 6 }, summary: 'something happened at the terminal: a press, a trouble, a test' },
   { type: 'HEARTBEAT', code: 0x21, schema: Heartbeat, direction: 'terminal-to-gateway', keys: { uptime: 0, mains: 1, battery: 2, millivolts: 3, signal: 4, pending: 5, temperature: 6 }, summary: 'periodic status, and the answer to PING' },
-  { type: 'DISPLAY_READ', code: 0x22, schema: DisplayRead, direction: 'terminal-to-gateway', keys: { id: 0 }, summary: 'the user has read a DISPLAY text' },
+  { type: 'DISPLAY_READ', code: 0x22, schema: DisplayRead, direction: 'terminal-to-gateway', keys: { id: 0, revision: 1 }, summary: 'the user has read a DISPLAY text' },
   { type: 'INDICATE', code: 0x30, schema: Indicate, direction: 'gateway-to-terminal', keys: { event: 0, stage: 1, text: 2, eta: 3 }, summary: 'the stage an alert has reached, for LEDs, buzzer and display' },
-  { type: 'DISPLAY', code: 0x31, schema: Display, direction: 'gateway-to-terminal', keys: { id: 0, text: 1, urgency: 2, expires: 3, part: 4, parts: 5 }, summary: 'a broadcast text to show until read or expired' },
+  { type: 'DISPLAY', code: 0x31, schema: Display, direction: 'gateway-to-terminal', keys: { id: 0, text: 1, urgency: 2, expires: 3, part: 4, parts: 5, revision: 6 }, summary: 'a broadcast text to show until read, expired or withdrawn' },
   { type: 'TIME', code: 0x32, schema: Time, direction: 'gateway-to-terminal', keys: { unix: 0, estimate: 1 }, summary: 'the time, so that events can carry it' },
   { type: 'CONFIG', code: 0x33, schema: Config, direction: 'gateway-to-terminal', keys: { heartbeat: 0, buzzer: 1 }, summary: 'settings for the terminal' },
   { type: 'PING', code: 0x34, schema: Ping, direction: 'gateway-to-terminal', keys: {}, summary: 'asks for a HEARTBEAT now' },

@@ -168,6 +168,9 @@ const COMMANDS: CommandFixture[] = [
   { name: 'broadcast of 900 Chinese characters (15 full DISPLAY parts)', payload: { v: 1, id: 'c-10a', type: 'broadcast', broadcast: 4294967295, text: '白'.repeat(900), urgency: 'warning' } },
   { name: 'broadcast of 2700 Latin letters (15 full DISPLAY parts)', payload: { v: 1, id: 'c-10b', type: 'broadcast', broadcast: 2, text: 'x'.repeat(2700), urgency: 'info' } },
   { name: 'time', payload: { v: 1, id: 'c-11', type: 'time', now: 1767252645123 } },
+  { name: 'time for a session', payload: { v: 1, id: 'c-11a', type: 'time', now: 1767252645123, session: 57 } },
+  { name: 'time at the last second TIME can carry (2106)', payload: { v: 1, id: 'c-11b', type: 'time', now: 4_294_967_295_000 } },
+  { name: 'broadcast-withdraw', payload: { v: 1, id: 'c-9w', type: 'broadcast-withdraw', broadcast: 9001 } },
   { name: 'config, every field', payload: { v: 1, id: 'c-12', type: 'config', heartbeat: 60, supervision: 180, receiptTimeout: 90, statusInterval: 900 } },
   { name: 'config, empty', payload: { v: 1, id: 'c-13', type: 'config' } },
   { name: 'config, receipt timeout at its bounds', payload: { v: 1, id: 'c-13a', type: 'config', receiptTimeout: 86400 } },
@@ -221,6 +224,11 @@ const REJECTIONS: RejectFixture[] = [
   { name: 'type from Object.prototype', payload: json({ v: 1, id: 'c-1', type: 'toString' }), code: 'CMD_UNKNOWN_TYPE', id: 'c-1' },
   { name: 'missing field (dispatched without unit)', payload: json({ v: 1, id: 'c-1', type: 'dispatched', alert: 'T4-00123:42' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'missing id', payload: json({ v: 1, type: 'rebirth' }), code: 'CMD_BAD_SCHEMA', id: null },
+  // [LINK-5.9] TIME carries UNIX seconds in 32 bits: a later time could not reach the terminals. (issue 10, item 20)
+  { name: 'time after 2106', payload: json({ v: 1, id: 'c-1', type: 'time', now: 4_294_967_296_000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
+  // UNIX seconds where ms are meant would be 1970. (issue 10, item 19)
+  { name: 'broadcast expires in seconds', payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x', urgency: 'info', expires: 1767312000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
+  { name: 'broadcast expires after 2106', payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x', urgency: 'info', expires: 4_294_967_296_000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'id longer than 128', payload: json({ v: 1, id: 'c'.repeat(129), type: 'rebirth' }), code: 'CMD_BAD_SCHEMA', id: null },
   { name: 'wrong type (eta as text)', payload: json({ v: 1, id: 'c-1', type: 'dispatched', alert: 'T4-00123:42', unit: 'Car 3', eta: '95' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'wrong type (ids not a list)', payload: cbor({ v: 1, id: 'c-1', type: 'receipt', ids: 'T4-00123:42' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
@@ -476,7 +484,7 @@ describe('parseCommand [MQTT-5.1] [MQTT-5.2]', () => {
   })
 
   it('rejects with every code of COMMAND_ERROR_CODES that parseCommand can give [MQTT-5.2]', () => {
-    const afterParsing = new Set(['CMD_UNKNOWN_ALERT', 'CMD_FAILED'])
+    const afterParsing = new Set(['CMD_UNKNOWN_ALERT', 'CMD_FAILED', 'CMD_BAD_VALUE', 'CMD_STALE', 'CMD_RETAINED'])
     expect(new Set(REJECTIONS.map((r) => r.code))).toEqual(new Set(COMMAND_ERROR_CODES.filter((c) => !afterParsing.has(c))))
     for (const c of afterParsing) expect(COMMAND_ERROR_CODES).toContain(c)
   })
