@@ -60,8 +60,9 @@ Options:
                     and the events the gateway had not acknowledged are sent again under
                     their numbers (default: none, memory lasts as long as the process:
                     each start is then a new box with boot 1 and event numbers from 1,
-                    which a gateway that has seen this --id before takes for replays of
-                    its old events; use --state, or a new --id, across restarts)
+                    as a terminal whose memory was wiped: a gateway that has seen this
+                    --id before starts a new numbering for it, and its events get new
+                    ids, e.g. SL-T-0001@gw-0017.1:1; delete FILE to try that)
   --noise BER       bit error rate on the line, 0 to 0.05: each bit written or read is
                     flipped with this probability, e.g. 1e-3 (default 0)
   --seed N          seed for the noise and the retry jitter, an integer (default: random)
@@ -76,7 +77,8 @@ Scripted mode (--press):
                     stored (the gateway has it on disk: its ACK, or INDICATE stored),
                     received (the 110 platform has it), acknowledged (an operator took
                     it) or resolved; unconfirmed does not count (default received).
-                    A hotline call-back request goes no further than sent (the broker has it).
+                    A hotline call-back request reaches received when the platform
+                    confirms it, and acknowledged and resolved when an operator answers.
   --timeout S       exit 1 after this long, seconds, naming each press and the stage it
                     reached (default 120)
   --json            one JSON line per stage change on standard output:
@@ -538,8 +540,8 @@ class Simulator {
         ? `no session with a gateway: is one running on the other end of ${s.serial}, at ${s.baud} baud?`
         : !status.up
           ? 'the gateway stopped answering'
-          : button === 'hotline' && RANK[s.until] > RANK.stored
-            ? 'a hotline call-back request goes no further than sent (the broker has it): use --until stored'
+          : button === 'hotline' && RANK[s.until] > RANK.sent
+            ? `a hotline call-back request reaches ${s.until} only when the platform answers it (a receipt, an operator); the gateway has not reported it yet`
             : `the gateway has not reported ${s.until} yet`
     const made = mine.length < s.count ? `; only ${mine.length} of ${s.count} presses made` : ''
     return `timed out after ${s.timeoutS} s waiting for every press to reach ${s.until}: ${parts.join(', ')}${made}; ${hint}`

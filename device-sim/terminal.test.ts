@@ -21,7 +21,7 @@ function rig(opts: { memory?: NvMemory; answer?: (e: Event) => GatewayMessage[] 
   const events: Event[] = []
   const fromTerminal: DataMessage[] = []
   const sessions: Hello[] = []
-  const state = { hold: false }
+  const state = { hold: false, busy: false }
   const answer = opts.answer ?? ((e: Event) => [{ type: 'INDICATE', event: e.number, stage: 'stored' }] satisfies GatewayMessage[])
   const onGateway = (e: LinkEvent) => {
     if (e.kind === 'session' && e.hello) sessions.push(e.hello)
@@ -30,6 +30,7 @@ function rig(opts: { memory?: NvMemory; answer?: (e: Event) => GatewayMessage[] 
     if (e.message.type !== 'EVENT') return gateway.accept(e.ref)
     events.push(e.message)
     if (state.hold) return // not on disk yet: no ACK, the terminal keeps it and retries
+    if (state.busy) return gateway.defer(e.ref) // cannot store it: NAK busy
     gateway.accept(e.ref)
     for (const m of answer(e.message)) gateway.send(e.from, m)
   }
@@ -220,6 +221,48 @@ describe('TerminalDevice: broadcast texts [LINK-5.8]', () => {
     r.gateway.send(3, { type: 'DISPLAY', id: 9001, text: 'Snow storm tomorrow night, ', urgency: 'urgent', part: 1, parts: 2 })
     r.run(1000)
     expect(r.device.displays.map((d) => d.id)).toEqual([9002])
+  })
+
+  it('shows a replaced text (a higher revision) again, even read; says which revision it read; removes a withdrawn one at once [LINK-5.8] (issue 10, items 9 and 19)', () => {
+    const r = rig()
+    r.run(1000)
+    r.gateway.send(3, { type: 'DISPLAY', id: 7, text: 'Storm warning', urgency: 'urgent' })
+    r.run(1000)
+    r.device.readDisplay(7)
+    r.gateway.send(3, { type: 'DISPLAY', id: 7, text: 'All clear', urgency: 'info', revision: 1 })
+    r.gateway.send(3, { type: 'DISPLAY', id: 8, text: 'Road closed', urgency: 'warning' })
+    r.run(1000)
+    expect(r.device.displays.map((d) => [d.id, d.text])).toEqual([
+      [7, 'All clear'],
+      [8, 'Road closed'],
+    ])
+    r.device.readDisplay(7)
+    r.run(1000)
+    expect(r.fromTerminal.filter((m) => m.type === 'DISPLAY_READ')).toEqual([
+      { type: 'DISPLAY_READ', id: 7 },
+      { type: 'DISPLAY_READ', id: 7, revision: 1 },
+    ])
+    r.gateway.send(3, { type: 'DISPLAY', id: 8, text: 'withdrawn', urgency: 'warning', expires: 0, revision: 1 })
+    r.run(1000)
+    expect(r.device.displays).toEqual([])
+    expect(r.updates.filter((u) => u.kind === 'display').map((u) => u.kind === 'display' && u.text)).toEqual(['Storm warning', 'All clear', 'Road closed'])
+  })
+})
+
+describe('TerminalDevice: an alarm the gateway cannot store [LINK-8.2] (issue 10, item 23)', () => {
+  it('shows unconfirmed 30 s after the press while the gateway answers NAK busy, and delivered once it takes it', () => {
+    const r = rig()
+    r.run(1000)
+    r.state.busy = true // the gateway's disk is full: NAK busy, it answers but cannot take it
+    r.device.press('emergency')
+    r.run(25_000)
+    expect(r.stagesOf(1)).toEqual(['saved'])
+    r.run(6_000)
+    expect(r.stagesOf(1)).toEqual(['saved', 'unconfirmed'])
+    expect(r.updates.some((u) => u.kind === 'link' && !u.up)).toBe(false) // it did answer
+    r.state.busy = false
+    r.run(30_000)
+    expect(r.stagesOf(1).slice(0, 4)).toEqual(['saved', 'unconfirmed', 'delivered', 'stored'])
   })
 })
 

@@ -531,6 +531,24 @@ describe('issue 10: a terminal whose numbers start again (items 1, 2, 17)', () =
     expect(r.stages().filter((i) => i.event === 1).map((i) => i.text ?? i.stage)).toEqual(['stored', 'sent', 'Officer Wu'])
   })
 
+  it('item 1: stages queued for the old unit (it was unplugged before they went out) never reach the new one', async () => {
+    const r = rig()
+    await r.run(2_000)
+    r.press('emergency', 1, 40)
+    await r.run(5_000, () => r.uplink('/alert').length > 0)
+    await r.run(1_000)
+    // The operator answers while the old unit is already gone: the INDICATEs wait in the queue.
+    r.swapTerminal({ boot: 1, lastEvent: 0 })
+    send(r, OWN, { id: 'k', type: 'acknowledged', alert: 'SL-T-5:1', by: 'Bao' })
+    send(r, OWN, { id: 'd', type: 'dispatched', alert: 'SL-T-5:1', unit: 'car 3', eta: 20 })
+    await r.run(5_000)
+    expect(r.stages()).toEqual([])
+    r.press('fire', 1, 9)
+    await r.run(5_000, () => r.uplink('/alert').length > 1)
+    await r.run(1_000)
+    expect(r.stageNames(1)).toEqual(['stored', 'sent'])
+  })
+
   it('item 17: a new unit put on the address of one still in its first session is a new start: its #1 is stored and published, not ACKed as a retransmission', async () => {
     const r = rig()
     await r.run(2_000)

@@ -308,8 +308,10 @@ export class Gateway {
   #onReset(t: KnownTerminal, reset: Reset, lastEvent: number): void {
     t.epoch = reset.epoch
     this.#shown.delete(t.address)
+    // Stages still queued for the old numbering would be taken for the new events. [invariant 3]
+    const discarded = this.link.discard(t.address, (m) => m.type === 'INDICATE')
     this.log.warn(
-      { terminal: t.terminal, address: t.address, ...reset },
+      { terminal: t.terminal, address: t.address, ...reset, discardedIndicates: discarded },
       `terminal ${t.terminal} started its event numbers again (${reset.reason}): memory wiped, or a new unit under the same id; its events are now ${terminalEventId(t.terminal, reset.epoch, 1).replace(/1$/, 'n')}, never taken for old ones`,
     )
     this.#gatewayEvent('terminal-reset', t, `event numbers restarted (${reset.reason})`, {
@@ -407,7 +409,7 @@ export class Gateway {
       // The disk failed (full, read-only SD card): the terminal keeps the event in its
       // non-volatile memory and retries on NAK busy; nothing is lost, and the log says why.
       this.link.defer(ref)
-      this.log.error({ err, terminal: t.terminal, number: m.number, class: cls }, 'could not store an event; the terminal keeps it and will send it again')
+      this.log.error({ err, id: terminalEventId(t.terminal, t.epoch, m.number), terminal: t.terminal, number: m.number, class: cls }, 'could not store an event; the terminal keeps it and will send it again')
       this.#unstoredAlarm(t, m.number, cls)
       return
     }

@@ -347,17 +347,17 @@ describe('Uplink against aedes', () => {
     }
     // 9 failures before: 0.9 × min(300 s, 1 s × 2^9) = 270 s.
     expect(gw.states.at(-1)?.retryInMs).toBe(270_000)
-    // An alarm is stored: the retry 270 s away is drawn again within 30 s.
+    // An alarm is stored: the retry 270 s away is drawn again within 5 s.
     urgent = true
-    expect(gw.uplink.hurry()).toBe(27_000)
-    expect(timers.delays()).toEqual([27_000])
+    expect(gw.uplink.hurry()).toBe(4_500)
+    expect(timers.delays()).toEqual([4_500])
     expect(gw.uplink.hurry()).toBeNull() // soon enough already
     // And the retries that follow stay within the urgent ceiling while the alarm waits.
-    retry(27_000)
+    retry(4_500)
     await waitFor('failure 11', () => gw.states.length === 11)
-    expect(gw.states.at(-1)?.retryInMs).toBe(27_000)
+    expect(gw.states.at(-1)?.retryInMs).toBe(4_500)
     urgent = false
-    retry(27_000)
+    retry(4_500)
     await waitFor('failure 12', () => gw.states.length === 12)
     expect(gw.states.at(-1)?.retryInMs).toBe(270_000)
     await gw.uplink.stop()

@@ -32,10 +32,14 @@
  *   jitter"), so gateways returning together spread out. `offline` is how long the uplink
  *   has been down (at least initialMs): after a short outage nobody waits several times
  *   its length (2,000 gateways after a 2 s outage: the last was back after 14.7 s without
- *   this bound, 2 s with it). While an alarm waits (`urgent()`), the ceiling is at most
- *   urgentMaxMs (30 s), and `hurry()` redraws a retry scheduled further away: after an
- *   outage of hours the ceiling has reached maxMs (5 min), and an alarm pressed during it
- *   would otherwise wait up to 5 min after the link came back. `failures` counts attempts since
+ *   this bound, 2 s with it). While an alarm waits for its receipt (`urgent()`,
+ *   unconfirmed ones included), the ceiling is at most urgentMaxMs (5 s), and `hurry()`
+ *   redraws a retry scheduled further away: after an outage of hours the ceiling has
+ *   reached maxMs (5 min), and an alarm pressed during it would otherwise wait up to 5 min
+ *   after the link came back. 5 s, not more: the alarm goes out within seconds of the
+ *   broker coming back (bench `outage`, broker down 2 min with two alarms waiting), and
+ *   only gateways with an alarm waiting retry that often (a refused TCP connection, or a
+ *   SYN on a dead cellular link, costs bytes, not money). `failures` counts attempts since
  *   the last connection that stayed online for `stableMs` (10 s): a link that flaps faster
  *   than that keeps backing off instead of hammering the broker, while a link that drops
  *   now and then (a cellular link every minute) reconnects at once each time instead of
@@ -99,7 +103,7 @@ export interface UplinkOptions {
     maxMs?: number
     /** A connection online this long resets the backoff, ms. Default 10000. */
     stableMs?: number
-    /** Largest retry ceiling while `urgent()` says an alarm waits, ms. Default 30000. */
+    /** Largest retry ceiling while `urgent()` says an alarm waits, ms. Default 5000. */
     urgentMaxMs?: number
   }
   /**
@@ -239,7 +243,7 @@ export class Uplink {
     this.#keepaliveS = keepaliveS
     this.#initialMs = o.backoff?.initialMs ?? 1000
     this.#maxMs = o.backoff?.maxMs ?? 300_000
-    this.#urgentMaxMs = Math.min(this.#maxMs, o.backoff?.urgentMaxMs ?? 30_000)
+    this.#urgentMaxMs = Math.min(this.#maxMs, o.backoff?.urgentMaxMs ?? 5_000)
     this.#stableMs = o.backoff?.stableMs ?? 10_000
     this.#connectTimeoutMs = o.connectTimeoutMs ?? 30_000
     this.#stopTimeoutMs = o.stopTimeoutMs ?? 5000

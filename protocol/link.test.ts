@@ -190,6 +190,56 @@ describe('delivery [LINK-4.2] [LINK-4.3] [LINK-4.4]', () => {
     expect(tLog.some((e) => e.kind === 'liveness')).toBe(false)
     expect(eventNumbers(gLog)).toEqual([1, 1, 1, 1])
   })
+
+  it('after NAK busy, an alarm queued meanwhile goes at once in that sequence number; the refused event follows (issue 10, item 24)', () => {
+    const line = new SimLine(BAUD)
+    const gateway = new GatewayLink({ gateway: 'gw-1', boot: 7, baud: BAUD })
+    const terminal = new TerminalLink({ address: 3, hello: hello(1), baud: BAUD })
+    const gLog: LinkEvent[] = []
+    const tLog: LinkEvent[] = []
+    // The gateway cannot take the trouble event (say its store refuses it) until the alarm is in.
+    line.add({
+      receive: (b, now) => {
+        gateway.receive(b, now)
+        for (let e = gateway.nextEvent(); e; e = gateway.nextEvent()) {
+          gLog.push(e)
+          if (e.kind !== 'message' || e.message.type !== 'EVENT') continue
+          const alarmIn = gLog.some((x) => x.kind === 'message' && x.message.type === 'EVENT' && x.message.kind === 'fire' && x !== e)
+          if (e.message.kind === 'mains-lost' && !alarmIn) gateway.defer(e.ref)
+          else gateway.accept(e.ref)
+        }
+      },
+      transmit: () => gateway.transmit(),
+      tick: (now) => gateway.tick(now),
+    })
+    line.add(drained(terminal, tLog))
+    line.run(5_000, () => terminal.status.state === 'open')
+    terminal.send({ type: 'EVENT', number: 1, kind: 'mains-lost', boot: 1, uptime: 1 }, { priority: 5 })
+    line.run(line.now + 100, () => gLog.some((e) => e.kind === 'message'))
+    const pressed = line.now
+    terminal.send({ type: 'EVENT', number: 2, kind: 'fire', boot: 1, uptime: 2 }, { priority: 10 })
+    line.run(line.now + 60_000, () => tLog.some((e) => e.kind === 'delivered'))
+    const deliveredAt = line.now
+    line.run(line.now + 60_000, () => tLog.filter((e) => e.kind === 'delivered').length === 2)
+    const delivered = tLog.flatMap((e) => (e.kind === 'delivered' && e.message.type === 'EVENT' ? [e.message.number] : []))
+    expect(delivered).toEqual([2, 1])
+    // The alarm did not wait for a retransmission timeout behind the refused event: it went
+    // at once, as the frame on the wire takes (an EVENT and its ACK, tens of ms at 9600).
+    const fire = tLog.find((e) => e.kind === 'delivered' && e.message.type === 'EVENT' && e.message.number === 2)
+    expect(fire).toBeDefined()
+    expect(deliveredAt - pressed).toBeLessThan(baseTimeoutMs(BAUD) / 4)
+  })
+})
+
+describe('sending [LINK-2.2] (issue 10, item 20)', () => {
+  it('refuses, to the caller, a message that cannot be encoded, and the queue goes on', () => {
+    const { line, gateway, terminal, tLog } = setup()
+    line.run(5_000, () => terminal.status.state === 'open')
+    expect(() => gateway.send(3, { type: 'TIME', unix: 2 ** 32, estimate: false })).toThrow(/LINK_BAD_MESSAGE|unix/)
+    gateway.send(3, { type: 'TIME', unix: 1_767_225_600, estimate: false })
+    line.run(line.now + 5_000, () => messages(tLog).length > 0)
+    expect(messages(tLog)).toEqual([{ type: 'TIME', unix: 1_767_225_600, estimate: false }])
+  })
 })
 
 describe('refusals [LINK-4.6]', () => {

@@ -46,7 +46,7 @@ export type LinkEvent =
    * A queued message will never be sent: pushed out by a full queue (counted, never
    * silent), or replaced by a newer one with the same coalesce key.
    */
-  | { kind: 'dropped'; to: number; ref: number; message: DataMessage; reason: 'queue-full' | 'superseded' }
+  | { kind: 'dropped'; to: number; ref: number; message: DataMessage; reason: 'queue-full' | 'superseded' | 'discarded' }
   /** A session opened (or re-opened: `restarted` when the peer's boot counter changed). */
   | { kind: 'session'; peer: number; state: SessionState; restarted: boolean; hello?: Hello; welcome?: Welcome }
   /** The peer stopped answering (after ATTEMPTS_BEFORE_DOWN tries) or answers again. */
@@ -111,6 +111,8 @@ interface InFlight extends Outgoing {
   seq: number
   attempts: number
   deadline: number
+  /** The peer answered NAK busy and nothing was sent since: the seq is free for a more urgent message. */
+  busy?: boolean
 }
 
 class Peer {
@@ -219,8 +221,12 @@ abstract class LinkEnd {
     let next: number | null = null
     for (const peer of this.peers.values()) {
       this.onTick(peer)
+      // A queue left waiting when a session opened (see GatewayLink.onHello) moves on here
+      // if the application sent nothing meanwhile.
+      if (!peer.inflight && peer.state === 'open') this.pump(peer)
       const f = peer.inflight
       if (f && peer.state === 'open' && f.deadline <= this.now) {
+        f.busy = false
         f.attempts++
         this.#count('retransmissions')
         this.#noteUnanswered(peer)
@@ -305,6 +311,15 @@ abstract class LinkEnd {
     peer.queue.splice(at, 0, item)
   }
 
+  /** Removes queued messages (not the one in flight) that match; each is reported `dropped`, reason `discarded`. */
+  protected discardQueued(peer: Peer, match: (m: DataMessage) => boolean): number {
+    const gone = peer.queue.filter((q) => match(q.message))
+    if (gone.length === 0) return 0
+    peer.queue = peer.queue.filter((q) => !match(q.message))
+    for (const q of gone) this.emit({ kind: 'dropped', to: peer.address, ref: q.ref, message: q.message, reason: 'discarded' })
+    return gone.length
+  }
+
   protected emit(event: LinkEvent): void {
     this.#events.push(event)
   }
@@ -330,7 +345,25 @@ abstract class LinkEnd {
     this.#write({ dst, src: this.address, seq, message })
   }
 
+  /**
+   * After NAK busy the seq in flight is not consumed, so the next frame with it is taken as
+   * new: if something more urgent waits (an alarm pressed while the gateway cannot store a
+   * trouble event), it goes in that seq at once, and the refused message waits in the
+   * queue, first of its priority. [LINK-4.6]
+   */
+  #preempt(peer: Peer): void {
+    const f = peer.inflight
+    const next = peer.queue[0]
+    if (!f?.busy || !next || next.priority <= f.priority || peer.state !== 'open') return
+    peer.queue.shift()
+    const { seq, attempts: _a, deadline: _d, busy: _b, ...item } = f
+    this.#requeue(peer, item)
+    peer.inflight = { ...next, seq, attempts: 1, deadline: this.now + retryTimeoutMs(this.baud, 1, this.random()) }
+    this.#write({ dst: peer.address, src: this.address, seq, message: next.message })
+  }
+
   protected pump(peer: Peer): void {
+    this.#preempt(peer)
     if (peer.state !== 'open' || peer.inflight || peer.queue.length === 0) return
     const item = peer.queue.shift()!
     const seq = peer.txSeq
@@ -389,7 +422,7 @@ abstract class LinkEnd {
   #resetSequences(peer: Peer): void {
     peer.active = false
     if (peer.inflight) {
-      const { seq: _s, attempts: _a, deadline: _d, ...item } = peer.inflight
+      const { seq: _s, attempts: _a, deadline: _d, busy: _b, ...item } = peer.inflight
       peer.queue.unshift(item)
       peer.inflight = null
     }
@@ -498,24 +531,13 @@ abstract class LinkEnd {
       return this.onNoSession(peer)
     }
     switch (reason) {
-      case 'busy': {
-        // Alive but not ready: the seq is not consumed, so the next frame with it is taken
-        // as new. If something more urgent waits (an alarm pressed while the gateway cannot
-        // store a trouble event), it goes first in that seq, at once; the refused one waits
-        // in the queue. Otherwise wait a full timeout and try again, not counting toward
-        // "down". [LINK-4.6]
-        const next = peer.queue[0]
-        if (next && next.priority > f.priority) {
-          peer.queue.shift()
-          const { seq, attempts: _a, deadline: _d, ...item } = f
-          this.#requeue(peer, item)
-          peer.inflight = { ...next, seq, attempts: 1, deadline: this.now + retryTimeoutMs(this.baud, 1, this.random()) }
-          this.#write({ dst: peer.address, src: this.address, seq, message: next.message })
-          return
-        }
+      case 'busy':
+        // Alive but not ready: wait a full timeout and try again, not counting toward
+        // "down"; unless something more urgent waits, which takes the seq. [LINK-4.6]
         f.deadline = this.now + retryTimeoutMs(this.baud, f.attempts, this.random())
+        f.busy = true
+        this.#preempt(peer)
         return
-      }
       case 'unsupported':
       case 'invalid':
         peer.inflight = null
@@ -770,9 +792,24 @@ export class GatewayLink extends LinkEnd {
       peer.peerSession = hello.session
       peer.hello = hello
       this.emit({ kind: 'session', peer: peer.address, state: 'open', restarted, hello })
+      // The queue waits for the application to see the new session (the next send, or at
+      // the latest the next tick): what was queued for the terminal before may not be for
+      // it any more (a new unit: discard()). [LINK-7.2]
+      this.sendControl(peer.address, { type: 'WELCOME', ...this.#welcome, echo: hello.boot, echoSession: hello.session })
+      return
     }
     this.sendControl(peer.address, { type: 'WELCOME', ...this.#welcome, echo: hello.boot, echoSession: hello.session })
     this.pump(peer)
+  }
+
+  /**
+   * Removes messages queued for a terminal (not the one in flight) that `match`: after its
+   * numbers started again, stages queued for its old events would be taken for its new
+   * ones. Returns how many; each is reported `dropped` (reason `discarded`).
+   */
+  discard(to: number, match: (m: GatewayMessage) => boolean): number {
+    const peer = this.peers.get(to)
+    return peer ? this.discardQueued(peer, (m) => match(m as GatewayMessage)) : 0
   }
 
   protected onWelcome(): void {

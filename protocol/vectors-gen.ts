@@ -88,6 +88,7 @@ export function terminalMessages(): Vector[] {
       message: { type: 'HEARTBEAT', uptime: 172_800, mains: false, battery: 37, millivolts: 3610, signal: -97, pending: 2, temperature: -31 },
     }),
     valid('DISPLAY_READ', { dst: 0, src: T, seq: 15, message: { type: 'DISPLAY_READ', id: 9001 } }),
+    valid('DISPLAY_READ of a replaced text (revision 2)', { dst: 0, src: T, seq: 16, message: { type: 'DISPLAY_READ', id: 9001, revision: 2 } }),
   ]
 }
 
@@ -116,6 +117,8 @@ export function gatewayMessages(): Vector[] {
       message: { type: 'DISPLAY', id: 9002, text: 'ᠴᠠᠰᠤ ᠶᠢᠨ ᠠᠶᠤᠯ', urgency: 'warning', part: 2, parts: 3 },
     }),
     valid('DISPLAY info', { dst: T, src: 0, seq: 10, message: { type: 'DISPLAY', id: 1, text: 'Vet visit Tuesday', urgency: 'info' } }),
+    valid('DISPLAY replacing the text of 9001 (revision 2)', { dst: T, src: 0, seq: 16, message: { type: 'DISPLAY', id: 9001, text: '解除预警：暴风雪已过去。', urgency: 'info', revision: 2 } }),
+    valid('DISPLAY withdrawing 9002 (expires 0) [LINK-5.8]', { dst: T, src: 0, seq: 17, message: { type: 'DISPLAY', id: 9002, text: 'withdrawn', urgency: 'warning', expires: 0, revision: 1 } }),
     valid('TIME synchronised', { dst: T, src: 0, seq: 11, message: { type: 'TIME', unix: 1_795_000_000, estimate: false } }),
     valid('TIME estimate', { dst: T, src: 0, seq: 12, message: { type: 'TIME', unix: 1_795_000_000, estimate: true } }),
     valid('CONFIG heartbeat and buzzer', { dst: T, src: 0, seq: 13, message: { type: 'CONFIG', heartbeat: 300, buzzer: false } }),
@@ -179,6 +182,7 @@ export function errors(): Vector[] {
     invalid('INDICATE stage 9', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 9]])))),
     invalid('HELLO without terminal id', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[1, '1.0'], [2, 0], [3, 1], [4, 0], [5, 0]])))),
     invalid('HELLO with capabilities -1', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[0, 'SL-T-1'], [1, '1.0'], [2, -1], [3, 1], [4, 0], [5, 0]])))),
+    invalid('HELLO with a firmware version that is not printable ASCII', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[0, 'SL-T-1'], [1, '固件1.0'], [2, 0], [3, 1], [4, 0], [5, 0]])))),
     invalid('DISPLAY part 3 of 2', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, 'x'], [2, 0], [4, 3], [5, 2]])))),
     invalid('DISPLAY part without parts', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, 'x'], [2, 0], [4, 1]])))),
     invalid('DISPLAY text of 61 Chinese characters (183 bytes > 180)', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, '暴'.repeat(61)], [2, 0]])))),
