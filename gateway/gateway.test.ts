@@ -1,13 +1,19 @@
 import { Encoder } from 'cbor-x'
-import { describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { cobsEncode } from '../protocol/cobs.js'
 import { crc32c } from '../protocol/crc32c.js'
 import { GatewayLink, TerminalLink, type GatewayLinkOptions, type LinkEvent } from '../protocol/link.js'
 import type { Capability, Event, Stage, TerminalMessage } from '../protocol/messages.js'
-import { decodeBatch, decodePayload, type UplinkEvent } from '../protocol/mqtt.js'
+import { decodeBatch, decodePayload, encodeBatch, type UplinkEvent } from '../protocol/mqtt.js'
 import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
 import { Gateway, type GatewaySettings, type Log } from './gateway.js'
 import { Store, type StoreOptions } from './store.js'
+
+// The rig runs on a fake clock, with a few turns of the event loop per step; the first batch
+// would otherwise wait for the zstd module to load in real time, and miss its step.
+beforeAll(async () => {
+  await encodeBatch({ v: 1, id: 'warm-up', gateway: 'gw-1', items: [] }, 'cbor')
+})
 
 const SETTINGS: GatewaySettings = {
   gateway: 'gw-1',
@@ -680,11 +686,10 @@ describe('issue 10: what the terminal shows (items 5, 6, 7, 22)', () => {
     await r.run(2_000)
     r.press('emergency')
     r.press('cancel')
-    await r.run(5_000, () => r.uplink('/alert').length > 1)
-    expect(r.uplink('/alert').map((a) => [a.kind, a.cancels])).toEqual([
-      ['emergency', undefined],
-      ['cancel', 'SL-T-5:1'],
-    ])
+    await r.run(5_000, () => r.uplink('/alert').some((a) => a.kind === 'cancel'))
+    const alerts = r.uplink('/alert')
+    expect(alerts.find((a) => a.kind === 'cancel')?.cancels).toBe('SL-T-5:1')
+    expect(alerts.find((a) => a.kind === 'emergency')?.cancels).toBeUndefined()
   })
 
   it('item 22: alert commands about another gateway\'s alert on the area and all topics are ignored, not answered with an error', async () => {
@@ -853,14 +858,23 @@ describe('issue 10: commands from the platform (items 11, 12, 20, 21)', () => {
 })
 
 describe('issue 10: the uplink after an outage (item 18)', () => {
-  it('N quick presses cost about N publications, and attempt follows the schedule of [MQTT-4.4]', async () => {
+  it('N quick presses cost at most 2N publications, not N²: each earlier alarm escorts a later one at most once per connection [MQTT-4.4]', async () => {
     const r = rig()
     await r.run(2_000)
-    for (let i = 0; i < 6; i++) r.press()
-    await r.run(4_000)
+    for (let i = 0; i < 10; i++) {
+      r.press()
+      await r.run(300) // faster than a receipt comes back: none comes in this test
+    }
     const alerts = r.uplink('/alert')
-    expect(alerts).toHaveLength(6)
-    expect(alerts.map((a) => a.attempt)).toEqual([1, 1, 1, 1, 1, 1])
+    expect(alerts.length).toBeLessThanOrEqual(2 * 10 - 1)
+    // Each alarm's first copy goes after the copies of every earlier one (the order at the platform).
+    const first = (n: number) => alerts.findIndex((a) => a.number === n)
+    for (let n = 2; n <= 10; n++) {
+      const last = alerts.map((a, i) => (a.number === n - 1 ? i : -1)).filter((i) => i >= 0 && i < first(n)).length
+      expect(last, `a copy of #${n - 1} before #${n}'s first`).toBeGreaterThan(0)
+    }
+    // The escort counts as a publication (attempt 2); the schedule goes on from it.
+    expect(alerts.filter((a) => a.number === 1).map((a) => a.attempt)).toEqual([1, 2])
   })
 
   it('after a reconnection every alarm without a receipt goes out at once, even at attempt 5 and later; the uplink counts unconfirmed ones as waiting', async () => {

@@ -97,6 +97,8 @@ const RECENT_MS = 3_600_000
 const BOUNDS_EVERY_MS = 60_000
 const INDICATE_PRIORITY = 10
 const INDICATE_TEXT_MAX_BYTES = 120
+/** Messages queued to a terminal beyond which INDICATEs of one alert replace each other. */
+const INDICATE_BACKLOG = 8
 /**
  * A `time` without a session that is this far behind a clock already synchronised waited in
  * the broker while the gateway was away: it is refused rather than set the clock back, ms.
@@ -441,7 +443,7 @@ export class Gateway {
     if (!INDICATED_CLASSES.has(cls) || this.#unstored.has(key)) return
     this.#unstored.add(key)
     this.log.warn({ terminal: t.terminal, number }, 'ALARM NOT STORED (the disk failed): terminal told to call 110 by phone; it keeps the alarm and sends it again')
-    this.link.send(t.address, { type: 'INDICATE', event: number, stage: 'unconfirmed' }, { priority: INDICATE_PRIORITY, coalesce: `indicate:${number}` })
+    this.link.send(t.address, { type: 'INDICATE', event: number, stage: 'unconfirmed' }, this.#indicateOptions(t.address, number))
     this.#shown.get(t.address)?.delete(number)
     this.#flushSerial()
   }
@@ -449,9 +451,8 @@ export class Gateway {
   /**
    * Shows a case's stage on its terminal, with the operator's text (cut to fit the line,
    * with an ellipsis) and the minutes until help is expected, as they are now: an
-   * INDICATE sent again after a restart is whole and its ETA still true. A newer stage
-   * replaces one of the same event not yet sent, and a stage is sent once per session.
-   * [LINK-4.2] [LINK-5.7]
+   * INDICATE sent again after a restart is whole and its ETA still true. A stage is sent
+   * once per session. [LINK-4.2] [LINK-5.7]
    */
   #indicate(e: StoredEvent): void {
     if (e.number === null || e.terminal === null) return
@@ -468,8 +469,19 @@ export class Gateway {
     if (!shown) this.#shown.set(address, (shown = new Map()))
     shown.set(e.number, key)
     const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(eta !== undefined ? { eta } : {}) }
-    this.link.send(address, message, { priority: INDICATE_PRIORITY, coalesce: `indicate:${e.number}` })
+    this.link.send(address, message, this.#indicateOptions(address, e.number))
     this.#flushSerial()
+  }
+
+  /**
+   * While the line to a terminal keeps up, every stage goes in turn (each has its beeps).
+   * Once a backlog builds (a terminal that was away, a burst of alarms), a newer stage
+   * replaces one of the same alert not yet sent: the queue then holds each alert's latest
+   * stage, and never overflows into dropping one.
+   */
+  #indicateOptions(address: number, event: number): { priority: number; coalesce?: string } {
+    const busy = (this.link.terminal(address)?.queued ?? 0) >= INDICATE_BACKLOG
+    return busy ? { priority: INDICATE_PRIORITY, coalesce: `indicate:${event}` } : { priority: INDICATE_PRIORITY }
   }
 
   // ------------------------------------------------------------------ broadcasts
@@ -788,7 +800,7 @@ export class Gateway {
    */
   online(): void {
     try {
-      this.store.alarmsDueNow()
+      this.outbox.newConnection()
     } catch (err) {
       this.log.error({ err }, 'could not mark the waiting alarms due; they go at their own times')
     }
