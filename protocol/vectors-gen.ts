@@ -104,6 +104,12 @@ export function gatewayMessages(): Vector[] {
       seq: 7,
       message: { type: 'INDICATE', event: 42, stage: 'dispatched', text: '110巡逻车已出发', eta: 40 },
     }),
+    valid('INDICATE acknowledged with the longest text (40 Chinese characters, 120 bytes)', {
+      dst: T,
+      src: 0,
+      seq: 8,
+      message: { type: 'INDICATE', event: 4_294_967_295, stage: 'acknowledged', text: '旗公安局指挥中心已接警，巡逻车与派出所民警正赶往你家，请保持电话畅通并留在屋内。', eta: 65_535 },
+    }),
     valid('DISPLAY urgent storm warning (Chinese)', {
       dst: T,
       src: 0,
@@ -143,6 +149,29 @@ export function compat(): Vector[] {
       decodeOnly: true,
     },
     {
+      name: 'INDICATE with unknown keys and values of every CBOR kind (a newer gateway): ignored [LINK-5.1], [LINK-5.2]',
+      hex: hex(
+        wire(
+          raw([1, T, 0, 0x30, 2], [
+            0xab, // map of 11 pairs, known keys between unknown ones
+            0x00, 0x18, 0x2a, // 0 event: 42
+            0x0e, 0x39, 0x01, 0xf3, // 14: -500
+            0x01, 0x04, // 1 stage: acknowledged
+            0x18, 0x18, 0x42, 0xca, 0xfe, // 24 (a key past 23): byte string cafe
+            0x64, 0x6e, 0x6f, 0x74, 0x65, 0x61, 0x78, // "note" (a text key): "x"
+            0x20, 0xf5, // -1 (a negative key): true
+            0x0f, 0x83, 0x01, 0x61, 0x79, 0x81, 0x02, // 15: [1, "y", [2]]
+            0x10, 0xa1, 0x01, 0xf6, // 16: {1: null}
+            0x11, 0xc1, 0x1a, 0x69, 0x55, 0xb9, 0x00, // 17: tag 1 (a date), 1767225600
+            0x12, 0xf9, 0x3e, 0x00, // 18: 1.5, a half-precision float
+            0x02, 0x63, 0x42, 0x61, 0x6f, // 2 text: "Bao"
+          ]),
+        ),
+      ),
+      message: { dst: T, src: 0, seq: 2, message: { type: 'INDICATE', event: 42, stage: 'acknowledged', text: 'Bao' } },
+      decodeOnly: true,
+    },
+    {
       name: 'EVENT with keys out of order: accepted',
       hex: hex(wire(raw([1, 0, T, 0x20, 4], map([[5, 10], [4, 2], [1, 101], [0, 7]])))),
       message: { dst: 0, src: T, seq: 4, message: { type: 'EVENT', number: 7, kind: 'emergency', boot: 2, uptime: 10 } },
@@ -173,19 +202,26 @@ export function errors(): Vector[] {
     invalid('EVENT body truncated mid-map', 'LINK_BAD_CBOR', wire(raw([1, 0, T, 0x20, 1], [0xa4, 0x00, 0x07]))),
     invalid('EVENT body with trailing bytes', 'LINK_BAD_CBOR', wire(raw([1, 0, T, 0x20, 1], [...map([[0, 7]]), 0x01]))),
     invalid('EVENT body is an array, not a map', 'LINK_BAD_CBOR', wire(raw([1, 0, T, 0x20, 1], [0x82, 0x01, 0x02]))),
+    // 2^31 pairs: a skipper that counts 2 x pairs items in 32 bits skips none and accepts it.
+    invalid('INDICATE with an unknown key holding a map of 2^31 pairs (truncated)', 'LINK_BAD_CBOR', wire(raw([1, T, 0, 0x30, 1], [0xa3, 0x00, 0x07, 0x01, 0x01, 0x18, 0x18, 0xba, 0x80, 0x00, 0x00, 0x00]))),
     invalid('EVENT with uptime -1', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], map([[0, 7], [1, 101], [4, 2], [5, -1]])))),
     invalid('EVENT number 0', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], map([[0, 0], [1, 101], [4, 2], [5, 1]])))),
     invalid('EVENT with unknown code 999', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], map([[0, 7], [1, 999], [4, 2], [5, 1]])))),
     invalid('EVENT emergency marked restore (no such kind)', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], map([[0, 7], [1, 101], [2, true], [4, 2], [5, 1]])))),
     invalid('EVENT number as text', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], map([[0, '7'], [1, 101], [4, 2], [5, 1]])))),
     invalid('EVENT number 2^64-1', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x20, 1], [0xa4, 0x00, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x18, 0x65, 0x04, 0x01, 0x05, 0x01]))),
+    invalid('INDICATE stage 0', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 0]])))),
+    invalid('INDICATE stage 8', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 8]])))),
     invalid('INDICATE stage 9', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 9]])))),
+    invalid('INDICATE text of 121 bytes', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 4], [2, '警'.repeat(40) + '!']])))),
+    invalid('INDICATE without its stage', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7]])))),
     invalid('HELLO without terminal id', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[1, '1.0'], [2, 0], [3, 1], [4, 0], [5, 0]])))),
     invalid('HELLO with capabilities -1', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[0, 'SL-T-1'], [1, '1.0'], [2, -1], [3, 1], [4, 0], [5, 0]])))),
     invalid('HELLO with a firmware version that is not printable ASCII', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[0, 'SL-T-1'], [1, '固件1.0'], [2, 0], [3, 1], [4, 0], [5, 0]])))),
     invalid('DISPLAY part 3 of 2', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, 'x'], [2, 0], [4, 3], [5, 2]])))),
     invalid('DISPLAY part without parts', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, 'x'], [2, 0], [4, 1]])))),
     invalid('DISPLAY text of 61 Chinese characters (183 bytes > 180)', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x31, 1], map([[0, 5], [1, '暴'.repeat(61)], [2, 0]])))),
+    invalid('HEARTBEAT mains as the integer 21, not true (f5)', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x21, 1], map([[0, 60], [1, 21]])))),
     invalid('HEARTBEAT battery 101 %', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x21, 1], map([[0, 60], [1, true], [2, 101]])))),
     invalid('HEARTBEAT uptime 60.5 (a float)', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x21, 1], [0xa2, 0x00, 0xfb, 0x40, 0x4e, 0x40, 0, 0, 0, 0, 0, 0x01, 0xf5]))),
     invalid('HEARTBEAT with a CBOR tag (Set)', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x21, 1], [0xa2, 0x00, 0xd9, 0x01, 0x02, 0x80, 0x01, 0xf5]))),

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Makes sure the system tools the tests use are here: socat (a real pseudo-terminal pair),
-// mosquitto (a real second broker) and mosquitto-clients (mosquitto_sub and mosquitto_pub:
-// the shell platform of protocol/MQTT.md section 8, in the interop fault test). As root
+// mosquitto (a real second broker), mosquitto-clients (mosquitto_sub and mosquitto_pub:
+// the shell platform of protocol/MQTT.md section 8, in the interop fault test) and gcc (cc,
+// which compiles the C of protocol/PROTOCOL.md in protocol/spec-c.test.ts). As root
 // with apt-get, installs what is missing; otherwise stops with the exact line to run.
 // Never lets the tests skip them silently.
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -13,6 +14,7 @@ const TOOLS = [
   { name: 'mosquitto', pkg: 'mosquitto', paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'] },
   { name: 'mosquitto_sub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_sub', '/usr/local/bin/mosquitto_sub'] },
   { name: 'mosquitto_pub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'] },
+  { name: 'cc', pkg: 'gcc', paths: ['/usr/bin/cc', '/usr/local/bin/cc'] },
 ]
 
 const onPath = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
