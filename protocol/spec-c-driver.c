@@ -79,7 +79,8 @@ static const uint8_t *guarded(const uint8_t *body, size_t n)
 
 /* ---- message decoders by the recipe of [LINK-5.1] ----------------------------------- */
 
-enum kind { UINT, INT, TEXT, BOOL };
+/* ASCII: a text of printable ASCII only (HELLO firmware, [LINK-5.2]). */
+enum kind { UINT, INT, TEXT, ASCII, BOOL };
 struct field { uint8_t key, kind, required; int32_t min; uint32_t max; };
 struct message_def { uint8_t type; const char *name; const struct field *fields; size_t n; };
 
@@ -90,7 +91,7 @@ struct value { bool present; uint8_t major; uint32_t arg; const uint8_t *text; }
 #define U32 0xFFFFFFFFu
 static const struct field nak[] = { { 0, UINT, 1, 1, 4 } };
 static const struct field hello[] = {
-    { 0, TEXT, 1, 1, 32 }, { 1, TEXT, 1, 1, 32 }, { 2, UINT, 1, 0, 0xFFFF },
+    { 0, TEXT, 1, 1, 32 }, { 1, ASCII, 1, 1, 32 }, { 2, UINT, 1, 0, 0xFFFF },
     { 3, UINT, 1, 0, U32 }, { 4, UINT, 1, 0, U32 }, { 5, UINT, 1, 0, 0xFFFF } };
 static const struct field welcome[] = {
     { 0, TEXT, 1, 1, 32 }, { 1, UINT, 1, 0, U32 }, { 2, UINT, 0, 0, U32 }, { 3, UINT, 0, 0, 0xFFFF } };
@@ -100,10 +101,10 @@ static const struct field event[] = {
 static const struct field heartbeat[] = {
     { 0, UINT, 1, 0, U32 }, { 1, BOOL, 1, 0, 0 }, { 2, UINT, 0, 0, 100 }, { 3, UINT, 0, 0, 0xFFFF },
     { 4, INT, 0, -150, 0 }, { 5, UINT, 0, 0, 0xFFFF }, { 6, INT, 0, -60, 100 } };
-static const struct field display_read[] = { { 0, UINT, 1, 0, U32 } };
+static const struct field display_read[] = { { 0, UINT, 1, 0, U32 }, { 1, UINT, 0, 0, 0xFFFF } };
 static const struct field display[] = {
     { 0, UINT, 1, 0, U32 }, { 1, TEXT, 1, 1, 180 }, { 2, UINT, 1, 0, 2 }, { 3, UINT, 0, 0, U32 },
-    { 4, UINT, 0, 1, 15 }, { 5, UINT, 0, 1, 15 } };
+    { 4, UINT, 0, 1, 15 }, { 5, UINT, 0, 1, 15 }, { 6, UINT, 0, 0, 0xFFFF } };
 static const struct field time_[] = { { 0, UINT, 1, 0, U32 }, { 1, BOOL, 1, 0, 0 } };
 static const struct field config[] = { { 0, UINT, 0, 10, 86400 }, { 1, BOOL, 0, 0, 0 } };
 
@@ -133,6 +134,12 @@ static int read_value(const uint8_t **p, const uint8_t *end, const struct field 
     switch ((enum kind)f->kind) {
     case UINT: v->major = 0; return cbor_uint(p, end, (uint32_t)f->min, f->max, &v->arg);
     case TEXT: v->major = 3; return cbor_text(p, end, (uint32_t)f->min, f->max, &v->text, &v->arg);
+    case ASCII:
+        v->major = 3;
+        err = cbor_text(p, end, (uint32_t)f->min, f->max, &v->text, &v->arg);
+        for (uint32_t i = 0; err == 0 && i < v->arg; i++)
+            if (v->text[i] < 0x20 || v->text[i] > 0x7E) err = -LINK_BAD_SCHEMA;
+        return err;
     case INT: return read_int(p, end, f->min, f->max, v);
     case BOOL:
         err = cbor_bool(p, end, &b);
