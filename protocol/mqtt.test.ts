@@ -7,6 +7,7 @@ import { DISPLAY_MAX_PARTS, DISPLAY_TEXT_MAX_BYTES, splitDisplayText } from './d
 import { EVENT_KINDS, STAGES, contactIdOf } from './messages.js'
 import * as mqtt from './mqtt.js'
 import {
+  BATCH_ERROR_CODES,
   BATCH_MAX_BYTES,
   BATCH_MAX_DECOMPRESSED_BYTES,
   BATCH_MAX_ITEMS,
@@ -819,6 +820,18 @@ describe('MQTT.md agrees with the code', () => {
   it('states the batch limits the code has [MQTT-4.2]', () => {
     expect(BATCH_MAX_BYTES).toBe(64 * 1024)
     expect(spec).toContain(`at most ${BATCH_MAX_ITEMS} items (\`BATCH_MAX_ITEMS\`) and at most 64 KiB (${spaced(BATCH_MAX_BYTES)} bytes,`)
+  })
+
+  it('states the two forms of a batch, the limit on what one decodes to, and the codes of a refusal [MQTT-4.2]', () => {
+    const rule = spec.slice(spec.indexOf('**[MQTT-4.2]'), spec.indexOf('**[MQTT-4.3]'))
+    expect(rule).toContain(`\`${ZSTD_MAGIC.map((b) => b.toString(16)).join(' ')}\`, the zstd magic number`)
+    expect(rule).toContain('Receivers MUST accept both forms')
+    expect(BATCH_MAX_DECOMPRESSED_BYTES).toBe(1024 * 1024)
+    expect(rule).toContain(`more\nthan 1 MiB (${spaced(BATCH_MAX_DECOMPRESSED_BYTES)} bytes, \`BATCH_MAX_DECOMPRESSED_BYTES\`)`)
+    expect(ZSTD_MAX_WINDOW_BYTES).toBe(8 * 1024 * 1024)
+    expect(rule).toContain('window over 8 MiB (`ZSTD_MAX_WINDOW_BYTES`')
+    expect([...rule.matchAll(/^\| `(BATCH_[A-Z_]+)` \|/gm)].map((x) => x[1])).toEqual([...BATCH_ERROR_CODES])
+    expect(spec).toContain('`compression`, how it compresses\nits batches ([MQTT-4.2])')
   })
 
   it('states the range of every config setting the schema has [MQTT-5.9]', () => {
