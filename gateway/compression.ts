@@ -139,11 +139,6 @@ export class BatchEncoder {
     this.#found = c instanceof Promise ? c.then(found) : Promise.resolve(found(c))
   }
 
-  /** Settles once the compression is known (and logged). */
-  ready(): Promise<BatchCompression> {
-    return this.#found
-  }
-
   /** The payload of `batch`: one zstd frame, or the bare encoded map where zstd is missing or failed. */
   async encode(batch: Batch, encoding: Encoding): Promise<Buffer> {
     const c = this.#compression ?? (await this.#found)
