@@ -10,7 +10,8 @@
  *   issued again at every CONNACK. The broker keeps what gateways publish while the
  *   console is away and delivers it when the console comes back.
  * - [CONSOLE-2] Untrusted data is narrowed once, here: every payload is decoded (CBOR or
- *   JSON by its first byte, [MQTT-4.3]; zstd for a batch, [MQTT-4.2]) and checked against
+ *   JSON by its first byte, [MQTT-4.3]; a batch zstd-compressed or bare, refused over
+ *   1 MiB decoded, [MQTT-4.2]) and checked against
  *   the schemas of protocol/mqtt.ts. One that fails becomes an `error` event with a
  *   stable code and is dropped; no payload stops the console. [MQTT-4.9] An item whose
  *   only fault is a kind, class or stage this version does not know is kept and shown,
@@ -43,6 +44,7 @@ import { Compile } from 'typebox/compile'
 import { noDelay } from '../gateway/uplink.js'
 import type { Urgency } from '../protocol/messages.js'
 import {
+  BatchDecodeError,
   Birth,
   DEFAULT_TOPIC_PREFIX,
   Reply,
@@ -175,7 +177,7 @@ export class ConsoleError extends Error {
 
 /** Codes of `error` events: what was wrong with something that came from the wire. */
 export type PayloadErrorCode =
-  /** Not CBOR, not JSON (or, for a batch, not zstd), or empty where a message was expected. */
+  /** Not CBOR, not JSON (for a batch: neither zstd nor a map, or over 1 MiB decoded), or empty where a message was expected. */
   | 'CONSOLE_UNDECODABLE'
   /** Decoded, but not what the contract says; the message names the first bad field. */
   | 'CONSOLE_BAD_SCHEMA'
@@ -788,8 +790,9 @@ class Console implements OperatorConsole {
       try {
         value = kind === 'batch' ? await decodeBatch(payload) : decodePayload(payload)
       } catch (e) {
-        const what = kind === 'batch' ? 'zstd-compressed CBOR or JSON' : 'CBOR or JSON'
-        this.#error('CONSOLE_UNDECODABLE', `${kind} of ${payload.length} bytes is not ${what}: ${(e as Error).message}`, topic, gateway, receivedAt)
+        // A batch's own error says what it is, and its code: too large, or undecodable.
+        const message = e instanceof BatchDecodeError ? `${e.message} (${e.code})` : `${kind} of ${payload.length} bytes is not CBOR or JSON: ${(e as Error).message}`
+        this.#error('CONSOLE_UNDECODABLE', message, topic, gateway, receivedAt)
         return
       }
       if (!isMap(value)) {

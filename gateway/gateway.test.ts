@@ -1,12 +1,13 @@
 import { Encoder } from 'cbor-x'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { cobsEncode } from '../protocol/cobs.js'
 import { crc32c } from '../protocol/crc32c.js'
 import { GatewayLink, TerminalLink, type GatewayLinkOptions, type LinkEvent } from '../protocol/link.js'
 import type { Capability, Event, Stage, TerminalMessage } from '../protocol/messages.js'
-import { decodeBatch, decodePayload, encodeBatch, type UplinkEvent } from '../protocol/mqtt.js'
+import { ZSTD_MAGIC, decodeBatch, decodePayload, encodeBatch, type UplinkEvent } from '../protocol/mqtt.js'
 import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
-import { Gateway, type GatewaySettings, type Log } from './gateway.js'
+import { findCompression } from './compression.js'
+import { Gateway, type GatewayIo, type GatewaySettings, type Log } from './gateway.js'
 import { Store, type StoreOptions } from './store.js'
 
 // The rig runs on a fake clock, with a few turns of the event loop per step; the first batch
@@ -41,6 +42,8 @@ function rig(
     storeOptions?: Partial<StoreOptions>
     settings?: Partial<GatewaySettings>
     boot?: number
+    /** The batch compressor the gateway is given (default: found as main.ts does). */
+    compression?: GatewayIo['compression']
     /** The gateway's end of the serial link, to watch it (default a GatewayLink). */
     link?: (o: GatewayLinkOptions) => GatewayLink
     /** The terminal's boot counter and last event number, as its NV memory holds them. */
@@ -74,6 +77,7 @@ function rig(
       hurry: () => state.hurried++,
       now: () => line.now,
       random: () => 0.5,
+      ...(opts.compression ? { compression: opts.compression } : {}),
     },
     log,
     opts.boot ?? 1,
@@ -395,6 +399,107 @@ describe('gateway: store and forward', () => {
     expect(second.stageNames(1)).toEqual(['acknowledged'])
     // Whole: the operator's text comes again with the stage. [LINK-5.7] (issue 10, item 5)
     expect(second.stages()).toMatchObject([{ event: 1, stage: 'acknowledged', text: 'Bao' }])
+  })
+})
+
+describe('gateway: batches without zstd [MQTT-4.2] [MQTT-3.7]', () => {
+  const isZstd = (b: Buffer) => ZSTD_MAGIC.every((x, i) => b[i] === x)
+  const gatewayStatus = (r: ReturnType<typeof rig>) => r.uplink('/status').at(-1) as Record<string, unknown> | undefined
+
+  it('drains a backlog of 20 call-back requests in uncompressed batches when @mongodb-js/zstd cannot be loaded, and says so loudly', async () => {
+    // As on 32-bit ARM, where the package has no binary: its import throws. node:zlib is
+    // held to "none" too, so the test means the same on a Node.js that has zstd built in.
+    vi.doMock('@mongodb-js/zstd', () => {
+      throw new Error("Cannot find module '@mongodb-js/zstd-linux-arm-gnueabihf'")
+    })
+    try {
+      const r = rig({ compression: findCompression({ builtIn: () => null }) })
+      r.state.online = false
+      for (let i = 0; i < 20; i++) r.press('callback')
+      await r.run(30_000, () => r.store.backlog().request.count === 20)
+      expect(r.store.backlog().request.count).toBe(20)
+      r.state.online = true
+      r.gateway.online()
+      await r.run(5_000, () => r.store.backlog().request.count === 0)
+
+      const batches = r.published.filter((p) => p.topic.endsWith('/batch'))
+      expect(batches.length).toBeGreaterThanOrEqual(1)
+      for (const b of batches) {
+        expect(isZstd(b.payload)).toBe(false)
+        expect(b.payload[0]! >= 0xa0 && b.payload[0]! <= 0xbf).toBe(true) // the bare CBOR map
+      }
+      const ids = (await r.items()).filter((i) => i.kind === 'callback').map((i) => i.id)
+      expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => `SL-T-5:${i + 1}`))
+      expect(r.store.backlog().request.count).toBe(0)
+      await r.run(1_000)
+      for (let n = 1; n <= 20; n++) expect(r.stageNames(n)).toContain('sent')
+
+      expect(gatewayStatus(r)?.compression).toEqual({ codec: 'none', error: expect.stringMatching(/^@mongodb-js\/zstd: .*; node:zlib: /) })
+      const errors = r.logs.filter((l) => l.level === 'error')
+      expect(errors.map((l) => l.msg)).toEqual([expect.stringMatching(/^zstd cannot be loaded on this board, so batches go uncompressed: a full batch is about 10 times larger/)])
+      expect(r.logs.filter((l) => l.level === 'warn')).toEqual([])
+    } finally {
+      vi.doUnmock('@mongodb-js/zstd')
+    }
+  })
+
+  it('sends a batch uncompressed when zstd throws on it, logs that (rate-limited), and counts it in the status', async () => {
+    let calls = 0
+    const r = rig({
+      compression: Promise.resolve({
+        codec: 'zstd',
+        via: '@mongodb-js/zstd',
+        compress: async () => {
+          calls++
+          throw new Error('ZSTD_error_memory_allocation')
+        },
+      }),
+    })
+    for (const round of [1, 2, 3]) {
+      r.state.online = false
+      r.press('mains-lost')
+      r.press('test')
+      await r.run(5_000, () => r.store.backlog().trouble.count + r.store.backlog().status.count === 2)
+      r.state.online = true
+      r.gateway.online()
+      await r.run(2_000, () => r.store.backlog().trouble.count + r.store.backlog().status.count === 0)
+      expect(calls, `round ${round}`).toBe(round)
+    }
+    const batches = r.published.filter((p) => p.topic.endsWith('/batch'))
+    expect(batches).toHaveLength(3)
+    expect(batches.every((b) => !isZstd(b.payload))).toBe(true)
+    expect((await r.items()).filter((i) => i.kind === 'mains-lost' || i.kind === 'test')).toHaveLength(6)
+    // The first failure is logged at once; the next two fall within the same minute.
+    expect(r.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([expect.stringMatching(/^zstd failed on a batch: it goes uncompressed/)])
+    r.command({ id: 's', type: 'status-request' })
+    await r.run(100)
+    expect(gatewayStatus(r)?.compression).toEqual({ codec: 'zstd', via: '@mongodb-js/zstd', failures: 3, error: 'ZSTD_error_memory_allocation' })
+  })
+
+  it('says in the status which zstd it compresses with: @mongodb-js/zstd where it loads', async () => {
+    const r = rig({ compression: await findCompression() })
+    r.command({ id: 's', type: 'status-request' })
+    await r.run(100)
+    expect(gatewayStatus(r)?.compression).toEqual({ codec: 'zstd', via: '@mongodb-js/zstd' })
+    expect(r.logs.some((l) => l.level === 'info' && l.msg === 'batches compressed with zstd (@mongodb-js/zstd)')).toBe(true)
+  })
+
+  it('logs a backlog failure that is not the uplink going offline as a warning, at most once a minute', async () => {
+    const r = rig()
+    await r.run(1_000)
+    r.state.failPublish = true
+    r.press('mains-lost')
+    r.press('battery-low')
+    await r.run(30_000)
+    expect(r.store.backlog().trouble.count).toBe(2)
+    expect(r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('backlog publication failed'))).toHaveLength(1)
+    await r.run(31_000)
+    const warnings = r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('backlog publication failed'))
+    expect(warnings).toHaveLength(2)
+    expect(warnings[1]!.fields).toMatchObject({ suppressed: expect.any(Number) })
+    r.state.failPublish = false
+    await r.run(2_000)
+    expect(r.store.backlog().trouble.count).toBe(0)
   })
 })
 

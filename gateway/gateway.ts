@@ -25,7 +25,6 @@ import {
   CLASS_OF,
   GATEWAY_KINDS,
   MQTT_CONTRACT_VERSION,
-  encodeBatch,
   encodePayload,
   gatewayTopics,
   parseCommand,
@@ -37,10 +36,12 @@ import {
   type Reply,
 } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
+import { BatchEncoder, type BatchCompression } from './compression.js'
 import { timingProblem } from './config.js'
 import { Outbox, type Publication } from './outbox.js'
 import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
 import { terminalEventId, type NewEvent, type Reset, type StoredBroadcast, type StoredEvent, type Store } from './store.js'
+import type { UplinkErrorCode } from './uplink.js'
 
 export interface GatewaySettings {
   gateway: string
@@ -78,6 +79,8 @@ export interface GatewayIo {
   /** Gateway clock, ms. */
   now(): number
   random?: () => number
+  /** How batches are compressed ([MQTT-4.2]), or the finding of it. Default: findCompression() (@mongodb-js/zstd, else node:zlib, else none). */
+  compression?: BatchCompression | Promise<BatchCompression>
 }
 
 interface KnownTerminal {
@@ -114,6 +117,8 @@ const WITHDRAWN_TEXT = 'withdrawn'
 export function eventFingerprint(m: Event): string {
   return [m.kind, m.user ?? '', m.boot, m.uptime, m.time ?? ''].join('|')
 }
+/** Rejections of io.publish that mean only "the uplink went away": the backlog waits for it. */
+const OFFLINE_CODES: ReadonlySet<unknown> = new Set<UplinkErrorCode>(['UPLINK_OFFLINE', 'UPLINK_CLOSED'])
 
 export class Gateway {
   readonly topics: GatewayTopics
@@ -134,6 +139,9 @@ export class Gateway {
   /** Retained commands already answered with CMD_RETAINED, by digest: once each per run. */
   readonly #retained = new Set<string>()
   readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
+  readonly #batches: BatchEncoder
+  /** Backlog failures other than going offline: logged at once, then one line a minute. */
+  readonly #backlogWarnings = new ReplyBudget({ burst: 1, perMinute: 1 })
   #backlogBusy = false
   /** Settles when the alarms last put on the wire have their PUBACK (or failed). */
   #alarmsOut: Promise<unknown> = Promise.resolve()
@@ -166,6 +174,7 @@ export class Gateway {
     })
     this.#replyBudgetOptions = settings.replyBudget ?? DEFAULT_REPLY_BUDGET
     this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
+    this.#batches = new BatchEncoder({ ...(io.compression ? { compression: io.compression } : {}), log, now: io.now })
     this.#startedAt = io.now()
     this.#loadSettings()
     for (const t of JSON.parse(store.meta('terminals') ?? '[]') as Partial<KnownTerminal>[]) {
@@ -669,7 +678,15 @@ export class Gateway {
         this.#casesSent(p)
       }
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'backlog publication interrupted; it stays in the store')
+      // Going offline mid-drain is expected, and the backlog waits in the store. Anything
+      // else can stop the backlog for good (a batch zstd could not compress did, unseen at
+      // debug level), so it is a warning; rate-limited, because pump() runs every second.
+      if (!this.io.online() || OFFLINE_CODES.has((err as { code?: unknown }).code)) {
+        this.log.debug({ err: (err as Error).message }, 'backlog publication interrupted; it stays in the store')
+      } else {
+        const line = this.#backlogWarnings.take(this.io.now())
+        if (line.send) this.log.warn({ err, ...(line.suppressed > 0 ? { suppressed: line.suppressed } : {}) }, 'backlog publication failed; it stays in the store and is tried again')
+      }
     } finally {
       this.#backlogBusy = false
     }
@@ -712,7 +729,7 @@ export class Gateway {
       case 'event':
         return this.io.publish(this.topics.event, encodePayload(p.payload, enc))
       case 'batch':
-        return this.io.publish(this.topics.batch, await encodeBatch(p.payload, enc))
+        return this.io.publish(this.topics.batch, await this.#batches.encode(p.payload, enc))
     }
   }
 
@@ -770,6 +787,7 @@ export class Gateway {
       counters: this.store.counters(),
       store: { writes: this.store.writes() },
       serial: this.link.stats(),
+      compression: this.#batches.status(),
     }
   }
 

@@ -12,6 +12,7 @@ import { readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GatewayLink } from '../protocol/link.js'
+import { findCompression } from './compression.js'
 import type { GatewayConfig } from './config.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
@@ -90,6 +91,9 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   // Room for one INDICATE per open alert of a terminal that was away, and its config.
   const link = new GatewayLink({ gateway: config.gateway.id, boot, baud: config.serial.baud, maxQueue: 256 })
 
+  // Found before the core starts, so that its first status already says which. [MQTT-3.7]
+  const compression = await findCompression()
+
   // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
   let serial: SerialLine | null = null
   let uplink: Uplink | null = null
@@ -109,6 +113,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
         if (delay !== null) log.info({ retryInMs: delay }, 'alarm waiting: reconnecting sooner')
       },
       now: () => Date.now(),
+      compression,
     },
     log,
     boot,
