@@ -17,6 +17,7 @@ import {
   describeEvent,
   publishBroadcast,
   renderView,
+  screenText,
   startConsole,
   type AckMode,
   type AlarmView,
@@ -401,13 +402,16 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
   const changed = () => {
     if (live && renderTimer === undefined) renderTimer = setTimeout(render, 50)
   }
+  // Notes and questions quote alert ids and error messages, text from the wire: outside
+  // the live view (which renderView makes safe) they go through screenText [CONSOLE-9].
+  const say = (write: (text: string) => void, text: string, end = '\n') => write(`${screenText(text)}${end}`)
   const note = (text: string) => {
     if (live) {
       notes.push(`${clockTime(Date.now())}  ${text}`)
       if (notes.length > 20) notes.shift()
       changed()
-    } else if (r.json) o.stderr(`${text}\n`)
-    else o.stdout(`${clockTime(Date.now())}  NOTE     ${text}\n`)
+    } else if (r.json) say(o.stderr, text)
+    else say(o.stdout, `${clockTime(Date.now())}  NOTE     ${text}`)
   }
   const onEvent = (e: ConsoleEvent) => {
     if (r.json) o.stdout(`${JSON.stringify(e)}\n`)
@@ -437,7 +441,8 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
       prompt = { question, buffer: '', done: resolve }
       step()
       if (live) changed()
-      else (r.json ? o.stderr : o.stdout)(`${question} ${r.json ? '' : '\n'}`)
+      else if (r.json) say(o.stderr, `${question} `, '')
+      else say(o.stdout, `${question} `)
     })
   const answer = (value: string | null) => {
     const p = prompt

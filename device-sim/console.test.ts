@@ -26,7 +26,7 @@ import {
 } from '../protocol/mqtt.js'
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
-import { ConsoleError, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
+import { ConsoleError, describeEvent, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
 import { waitFor } from './wait.js'
 
 // ---------------------------------------------------------------------------------------
@@ -425,6 +425,83 @@ describe('persistent session [CONSOLE-1] [MQTT-4.8]', () => {
     const broker = await startMosquitto()
     cleanups.push(() => broker.close())
     await awayAndBack(broker.url)
+  })
+})
+
+describe('text from the wire on the screen [CONSOLE-9]', () => {
+  /** What a terminal obeys: C0 (ESC, BEL, CR, LF ...), DEL, C1 (CSI U+009B ...), bidi overrides and isolates. */
+  const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
+  // Clear the screen, home the cursor, hide, blink, recolour, move up a line, set the
+  // window title (OSC), an 8-bit CSI, a bell, reverse the rest of the line, a fake new line.
+  const hostile = (printable: string) => `\x1b[2J\x1b[H\x1b[8m\x1b[5m\x1b[31m${printable}\x1b[0m\x1b[1A\x1b]0;pwned\x07\x9b2J\x07\u202eevil\u202c\u2066x\u2069\x7f\r\nFAKE LINE`
+
+  async function hostileGateway(url: string) {
+    const gw = await fakeGateway(url)
+    // An alarm of a kind this version does not know, so that its kind is free text too.
+    const a = alarm(gw.id, 1, { id: `T4-00123:1${hostile('')}`, terminal: `T4-00123${hostile('')}`, kind: `avalanche${hostile('')}` as never, text: hostile('Fire at the north well') })
+    const relay = { ...trouble(gw.id, 2), id: `${gw.id}:g1`, class: 'request', kind: 'relay', code: null, terminal: null, text: hostile('Batu needs a vet') }
+    const reply = { v: 1, type: 'error', gateway: gw.id, command: `c-1${hostile('')}`, topic: gw.topics.command, code: `CMD_STALE${hostile('')}`, message: hostile('time for session 3'), time: { at: T0, estimated: false } }
+    return {
+      gw,
+      a,
+      publishAll: async () => {
+        await gw.publish('alert', encodePayload(a, 'cbor'))
+        await gw.publish('event', encodePayload(relay, 'json'))
+        await gw.publish('reply', encodePayload(reply, 'json'))
+        // Not JSON: the parser's message quotes the payload.
+        await gw.publish('alert', Buffer.from(hostile('not json')))
+      },
+    }
+  }
+
+  it('item 25: the view and the event log show the printable text, and no control character, escape sequence or bidi override from the wire', async () => {
+    const broker = await aedes()
+    const { gw, a, publishAll } = await hostileGateway(broker.url)
+    const { c, events } = await consoleFor(broker.url)
+    await publishAll()
+    await waitFor('the receipt, the reply and the error', () => gw.of('receipt').length === 1 && events.some((e) => e.type === 'reply') && events.some((e) => e.type === 'error'))
+    expect(gw.of('receipt')[0]!.ids).toEqual([a.id]) // the id itself is passed on untouched
+
+    const log = events.map(describeEvent)
+    const view = renderView(c.snapshot(), { now: Date.now(), width: 1000 })
+    for (const line of [...log, ...view]) expect(line).not.toMatch(CONTROL)
+    const logText = log.join('\n')
+    expect(logText).toMatch(/ALERT +T4-00123:1.* avalanche.* from T4-00123.*Fire at the north well/)
+    expect(logText).toContain('Batu needs a vet')
+    expect(logText).toContain('time for session 3')
+    expect(logText).toMatch(/ERROR +CONSOLE_UNDECODABLE/)
+    // Made visible, not silently dropped: the operator sees that something was sent.
+    expect(logText).toContain('\\u001b[2J\\u001b[H')
+    expect(logText).toContain('\\u202eevil\\u202c')
+    expect(logText).toContain('\\r\\nFAKE LINE')
+    expect(view.join('\n')).toMatch(/T4-00123:1.*avalanche/)
+  })
+
+  it('the same through `steppelink console`: plain lines, and the live view on a terminal', async () => {
+    const broker = await aedes()
+    const { publishAll } = await hostileGateway(broker.url)
+    const plain = io()
+    const stdin = new PassThrough()
+    const runPlain = consoleCommand(['--broker', broker.url, '--id', uniq('plain')], { ...plain.io, stdin })
+    const live = io()
+    const runLive = consoleCommand(['--broker', broker.url, '--id', uniq('live')], { ...live.io, isTTY: true, env: { NO_COLOR: '1' }, size: () => ({ columns: 400, rows: 60 }) })
+    await waitFor('both connected', () => plain.out.join('').includes('BROKER   connected') && live.out.join('').includes('connected'))
+    await publishAll()
+    await waitFor('the plain lines', () => plain.out.join('').includes('CONSOLE_UNDECODABLE') && plain.out.join('').includes('REPLY'))
+    await waitFor('the live view', () => live.out.join('').includes('avalanche'))
+    // A note quotes the alarm's id.
+    stdin.write('a\n')
+    await waitFor('the note of the acknowledgement', () => plain.out.join('').includes('NOTE     acknowledged T4-00123:1'))
+    plain.abort.abort()
+    live.abort.abort()
+    expect(await runPlain).toBe(0)
+    expect(await runLive).toBe(0)
+
+    for (const line of plain.lines()) expect(line).not.toMatch(CONTROL)
+    expect(plain.out.join('')).toContain('Fire at the north well')
+    // The live view's own sequences (alternate screen, home, erase) are all it may contain.
+    const own = /\x1b\[\?1049[hl]|\x1b\[H|\x1b\[2J|\x1b\[K|\x1b\[J/g
+    for (const line of live.out.join('').replace(own, '').split('\n')) expect(line).not.toMatch(CONTROL)
   })
 })
 

@@ -31,6 +31,13 @@
  *   `parseCommand` before it is published, so the console cannot send what a gateway
  *   would reject. Command ids are `<console id>-<start, base 36>-<counter>-<random>`:
  *   unique across restarts without a counter on disk.
+ * - [CONSOLE-9] Text from the wire (ids, kinds, texts, messages, even a parser's quote of
+ *   a payload) reaches a human screen only through `screenText`, applied where text leaves
+ *   for a screen: `describeEvent`, `renderView` (before its own colours) and the CLI's
+ *   plain output. Control characters, escape sequences and bidi overrides are shown as
+ *   `\u001b`-style text, so a gateway or anyone publishing on the broker cannot clear the
+ *   operator's screen, move the cursor, recolour a line or reverse it. `--json` needs no
+ *   such step: JSON escapes every control character.
  * - [CONSOLE-8] State lives in memory. A real platform stores an alert durably before its
  *   receipt ([MQTT-4.1]); a restarted console has forgotten its alerts, and an alarm that
  *   arrives again after the restart is shown as new (the gateway ignores an answer for a
@@ -1320,6 +1327,26 @@ export async function startConsole(opts: ConsoleOptions): Promise<OperatorConsol
 // ---------------------------------------------------------------------------------------
 // Presentation: plain text, no ANSI, for a pipe, a log and the demo
 
+/**
+ * What a terminal would obey rather than print: C0 controls (ESC, BEL, CR, LF, BS ...),
+ * DEL, C1 controls (U+0080-U+009F: U+009B is a one-character CSI on many terminals), the
+ * bidi embeddings and overrides U+202A-U+202E and isolates U+2066-U+2069 (which reverse
+ * what follows on the line), and the line and paragraph separators U+2028-U+2029.
+ */
+const UNSAFE_ON_SCREEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * Text made safe to print on a terminal [CONSOLE-9]: every character of UNSAFE_ON_SCREEN
+ * becomes its escape as printable text (`\u001b`, `\u202e`; `\n`, `\r`, `\t`), so an
+ * escape sequence arrives as harmless, visible characters (`\u001b[2J`) and the operator
+ * sees that something odd was sent. Everything else is kept. Applying it twice changes
+ * nothing more.
+ */
+export function screenText(text: string): string {
+  return text.replace(UNSAFE_ON_SCREEN, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** Local wall-clock time, HH:MM:SS. */
 export function clockTime(ms: number): string {
   const d = new Date(ms)
@@ -1337,8 +1364,12 @@ export function duration(ms: number): string {
 
 const codeOf = (code: number | string | null) => (code === null ? '' : ` (${code})`)
 
-/** One event as one line of plain text, prefixed with the local time it arrived. */
+/** One event as one line of plain text, prefixed with the local time it arrived; safe to print [CONSOLE-9]. */
 export function describeEvent(e: ConsoleEvent): string {
+  return screenText(eventLine(e))
+}
+
+function eventLine(e: ConsoleEvent): string {
   const at = clockTime(e.receivedAt)
   const late = e.ageMs !== null && e.ageMs >= 10_000 ? `, ${duration(e.ageMs)} after it happened` : ''
   switch (e.type) {
@@ -1414,36 +1445,35 @@ export interface ViewOptions {
   rows?: number
 }
 
-/** The console's screen, as lines: gateways, terminals, open alarms with age and stage, recent trouble, errors. */
+/** The console's screen, as lines: gateways, terminals, open alarms with age and stage, recent trouble, errors. Safe to print [CONSOLE-9]. */
 export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   const width = o.width ?? 100
   const rows = o.rows ?? 8
   const ansi = o.ansi ?? false
-  const bold = (t: string) => (ansi ? `\x1b[1m${t}\x1b[22m` : t)
-  const red = (t: string) => (ansi ? `\x1b[31m${t}\x1b[39m` : t)
-  const inverse = (t: string) => (ansi ? `\x1b[7m${t}\x1b[27m` : t)
-  const cut = (t: string) => (t.length > width ? `${t.slice(0, width - 1)}…` : t)
-  const more = (total: number, shown: number) => (total > shown ? [`  ... and ${total - shown} more`] : [])
-  const lines: string[] = []
-  const online = s.gateways.filter((g) => g.online).length
-  if (o.title !== undefined) lines.push(bold(cut(o.title)))
-  lines.push(bold(`Gateways: ${online} online, ${s.gateways.length - online} offline`))
-  for (const g of s.gateways.slice(0, rows)) {
-    const text = cut(
-      `  ${g.online ? 'online ' : 'OFFLINE'}  ${g.gateway.padEnd(16)} session ${g.session ?? '-'}${g.area ? `, area ${g.area}` : ''}, ${g.online ? 'up' : 'down'} for ${duration(o.now - g.since)}, last heard ${duration(o.now - g.lastHeard)} ago`,
-    )
-    lines.push(g.online ? text : red(text))
+  /** Each line as plain text with its emphasis; made safe, cut and coloured in one place at the end. */
+  const lines: [Emphasis, string][] = []
+  const push = (text: string, emphasis: Emphasis = 'plain') => void lines.push([emphasis, text])
+  const more = (total: number, shown: number) => {
+    if (total > shown) push(`  ... and ${total - shown} more`)
   }
-  lines.push(...more(s.gateways.length, rows))
+  const online = s.gateways.filter((g) => g.online).length
+  if (o.title !== undefined) push(o.title, 'bold')
+  push(`Gateways: ${online} online, ${s.gateways.length - online} offline`, 'bold')
+  for (const g of s.gateways.slice(0, rows)) {
+    push(
+      `  ${g.online ? 'online ' : 'OFFLINE'}  ${g.gateway.padEnd(16)} session ${g.session ?? '-'}${g.area ? `, area ${g.area}` : ''}, ${g.online ? 'up' : 'down'} for ${duration(o.now - g.since)}, last heard ${duration(o.now - g.lastHeard)} ago`,
+      g.online ? 'plain' : 'alarm',
+    )
+  }
+  more(s.gateways.length, rows)
   const lost = s.terminals.filter((t) => t.lost).length
-  lines.push(bold(`Terminals: ${s.terminals.length}${lost > 0 ? `, ${lost} lost` : ''}`))
+  push(`Terminals: ${s.terminals.length}${lost > 0 ? `, ${lost} lost` : ''}`, 'bold')
   for (const t of s.terminals.slice(0, rows)) {
     const power = [t.mains === false ? 'mains OFF' : t.mains === true ? 'mains on' : null, t.battery === null ? null : `battery ${t.battery}%`].filter((x) => x !== null).join(', ')
-    const text = cut(`  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`)
-    lines.push(t.lost ? red(text) : text)
+    push(`  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`, t.lost ? 'alarm' : 'plain')
   }
-  lines.push(...more(s.terminals.length, rows))
-  lines.push(bold(`Open alarms: ${s.openAlarms.length}`))
+  more(s.terminals.length, rows)
+  push(`Open alarms: ${s.openAlarms.length}`, 'bold')
   // At least nine, so that each of the keys 1-9 selects one that is on the screen.
   const alarmRows = Math.max(rows, 9)
   s.openAlarms.slice(0, alarmRows).forEach((a, i) => {
@@ -1452,20 +1482,42 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
     const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
     const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
     const mark = a.id === o.selected ? '>' : ' '
-    const text = cut(`${mark} ${i + 1}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}`)
     const waiting = a.stage === 'stored' || a.stage === 'received'
-    lines.push(a.id === o.selected ? inverse(text) : waiting ? red(text) : text)
+    push(
+      `${mark} ${i + 1}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}`,
+      a.id === o.selected ? 'selected' : waiting ? 'alarm' : 'plain',
+    )
   })
-  lines.push(...more(s.openAlarms.length, alarmRows))
-  lines.push(bold('Recent trouble'))
-  if (s.trouble.length === 0) lines.push('  none')
+  more(s.openAlarms.length, alarmRows)
+  push('Recent trouble', 'bold')
+  if (s.trouble.length === 0) push('  none')
   for (const t of s.trouble.slice(0, Math.min(rows, 5))) {
-    lines.push(cut(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}`))
+    push(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}`)
   }
   if (s.errors.length > 0) {
-    lines.push(bold(`Errors: ${s.counters.errors}`))
-    for (const e of s.errors.slice(-3)) lines.push(cut(`  ${describeEvent(e)}`))
+    push(`Errors: ${s.counters.errors}`, 'bold')
+    for (const e of s.errors.slice(-3)) push(`  ${eventLine(e)}`)
   }
-  for (const f of o.footer ?? []) lines.push(cut(f))
-  return lines
+  for (const f of o.footer ?? []) push(f)
+  const cut = (t: string) => (t.length > width ? `${t.slice(0, width - 1)}…` : t)
+  return lines.map(([emphasis, text]) => emphasize(cut(screenText(text)), emphasis, ansi))
+}
+
+type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'
+
+/** Bold, red or inverse on a terminal (our own sequences, added after screenText); nothing without ANSI. */
+function emphasize(text: string, emphasis: Emphasis, ansi: boolean): string {
+  if (!ansi) return text
+  switch (emphasis) {
+    case 'plain':
+      return text
+    case 'bold':
+      return `\x1b[1m${text}\x1b[22m`
+    case 'alarm':
+      return `\x1b[31m${text}\x1b[39m`
+    case 'selected':
+      return `\x1b[7m${text}\x1b[27m`
+    default:
+      return assertNever(emphasis)
+  }
 }
