@@ -340,7 +340,7 @@ describe('events, batches and statuses', () => {
 })
 
 describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
-  it('birth means online, a death of that session offline, a death of an older session is stale; a time command after each birth', async () => {
+  it('birth means online, a death of that session offline, a death of an older session is stale; a time command naming its session after each birth', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)
     const early = await fakeGateway(broker.url)
@@ -351,7 +351,8 @@ describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
     const { c, of } = await consoleFor(broker.url)
     const online = (id: string) => c.snapshot().gateways.find((g) => g.gateway === id)?.online
     await waitFor('the retained states', () => online(early.id) === true && online(gone.id) === false)
-    await waitFor('time to the gateway born before the console', () => early.of('time').length === 1)
+    const [earlyTime] = await waitFor('time to the gateway born before the console', () => early.of('time').length === 1 && early.of('time'))
+    expect(earlyTime!.session).toBe(2)
     expect(gone.commands).toEqual([])
 
     await gw.publish('state', birth(gw.id, 5), true)
@@ -376,7 +377,9 @@ describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
       ['death', 6, true, true],
       ['death', 7, false, false],
     ])
-    expect(gw.of('time')).toHaveLength(2)
+    // Each time names the session of the birth it answers, so a later session can refuse it.
+    expect(gw.of('time').map((t) => t.session)).toEqual([5, 7])
+    expect(describeEvent(of('command-sent').find((e) => e.kind === 'time' && e.gateway === gw.id)!)).toMatch(/SENT +time \d{4}-.*Z for session 5 -> /)
     expect(c.snapshot().gateways.find((g) => g.gateway === gw.id)).toMatchObject({ online: false, session: 7 })
   })
 

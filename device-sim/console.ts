@@ -22,7 +22,7 @@
  *   process, other items over the last `maxItemIds` ids. Each repeat is counted.
  * - [CONSOLE-5] Gateways are online from a birth until a death of the same or a later
  *   session; a death of an older session is stale and ignored [MQTT-2.3]. Every birth is
- *   answered with a `time` command [MQTT-4.13].
+ *   answered with a `time` command naming the birth's session [MQTT-4.13].
  * - [CONSOLE-6] The console's stage of an alert moves forward only, along
  *   STAGE_TRANSITIONS; each operator command is sent once per alert. A receipt goes out
  *   for every copy whatever the stage ([MQTT-4.7]: a late receipt changes nothing at the
@@ -132,7 +132,7 @@ export interface ConsoleOptions {
   resolveText?: string
   /** `by` of the acknowledgements, shown on the terminal, 1–100 characters. Default 'Operator on duty'. */
   operator?: string
-  /** Send a `time` command after every birth [MQTT-4.13]. Default true. */
+  /** Send a `time` command, with the birth's `session`, after every birth [MQTT-4.13]. Default true. */
   sendTime?: boolean
   /** MQTT keep-alive, s. Default 30. */
   keepaliveS?: number
@@ -1187,8 +1187,10 @@ class Console implements OperatorConsole {
       ...(stale ? { stale: true as const } : {}),
     })
     // [MQTT-4.13] The gateway's clock from ours, right after its birth, never to one offline.
+    // It names the session it answers: a time the broker queued while the gateway was away
+    // reaches a later session, which refuses it (CMD_STALE) instead of taking a stale clock.
     if (b.type === 'birth' && this.#o.sendTime !== false) {
-      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'time', now: this.#now() }, null).catch(() => {})
+      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'time', now: this.#now(), session: b.session }, null).catch(() => {})
     }
   }
 
@@ -1423,7 +1425,7 @@ function describeCommand(c: Command): string {
     case 'broadcast':
       return `#${c.broadcast} ${c.urgency}: ${c.text}`
     case 'time':
-      return new Date(c.now).toISOString()
+      return `${new Date(c.now).toISOString()}${c.session === undefined ? '' : ` for session ${c.session}`}`
     default:
       return c.id
   }
