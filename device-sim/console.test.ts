@@ -14,6 +14,7 @@ import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { consoleCommand, tokenize } from '../cli/console-command.js'
 import {
+  COMMAND_ERROR_CODES,
   DEFAULT_TOPIC_PREFIX,
   encodeBatch,
   encodePayload,
@@ -326,6 +327,21 @@ describe('events, batches and statuses', () => {
     expect(of('reply')).toEqual([])
     expect(c.snapshot().counters.errors).toBe(bad.length)
     expect(c.connected).toBe(true)
+  })
+
+  it('[MQTT-3.8] every code of COMMAND_ERROR_CODES, the new CMD_BAD_VALUE, CMD_STALE and CMD_RETAINED included, and a code of a later version, is shown as a reply', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { of } = await consoleFor(broker.url)
+    const codes = [...COMMAND_ERROR_CODES, 'CMD_FROM_THE_FUTURE']
+    expect(codes).toEqual(expect.arrayContaining(['CMD_BAD_VALUE', 'CMD_STALE', 'CMD_RETAINED']))
+    for (const [i, code] of codes.entries()) {
+      await gw.publish('reply', encodePayload({ v: 1, type: 'error', gateway: gw.id, command: `c-${i}`, topic: gw.topics.command, code, message: `reason ${i}`, time: { at: T0, estimated: false } }, 'json'))
+    }
+    const replies = await waitFor('every reply', () => of('reply').length === codes.length && of('reply'))
+    expect(replies.map((r) => r.code)).toEqual(codes)
+    replies.forEach((r, i) => expect(describeEvent(r)).toMatch(new RegExp(`REPLY +${gw.id} rejected command c-${i}: ${codes[i]} reason ${i}$`)))
+    expect(of('error')).toEqual([])
   })
 
   it('[MQTT-3.8] a reply is shown with its code and the rejected command', async () => {
