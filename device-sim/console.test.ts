@@ -107,6 +107,16 @@ function trouble(gateway: string, n: number, kind: 'mains-lost' | 'tamper' = 'ma
   return { ...alarm(gateway, n), class: 'trouble', kind, code: kind === 'tamper' ? 383 : 301, stage: undefined } as UplinkEvent
 }
 
+/** A call-back request of terminal T4-00123 (class request, on `event` or in a batch). */
+function callback(gateway: string, n: number, over: Partial<UplinkEvent> = {}): UplinkEvent {
+  return { ...alarm(gateway, n), class: 'request', kind: 'callback', code: null, stage: 'sent', ...over }
+}
+
+/** A message the center household relayed for a neighbour (class request, made by the gateway). */
+function relay(gateway: string, n: number, text: string): UplinkEvent {
+  return { ...alarm(gateway, n), id: `${gateway}:g${n}`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, stage: 'sent', text }
+}
+
 function status(gateway: string, terminal: string, battery: number, mains: boolean): TerminalStatus {
   return {
     v: 1,
@@ -167,7 +177,7 @@ describe('alerts', () => {
     expect(ack).toMatchObject({ type: 'acknowledged', alert: a.id, by: '110 centre: Officer Bao' })
     expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged'])
     expect(timers.delays()).toEqual([90_000, 1_800_000])
-    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+    expect(c.case(a.id)?.stage).toBe('acknowledged')
 
     timers.fire(90_000)
     const [dispatched] = await waitFor('the dispatch', () => gw.of('dispatched').length === 1 && gw.of('dispatched'))
@@ -177,7 +187,7 @@ describe('alerts', () => {
     timers.fire(1_800_000)
     const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
     expect(resolved).toMatchObject({ alert: a.id, text: 'Case closed by the 110 centre' })
-    expect(c.alarm(a.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
+    expect(c.case(a.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
     expect(c.snapshot().openAlarms).toEqual([])
 
     // A late copy of a closed alarm: a receipt still, and no second answer.
@@ -209,13 +219,13 @@ describe('alerts', () => {
     const a = alarm(gw.id, 42)
     await gw.publish('alert', encodePayload(a, 'cbor'))
     await waitFor('the receipt', () => gw.of('receipt').length === 1)
-    expect(c.alarm(a.id)?.stage).toBe('received')
+    expect(c.case(a.id)?.stage).toBe('received')
 
     const ackd = await c.acknowledge(a.id, 'Stay with the patient, keep warm')
     expect(ackd).toMatchObject({ type: 'acknowledged', alert: a.id, by: 'Operator on duty', text: 'Stay with the patient, keep warm' })
     await expect(c.acknowledge(a.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
     await expect(c.dispatch(a.id, 'x'.repeat(101))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('/unit') })
-    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+    expect(c.case(a.id)?.stage).toBe('acknowledged')
     await c.dispatch(a.id, 'Patrol car 3, Abag', 95)
     await expect(c.acknowledge(a.id)).rejects.toBeInstanceOf(ConsoleError)
     await c.resolve(a.id, 'Taken to the banner hospital')
@@ -252,6 +262,136 @@ describe('alerts', () => {
   })
 })
 
+describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
+  it('auto: a receipt for each (one per batch), acknowledged with a text for the herder, resolved after the resolve delay, never dispatched', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c, of } = await consoleFor(broker.url, { ack: 'auto', dispatchAfterS: 90, resolveAfterS: 1800, timers })
+    const alone = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(alone, 'cbor'))
+    await waitFor('the receipt of the request alone', () => gw.of('receipt').length === 1)
+    const second = callback(gw.id, 44)
+    const neighbour = relay(gw.id, 12, '巴图家：两只羊在井边走失，明天需要兽医。')
+    const batch = { v: 1 as const, id: `${gw.id}:b9`, gateway: gw.id, items: [second, neighbour, alone, trouble(gw.id, 45)] }
+    await gw.publish('batch', await encodeBatch(batch, 'cbor'))
+    await waitFor('three acknowledgements and two receipts', () => gw.of('acknowledged').length === 3 && gw.of('receipt').length === 2)
+
+    // One receipt per message: the batch's requests together, the copy of the first again.
+    expect(gw.of('receipt').map((r) => r.ids)).toEqual([[alone.id], [second.id, neighbour.id, alone.id]])
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'receipt', 'acknowledged', 'acknowledged'])
+    expect(gw.of('acknowledged').map((a) => [a.alert, a.by, a.text])).toEqual([
+      [alone.id, 'Operator on duty', '110 centre will call you back'],
+      [second.id, 'Operator on duty', '110 centre will call you back'],
+      [neighbour.id, 'Operator on duty', '110 centre has the message'],
+    ])
+    // Only the resolve is timed: no patrol car for a call-back.
+    expect(timers.delays()).toEqual([1_800_000, 1_800_000, 1_800_000])
+    const s = c.snapshot()
+    expect(s.openAlarms).toEqual([])
+    expect(s.openRequests.map((r) => [r.id, r.class, r.stage, r.copies])).toEqual([
+      [alone.id, 'request', 'acknowledged', 2],
+      [second.id, 'request', 'acknowledged', 1],
+      [neighbour.id, 'request', 'acknowledged', 1],
+    ])
+    expect(s.counters).toMatchObject({ alerts: 0, requests: 3, requestCopies: 4, duplicates: 1, items: 1 })
+    const lines = of('event').filter((e) => e.class === 'request')
+    expect(lines.map((e) => [e.id, e.stage, e.copies, e.duplicate ?? false, e.batch])).toEqual([
+      [alone.id, 'stored', 1, false, null],
+      [second.id, 'stored', 1, false, batch.id],
+      [neighbour.id, 'stored', 1, false, batch.id],
+      [alone.id, 'acknowledged', 2, true, batch.id],
+    ])
+    expect(describeEvent(lines[0]!)).toMatch(new RegExp(`REQUEST +${alone.id} +callback from T4-00123 via ${gw.id}: NEW REQUEST`))
+    expect(describeEvent(lines[3]!)).toMatch(/copy 2 \(duplicate\) in batch/)
+
+    timers.fire(1_800_000)
+    const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(resolved).toMatchObject({ alert: alone.id, text: 'Case closed by the 110 centre' })
+    expect(c.case(alone.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'resolved'])
+    expect(c.snapshot().openRequests.map((r) => r.id)).toEqual([second.id, neighbour.id])
+    expect(gw.of('dispatched')).toEqual([])
+    expect(gw.rejected).toEqual([])
+  })
+
+  it('manual: the same stages as an alarm through the API, a dispatch too if the operator wants one; stages only move forward', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c } = await consoleFor(broker.url, { dispatchAfterS: 30, resolveAfterS: 60, timers })
+    const r = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(r, 'json'))
+    await waitFor('the receipt', () => gw.of('receipt').length === 1)
+    expect(c.case(r.id)).toMatchObject({ class: 'request', kind: 'callback', stage: 'received' })
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt'])
+
+    expect(await c.acknowledge(r.id)).toMatchObject({ alert: r.id, text: '110 centre will call you back' })
+    expect(timers.delays()).toEqual([60_000])
+    await expect(c.acknowledge(r.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED', message: `request ${r.id} is already acknowledged` })
+    await c.dispatch(r.id, 'Township vet', 120)
+    await c.resolve(r.id, 'Called back at 14:05')
+    await expect(c.dispatch(r.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
+    expect(timers.pending.size).toBe(0)
+    await waitFor('the answers', () => gw.commands.length === 4)
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'dispatched', 'resolved'])
+    expect(gw.of('dispatched')[0]).toMatchObject({ alert: r.id, unit: 'Township vet', eta: 120 })
+    expect(c.snapshot().openRequests).toEqual([])
+    // An operator's own text replaces the default.
+    const other = callback(gw.id, 42)
+    await gw.publish('event', encodePayload(other, 'json'))
+    await waitFor('its receipt', () => gw.of('receipt').length === 2)
+    expect(await c.acknowledge(other.id, 'Officer Bao calls you within the hour')).toMatchObject({ text: 'Officer Bao calls you within the hour' })
+  })
+
+  it('the view lists requests apart from the alarms, numbered after them, with their text; never red', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const now = T0 + 125_000
+    const { c } = await consoleFor(broker.url, { now: () => now })
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await gw.publish('event', encodePayload(relay(gw.id, 12, 'Batu: two sheep lost at the well'), 'cbor'))
+    await gw.publish('event', encodePayload(callback(gw.id, 41), 'cbor'))
+    await waitFor('three receipts', () => gw.of('receipt').length === 3)
+    const text = renderView(c.snapshot(), { now, width: 200 }).join('\n')
+    expect(text).toMatch(/Open alarms: 1\n {2}1\. T4-00123:42 +emergency/)
+    expect(text).toMatch(new RegExp(`Open requests: 2\\n {2}2\\. ${gw.id}:g12 +relay +- +via ${gw.id} +age 2 min 05 s {2}RECEIVED: Batu: two sheep lost at the well\\n {2}3\\. T4-00123:41 +callback`))
+    const ansi = renderView(c.snapshot(), { now, ansi: true }).filter((l) => l.includes('callback') || l.includes('relay'))
+    expect(ansi.join('\n')).not.toContain('\x1b[31m')
+  })
+
+  it('keys: a takes the alarms first, then the requests; d goes to a request only when it is selected', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const t = io()
+    const stdin = new PassThrough()
+    const run = consoleCommand(['--broker', broker.url, '--id', uniq('keys')], { ...t.io, stdin })
+    await waitFor('connected', () => t.out.join('').includes('BROKER   connected'))
+    const r = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(r, 'cbor'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await waitFor('the receipts', () => gw.of('receipt').length === 2)
+
+    stdin.write('a\n')
+    await waitFor('the alarm acknowledged first', () => gw.of('acknowledged')[0]?.alert === 'T4-00123:42')
+    stdin.write('a\n')
+    const [, ack] = await waitFor('then the request', () => gw.of('acknowledged').length === 2 && gw.of('acknowledged'))
+    expect(ack).toMatchObject({ alert: r.id, text: '110 centre will call you back' })
+    stdin.write('d\n\n\n') // nothing selected: the alarm
+    await waitFor('the dispatch to the alarm', () => gw.of('dispatched')[0]?.alert === 'T4-00123:42')
+    stdin.write('d\n')
+    await waitFor('no second alarm to dispatch', () => t.out.join('').includes('no open alarm waiting for a dispatch'))
+    stdin.write('2\nd\nHerder Batu\n0\n') // the request, selected
+    await waitFor('the dispatch to the request', () => gw.of('dispatched')[1]?.alert === r.id)
+    stdin.write('r\nCalled back\n') // still selected
+    const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(resolved).toMatchObject({ alert: r.id, text: 'Called back' })
+    stdin.write('q\n')
+    expect(await run).toBe(0)
+    expect(t.out.join('')).toMatch(/console stopped: 1 alarm \(1 still open\), 1 request \(0 still open\)/)
+    expect(gw.rejected).toEqual([])
+  })
+})
+
 describe('events, batches and statuses', () => {
   it.each<Encoding>(['cbor', 'json'])('[MQTT-4.2] batch items (%s) decoded one by one, deduplicated against the same item alone on `event`', async (enc) => {
     const broker = await aedes()
@@ -280,8 +420,11 @@ describe('events, batches and statuses', () => {
     ])
     expect(s.trouble.map((t) => t.kind)).toEqual(['tamper', 'mains-lost'])
     expect(s.openAlarms).toEqual([])
-    expect(s.counters).toMatchObject({ items: 5, duplicates: 1, errors: 0 })
-    expect(gw.commands).toEqual([])
+    // The relay is a request: a case of its own, with a receipt (below); the rest are items.
+    expect(s.openRequests.map((r) => [r.id, r.kind, r.stage])).toEqual([[relay.id, 'relay', 'received']])
+    expect(s.counters).toMatchObject({ items: 4, requests: 1, duplicates: 1, errors: 0 })
+    const [receipt] = await waitFor('the receipt of the relay', () => gw.commands.length === 1 && gw.of('receipt'))
+    expect(receipt!.ids).toEqual([relay.id])
   })
 
   it('[CONSOLE-2] [MQTT-4.9] malformed payloads are reported with a code and dropped; the console goes on', async () => {
@@ -478,7 +621,7 @@ describe('text from the wire on the screen [CONSOLE-9]', () => {
     const { gw, a, publishAll } = await hostileGateway(broker.url)
     const { c, events } = await consoleFor(broker.url)
     await publishAll()
-    await waitFor('the receipt, the reply and the error', () => gw.of('receipt').length === 1 && events.some((e) => e.type === 'reply') && events.some((e) => e.type === 'error'))
+    await waitFor('the receipts, the reply and the error', () => gw.of('receipt').length === 2 && events.some((e) => e.type === 'reply') && events.some((e) => e.type === 'error'))
     expect(gw.of('receipt')[0]!.ids).toEqual([a.id]) // the id itself is passed on untouched
 
     const log = events.map(describeEvent)
@@ -510,7 +653,7 @@ describe('text from the wire on the screen [CONSOLE-9]', () => {
     await waitFor('the live view', () => live.out.join('').includes('avalanche'))
     // A note quotes the alarm's id.
     stdin.write('a\n')
-    await waitFor('the note of the acknowledgement', () => plain.out.join('').includes('NOTE     acknowledged T4-00123:1'))
+    await waitFor('the note of the acknowledgement', () => plain.out.join('').includes('NOTE     acknowledged alarm T4-00123:1'))
     plain.abort.abort()
     live.abort.abort()
     expect(await runPlain).toBe(0)

@@ -15,18 +15,24 @@
  *   stable code and is dropped; no payload stops the console. [MQTT-4.9] An item whose
  *   only fault is a kind, class or stage this version does not know is kept and shown,
  *   marked `unknownKind` ([MQTT-6.1]): a newer gateway's alarm still gets its receipt.
- * - [CONSOLE-3] Every copy of an alert gets a receipt at once, each with a new command
- *   id, duplicates included: a copy means the gateway has not seen a receipt yet.
- *   [MQTT-4.10] [MQTT-4.12]
- * - [CONSOLE-4] Items are deduplicated by id [MQTT-3.2]: alerts for the life of the
- *   process, other items over the last `maxItemIds` ids. Each repeat is counted.
+ * - [CONSOLE-3] Every copy of a case gets a receipt at once, each with a new command id,
+ *   duplicates included: a copy means the gateway has not seen a receipt yet.
+ *   [MQTT-4.10] [MQTT-4.12] A case is an alarm (on `alert`) or a request (class `request`:
+ *   a call-back, a relayed message, on `event` or in a batch); the requests of one batch
+ *   share one receipt.
+ * - [CONSOLE-4] Items are deduplicated by id [MQTT-3.2]: cases for the life of the
+ *   process, other items over the last `maxItemIds` ids. Each repeat is counted. Ids are
+ *   opaque: `T4-00123:7` and, after a terminal-reset, `T4-00123@gw-0017.1:7` are two.
  * - [CONSOLE-5] Gateways are online from a birth until a death of the same or a later
  *   session; a death of an older session is stale and ignored [MQTT-2.3]. Every birth is
  *   answered with a `time` command naming the birth's session [MQTT-4.13].
- * - [CONSOLE-6] The console's stage of an alert moves forward only, along
- *   STAGE_TRANSITIONS; each operator command is sent once per alert. A receipt goes out
- *   for every copy whatever the stage ([MQTT-4.7]: a late receipt changes nothing at the
- *   gateway). Automatic dispatch and resolve count from the acknowledgement.
+ * - [CONSOLE-6] The console's stage of a case moves forward only, along
+ *   STAGE_TRANSITIONS, the same table for alarms and requests; each operator command is
+ *   sent once per case. A receipt goes out for every copy whatever the stage
+ *   ([MQTT-4.7]: a late receipt changes nothing at the gateway). What follows an
+ *   acknowledgement by itself (AUTOMATIC_AFTER_ACKNOWLEDGEMENT) counts from it: dispatch
+ *   and resolve for an alarm, only the resolve for a request (the hotline calls back;
+ *   no patrol car).
  * - [CONSOLE-7] Commands are JSON, QoS 1, never retained [MQTT-5.4], each checked with
  *   `parseCommand` before it is published, so the console cannot send what a gateway
  *   would reject. Command ids are `<console id>-<start, base 36>-<counter>-<random>`:
@@ -115,14 +121,15 @@ export interface ConsoleOptions {
   username?: string
   password?: string
   /**
-   * What happens to a new alarm besides its receipt. 'auto': an `acknowledged` at once;
+   * What happens to a new case (alarm or request) besides its receipt. 'auto': an
+   * `acknowledged` at once (for a request with the text of REQUEST_ACKNOWLEDGEMENTS);
    * 'manual': the operator acknowledges (`acknowledge()`, or a key in the CLI); 'none':
    * receipts only. Default 'manual'.
    */
   ack?: AckMode
-  /** Send `dispatched` this many seconds after an alert's acknowledgement. Default null: never by itself. */
+  /** Send `dispatched` this many seconds after an alarm's acknowledgement (never to a request). Default null: never by itself. */
   dispatchAfterS?: number | null
-  /** Send `resolved` this many seconds after an alert's acknowledgement. Default null: never by itself. */
+  /** Send `resolved` this many seconds after the acknowledgement of an alarm or a request. Default null: never by itself. */
   resolveAfterS?: number | null
   /** The unit of an automatic (or default) dispatch, ≤ 100 characters. Default 'patrol car 110-3'. */
   unit?: string
@@ -158,9 +165,9 @@ export interface ConsoleOptions {
 export type ConsoleErrorCode =
   /** An option of startConsole is out of range (a bug of the caller). */
   | 'CONSOLE_BAD_OPTION'
-  /** acknowledge/dispatch/resolve named an alert this console has not seen. */
+  /** acknowledge/dispatch/resolve named a case (alarm or request) this console has not seen. */
   | 'CONSOLE_UNKNOWN_ALERT'
-  /** The alert is already at that stage or further ([CONSOLE-6]). */
+  /** The case is already at that stage or further ([CONSOLE-6]). */
   | 'CONSOLE_STAGE_PASSED'
   /** The command would fail its schema (text too long, bad target ...); the message names the field. */
   | 'CONSOLE_BAD_COMMAND'
@@ -199,9 +206,10 @@ export type PayloadErrorCode =
 // Stages as data [CONSOLE-6]
 
 /**
- * The console's stages of an alert, in order. `stored`: the console has it (in memory);
- * `received`: its receipt was issued; then the operators' answers [MQTT-4.7]. The
- * gateway's own stages (`sent`, `unconfirmed`) travel in the uplink as `gatewayStage`.
+ * The console's stages of a case, an alarm or a request alike, in order. `stored`: the
+ * console has it (in memory); `received`: its receipt was issued; then the operators'
+ * answers [MQTT-4.7]. The gateway's own stages (`sent`, `unconfirmed`) travel in the
+ * uplink as `gatewayStage` (a request is never `unconfirmed`).
  */
 export const CONSOLE_STAGES = ['stored', 'received', 'acknowledged', 'dispatched', 'resolved'] as const
 export type ConsoleStage = (typeof CONSOLE_STAGES)[number]
@@ -217,6 +225,43 @@ export const STAGE_TRANSITIONS: Readonly<Record<ConsoleStage, Partial<Record<Ope
   acknowledged: { dispatch: 'dispatched', resolve: 'resolved' },
   dispatched: { resolve: 'resolved' },
   resolved: {},
+}
+
+/** Whether a case at `stage` can still take `action`: the one question every caller asks the table. */
+export function canTake(stage: ConsoleStage, action: OperatorAction): boolean {
+  return STAGE_TRANSITIONS[stage][action] !== undefined
+}
+
+/**
+ * The classes of a case: an alarm (an emergency: help is sent) or a request (a call-back
+ * request, a message relayed for a neighbour: the hotline answers it).
+ */
+export type CaseClass = 'alarm' | 'request'
+
+/**
+ * What the console does by itself after it acknowledges a case, each after its delay
+ * (`dispatchAfterS`, `resolveAfterS`): an alarm gets help sent and is closed; a request
+ * is only closed, because the hotline answers it by phone.
+ */
+export const AUTOMATIC_AFTER_ACKNOWLEDGEMENT: Readonly<Record<CaseClass, readonly ('dispatch' | 'resolve')[]>> = {
+  alarm: ['dispatch', 'resolve'],
+  request: ['resolve'],
+}
+
+/**
+ * The `text` of a request's acknowledgement, by kind, when the operator gives none: the
+ * herder reads it at the button ([MQTT-4.7]: at most 120 bytes). An alarm's shows `by`.
+ */
+export const REQUEST_ACKNOWLEDGEMENTS: Readonly<Record<string, string>> = {
+  callback: '110 centre will call you back',
+  relay: '110 centre has the message',
+}
+/** For a request of a kind this version does not know. */
+export const OTHER_REQUEST_ACKNOWLEDGEMENT = '110 centre has your request'
+
+/** The `text` of an acknowledgement when the operator gives none: a request's by its kind; none for an alarm. */
+export function acknowledgementText(c: { class: CaseClass; kind: string }): string | undefined {
+  return c.class === 'request' ? (REQUEST_ACKNOWLEDGEMENTS[c.kind] ?? OTHER_REQUEST_ACKNOWLEDGEMENT) : undefined
 }
 
 // ---------------------------------------------------------------------------------------
@@ -269,6 +314,10 @@ export interface EventLine extends LineBase {
   attempt: number
   /** The batch it came in, or null when it came alone on `event`. */
   batch: string | null
+  /** A request ([CONSOLE-3]): the console's stage of the case when this copy arrived. */
+  stage?: ConsoleStage
+  /** A request: copies of this id so far, this one included. */
+  copies?: number
   duplicate?: true
   text?: string
   broadcast?: number
@@ -365,8 +414,10 @@ export interface TerminalView {
   lost: boolean
 }
 
-export interface AlarmView {
+/** An alarm or a request, from its first copy until it is resolved and beyond. */
+export interface CaseView {
   id: string
+  class: CaseClass
   gateway: string
   terminal: string | null
   kind: string
@@ -380,7 +431,7 @@ export interface AlarmView {
   copies: number
   /** The highest `attempt` seen. */
   attempt: number
-  /** The gateway's stage in the latest copy; `unconfirmed` means the herder was told to phone 110. */
+  /** The gateway's stage in the latest copy; `unconfirmed` (alarms only) means the herder was told to phone 110. */
   gatewayStage: string | null
   stage: ConsoleStage
   /** Local ms of each stage the console reached. */
@@ -404,8 +455,13 @@ export interface TroubleView {
 
 export interface ConsoleCounters {
   messages: number
+  /** Alarms (distinct ids), and every copy of them. */
   alerts: number
   alertCopies: number
+  /** Requests (distinct ids), and every copy of them. */
+  requests: number
+  requestCopies: number
+  /** Other items (trouble, status ...), distinct ids. */
   items: number
   duplicates: number
   errors: number
@@ -416,8 +472,10 @@ export interface ConsoleSnapshot {
   connected: boolean
   gateways: GatewayView[]
   terminals: TerminalView[]
-  /** Alerts not resolved, oldest first. */
-  openAlarms: AlarmView[]
+  /** Alarms not resolved, oldest first. */
+  openAlarms: CaseView[]
+  /** Requests not resolved, oldest first. */
+  openRequests: CaseView[]
   /** Trouble events, newest first (the last 50). */
   trouble: TroubleView[]
   /** The last 20 `error` events, newest last. */
@@ -434,19 +492,20 @@ export interface OperatorConsole {
   readonly connected: boolean
   /** A copy of what the console knows, for a view. */
   snapshot(): ConsoleSnapshot
-  /** One alert, resolved ones included; undefined if never seen. */
-  alarm(id: string): AlarmView | undefined
+  /** One case, alarm or request, resolved ones included; undefined if never seen. */
+  case(id: string): CaseView | undefined
   /** Repeats per id (copies beyond the first), for every id that had one. */
   readonly duplicates: ReadonlyMap<string, number>
   /** Resolves once subscribed (at once if already). */
   whenConnected(): Promise<void>
   /**
-   * The operator takes the alert: `acknowledged` with `by` = the operator (and `text`
-   * for the herder, ≤ 200 characters, if given). Resolves with the command once the
-   * broker has it; rejects with a ConsoleError (unknown alert, stage passed, bad text).
+   * The operator takes the case: `acknowledged` with `by` = the operator, and `text` for
+   * the herder (≤ 200 characters; for a request, by default its REQUEST_ACKNOWLEDGEMENTS
+   * text). Resolves with the command once the broker has it; rejects with a ConsoleError
+   * (unknown case, stage passed, bad text).
    */
   acknowledge(alertId: string, text?: string): Promise<Command>
-  /** Help is on the way: `dispatched` with unit (default: the option `unit`) and eta in minutes (default `etaMin`). */
+  /** Help is on the way: `dispatched` with unit (default: the option `unit`) and eta in minutes (default `etaMin`); an alarm's, or a request's if the operator decides so. */
   dispatch(alertId: string, unit?: string, etaMin?: number): Promise<Command>
   /** The case is closed: `resolved` with text (default `resolveText`). */
   resolve(alertId: string, text?: string): Promise<Command>
@@ -634,9 +693,21 @@ export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine
 const UPLINK = ['alert', 'event', 'batch', 'state', 'status', 'reply'] as const
 type Uplink = (typeof UPLINK)[number]
 
-interface AlarmRecord extends AlarmView {
+interface CaseRecord extends CaseView {
   timers: unknown[]
 }
+
+/**
+ * What one message leaves to do once all its items are in: the receipt of its cases (one
+ * command for a whole batch), then the automatic acknowledgements, in that order.
+ */
+interface Followup {
+  receipts: CaseRecord[]
+  acknowledgements: CaseRecord[]
+}
+
+/** A receipt names at most this many ids ([MQTT-5.5]). */
+const MAX_RECEIPT_IDS = 1000
 
 const MAX_TROUBLE = 50
 const MAX_ERRORS = 20
@@ -679,13 +750,14 @@ class Console implements OperatorConsole {
   readonly #newId: () => string
   readonly #gateways = new Map<string, GatewayView>()
   readonly #terminals = new Map<string, TerminalView>()
-  readonly #alarms = new Map<string, AlarmRecord>()
+  /** Alarms and requests by id, for the life of the process [CONSOLE-4]. */
+  readonly #cases = new Map<string, CaseRecord>()
   /** Ids of other items, oldest first (Map keeps insertion order), for deduplication [CONSOLE-4]. */
   readonly #itemIds = new Map<string, true>()
   readonly #duplicates = new Map<string, number>()
   readonly #trouble: TroubleView[] = []
   readonly #errors: ErrorLine[] = []
-  readonly #counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
+  readonly #counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, requests: 0, requestCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
   /** Rejecters of commands waiting for their PUBACK; a close rejects them (mqtt.js would never call back). */
   readonly #pending = new Set<(e: Error) => void>()
   /** Messages are handled one after the other, in arrival order, batches (async) included. */
@@ -803,40 +875,46 @@ class Console implements OperatorConsole {
         this.#error('CONSOLE_BAD_SCHEMA', `${kind}: a payload must be a map/object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, topic, gateway, receivedAt)
         return
       }
-      switch (kind) {
-        case 'alert':
-          return this.#item(value, gateway, topic, receivedAt, null, true)
-        case 'event':
-          return this.#item(value, gateway, topic, receivedAt, null, false)
-        case 'batch':
-          return this.#batch(value, gateway, topic, receivedAt)
-        case 'state':
-          return this.#state(value, gateway, topic, receivedAt)
-        case 'status':
-          return this.#gatewayStatus(value, gateway, topic, receivedAt)
-        case 'reply':
-          return this.#reply(value, gateway, topic, receivedAt)
-        default:
-          return assertNever(kind)
+      const followup: Followup = { receipts: [], acknowledgements: [] }
+      try {
+        switch (kind) {
+          case 'alert':
+            return this.#item(value, gateway, topic, receivedAt, null, true, followup)
+          case 'event':
+            return this.#item(value, gateway, topic, receivedAt, null, false, followup)
+          case 'batch':
+            return this.#batch(value, gateway, topic, receivedAt, followup)
+          case 'state':
+            return this.#state(value, gateway, topic, receivedAt)
+          case 'status':
+            return this.#gatewayStatus(value, gateway, topic, receivedAt)
+          case 'reply':
+            return this.#reply(value, gateway, topic, receivedAt)
+          default:
+            return assertNever(kind)
+        }
+      } finally {
+        // Also when an item failed (a bug, CONSOLE_INTERNAL below): the cases before it get their receipt.
+        this.#followUp(gateway, followup)
       }
     } catch (e) {
       this.#error('CONSOLE_INTERNAL', `handling ${topic} failed: ${(e as Error).stack ?? String(e)}`, topic, null, receivedAt)
     }
   }
 
-  #batch(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number): void {
+  #batch(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, followup: Followup): void {
     const c = check(checkBatch, value, 'batch')
     if (!c.ok) return this.#error('CONSOLE_BAD_SCHEMA', c.message, topic, gateway, receivedAt)
     // Each item on its own: one bad item does not lose the others [MQTT-4.2].
     const b = value as { id: string; items: unknown[] }
     b.items.forEach((item, i) => {
       if (!isMap(item)) return this.#error('CONSOLE_BAD_SCHEMA', `batch ${b.id} item ${i}: not a map/object`, topic, gateway, receivedAt)
-      this.#item(item, gateway, topic, receivedAt, b.id, false, ` (batch ${b.id} item ${i})`)
+      this.#item(item, gateway, topic, receivedAt, b.id, false, followup, ` (batch ${b.id} item ${i})`)
     })
   }
 
-  /** An UplinkEvent or a TerminalStatus, alone or from a batch. Alarms are handled as alerts wherever they come. */
-  #item(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, batch: string | null, onAlertTopic: boolean, where = ''): void {
+  /** An UplinkEvent or a TerminalStatus, alone or from a batch. Alarms are handled as alerts wherever they come, requests as cases. */
+  #item(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, batch: string | null, onAlertTopic: boolean, followup: Followup, where = ''): void {
     if (value.kind === 'status' && !onAlertTopic) {
       const c = check(checkStatus, value, `terminal status${where}`)
       if (!c.ok) return this.#error('CONSOLE_BAD_SCHEMA', c.message, topic, gateway, receivedAt)
@@ -849,20 +927,25 @@ class Console implements OperatorConsole {
       unknownKind = true
     }
     const e = value as UplinkEvent
-    if (onAlertTopic || e.class === 'alarm') return this.#alert(e, gateway, receivedAt, unknownKind)
+    if (onAlertTopic || e.class === 'alarm') return this.#alert(e, gateway, receivedAt, unknownKind, followup)
+    if (e.class === 'request') return this.#request(e, gateway, receivedAt, batch, unknownKind, followup)
     this.#event(e, gateway, receivedAt, batch, unknownKind)
   }
 
-  // -- alerts [MQTT-4.9] [MQTT-4.10] --------------------------------------------------------
+  // -- cases: alarms and requests [MQTT-4.9] [MQTT-4.10] ----------------------------------------
 
-  #alert(e: UplinkEvent, gateway: string, receivedAt: number, unknownKind: boolean): void {
-    let a = this.#alarms.get(e.id)
+  /** The case of this copy, new or known; counts it. */
+  #case(e: UplinkEvent, cls: CaseClass, gateway: string, receivedAt: number, unknownKind: boolean): { a: CaseRecord; duplicate: boolean } {
+    let a = this.#cases.get(e.id)
     const duplicate = a !== undefined
-    this.#counters.alertCopies++
+    if (cls === 'alarm') this.#counters.alertCopies++
+    else this.#counters.requestCopies++
     if (a === undefined) {
-      this.#counters.alerts++
+      if (cls === 'alarm') this.#counters.alerts++
+      else this.#counters.requests++
       a = {
         id: e.id,
+        class: cls,
         gateway,
         terminal: e.terminal,
         kind: e.kind,
@@ -884,7 +967,7 @@ class Console implements OperatorConsole {
         unknownKind,
         timers: [],
       }
-      this.#alarms.set(e.id, a)
+      this.#cases.set(e.id, a)
     } else {
       a.copies++
       a.lastReceivedAt = receivedAt
@@ -894,6 +977,11 @@ class Console implements OperatorConsole {
     }
     this.#touchTerminal(e.terminal, gateway, e.address, e.kind, receivedAt)
     this.#touchGateway(gateway, receivedAt)
+    return { a, duplicate }
+  }
+
+  #alert(e: UplinkEvent, gateway: string, receivedAt: number, unknownKind: boolean, followup: Followup): void {
+    const { a, duplicate } = this.#case(e, 'alarm', gateway, receivedAt, unknownKind)
     this.#emit({
       ...this.#times(e.time, receivedAt),
       type: 'alert',
@@ -913,13 +1001,41 @@ class Console implements OperatorConsole {
       ...(e.text === undefined ? {} : { text: e.text }),
       ...(unknownKind ? { unknownKind: true as const } : {}),
     })
-    // [CONSOLE-3] A receipt for every copy, a new command id each time.
-    this.#advance(a, 'receipt')
-    this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'receipt', ids: [e.id] }, e.id).catch(() => {})
-    if (!duplicate && this.ack === 'auto') this.#acknowledge(a).catch(() => {})
+    this.#caseFollowup(a, duplicate, followup)
   }
 
-  #advance(a: AlarmRecord, action: OperatorAction): boolean {
+  /** A request is a case too [CONSOLE-3], but not an emergency: an `event` line, its own list. */
+  #request(e: UplinkEvent, gateway: string, receivedAt: number, batch: string | null, unknownKind: boolean, followup: Followup): void {
+    const { a, duplicate } = this.#case(e, 'request', gateway, receivedAt, unknownKind)
+    this.#emit({
+      ...this.#times(e.time, receivedAt),
+      ...eventFields(e, gateway, batch, unknownKind),
+      stage: a.stage,
+      copies: a.copies,
+      ...(duplicate ? { duplicate: true as const } : {}),
+    })
+    this.#caseFollowup(a, duplicate, followup)
+  }
+
+  /** [CONSOLE-3] A receipt for every copy, a new command id each time; a new case is acknowledged in `auto`. */
+  #caseFollowup(a: CaseRecord, duplicate: boolean, followup: Followup): void {
+    followup.receipts.push(a)
+    if (!duplicate && this.ack === 'auto') followup.acknowledgements.push(a)
+  }
+
+  /** The receipt of what one message brought, in one command (a batch's requests together), then the automatic acknowledgements. */
+  #followUp(gateway: string, f: Followup): void {
+    if (f.receipts.length === 0) return
+    for (const a of f.receipts) this.#advance(a, 'receipt')
+    const ids = [...new Set(f.receipts.map((a) => a.id))]
+    for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+      const some = ids.slice(i, i + MAX_RECEIPT_IDS)
+      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'receipt', ids: some }, some[0]!).catch(() => {})
+    }
+    for (const a of f.acknowledgements) this.#acknowledge(a).catch(() => {})
+  }
+
+  #advance(a: CaseRecord, action: OperatorAction): boolean {
     const next = STAGE_TRANSITIONS[a.stage][action]
     if (next === undefined) return false
     a.stage = next
@@ -927,11 +1043,11 @@ class Console implements OperatorConsole {
     return true
   }
 
-  #lookup(alertId: string, action: OperatorAction): AlarmRecord {
+  #lookup(alertId: string, action: OperatorAction): CaseRecord {
     if (this.#closed) throw new ConsoleError('CONSOLE_CLOSED', 'the console is closed')
-    const a = this.#alarms.get(alertId)
-    if (a === undefined) throw new ConsoleError('CONSOLE_UNKNOWN_ALERT', `no alert '${alertId}' has reached this console`)
-    if (STAGE_TRANSITIONS[a.stage][action] === undefined) throw new ConsoleError('CONSOLE_STAGE_PASSED', `alert ${alertId} is already ${a.stage}`)
+    const a = this.#cases.get(alertId)
+    if (a === undefined) throw new ConsoleError('CONSOLE_UNKNOWN_ALERT', `no alarm or request '${alertId}' has reached this console`)
+    if (!canTake(a.stage, action)) throw new ConsoleError('CONSOLE_STAGE_PASSED', `${a.class} ${alertId} is already ${a.stage}`)
     return a
   }
 
@@ -939,20 +1055,22 @@ class Console implements OperatorConsole {
     return this.#acknowledge(this.#lookup(alertId, 'acknowledge'), text)
   }
 
-  async #acknowledge(a: AlarmRecord, text?: string): Promise<Command> {
+  async #acknowledge(a: CaseRecord, text = acknowledgementText(a)): Promise<Command> {
     const by = this.#o.operator ?? CONSOLE_DEFAULTS.operator
     const sent = this.#answer(a, 'acknowledge', { type: 'acknowledged', alert: a.id, by, ...(text === undefined ? {} : { text }) })
     a.acknowledgedBy = by
-    // Automatic dispatch and resolve count from the acknowledgement [CONSOLE-6].
-    const after = (s: number | null | undefined, fn: () => void) => {
-      if (s !== undefined && s !== null) a.timers.push(this.#timers.setTimeout(fn, s * 1000))
+    // What follows by itself counts from the acknowledgement [CONSOLE-6].
+    const delays = { dispatch: this.#o.dispatchAfterS, resolve: this.#o.resolveAfterS }
+    const actions = { dispatch: () => this.#dispatch(a), resolve: () => this.#resolve(a) }
+    for (const action of AUTOMATIC_AFTER_ACKNOWLEDGEMENT[a.class]) {
+      const s = delays[action]
+      if (s === undefined || s === null) continue
+      a.timers.push(
+        this.#timers.setTimeout(() => {
+          if (!this.#closed && canTake(a.stage, action)) actions[action]().catch(() => {})
+        }, s * 1000),
+      )
     }
-    after(this.#o.dispatchAfterS, () => {
-      if (!this.#closed && STAGE_TRANSITIONS[a.stage].dispatch !== undefined) this.#dispatch(a).catch(() => {})
-    })
-    after(this.#o.resolveAfterS, () => {
-      if (!this.#closed && STAGE_TRANSITIONS[a.stage].resolve !== undefined) this.#resolve(a).catch(() => {})
-    })
     return sent
   }
 
@@ -960,7 +1078,7 @@ class Console implements OperatorConsole {
     return this.#dispatch(this.#lookup(alertId, 'dispatch'), unit, etaMin)
   }
 
-  #dispatch(a: AlarmRecord, unit = this.#o.unit ?? CONSOLE_DEFAULTS.unit, eta: number | undefined = this.#o.etaMin ?? CONSOLE_DEFAULTS.etaMin): Promise<Command> {
+  #dispatch(a: CaseRecord, unit = this.#o.unit ?? CONSOLE_DEFAULTS.unit, eta: number | undefined = this.#o.etaMin ?? CONSOLE_DEFAULTS.etaMin): Promise<Command> {
     const sent = this.#answer(a, 'dispatch', { type: 'dispatched', alert: a.id, unit, eta })
     a.unit = unit
     a.eta = eta
@@ -971,14 +1089,14 @@ class Console implements OperatorConsole {
     return this.#resolve(this.#lookup(alertId, 'resolve'), text)
   }
 
-  #resolve(a: AlarmRecord, text = this.#o.resolveText ?? CONSOLE_DEFAULTS.resolveText): Promise<Command> {
+  #resolve(a: CaseRecord, text = this.#o.resolveText ?? CONSOLE_DEFAULTS.resolveText): Promise<Command> {
     const sent = this.#answer(a, 'resolve', { type: 'resolved', alert: a.id, ...(text === '' ? {} : { text }) })
     for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
     return sent
   }
 
   /** Checks the answer, moves the stage, publishes: a bad text throws before anything changes. */
-  #answer(a: AlarmRecord, action: OperatorAction, body: Record<string, unknown>): Promise<Command> {
+  #answer(a: CaseRecord, action: OperatorAction, body: Record<string, unknown>): Promise<Command> {
     const command = checkedCommand({ v: 1, id: this.#newId(), ...body, at: this.#now() })
     this.#advance(a, action)
     return this.#publish(gatewayTopics(this.prefix, a.gateway).command, a.gateway, command, a.id)
@@ -1024,7 +1142,7 @@ class Console implements OperatorConsole {
           type: 'command-sent',
           id: command.id,
           gateway,
-          terminal: alert === null ? null : (this.#alarms.get(alert)?.terminal ?? null),
+          terminal: alert === null ? null : (this.#cases.get(alert)?.terminal ?? null),
           code: null,
           kind: command.type,
           time: { at, estimated: false },
@@ -1082,22 +1200,8 @@ class Console implements OperatorConsole {
     }
     this.#emit({
       ...this.#times(e.time, receivedAt),
-      type: 'event',
-      id: e.id,
-      gateway,
-      terminal: e.terminal,
-      code: e.code,
-      kind: e.kind,
-      class: e.class,
-      restore: e.restore,
-      address: e.address,
-      number: e.number,
-      attempt: e.attempt,
-      batch,
+      ...eventFields(e, gateway, batch, unknownKind),
       ...(duplicate ? { duplicate: true as const } : {}),
-      ...(e.text === undefined ? {} : { text: e.text }),
-      ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
-      ...(unknownKind ? { unknownKind: true as const } : {}),
     })
   }
 
@@ -1276,29 +1380,28 @@ class Console implements OperatorConsole {
   // -- state out ---------------------------------------------------------------------------
 
   snapshot(): ConsoleSnapshot {
-    const view = ({ timers: _timers, ...a }: AlarmRecord): AlarmView => ({ ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) })
+    const open = [...this.#cases.values()].filter((a) => canTake(a.stage, 'resolve'))
     return {
       connected: this.#connected,
       gateways: [...this.#gateways.values()].map((g) => ({ ...g })).sort((x, y) => x.gateway.localeCompare(y.gateway)),
       terminals: [...this.#terminals.values()].map((t) => ({ ...t })).sort((x, y) => x.terminal.localeCompare(y.terminal)),
-      openAlarms: [...this.#alarms.values()].filter((a) => a.stage !== 'resolved').map(view),
+      openAlarms: open.filter((a) => a.class === 'alarm').map(caseView),
+      openRequests: open.filter((a) => a.class === 'request').map(caseView),
       trouble: this.#trouble.map((t) => ({ ...t })),
       errors: [...this.#errors],
       counters: { ...this.#counters },
     }
   }
 
-  alarm(id: string): AlarmView | undefined {
-    const a = this.#alarms.get(id)
-    if (a === undefined) return undefined
-    const { timers: _timers, ...rest } = a
-    return { ...rest, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+  case(id: string): CaseView | undefined {
+    const a = this.#cases.get(id)
+    return a === undefined ? undefined : caseView(a)
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const a of this.#alarms.values()) for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
+    for (const a of this.#cases.values()) for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
     for (const w of this.#waiters.splice(0)) w.reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before it reached the broker'))
     // Give commands in flight a moment to reach the broker, then disconnect cleanly; the
     // persistent session keeps what arrives from now on.
@@ -1308,6 +1411,32 @@ class Console implements OperatorConsole {
     for (const reject of [...this.#pending]) reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before the broker acknowledged the command'))
     this.#connected = false
     await this.#queue
+  }
+}
+
+/** A copy of a case for the outside: no timers, nothing shared. */
+function caseView({ timers: _timers, ...a }: CaseRecord): CaseView {
+  return { ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+}
+
+/** The fields of an `event` line that come from the item itself. */
+function eventFields(e: UplinkEvent, gateway: string, batch: string | null, unknownKind: boolean) {
+  return {
+    type: 'event' as const,
+    id: e.id,
+    gateway,
+    terminal: e.terminal,
+    code: e.code,
+    kind: e.kind,
+    class: e.class,
+    restore: e.restore,
+    address: e.address,
+    number: e.number,
+    attempt: e.attempt,
+    batch,
+    ...(e.text === undefined ? {} : { text: e.text }),
+    ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
+    ...(unknownKind ? { unknownKind: true as const } : {}),
   }
 }
 
@@ -1381,6 +1510,10 @@ function eventLine(e: ConsoleEvent): string {
       return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${e.text ? `: ${e.text}` : ''}`
     }
     case 'event':
+      if (e.copies !== undefined) {
+        const copy = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
+        return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${e.text ? `: ${e.text}` : ''}`
+      }
       return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${e.text ? `: ${e.text}` : ''}`
     case 'status':
       if (e.scope === 'gateway') return `${at}  STATUS   gateway ${e.gateway}, session ${e.session ?? '-'}`
@@ -1435,7 +1568,7 @@ export interface ViewOptions {
   now: number
   /** Characters per line; longer lines are cut. Default 100. */
   width?: number
-  /** The alert the operator selected (keys d and r act on it). */
+  /** The case (alarm or request) the operator selected (keys d and r act on it). */
   selected?: string | null
   /** Bold, inverse and red for a terminal; false for plain text. Default false. */
   ansi?: boolean
@@ -1447,7 +1580,7 @@ export interface ViewOptions {
   rows?: number
 }
 
-/** The console's screen, as lines: gateways, terminals, open alarms with age and stage, recent trouble, errors. Safe to print [CONSOLE-9]. */
+/** The console's screen, as lines: gateways, terminals, open alarms and open requests with age and stage, recent trouble, errors. Safe to print [CONSOLE-9]. */
 export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   const width = o.width ?? 100
   const rows = o.rows ?? 8
@@ -1479,18 +1612,14 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   // At least nine, so that each of the keys 1-9 selects one that is on the screen.
   const alarmRows = Math.max(rows, 9)
   s.openAlarms.slice(0, alarmRows).forEach((a, i) => {
-    const age = a.time.estimated ? `~${duration(o.now - a.firstReceivedAt)}` : duration(o.now - a.time.at)
-    const answer = a.stage === 'dispatched' && a.unit ? ` (${a.unit}${a.eta === null ? '' : `, eta ${a.eta} min`})` : ''
-    const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
-    const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
-    const mark = a.id === o.selected ? '>' : ' '
-    const waiting = a.stage === 'stored' || a.stage === 'received'
-    push(
-      `${mark} ${i + 1}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}`,
-      a.id === o.selected ? 'selected' : waiting ? 'alarm' : 'plain',
-    )
+    const waiting = canTake(a.stage, 'acknowledge')
+    push(caseRow(a, i + 1, o), a.id === o.selected ? 'selected' : waiting ? 'alarm' : 'plain')
   })
   more(s.openAlarms.length, alarmRows)
+  // Not emergencies: below the alarms, never red, numbered on after them (openCases).
+  push(`Open requests: ${s.openRequests.length}`, 'bold')
+  s.openRequests.slice(0, rows).forEach((a, i) => push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain'))
+  more(s.openRequests.length, rows)
   push('Recent trouble', 'bold')
   if (s.trouble.length === 0) push('  none')
   for (const t of s.trouble.slice(0, Math.min(rows, 5))) {
@@ -1503,6 +1632,23 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   for (const f of o.footer ?? []) push(f)
   const cut = (t: string) => (t.length > width ? `${t.slice(0, width - 1)}…` : t)
   return lines.map(([emphasis, text]) => emphasize(cut(screenText(text)), emphasis, ansi))
+}
+
+/** The open cases in the order of the screen and of the keys 1-9: alarms first, then requests, each oldest first. */
+export function openCases(s: Pick<ConsoleSnapshot, 'openAlarms' | 'openRequests'>): CaseView[] {
+  return [...s.openAlarms, ...s.openRequests]
+}
+
+/** One open case as a row of the view, `n` its number in openCases. */
+function caseRow(a: CaseView, n: number, o: ViewOptions): string {
+  const age = a.time.estimated ? `~${duration(o.now - a.firstReceivedAt)}` : duration(o.now - a.time.at)
+  const answer = a.stage === 'dispatched' && a.unit ? ` (${a.unit}${a.eta === null ? '' : `, eta ${a.eta} min`})` : ''
+  const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
+  const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
+  // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
+  const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
+  const mark = a.id === o.selected ? '>' : ' '
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${text}`
 }
 
 type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'
