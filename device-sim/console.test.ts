@@ -239,6 +239,32 @@ describe('alerts', () => {
     expect(gw.rejected).toEqual([])
   })
 
+  it('cancels: the cancel says which alarm it takes back, that alarm says it was cancelled by the terminal, and both stay open for the operator', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const fire = alarm(gw.id, 42, { kind: 'fire', code: 110 })
+    const cancel = alarm(gw.id, 43, { kind: 'cancel', code: 406, cancels: fire.id })
+    await gw.publish('alert', encodePayload(fire, 'cbor'))
+    await gw.publish('alert', encodePayload(cancel, 'cbor'))
+    // A cancel that names an alarm the console has not seen yet (it restarted), then that alarm.
+    await gw.publish('alert', encodePayload(alarm(gw.id, 8, { id: 'R1-00008:8', terminal: 'R1-00008', kind: 'cancel', code: 406, cancels: 'R1-00008:7' }), 'json'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 7, { id: 'R1-00008:7', terminal: 'R1-00008' }), 'json'))
+    await waitFor('four receipts', () => gw.of('receipt').length === 4)
+
+    expect(c.case(fire.id)).toMatchObject({ cancelledBy: cancel.id, cancels: null, stage: 'received' })
+    expect(c.case(cancel.id)).toMatchObject({ cancels: fire.id, cancelledBy: null })
+    expect(c.case('R1-00008:7')).toMatchObject({ cancelledBy: 'R1-00008:8' })
+    expect(c.snapshot().openAlarms.map((a) => a.id)).toEqual([fire.id, cancel.id, 'R1-00008:8', 'R1-00008:7'])
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'receipt', 'receipt', 'receipt'])
+    const line = of('alert').find((e) => e.id === cancel.id)!
+    expect(line.cancels).toBe(fire.id)
+    expect(describeEvent(line)).toMatch(new RegExp(`ALERT +${cancel.id} +cancel \\(406\\) .*NEW ALARM.*; the terminal cancels ${fire.id} \\(close it\\)`))
+    const view = renderView(c.snapshot(), { now: T0, width: 300 }).join('\n')
+    expect(view).toMatch(new RegExp(`1\\. ${fire.id} +fire .*RECEIVED, CANCELLED by the terminal \\(${cancel.id}\\): close it`))
+    expect(view).toMatch(new RegExp(`2\\. ${cancel.id} +cancel .*RECEIVED, cancels ${fire.id}`))
+  })
+
   it('[CONSOLE-7] broadcast: to a gateway, an area, all; checked before it is sent', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url, uniq('gw'), 'abag-03')

@@ -301,6 +301,8 @@ export interface AlertLine extends LineBase {
   copies: number
   duplicate?: true
   text?: string
+  /** A cancel: the id of the alarm it cancels, when the gateway knows it. */
+  cancels?: string
   unknownKind?: true
 }
 
@@ -440,6 +442,10 @@ export interface CaseView {
   unit: string | null
   eta: number | null
   unknownKind: boolean
+  /** A cancel: the alarm it cancels (the latest open one of its terminal), when the gateway knows it. */
+  cancels: string | null
+  /** The cancel by which the terminal took this alarm back; the operator still closes it. */
+  cancelledBy: string | null
 }
 
 export interface TroubleView {
@@ -752,6 +758,8 @@ class Console implements OperatorConsole {
   readonly #terminals = new Map<string, TerminalView>()
   /** Alarms and requests by id, for the life of the process [CONSOLE-4]. */
   readonly #cases = new Map<string, CaseRecord>()
+  /** Alarm id -> the cancel that names it, also when the cancel came first (a console restarted in between). */
+  readonly #cancelledBy = new Map<string, string>()
   /** Ids of other items, oldest first (Map keeps insertion order), for deduplication [CONSOLE-4]. */
   readonly #itemIds = new Map<string, true>()
   readonly #duplicates = new Map<string, number>()
@@ -965,6 +973,8 @@ class Console implements OperatorConsole {
         unit: null,
         eta: null,
         unknownKind,
+        cancels: e.cancels ?? null,
+        cancelledBy: this.#cancelledBy.get(e.id) ?? null,
         timers: [],
       }
       this.#cases.set(e.id, a)
@@ -974,6 +984,12 @@ class Console implements OperatorConsole {
       a.attempt = Math.max(a.attempt, e.attempt)
       if (e.stage !== undefined) a.gatewayStage = e.stage
       this.#countDuplicate(e.id)
+    }
+    if (e.cancels !== undefined && !this.#cancelledBy.has(e.cancels)) {
+      // Shown, not acted on: the terminal's word that the alarm was a mistake or is over; an operator closes it.
+      this.#cancelledBy.set(e.cancels, e.id)
+      const cancelled = this.#cases.get(e.cancels)
+      if (cancelled !== undefined) cancelled.cancelledBy = e.id
     }
     this.#touchTerminal(e.terminal, gateway, e.address, e.kind, receivedAt)
     this.#touchGateway(gateway, receivedAt)
@@ -999,6 +1015,7 @@ class Console implements OperatorConsole {
       copies: a.copies,
       ...(duplicate ? { duplicate: true as const } : {}),
       ...(e.text === undefined ? {} : { text: e.text }),
+      ...(e.cancels === undefined ? {} : { cancels: e.cancels }),
       ...(unknownKind ? { unknownKind: true as const } : {}),
     })
     this.#caseFollowup(a, duplicate, followup)
@@ -1507,7 +1524,8 @@ function eventLine(e: ConsoleEvent): string {
     case 'alert': {
       const dup = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW ALARM'
       const unconfirmed = e.gatewayStage === 'unconfirmed' ? '; herder told "call 110 by phone": expect a call' : ''
-      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${e.text ? `: ${e.text}` : ''}`
+      const cancels = e.cancels === undefined ? '' : `; the terminal cancels ${e.cancels} (close it)`
+      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${e.text ? `: ${e.text}` : ''}`
     }
     case 'event':
       if (e.copies !== undefined) {
@@ -1645,10 +1663,11 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const answer = a.stage === 'dispatched' && a.unit ? ` (${a.unit}${a.eta === null ? '' : `, eta ${a.eta} min`})` : ''
   const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
   const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
+  const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
   // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
   const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
   const mark = a.id === o.selected ? '>' : ' '
-  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${text}`
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${cancel}${text}`
 }
 
 type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'
