@@ -453,6 +453,43 @@ describe('events, batches and statuses', () => {
     expect(receipt!.ids).toEqual([relay.id])
   })
 
+  it('terminal-reset: shown plainly in the log and the trouble list; the new ids are opaque, another alarm under the same terminal', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const reset = {
+      ...trouble(gw.id, 1),
+      id: `${gw.id}:g15`,
+      kind: 'terminal-reset',
+      code: 305,
+      number: null,
+      reset: { reason: 'boot-backwards', epoch: `${gw.id}.1`, boot: 1, lastEvent: 1, previousBoot: 7, previousNumber: 42 },
+    } as UplinkEvent
+    const before = alarm(gw.id, 1)
+    const after = alarm(gw.id, 1, { id: `T4-00123@${gw.id}.1:1` })
+    await gw.publish('alert', encodePayload(before, 'cbor'))
+    await gw.publish('event', encodePayload(reset, 'cbor'))
+    await gw.publish('alert', encodePayload(after, 'cbor'))
+    await waitFor('two receipts', () => gw.of('receipt').length === 2)
+
+    // The same number twice, two alarms: ids are compared whole, never parsed.
+    expect(gw.of('receipt').map((r) => r.ids)).toEqual([[before.id], [after.id]])
+    expect(c.snapshot().openAlarms.map((a) => [a.id, a.terminal, a.number])).toEqual([
+      [before.id, 'T4-00123', 1],
+      [after.id, 'T4-00123', 1],
+    ])
+    expect(c.duplicates.size).toBe(0)
+    const plain = `terminal T4-00123 restarted its event numbers (its boot counter went back from 7 to 1): memory wiped or a new unit; new ids T4-00123@${gw.id}.1:n`
+    const line = of('event').find((e) => e.kind === 'terminal-reset')!
+    expect(line.reset).toEqual(reset.reset)
+    expect(describeEvent(line)).toMatch(new RegExp(`EVENT +${gw.id}:g15 +trouble terminal-reset \\(305\\) from T4-00123 via ${gw.id}(, .* after it happened)?: terminal T4-00123 `))
+    expect(describeEvent(line).endsWith(plain)).toBe(true)
+    expect(c.snapshot().trouble[0]).toMatchObject({ kind: 'terminal-reset', terminal: 'T4-00123', reset: reset.reset })
+    const view = renderView(c.snapshot(), { now: T0, width: 300 })
+    expect(view.find((l) => l.includes('terminal-reset (305)'))?.endsWith(plain)).toBe(true)
+    expect(view.join('\n')).toMatch(new RegExp(`2\\. T4-00123@${gw.id}\\.1:1 +emergency +T4-00123`))
+  })
+
   it('[CONSOLE-2] [MQTT-4.9] malformed payloads are reported with a code and dropped; the console goes on', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)

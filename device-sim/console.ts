@@ -323,6 +323,10 @@ export interface EventLine extends LineBase {
   duplicate?: true
   text?: string
   broadcast?: number
+  /** A broadcast-read: which text of the broadcast was read (0 the first, +1 at each replacement). */
+  revision?: number
+  /** A terminal-reset: why, and the tag of the terminal's ids from now on. */
+  reset?: TerminalReset
   unknownKind?: true
 }
 
@@ -448,6 +452,9 @@ export interface CaseView {
   cancelledBy: string | null
 }
 
+/** What a terminal-reset carries: why the gateway saw the terminal's event numbers restart, and the new `epoch` of its ids. */
+export type TerminalReset = NonNullable<UplinkEvent['reset']>
+
 export interface TroubleView {
   id: string
   gateway: string
@@ -457,6 +464,8 @@ export interface TroubleView {
   restore: boolean
   time: Time
   receivedAt: number
+  /** A terminal-reset's details, or null. */
+  reset: TerminalReset | null
 }
 
 export interface ConsoleCounters {
@@ -1211,7 +1220,7 @@ class Console implements OperatorConsole {
         if (e.kind === 'mains-restored') t.mains = true
       }
       if (e.class === 'trouble') {
-        this.#trouble.unshift({ id: e.id, gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt })
+        this.#trouble.unshift({ id: e.id, gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt, reset: e.reset ?? null })
         this.#trouble.length = Math.min(this.#trouble.length, MAX_TROUBLE)
       }
     }
@@ -1453,6 +1462,8 @@ function eventFields(e: UplinkEvent, gateway: string, batch: string | null, unkn
     batch,
     ...(e.text === undefined ? {} : { text: e.text }),
     ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
+    ...(e.revision === undefined ? {} : { revision: e.revision }),
+    ...(e.reset === undefined ? {} : { reset: e.reset }),
     ...(unknownKind ? { unknownKind: true as const } : {}),
   }
 }
@@ -1532,7 +1543,7 @@ function eventLine(e: ConsoleEvent): string {
         const copy = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
         return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${e.text ? `: ${e.text}` : ''}`
       }
-      return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${e.text ? `: ${e.text}` : ''}`
+      return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${troubleDetail(e)}${e.text ? `: ${e.text}` : ''}`
     case 'status':
       if (e.scope === 'gateway') return `${at}  STATUS   gateway ${e.gateway}, session ${e.session ?? '-'}`
       return `${at}  STATUS   terminal ${e.terminal} via ${e.gateway}: ${describeLatest(e.latest)}${e.duplicate ? ' (duplicate)' : ''}`
@@ -1552,6 +1563,29 @@ function eventLine(e: ConsoleEvent): string {
     default:
       return assertNever(e)
   }
+}
+
+const RESET_REASONS: Readonly<Record<TerminalReset['reason'], (r: TerminalReset) => string>> = {
+  'boot-backwards': (r) => `its boot counter went back from ${r.previousBoot ?? '?'} to ${r.boot}`,
+  'last-event-backwards': (r) => `its last event number went back from ${r.previousNumber} to ${r.lastEvent}`,
+  'event-differs': () => 'an event differed from the one the gateway had under the same number',
+}
+
+/**
+ * A terminal-reset for people: the terminal's event numbers restarted (its memory was
+ * wiped, or a new unit carries the same printed id), so its events from now on have ids
+ * `<terminal>@<epoch>:<number>`; earlier ids with the same numbers are other events.
+ */
+export function describeReset(terminal: string | null, reset: TerminalReset | null): string {
+  const who = terminal ?? '(unknown)'
+  if (reset === null) return `terminal ${who} restarted its event numbers: memory wiped or a new unit`
+  const why = RESET_REASONS[reset.reason]?.(reset) ?? `reason ${reset.reason}`
+  return `terminal ${who} restarted its event numbers (${why}): memory wiped or a new unit; new ids ${who}@${reset.epoch}:n`
+}
+
+/** What a trouble item says beyond its kind: for now, a terminal-reset's explanation. */
+function troubleDetail(t: { kind: string | null; terminal: string | null; reset?: TerminalReset | null }): string {
+  return t.kind === 'terminal-reset' ? `: ${describeReset(t.terminal, t.reset ?? null)}` : ''
 }
 
 function describeLatest(latest: Record<string, unknown> | undefined): string {
@@ -1641,7 +1675,7 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   push('Recent trouble', 'bold')
   if (s.trouble.length === 0) push('  none')
   for (const t of s.trouble.slice(0, Math.min(rows, 5))) {
-    push(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}`)
+    push(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}${troubleDetail(t)}`)
   }
   if (s.errors.length > 0) {
     push(`Errors: ${s.counters.errors}`, 'bold')
