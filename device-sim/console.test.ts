@@ -418,6 +418,68 @@ describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
   })
 })
 
+describe('broadcast reads', () => {
+  /** A broadcast-read as the gateway makes it: one id per broadcast, revision and terminal. */
+  const read = (gateway: string, broadcast: number, revision: number, terminal: string): UplinkEvent => ({
+    ...alarm(gateway, 1),
+    id: `${gateway}/read/${broadcast}.${revision}/${terminal}`,
+    class: 'status',
+    kind: 'broadcast-read',
+    code: null,
+    terminal,
+    number: null,
+    stage: undefined,
+    text: `broadcast ${broadcast}`,
+    broadcast,
+    revision,
+  })
+
+  it('for each broadcast: how many terminals read it and through which gateways, deduplicated by id; reads of a broadcast sent elsewhere too', async () => {
+    const broker = await aedes()
+    const a = await fakeGateway(broker.url, uniq('gwa'), 'abag-03')
+    const b = await fakeGateway(broker.url, uniq('gwb'), 'abag-03')
+    const { c } = await consoleFor(broker.url)
+    await c.broadcast('area:abag-03', 'Blizzard tomorrow night: bring the herds in before dark.', 'urgent', 3600, 9001)
+    await c.broadcast(a.id, 'Vet visit on Friday', 'info', undefined, 9002)
+    expect(c.snapshot().broadcasts.map((x) => [x.broadcast, x.terminals])).toEqual([
+      [9002, 0],
+      [9001, 0],
+    ])
+    await a.publish('event', encodePayload(read(a.id, 9001, 0, 'T4-00123'), 'cbor'))
+    // The same read again, alone and in a batch (a gateway restart), and a second terminal.
+    const batch = { v: 1 as const, id: `${a.id}:b1`, gateway: a.id, items: [read(a.id, 9001, 0, 'T4-00123'), read(a.id, 9001, 0, 'R1-00008')] }
+    await a.publish('batch', await encodeBatch(batch, 'cbor'))
+    await a.publish('event', encodePayload(read(a.id, 9001, 0, 'T4-00123'), 'json'))
+    await b.publish('event', encodePayload(read(b.id, 9001, 0, 'T7-00001'), 'json'))
+    // Read by a terminal of a broadcast this console did not send (the CLI's, say).
+    await b.publish('event', encodePayload(read(b.id, 4242, 0, 'T7-00001'), 'json'))
+    await waitFor('the reads', () => c.snapshot().broadcasts.find((x) => x.broadcast === 4242)?.terminals === 1 && c.snapshot().broadcasts.find((x) => x.broadcast === 9001)?.terminals === 3)
+
+    const replaced = await c.broadcast('area:abag-03', 'Blizzard: roads closed too.', 'urgent', 3600, 9001)
+    expect(replaced).toMatchObject({ broadcast: 9001 })
+    await a.publish('event', encodePayload(read(a.id, 9001, 1, 'T4-00123'), 'cbor'))
+    await waitFor('the read of the new text', () => c.snapshot().broadcasts.find((x) => x.broadcast === 9001)?.latestRevision === 1)
+
+    const s = c.snapshot()
+    expect(s.broadcasts.map((x) => x.broadcast)).toEqual([9001, 4242, 9002])
+    const storm = s.broadcasts[0]!
+    expect(storm).toMatchObject({ terminals: 3, latestRevision: 1, terminalsOfLatest: 1, sent: { to: 'area:abag-03', text: 'Blizzard: roads closed too.', urgency: 'urgent', times: 2 } })
+    expect(storm.gateways).toEqual([
+      { gateway: a.id, terminals: 2 },
+      { gateway: b.id, terminals: 1 },
+    ])
+    expect(s.broadcasts[1]).toMatchObject({ broadcast: 4242, sent: null, terminals: 1, gateways: [{ gateway: b.id, terminals: 1 }] })
+    expect(s.broadcasts[2]).toMatchObject({ broadcast: 9002, terminals: 0 })
+    expect(s.counters.duplicates).toBe(2)
+
+    const view = renderView(s, { now: Date.now(), width: 300 }).join('\n')
+    expect(view).toContain('Broadcasts: 3')
+    expect(view).toMatch(new RegExp(`#9001 urgent to area:abag-03, sent \\d\\d:\\d\\d:\\d\\d \\(text replaced 1x\\): "Blizzard: roads closed too\\.": read on 3 terminals \\(${a.id} 2, ${b.id} 1\\), 1 of them the latest text \\(revision 1\\)`))
+    expect(view).toMatch(new RegExp(`#4242 not sent by this console: read on 1 terminal \\(${b.id} 1\\)\\n`))
+    expect(view).toMatch(/#9002 info to .*"Vet visit on Friday": not read yet/)
+  })
+})
+
 describe('events, batches and statuses', () => {
   it.each<Encoding>(['cbor', 'json'])('[MQTT-4.2] batch items (%s) decoded one by one, deduplicated against the same item alone on `event`', async (enc) => {
     const broker = await aedes()

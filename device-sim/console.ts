@@ -483,6 +483,22 @@ export interface ConsoleCounters {
   commandsSent: number
 }
 
+/** A broadcast and who has read it, from the broadcast-read items of the gateways (deduplicated by id). */
+export interface BroadcastView {
+  broadcast: number
+  /** What this console sent under this id (the latest text), or null: sent by another console or `steppelink console broadcast`. */
+  sent: { to: string; text: string; urgency: Urgency; expires: number | null; at: number; times: number } | null
+  /** Terminals that have read it, any text of it. */
+  terminals: number
+  /** Per gateway, how many of its terminals have read it, most first. */
+  gateways: { gateway: string; terminals: number }[]
+  /** The latest text read (0 the first, +1 at each replacement), and how many terminals have read that one. */
+  latestRevision: number | null
+  terminalsOfLatest: number
+  /** Local ms of the last read, or null. */
+  lastReadAt: number | null
+}
+
 export interface ConsoleSnapshot {
   connected: boolean
   gateways: GatewayView[]
@@ -495,6 +511,8 @@ export interface ConsoleSnapshot {
   trouble: TroubleView[]
   /** The last 20 `error` events, newest last. */
   errors: ErrorLine[]
+  /** Broadcasts this console sent or saw read, newest first (the last 50). */
+  broadcasts: BroadcastView[]
   counters: ConsoleCounters
 }
 
@@ -528,7 +546,7 @@ export interface OperatorConsole {
    * Information for the grassland [MQTT-5.7]. `to`: a gateway id, `all`, or `area:NAME`.
    * Urgency default 'info'; expiresInS: seconds from now (default: never expires);
    * broadcastId: default a new one (UNIX seconds, kept increasing); the same id again
-   * replaces the text on the terminals.
+   * replaces the text on the terminals. Who has read it shows in `snapshot().broadcasts`.
    */
   broadcast(to: string, text: string, urgency?: Urgency, expiresInS?: number, broadcastId?: number): Promise<Command>
   /** Stops timers, finishes what is in flight (up to a second), disconnects; pending commands reject with CONSOLE_CLOSED. */
@@ -726,6 +744,15 @@ const MAX_RECEIPT_IDS = 1000
 
 const MAX_TROUBLE = 50
 const MAX_ERRORS = 20
+const MAX_BROADCASTS = 50
+
+interface BroadcastRecord {
+  broadcast: number
+  sent: BroadcastView['sent']
+  /** By the broadcast-read item's id, `<gateway>/read/<broadcast>.<revision>/<terminal>`: one per text and terminal. */
+  reads: Map<string, { gateway: string; terminal: string; revision: number | null }>
+  lastReadAt: number | null
+}
 
 function checkOptions(o: ConsoleOptions): void {
   const bad = (message: string) => {
@@ -774,6 +801,8 @@ class Console implements OperatorConsole {
   readonly #duplicates = new Map<string, number>()
   readonly #trouble: TroubleView[] = []
   readonly #errors: ErrorLine[] = []
+  /** By broadcast id, oldest first (Map order), at most MAX_BROADCASTS. */
+  readonly #broadcasts = new Map<number, BroadcastRecord>()
   readonly #counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, requests: 0, requestCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
   /** Rejecters of commands waiting for their PUBACK; a close rejects them (mqtt.js would never call back). */
   readonly #pending = new Set<(e: Error) => void>()
@@ -1131,7 +1160,27 @@ class Console implements OperatorConsole {
   async broadcast(to: string, text: string, urgency: Urgency = 'info', expiresInS?: number, broadcastId?: number): Promise<Command> {
     if (this.#closed) throw new ConsoleError('CONSOLE_CLOSED', 'the console is closed')
     const { topic, gateway } = targetTopic(this.prefix, to)
-    return this.#send(topic, gateway, broadcastBody(text, urgency, expiresInS, broadcastId, this.#now()), null)
+    const sent = await this.#send(topic, gateway, broadcastBody(text, urgency, expiresInS, broadcastId, this.#now()), null)
+    if (sent.type === 'broadcast') {
+      const b = this.#broadcast(sent.broadcast, true)
+      b.sent = { to, text: sent.text, urgency: sent.urgency, expires: sent.expires ?? null, at: sent.at ?? this.#now(), times: (b.sent?.times ?? 0) + 1 }
+    }
+    return sent
+  }
+
+  /** The record of a broadcast, made if need be; `renewed` moves it to the newest. */
+  #broadcast(id: number, renewed: boolean): BroadcastRecord {
+    let b = this.#broadcasts.get(id)
+    if (b === undefined) b = { broadcast: id, sent: null, reads: new Map(), lastReadAt: null }
+    if (renewed || !this.#broadcasts.has(id)) {
+      this.#broadcasts.delete(id)
+      this.#broadcasts.set(id, b)
+    }
+    for (const old of this.#broadcasts.keys()) {
+      if (this.#broadcasts.size <= MAX_BROADCASTS) break
+      this.#broadcasts.delete(old)
+    }
+    return b
   }
 
   /** Builds, checks and publishes a command [CONSOLE-7]. */
@@ -1222,6 +1271,14 @@ class Console implements OperatorConsole {
       if (e.class === 'trouble') {
         this.#trouble.unshift({ id: e.id, gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt, reset: e.reset ?? null })
         this.#trouble.length = Math.min(this.#trouble.length, MAX_TROUBLE)
+      }
+    }
+    // Reads are kept by id too, beyond the window of #seen: each id is one terminal reading one text.
+    if (e.kind === 'broadcast-read' && e.broadcast !== undefined) {
+      const b = this.#broadcast(e.broadcast, false)
+      if (!b.reads.has(e.id)) {
+        b.reads.set(e.id, { gateway, terminal: e.terminal ?? e.id, revision: e.revision ?? null })
+        b.lastReadAt = receivedAt
       }
     }
     this.#emit({
@@ -1415,6 +1472,7 @@ class Console implements OperatorConsole {
       openRequests: open.filter((a) => a.class === 'request').map(caseView),
       trouble: this.#trouble.map((t) => ({ ...t })),
       errors: [...this.#errors],
+      broadcasts: [...this.#broadcasts.values()].reverse().map(broadcastView),
       counters: { ...this.#counters },
     }
   }
@@ -1437,6 +1495,23 @@ class Console implements OperatorConsole {
     for (const reject of [...this.#pending]) reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before the broker acknowledged the command'))
     this.#connected = false
     await this.#queue
+  }
+}
+
+function broadcastView(b: BroadcastRecord): BroadcastView {
+  const reads = [...b.reads.values()]
+  const perGateway = new Map<string, Set<string>>()
+  for (const r of reads) perGateway.set(r.gateway, (perGateway.get(r.gateway) ?? new Set()).add(r.terminal))
+  const revisions = reads.map((r) => r.revision).filter((r) => r !== null)
+  const latestRevision = revisions.length === 0 ? null : Math.max(...revisions)
+  return {
+    broadcast: b.broadcast,
+    sent: b.sent === null ? null : { ...b.sent },
+    terminals: new Set(reads.map((r) => r.terminal)).size,
+    gateways: [...perGateway].map(([gateway, t]) => ({ gateway, terminals: t.size })).sort((x, y) => y.terminals - x.terminals || x.gateway.localeCompare(y.gateway)),
+    latestRevision,
+    terminalsOfLatest: latestRevision === null ? 0 : new Set(reads.filter((r) => r.revision === latestRevision).map((r) => r.terminal)).size,
+    lastReadAt: b.lastReadAt,
   }
 }
 
@@ -1632,7 +1707,7 @@ export interface ViewOptions {
   rows?: number
 }
 
-/** The console's screen, as lines: gateways, terminals, open alarms and open requests with age and stage, recent trouble, errors. Safe to print [CONSOLE-9]. */
+/** The console's screen, as lines: gateways, terminals, open alarms and open requests with age and stage, broadcasts and their readers, recent trouble, errors. Safe to print [CONSOLE-9]. */
 export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   const width = o.width ?? 100
   const rows = o.rows ?? 8
@@ -1672,6 +1747,11 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   push(`Open requests: ${s.openRequests.length}`, 'bold')
   s.openRequests.slice(0, rows).forEach((a, i) => push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain'))
   more(s.openRequests.length, rows)
+  if (s.broadcasts.length > 0) {
+    push(`Broadcasts: ${s.broadcasts.length}`, 'bold')
+    for (const b of s.broadcasts.slice(0, Math.min(rows, 5))) push(`  ${broadcastRow(b)}`)
+    more(s.broadcasts.length, Math.min(rows, 5))
+  }
   push('Recent trouble', 'bold')
   if (s.trouble.length === 0) push('  none')
   for (const t of s.trouble.slice(0, Math.min(rows, 5))) {
@@ -1702,6 +1782,15 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
   const mark = a.id === o.selected ? '>' : ' '
   return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${cancel}${text}`
+}
+
+/** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */
+export function broadcastRow(b: BroadcastView): string {
+  const short = (t: string) => (t.length > 40 ? `${t.slice(0, 39)}…` : t)
+  const what = b.sent === null ? 'not sent by this console' : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
+  const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
+  const latest = b.latestRevision !== null && b.latestRevision > 0 ? `, ${b.terminalsOfLatest} of them the latest text (revision ${b.latestRevision})` : ''
+  return `#${b.broadcast} ${what}: ${read}${latest}`
 }
 
 type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'
