@@ -19,11 +19,13 @@ import {
   describeEvent,
   openCases,
   publishBroadcast,
+  publishWithdraw,
   renderView,
   screenText,
   startConsole,
   type AckMode,
   type CaseView,
+  type CommandLine,
   type ConsoleEvent,
   type OperatorConsole,
 } from '../device-sim/console.js'
@@ -32,6 +34,7 @@ export const PASSWORD_ENV = 'STEPPELINK_MQTT_PASSWORD'
 
 const HELP = `Usage: steppelink console --broker URL [options]
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
+       steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
 
 The operator console of the banner 110 centre. It watches every gateway on the broker
 (alarms, events, batches, birth and death, status, replies), sends a receipt for every
@@ -81,9 +84,10 @@ Keys (on a terminal; read from standard input when it is a pipe, too):
 
 Output: on a terminal, a view redrawn on every change: gateways online and offline,
 terminals, open alarms and, apart from them, open requests, each with age and stage
-(stored, received, acknowledged, dispatched), recent trouble, errors. Otherwise one
-line of plain text per event. Text from the wire is shown with control characters and
-escape sequences as visible text (\\u001b), never obeyed.
+(stored, received, acknowledged, dispatched) and what a cancel takes back, broadcasts
+with how many terminals have read each and through which gateways, recent trouble,
+errors. Otherwise one line of plain text per event. Text from the wire is shown with
+control characters and escape sequences as visible text (\\u001b), never obeyed.
 With --json, one object per event with at least type (alert, event, status, state,
 reply, command-sent, error, connection), id, gateway, terminal, code, kind, time (the
 payload's {at, estimated}), receivedAt (local UNIX ms), ageMs (receivedAt - time.at,
@@ -96,11 +100,13 @@ Examples:
   steppelink console broadcast --broker mqtt://127.0.0.1:1883 --to area:abag-03 --urgency urgent "Blizzard tomorrow night: bring the herds in."`
 
 const BROADCAST_HELP = `Usage: steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
+       steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
 
 Publishes one broadcast command (information for the terminals' displays: storm
 warnings, notices) and exits 0 once the broker has it (PUBACK), 1 if it did not
 acknowledge in time. The text is one argument (quote it): at most 2700 characters and
-15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters).
+15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters). With --withdraw,
+publishes a broadcast-withdraw instead: the terminals remove that broadcast.
 
 Options:
   --broker URL        the platform's MQTT broker (required)
@@ -110,6 +116,9 @@ Options:
   --expires-in S      the text is stale after this many seconds (default: never)
   --broadcast-id N    the broadcast's id, 0-4294967295; the same id again replaces the
                       text on the terminals (default: the UNIX time in seconds)
+  --withdraw ID       take back the broadcast with this id (0-4294967295, as it was
+                      sent); no text, --urgency, --expires-in or --broadcast-id then
+                      (default: none, send the text)
   --prefix P          topic prefix (default ${CONSOLE_DEFAULTS.prefix})
   --id CONSOLE_ID     prefixes the command id (default ${CONSOLE_DEFAULTS.id})
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
@@ -203,6 +212,7 @@ const BROADCAST_OPTIONS = {
   urgency: { type: 'string' },
   'expires-in': { type: 'string' },
   'broadcast-id': { type: 'string' },
+  withdraw: { type: 'string' },
   prefix: { type: 'string' },
   id: { type: 'string' },
   timeout: { type: 'string' },
@@ -286,6 +296,7 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
     o.stdout(`${BROADCAST_HELP}\n`)
     return 0
   }
+  if (values.withdraw !== undefined) return withdrawCommand(values, positionals, o)
   let options
   try {
     const broker = brokerUrl(values.broker)
@@ -310,11 +321,16 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
   } catch (e) {
     return usage(o, 'console broadcast', e)
   }
+  return publishAndReport(o, values.json === true, publishBroadcast(options), ({ command, topic }) =>
+    command.type === 'broadcast' ? `broadcast ${command.broadcast} (${command.urgency}) sent to ${topic}; the broker has it (command ${command.id})` : '',
+  )
+}
+
+/** Waits for the one command, prints it (a JSON line, or `said`), and gives the exit code: 0 sent, 1 not confirmed, 2 refused before sending. */
+async function publishAndReport(o: ConsoleCommandIo, json: boolean, publishing: Promise<CommandLine>, said: (sent: CommandLine) => string): Promise<number> {
   try {
-    const sent = await publishBroadcast(options)
-    const { command, topic } = sent
-    if (values.json) o.stdout(`${JSON.stringify(sent)}\n`)
-    else if (command.type === 'broadcast') o.stdout(`broadcast ${command.broadcast} (${command.urgency}) sent to ${topic}; the broker has it (command ${command.id})\n`)
+    const sent = await publishing
+    o.stdout(`${json ? JSON.stringify(sent) : said(sent)}\n`)
     return 0
   } catch (e) {
     if (!(e instanceof ConsoleError)) throw e
@@ -322,6 +338,33 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
     o.stderr(`steppelink console broadcast: ${e.message}\n`)
     return 1
   }
+}
+
+type BroadcastValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof BROADCAST_OPTIONS; allowPositionals: true; strict: true }>>['values']
+
+async function withdrawCommand(values: BroadcastValues, positionals: string[], o: ConsoleCommandIo): Promise<number> {
+  let options
+  try {
+    const broker = brokerUrl(values.broker)
+    if (values.to === undefined) throw new UsageError('--to is required: a gateway id, all, or area:NAME')
+    const alone = ['urgency', 'expires-in', 'broadcast-id'].filter((k) => values[k as keyof BroadcastValues] !== undefined)
+    if (alone.length > 0) throw new UsageError(`--withdraw takes a broadcast back: it has no ${alone.map((k) => `--${k}`).join(', ')}`)
+    if (positionals.length > 0) throw new UsageError('--withdraw takes no text')
+    options = defined({
+      broker,
+      to: values.to,
+      broadcast: number('withdraw', values.withdraw, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'a broadcast id, a whole number from 0 to 4294967295')!,
+      prefix: prefixOf(values.prefix),
+      id: consoleId(values.id),
+      timeoutMs: (number('timeout', values.timeout, (n) => n > 0 && n <= 86400, 'seconds above 0') ?? 30) * 1000,
+      username: values.username,
+      password: o.env[PASSWORD_ENV],
+    })
+  } catch (e) {
+    return usage(o, 'console broadcast', e)
+  }
+  const broadcast = options.broadcast
+  return publishAndReport(o, values.json === true, publishWithdraw(options), ({ command, topic }) => `broadcast ${broadcast} withdrawn: sent to ${topic}; the broker has it (command ${command.id})`)
 }
 
 // ---------------------------------------------------------------------------------------

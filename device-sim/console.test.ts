@@ -285,6 +285,9 @@ describe('alerts', () => {
     await expect(c.broadcast('area:a/b', 'x')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
     await expect(c.broadcast('all', '')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
     await expect(c.broadcast('all', '暴'.repeat(901))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('15 display parts') })
+    // Beyond what TIME and DISPLAY can carry (2106): refused before it is sent.
+    await expect(c.broadcast('all', 'x', 'info', 100 * 366 * 86400)).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('/expires') })
+    expect(gw.rejected).toEqual([])
   })
 })
 
@@ -930,6 +933,12 @@ describe('steppelink console', () => {
     [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a+b', 'x'], /area name 'a\+b'/],
     [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '暴'.repeat(901)], /15 display parts/],
     [['--broker', 'mqtt://h', '--eta'], /argument missing/],
+    [['broadcast', '--broker', 'mqtt://h', '--withdraw', '9001'], /--to is required/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '1.5'], /--withdraw must be a broadcast id, a whole number from 0 to 4294967295, got '1.5'/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '4294967296'], /--withdraw must be a broadcast id/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', 'Storm'], /--withdraw takes no text/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', '--urgency', 'urgent', '--expires-in', '60'], /--withdraw takes a broadcast back: it has no --urgency, --expires-in/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a/b', '--withdraw', '9001'], /area name 'a\/b'/],
       ] as [string[], RegExp][]
     ).map(([args, message]) => [args.join(' ').slice(0, 60), args, message] as const),
   )('usage error: %s', async (_label, args, message) => {
@@ -953,7 +962,9 @@ describe('steppelink console', () => {
     for (const key of ['a ', 'd ', 'r ', 'b ', 'q ', '1-9']) expect(help).toMatch(new RegExp(`\\n  ${key}`))
     const b = io()
     expect(await consoleCommand(['broadcast', '--help'], b.io)).toBe(0)
-    for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
+    for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--withdraw', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
+    expect(b.out.join('')).toMatch(/--withdraw ID +take back the broadcast with this id \(0-4294967295, as it was\n +sent\).*\n.*\(default: none, send the text\)/)
+    expect(help).toContain('--withdraw ID')
   })
 
   it('broadcast: publishes one valid broadcast command and exits 0 once the broker has it', async () => {
@@ -979,10 +990,29 @@ describe('steppelink console', () => {
     await waitFor('the second broadcast', () => gw.of('broadcast').length === 2)
   })
 
+  it('broadcast --withdraw: publishes one valid broadcast-withdraw and exits 0 once the broker has it', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url, uniq('gw'), 'abag-03')
+    const t = io()
+    expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', 'area:abag-03', '--withdraw', '9001'], t.io)).toBe(0)
+    expect(t.out.join('')).toMatch(new RegExp(`^broadcast 9001 withdrawn: sent to ${DEFAULT_TOPIC_PREFIX}/area/abag-03/cmd; the broker has it \\(command main-`))
+    const [w] = await waitFor('the withdrawal at the gateway', () => gw.of('broadcast-withdraw').length === 1 && gw.of('broadcast-withdraw'))
+    expect(w).toMatchObject({ v: 1, type: 'broadcast-withdraw', broadcast: 9001, topic: gw.topics.areaCommand })
+    expect(gw.rejected).toEqual([])
+
+    const j = io()
+    expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', gw.id, '--withdraw', '0', '--json'], j.io)).toBe(0)
+    expect(JSON.parse(j.out.join(''))).toMatchObject({ type: 'command-sent', kind: 'broadcast-withdraw', gateway: gw.id, topic: gw.topics.command, command: { type: 'broadcast-withdraw', broadcast: 0 } })
+    await waitFor('the second withdrawal', () => gw.of('broadcast-withdraw').length === 2)
+  })
+
   it('broadcast: exit 1 when no broker acknowledges in time', async () => {
     const t = io()
     const port = await freePort()
     expect(await consoleCommand(['broadcast', '--broker', `mqtt://127.0.0.1:${port}`, '--to', 'all', '--timeout', '0.3', 'x'], t.io)).toBe(1)
     expect(t.err.join('')).toMatch(/did not acknowledge the broadcast within 0.3 s/)
+    const w = io()
+    expect(await consoleCommand(['broadcast', '--broker', `mqtt://127.0.0.1:${port}`, '--to', 'all', '--timeout', '0.3', '--withdraw', '9001'], w.io)).toBe(1)
+    expect(w.err.join('')).toMatch(/did not acknowledge the withdrawal within 0.3 s/)
   })
 })

@@ -640,9 +640,10 @@ function broadcastBody(text: string, urgency: Urgency, expiresInS: number | unde
 }
 
 // ---------------------------------------------------------------------------------------
-// One broadcast and out: `steppelink console broadcast`
+// One broadcast (or its withdrawal) and out: `steppelink console broadcast`
 
-export interface BroadcastOptions {
+/** What publishing one command needs, without a running console. */
+export interface OneCommandOptions {
   broker: string
   prefix?: string
   /** Prefixes the command id. Default `main`. */
@@ -651,6 +652,12 @@ export interface BroadcastOptions {
   password?: string
   /** A gateway id, `all`, or `area:NAME`. */
   to: string
+  /** Give up when the broker has not acknowledged within this, ms. Default 30 000. */
+  timeoutMs?: number
+  now?: () => number
+}
+
+export interface BroadcastOptions extends OneCommandOptions {
   text: string
   /** Default 'info'. */
   urgency?: Urgency
@@ -658,9 +665,11 @@ export interface BroadcastOptions {
   expiresInS?: number
   /** Default: UNIX seconds now. */
   broadcastId?: number
-  /** Give up when the broker has not acknowledged within this, ms. Default 30 000. */
-  timeoutMs?: number
-  now?: () => number
+}
+
+export interface WithdrawOptions extends OneCommandOptions {
+  /** The id of the broadcast to take back (0-4294967295): the terminals remove it. */
+  broadcast: number
 }
 
 /**
@@ -671,14 +680,23 @@ export interface BroadcastOptions {
  * CONSOLE_NOT_CONFIRMED if the broker did not acknowledge in time (the broker may or may
  * not have it then).
  */
-export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine> {
+export function publishBroadcast(o: BroadcastOptions): Promise<CommandLine> {
+  return publishOne(o, 'broadcast', (nowMs) => broadcastBody(o.text, o.urgency ?? 'info', o.expiresInS, o.broadcastId, nowMs))
+}
+
+/** Publishes one `broadcast-withdraw` command, as publishBroadcast publishes a broadcast. */
+export function publishWithdraw(o: WithdrawOptions): Promise<CommandLine> {
+  return publishOne(o, 'withdrawal', () => ({ type: 'broadcast-withdraw', broadcast: o.broadcast }))
+}
+
+async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: number) => Record<string, unknown>): Promise<CommandLine> {
   checkOptions({ broker: o.broker, ...(o.prefix === undefined ? {} : { prefix: o.prefix }), ...(o.id === undefined ? {} : { id: o.id }) })
   const now = o.now ?? Date.now
   const prefix = o.prefix ?? CONSOLE_DEFAULTS.prefix
   const id = o.id ?? CONSOLE_DEFAULTS.id
   const { topic, gateway } = targetTopic(prefix, o.to)
   const newId = commandIds(id, now, Math.random)
-  const command = checkedCommand({ v: 1, id: newId(), ...broadcastBody(o.text, o.urgency ?? 'info', o.expiresInS, o.broadcastId, now()), at: now() })
+  const command = checkedCommand({ v: 1, id: newId(), ...body(now()), at: now() })
   const timeoutMs = o.timeoutMs ?? 30_000
   const client = mqtt.connect(o.broker, {
     // A client id of its own (never the console's, whose session it would take over), clean.
@@ -701,13 +719,13 @@ export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine
         reject(
           new ConsoleError(
             'CONSOLE_NOT_CONFIRMED',
-            `the broker ${o.broker} did not acknowledge the broadcast within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
+            `the broker ${o.broker} did not acknowledge the ${what} within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
           ),
         )
       }, timeoutMs)
       // Published at once: mqtt.js keeps it until the connection is up.
       client.publish(topic, encodePayload(command, 'json'), { qos: 1, retain: false }, (err) => {
-        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the broadcast failed: ${err.message}`, { cause: err }))
+        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the ${what} failed: ${err.message}`, { cause: err }))
         else resolve()
       })
     })
@@ -1684,6 +1702,8 @@ function describeCommand(c: Command): string {
       return `${c.alert}${c.text ? `: ${c.text}` : ''}`
     case 'broadcast':
       return `#${c.broadcast} ${c.urgency}: ${c.text}`
+    case 'broadcast-withdraw':
+      return `#${c.broadcast}`
     case 'time':
       return `${new Date(c.now).toISOString()}${c.session === undefined ? '' : ` for session ${c.session}`}`
     default:
