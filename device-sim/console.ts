@@ -260,7 +260,7 @@ export const REQUEST_ACKNOWLEDGEMENTS: Readonly<Record<string, string>> = {
 export const OTHER_REQUEST_ACKNOWLEDGEMENT = '110 centre has your request'
 
 /** The `text` of an acknowledgement when the operator gives none: a request's by its kind; none for an alarm. */
-export function acknowledgementText(c: { class: CaseClass; kind: string }): string | undefined {
+function acknowledgementText(c: { class: CaseClass; kind: string }): string | undefined {
   return c.class === 'request' ? (REQUEST_ACKNOWLEDGEMENTS[c.kind] ?? OTHER_REQUEST_ACKNOWLEDGEMENT) : undefined
 }
 
@@ -1805,7 +1805,7 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
 }
 
 /** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */
-export function broadcastRow(b: BroadcastView): string {
+function broadcastRow(b: BroadcastView): string {
   const short = (t: string) => (t.length > 40 ? `${t.slice(0, 39)}…` : t)
   const what = b.sent === null ? 'not sent by this console' : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
   const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
