@@ -12,14 +12,20 @@ import {
   CONSOLE_DEFAULTS,
   CONSOLE_ID_PATTERN,
   ConsoleError,
+  REQUEST_ACKNOWLEDGEMENTS,
   URGENCY_NAMES,
+  canTake,
   clockTime,
   describeEvent,
+  openCases,
   publishBroadcast,
+  publishWithdraw,
   renderView,
+  screenText,
   startConsole,
   type AckMode,
-  type AlarmView,
+  type CaseView,
+  type CommandLine,
   type ConsoleEvent,
   type OperatorConsole,
 } from '../device-sim/console.js'
@@ -28,11 +34,13 @@ export const PASSWORD_ENV = 'STEPPELINK_MQTT_PASSWORD'
 
 const HELP = `Usage: steppelink console --broker URL [options]
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
+       steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
 
 The operator console of the banner 110 centre. It watches every gateway on the broker
 (alarms, events, batches, birth and death, status, replies), sends a receipt for every
-copy of every alarm, and lets the operator acknowledge, dispatch and resolve each one;
-the herder sees every step on the terminal. Runs until q, Ctrl-C, SIGINT or SIGTERM.
+copy of every alarm and every request (a call-back request, a message relayed for a
+neighbour), and lets the operator acknowledge, dispatch and resolve each one; the herder
+sees every step on the terminal. Runs until q, Ctrl-C, SIGINT or SIGTERM.
 Its MQTT session is persistent (client id steppelink-console-<id>): alarms that arrive
 while it is stopped are delivered when it starts again with the same --id.
 
@@ -42,16 +50,18 @@ Options:
   --prefix P          topic prefix, the gateways' mqtt.prefix (default ${CONSOLE_DEFAULTS.prefix})
   --id CONSOLE_ID     names the persistent session and prefixes command ids; 1-59 of
                       A-Z a-z 0-9 . _ : - ; run two consoles with two ids (default ${CONSOLE_DEFAULTS.id})
-  --ack MODE          what happens to a new alarm besides its receipt (default ${CONSOLE_DEFAULTS.ack}):
-                        auto    acknowledged at once, by --operator
+  --ack MODE          what happens to a new alarm or request besides its receipt
+                      (default ${CONSOLE_DEFAULTS.ack}):
+                        auto    acknowledged at once, by --operator; a request with a text
+                                for the herder ("${REQUEST_ACKNOWLEDGEMENTS.callback}")
                         manual  the operator acknowledges it (key a)
                         none    receipts only
   --operator NAME     who acknowledges, shown on the terminal, 1-100 characters
                       (default "${CONSOLE_DEFAULTS.operator}")
-  --dispatch-after S  send "dispatched" S seconds after an alarm's acknowledgement
-                      (default: never by itself, key d)
-  --resolve-after S   send "resolved" S seconds after an alarm's acknowledgement
-                      (default: never by itself, key r)
+  --dispatch-after S  send "dispatched" S seconds after an alarm's acknowledgement;
+                      never to a request (default: never by itself, key d)
+  --resolve-after S   send "resolved" S seconds after the acknowledgement of an alarm
+                      or a request (default: never by itself, key r)
   --unit TEXT         the unit dispatched, 1-100 characters (default "${CONSOLE_DEFAULTS.unit}")
   --eta MIN           the unit's expected arrival, minutes, 0-65535 (default ${CONSOLE_DEFAULTS.etaMin})
   --username NAME     MQTT user name (default: none); the password comes from
@@ -60,22 +70,29 @@ Options:
   --help, -h          this help
 
 Keys (on a terminal; read from standard input when it is a pipe, too):
-  a        acknowledge the oldest alarm not yet acknowledged
-  d        dispatch the selected alarm, or else the oldest not yet dispatched
-           (asks for the unit and the eta; Enter keeps the default)
-  r        resolve the selected alarm, or else the oldest open one (asks how it ended)
-  1-9      select that alarm of the list; arrow up and down move the selection
+  a        acknowledge the oldest alarm not yet acknowledged, or else the oldest such
+           request (a request gets a text for the herder, e.g. "${REQUEST_ACKNOWLEDGEMENTS.callback}")
+  d        dispatch the selected alarm or request, or else the oldest alarm not yet
+           dispatched (asks for the unit and the eta; Enter keeps the default)
+  r        resolve the selected alarm or request, or else the oldest open one, alarms
+           first (asks how it ended)
+  1-9      select that alarm or request of the lists (requests are numbered after the
+           alarms); arrow up and down move the selection
   b        broadcast to the terminals (asks for the target, the urgency and the text)
   q        quit (Ctrl-C too)
   Esc      cancel a question
 
 Output: on a terminal, a view redrawn on every change: gateways online and offline,
-terminals, open alarms with age and stage (stored, received, acknowledged,
-dispatched), recent trouble, errors. Otherwise one line of plain text per event.
+terminals, open alarms and, apart from them, open requests, each with age and stage
+(stored, received, acknowledged, dispatched) and what a cancel takes back, broadcasts
+with how many terminals have read each and through which gateways, recent trouble,
+errors. Otherwise one line of plain text per event. Text from the wire is shown with
+control characters and escape sequences as visible text (\\u001b), never obeyed.
 With --json, one object per event with at least type (alert, event, status, state,
 reply, command-sent, error, connection), id, gateway, terminal, code, kind, time (the
 payload's {at, estimated}), receivedAt (local UNIX ms), ageMs (receivedAt - time.at,
-null if the time is estimated) and duplicate: true for an id seen before.
+null if the time is estimated) and duplicate: true for an id seen before; an event
+of class request also has stage and copies.
 
 Examples:
   steppelink console --broker mqtt://127.0.0.1:1883
@@ -83,11 +100,13 @@ Examples:
   steppelink console broadcast --broker mqtt://127.0.0.1:1883 --to area:abag-03 --urgency urgent "Blizzard tomorrow night: bring the herds in."`
 
 const BROADCAST_HELP = `Usage: steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
+       steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
 
 Publishes one broadcast command (information for the terminals' displays: storm
 warnings, notices) and exits 0 once the broker has it (PUBACK), 1 if it did not
 acknowledge in time. The text is one argument (quote it): at most 2700 characters and
-15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters).
+15 display parts of 180 bytes of UTF-8 (about 900 Chinese characters). With --withdraw,
+publishes a broadcast-withdraw instead: the terminals remove that broadcast.
 
 Options:
   --broker URL        the platform's MQTT broker (required)
@@ -97,6 +116,9 @@ Options:
   --expires-in S      the text is stale after this many seconds (default: never)
   --broadcast-id N    the broadcast's id, 0-4294967295; the same id again replaces the
                       text on the terminals (default: the UNIX time in seconds)
+  --withdraw ID       take back the broadcast with this id (0-4294967295, as it was
+                      sent); no text, --urgency, --expires-in or --broadcast-id then
+                      (default: none, send the text)
   --prefix P          topic prefix (default ${CONSOLE_DEFAULTS.prefix})
   --id CONSOLE_ID     prefixes the command id (default ${CONSOLE_DEFAULTS.id})
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
@@ -190,6 +212,7 @@ const BROADCAST_OPTIONS = {
   urgency: { type: 'string' },
   'expires-in': { type: 'string' },
   'broadcast-id': { type: 'string' },
+  withdraw: { type: 'string' },
   prefix: { type: 'string' },
   id: { type: 'string' },
   timeout: { type: 'string' },
@@ -273,6 +296,7 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
     o.stdout(`${BROADCAST_HELP}\n`)
     return 0
   }
+  if (values.withdraw !== undefined) return withdrawCommand(values, positionals, o)
   let options
   try {
     const broker = brokerUrl(values.broker)
@@ -297,11 +321,16 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
   } catch (e) {
     return usage(o, 'console broadcast', e)
   }
+  return publishAndReport(o, values.json === true, publishBroadcast(options), ({ command, topic }) =>
+    command.type === 'broadcast' ? `broadcast ${command.broadcast} (${command.urgency}) sent to ${topic}; the broker has it (command ${command.id})` : '',
+  )
+}
+
+/** Waits for the one command, prints it (a JSON line, or `said`), and gives the exit code: 0 sent, 1 not confirmed, 2 refused before sending. */
+async function publishAndReport(o: ConsoleCommandIo, json: boolean, publishing: Promise<CommandLine>, said: (sent: CommandLine) => string): Promise<number> {
   try {
-    const sent = await publishBroadcast(options)
-    const { command, topic } = sent
-    if (values.json) o.stdout(`${JSON.stringify(sent)}\n`)
-    else if (command.type === 'broadcast') o.stdout(`broadcast ${command.broadcast} (${command.urgency}) sent to ${topic}; the broker has it (command ${command.id})\n`)
+    const sent = await publishing
+    o.stdout(`${json ? JSON.stringify(sent) : said(sent)}\n`)
     return 0
   } catch (e) {
     if (!(e instanceof ConsoleError)) throw e
@@ -309,6 +338,33 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
     o.stderr(`steppelink console broadcast: ${e.message}\n`)
     return 1
   }
+}
+
+type BroadcastValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof BROADCAST_OPTIONS; allowPositionals: true; strict: true }>>['values']
+
+async function withdrawCommand(values: BroadcastValues, positionals: string[], o: ConsoleCommandIo): Promise<number> {
+  let options
+  try {
+    const broker = brokerUrl(values.broker)
+    if (values.to === undefined) throw new UsageError('--to is required: a gateway id, all, or area:NAME')
+    const alone = ['urgency', 'expires-in', 'broadcast-id'].filter((k) => values[k as keyof BroadcastValues] !== undefined)
+    if (alone.length > 0) throw new UsageError(`--withdraw takes a broadcast back: it has no ${alone.map((k) => `--${k}`).join(', ')}`)
+    if (positionals.length > 0) throw new UsageError('--withdraw takes no text')
+    options = defined({
+      broker,
+      to: values.to,
+      broadcast: number('withdraw', values.withdraw, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'a broadcast id, a whole number from 0 to 4294967295')!,
+      prefix: prefixOf(values.prefix),
+      id: consoleId(values.id),
+      timeoutMs: (number('timeout', values.timeout, (n) => n > 0 && n <= 86400, 'seconds above 0') ?? 30) * 1000,
+      username: values.username,
+      password: o.env[PASSWORD_ENV],
+    })
+  } catch (e) {
+    return usage(o, 'console broadcast', e)
+  }
+  const broadcast = options.broadcast
+  return publishAndReport(o, values.json === true, publishWithdraw(options), ({ command, topic }) => `broadcast ${broadcast} withdrawn: sent to ${topic}; the broker has it (command ${command.id})`)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -401,13 +457,16 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
   const changed = () => {
     if (live && renderTimer === undefined) renderTimer = setTimeout(render, 50)
   }
+  // Notes and questions quote alert ids and error messages, text from the wire: outside
+  // the live view (which renderView makes safe) they go through screenText [CONSOLE-9].
+  const say = (write: (text: string) => void, text: string, end = '\n') => write(`${screenText(text)}${end}`)
   const note = (text: string) => {
     if (live) {
       notes.push(`${clockTime(Date.now())}  ${text}`)
       if (notes.length > 20) notes.shift()
       changed()
-    } else if (r.json) o.stderr(`${text}\n`)
-    else o.stdout(`${clockTime(Date.now())}  NOTE     ${text}\n`)
+    } else if (r.json) say(o.stderr, text)
+    else say(o.stdout, `${clockTime(Date.now())}  NOTE     ${text}`)
   }
   const onEvent = (e: ConsoleEvent) => {
     if (r.json) o.stdout(`${JSON.stringify(e)}\n`)
@@ -437,7 +496,8 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
       prompt = { question, buffer: '', done: resolve }
       step()
       if (live) changed()
-      else (r.json ? o.stderr : o.stdout)(`${question} ${r.json ? '' : '\n'}`)
+      else if (r.json) say(o.stderr, `${question} `, '')
+      else say(o.stdout, `${question} `)
     })
   const answer = (value: string | null) => {
     const p = prompt
@@ -451,10 +511,12 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
   }
 
   // -- actions -----------------------------------------------------------------------------
-  const open = (): AlarmView[] => operatorConsole?.snapshot().openAlarms ?? []
-  const pick = (eligible: (a: AlarmView) => boolean): AlarmView | undefined => {
+  /** Alarms, then requests: the order of the view and of the keys 1-9. */
+  const open = (): CaseView[] => (operatorConsole === undefined ? [] : openCases(operatorConsole.snapshot()))
+  /** The selected case if it can take the action, or else the first of the list that `fallback` allows too. */
+  const pick = (eligible: (a: CaseView) => boolean, fallback: (a: CaseView) => boolean = () => true): CaseView | undefined => {
     const list = open()
-    return list.find((a) => a.id === selected && eligible(a)) ?? list.find(eligible)
+    return list.find((a) => a.id === selected && eligible(a)) ?? list.find((a) => eligible(a) && fallback(a))
   }
   const report = (what: string, p: Promise<unknown>) =>
     p.then(
@@ -463,13 +525,17 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
     )
   const actions: Record<string, () => Promise<void>> = {
     a: async () => {
-      const a = open().find((x) => x.stage === 'stored' || x.stage === 'received')
-      if (a === undefined) return note('no alarm waiting for an acknowledgement')
-      await report(`acknowledged ${a.id}`, operatorConsole!.acknowledge(a.id))
+      const a = open().find((x) => canTake(x.stage, 'acknowledge'))
+      if (a === undefined) return note('no alarm or request waiting for an acknowledgement')
+      await report(`acknowledged ${a.class} ${a.id}`, operatorConsole!.acknowledge(a.id))
     },
     d: async () => {
-      const a = pick((x) => x.stage !== 'dispatched')
-      if (a === undefined) return note('no open alarm waiting for a dispatch')
+      // A request gets a dispatch only when the operator selects it: the hotline answers requests.
+      const a = pick(
+        (x) => canTake(x.stage, 'dispatch'),
+        (x) => x.class === 'alarm',
+      )
+      if (a === undefined) return note('no open alarm waiting for a dispatch (select a request with 1-9 to dispatch to it)')
       const unit = await withDefault(`dispatch to ${a.id}: unit`, r.unit ?? CONSOLE_DEFAULTS.unit)
       if (unit === null) return note('dispatch cancelled')
       const eta = await withDefault(`dispatch to ${a.id}: eta, minutes`, String(r.etaMin ?? CONSOLE_DEFAULTS.etaMin))
@@ -479,8 +545,8 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
       await report(`dispatched ${unit} to ${a.id}`, operatorConsole!.dispatch(a.id, unit, minutes))
     },
     r: async () => {
-      const a = pick(() => true)
-      if (a === undefined) return note('no open alarm to resolve')
+      const a = pick((x) => canTake(x.stage, 'resolve'))
+      if (a === undefined) return note('no open alarm or request to resolve')
       const how = await withDefault(`resolve ${a.id}: how it ended`, CONSOLE_DEFAULTS.resolveText)
       if (how === null) return note('resolve cancelled')
       await report(`resolved ${a.id}`, operatorConsole!.resolve(a.id, how))
@@ -538,7 +604,7 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
     if (ch >= '1' && ch <= '9') {
       const a = open()[Number(ch) - 1]
       selected = a?.id ?? null
-      if (a === undefined) note(`no alarm ${ch} in the list`)
+      if (a === undefined) note(`no alarm or request ${ch} in the lists`)
       return changed()
     }
     const action = actions[ch]
@@ -638,7 +704,7 @@ async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<number> {
   const snap = operatorConsole.snapshot()
   await operatorConsole.close()
   const c = snap.counters
-  const summary = `console stopped: ${c.alerts} alarm${c.alerts === 1 ? '' : 's'} (${snap.openAlarms.length} still open), ${c.items} other items, ${c.duplicates} duplicates, ${c.commandsSent} commands sent, ${c.errors} errors`
+  const summary = `console stopped: ${c.alerts} alarm${c.alerts === 1 ? '' : 's'} (${snap.openAlarms.length} still open), ${c.requests} request${c.requests === 1 ? '' : 's'} (${snap.openRequests.length} still open), ${c.items} other items, ${c.duplicates} duplicates, ${c.commandsSent} commands sent, ${c.errors} errors`
   if (r.json) o.stderr(`${summary}\n`)
   else o.stdout(`${summary}\n`)
   return 0

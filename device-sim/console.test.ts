@@ -14,6 +14,7 @@ import mqtt from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { consoleCommand, tokenize } from '../cli/console-command.js'
 import {
+  COMMAND_ERROR_CODES,
   DEFAULT_TOPIC_PREFIX,
   encodeBatch,
   encodePayload,
@@ -26,7 +27,7 @@ import {
 } from '../protocol/mqtt.js'
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
-import { ConsoleError, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
+import { ConsoleError, describeEvent, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
 import { waitFor } from './wait.js'
 
 // ---------------------------------------------------------------------------------------
@@ -106,6 +107,16 @@ function trouble(gateway: string, n: number, kind: 'mains-lost' | 'tamper' = 'ma
   return { ...alarm(gateway, n), class: 'trouble', kind, code: kind === 'tamper' ? 383 : 301, stage: undefined } as UplinkEvent
 }
 
+/** A call-back request of terminal T4-00123 (class request, on `event` or in a batch). */
+function callback(gateway: string, n: number, over: Partial<UplinkEvent> = {}): UplinkEvent {
+  return { ...alarm(gateway, n), class: 'request', kind: 'callback', code: null, stage: 'sent', ...over }
+}
+
+/** A message the center household relayed for a neighbour (class request, made by the gateway). */
+function relay(gateway: string, n: number, text: string): UplinkEvent {
+  return { ...alarm(gateway, n), id: `${gateway}:g${n}`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, stage: 'sent', text }
+}
+
 function status(gateway: string, terminal: string, battery: number, mains: boolean): TerminalStatus {
   return {
     v: 1,
@@ -166,7 +177,7 @@ describe('alerts', () => {
     expect(ack).toMatchObject({ type: 'acknowledged', alert: a.id, by: '110 centre: Officer Bao' })
     expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged'])
     expect(timers.delays()).toEqual([90_000, 1_800_000])
-    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+    expect(c.case(a.id)?.stage).toBe('acknowledged')
 
     timers.fire(90_000)
     const [dispatched] = await waitFor('the dispatch', () => gw.of('dispatched').length === 1 && gw.of('dispatched'))
@@ -176,7 +187,7 @@ describe('alerts', () => {
     timers.fire(1_800_000)
     const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
     expect(resolved).toMatchObject({ alert: a.id, text: 'Case closed by the 110 centre' })
-    expect(c.alarm(a.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
+    expect(c.case(a.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
     expect(c.snapshot().openAlarms).toEqual([])
 
     // A late copy of a closed alarm: a receipt still, and no second answer.
@@ -208,13 +219,13 @@ describe('alerts', () => {
     const a = alarm(gw.id, 42)
     await gw.publish('alert', encodePayload(a, 'cbor'))
     await waitFor('the receipt', () => gw.of('receipt').length === 1)
-    expect(c.alarm(a.id)?.stage).toBe('received')
+    expect(c.case(a.id)?.stage).toBe('received')
 
     const ackd = await c.acknowledge(a.id, 'Stay with the patient, keep warm')
     expect(ackd).toMatchObject({ type: 'acknowledged', alert: a.id, by: 'Operator on duty', text: 'Stay with the patient, keep warm' })
     await expect(c.acknowledge(a.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
     await expect(c.dispatch(a.id, 'x'.repeat(101))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('/unit') })
-    expect(c.alarm(a.id)?.stage).toBe('acknowledged')
+    expect(c.case(a.id)?.stage).toBe('acknowledged')
     await c.dispatch(a.id, 'Patrol car 3, Abag', 95)
     await expect(c.acknowledge(a.id)).rejects.toBeInstanceOf(ConsoleError)
     await c.resolve(a.id, 'Taken to the banner hospital')
@@ -226,6 +237,32 @@ describe('alerts', () => {
     expect(gw.of('dispatched')[0]).toMatchObject({ unit: 'Patrol car 3, Abag', eta: 95 })
     expect(gw.of('resolved')[0]).toMatchObject({ text: 'Taken to the banner hospital' })
     expect(gw.rejected).toEqual([])
+  })
+
+  it('cancels: the cancel says which alarm it takes back, that alarm says it was cancelled by the terminal, and both stay open for the operator', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const fire = alarm(gw.id, 42, { kind: 'fire', code: 110 })
+    const cancel = alarm(gw.id, 43, { kind: 'cancel', code: 406, cancels: fire.id })
+    await gw.publish('alert', encodePayload(fire, 'cbor'))
+    await gw.publish('alert', encodePayload(cancel, 'cbor'))
+    // A cancel that names an alarm the console has not seen yet (it restarted), then that alarm.
+    await gw.publish('alert', encodePayload(alarm(gw.id, 8, { id: 'R1-00008:8', terminal: 'R1-00008', kind: 'cancel', code: 406, cancels: 'R1-00008:7' }), 'json'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 7, { id: 'R1-00008:7', terminal: 'R1-00008' }), 'json'))
+    await waitFor('four receipts', () => gw.of('receipt').length === 4)
+
+    expect(c.case(fire.id)).toMatchObject({ cancelledBy: cancel.id, cancels: null, stage: 'received' })
+    expect(c.case(cancel.id)).toMatchObject({ cancels: fire.id, cancelledBy: null })
+    expect(c.case('R1-00008:7')).toMatchObject({ cancelledBy: 'R1-00008:8' })
+    expect(c.snapshot().openAlarms.map((a) => a.id)).toEqual([fire.id, cancel.id, 'R1-00008:8', 'R1-00008:7'])
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'receipt', 'receipt', 'receipt'])
+    const line = of('alert').find((e) => e.id === cancel.id)!
+    expect(line.cancels).toBe(fire.id)
+    expect(describeEvent(line)).toMatch(new RegExp(`ALERT +${cancel.id} +cancel \\(406\\) .*NEW ALARM.*; the terminal cancels ${fire.id} \\(close it\\)`))
+    const view = renderView(c.snapshot(), { now: T0, width: 300 }).join('\n')
+    expect(view).toMatch(new RegExp(`1\\. ${fire.id} +fire .*RECEIVED, CANCELLED by the terminal \\(${cancel.id}\\): close it`))
+    expect(view).toMatch(new RegExp(`2\\. ${cancel.id} +cancel .*RECEIVED, cancels ${fire.id}`))
   })
 
   it('[CONSOLE-7] broadcast: to a gateway, an area, all; checked before it is sent', async () => {
@@ -248,6 +285,201 @@ describe('alerts', () => {
     await expect(c.broadcast('area:a/b', 'x')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
     await expect(c.broadcast('all', '')).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND' })
     await expect(c.broadcast('all', '暴'.repeat(901))).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('15 display parts') })
+    // Beyond what TIME and DISPLAY can carry (2106): refused before it is sent.
+    await expect(c.broadcast('all', 'x', 'info', 100 * 366 * 86400)).rejects.toMatchObject({ code: 'CONSOLE_BAD_COMMAND', message: expect.stringContaining('/expires') })
+    expect(gw.rejected).toEqual([])
+  })
+})
+
+describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
+  it('auto: a receipt for each (one per batch), acknowledged with a text for the herder, resolved after the resolve delay, never dispatched', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c, of } = await consoleFor(broker.url, { ack: 'auto', dispatchAfterS: 90, resolveAfterS: 1800, timers })
+    const alone = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(alone, 'cbor'))
+    await waitFor('the receipt of the request alone', () => gw.of('receipt').length === 1)
+    const second = callback(gw.id, 44)
+    const neighbour = relay(gw.id, 12, '巴图家：两只羊在井边走失，明天需要兽医。')
+    const batch = { v: 1 as const, id: `${gw.id}:b9`, gateway: gw.id, items: [second, neighbour, alone, trouble(gw.id, 45)] }
+    await gw.publish('batch', await encodeBatch(batch, 'cbor'))
+    await waitFor('three acknowledgements and two receipts', () => gw.of('acknowledged').length === 3 && gw.of('receipt').length === 2)
+
+    // One receipt per message: the batch's requests together, the copy of the first again.
+    expect(gw.of('receipt').map((r) => r.ids)).toEqual([[alone.id], [second.id, neighbour.id, alone.id]])
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'receipt', 'acknowledged', 'acknowledged'])
+    expect(gw.of('acknowledged').map((a) => [a.alert, a.by, a.text])).toEqual([
+      [alone.id, 'Operator on duty', '110 centre will call you back'],
+      [second.id, 'Operator on duty', '110 centre will call you back'],
+      [neighbour.id, 'Operator on duty', '110 centre has the message'],
+    ])
+    // Only the resolve is timed: no patrol car for a call-back.
+    expect(timers.delays()).toEqual([1_800_000, 1_800_000, 1_800_000])
+    const s = c.snapshot()
+    expect(s.openAlarms).toEqual([])
+    expect(s.openRequests.map((r) => [r.id, r.class, r.stage, r.copies])).toEqual([
+      [alone.id, 'request', 'acknowledged', 2],
+      [second.id, 'request', 'acknowledged', 1],
+      [neighbour.id, 'request', 'acknowledged', 1],
+    ])
+    expect(s.counters).toMatchObject({ alerts: 0, requests: 3, requestCopies: 4, duplicates: 1, items: 1 })
+    const lines = of('event').filter((e) => e.class === 'request')
+    expect(lines.map((e) => [e.id, e.stage, e.copies, e.duplicate ?? false, e.batch])).toEqual([
+      [alone.id, 'stored', 1, false, null],
+      [second.id, 'stored', 1, false, batch.id],
+      [neighbour.id, 'stored', 1, false, batch.id],
+      [alone.id, 'acknowledged', 2, true, batch.id],
+    ])
+    expect(describeEvent(lines[0]!)).toMatch(new RegExp(`REQUEST +${alone.id} +callback from T4-00123 via ${gw.id}: NEW REQUEST`))
+    expect(describeEvent(lines[3]!)).toMatch(/copy 2 \(duplicate\) in batch/)
+
+    timers.fire(1_800_000)
+    const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(resolved).toMatchObject({ alert: alone.id, text: 'Case closed by the 110 centre' })
+    expect(c.case(alone.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'resolved'])
+    expect(c.snapshot().openRequests.map((r) => r.id)).toEqual([second.id, neighbour.id])
+    expect(gw.of('dispatched')).toEqual([])
+    expect(gw.rejected).toEqual([])
+  })
+
+  it('manual: the same stages as an alarm through the API, a dispatch too if the operator wants one; stages only move forward', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c } = await consoleFor(broker.url, { dispatchAfterS: 30, resolveAfterS: 60, timers })
+    const r = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(r, 'json'))
+    await waitFor('the receipt', () => gw.of('receipt').length === 1)
+    expect(c.case(r.id)).toMatchObject({ class: 'request', kind: 'callback', stage: 'received' })
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt'])
+
+    expect(await c.acknowledge(r.id)).toMatchObject({ alert: r.id, text: '110 centre will call you back' })
+    expect(timers.delays()).toEqual([60_000])
+    await expect(c.acknowledge(r.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED', message: `request ${r.id} is already acknowledged` })
+    await c.dispatch(r.id, 'Township vet', 120)
+    await c.resolve(r.id, 'Called back at 14:05')
+    await expect(c.dispatch(r.id)).rejects.toMatchObject({ code: 'CONSOLE_STAGE_PASSED' })
+    expect(timers.pending.size).toBe(0)
+    await waitFor('the answers', () => gw.commands.length === 4)
+    expect(gw.commands.map((x) => x.type)).toEqual(['receipt', 'acknowledged', 'dispatched', 'resolved'])
+    expect(gw.of('dispatched')[0]).toMatchObject({ alert: r.id, unit: 'Township vet', eta: 120 })
+    expect(c.snapshot().openRequests).toEqual([])
+    // An operator's own text replaces the default.
+    const other = callback(gw.id, 42)
+    await gw.publish('event', encodePayload(other, 'json'))
+    await waitFor('its receipt', () => gw.of('receipt').length === 2)
+    expect(await c.acknowledge(other.id, 'Officer Bao calls you within the hour')).toMatchObject({ text: 'Officer Bao calls you within the hour' })
+  })
+
+  it('the view lists requests apart from the alarms, numbered after them, with their text; never red', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const now = T0 + 125_000
+    const { c } = await consoleFor(broker.url, { now: () => now })
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await gw.publish('event', encodePayload(relay(gw.id, 12, 'Batu: two sheep lost at the well'), 'cbor'))
+    await gw.publish('event', encodePayload(callback(gw.id, 41), 'cbor'))
+    await waitFor('three receipts', () => gw.of('receipt').length === 3)
+    const text = renderView(c.snapshot(), { now, width: 200 }).join('\n')
+    expect(text).toMatch(/Open alarms: 1\n {2}1\. T4-00123:42 +emergency/)
+    expect(text).toMatch(new RegExp(`Open requests: 2\\n {2}2\\. ${gw.id}:g12 +relay +- +via ${gw.id} +age 2 min 05 s {2}RECEIVED: Batu: two sheep lost at the well\\n {2}3\\. T4-00123:41 +callback`))
+    const ansi = renderView(c.snapshot(), { now, ansi: true }).filter((l) => l.includes('callback') || l.includes('relay'))
+    expect(ansi.join('\n')).not.toContain('\x1b[31m')
+  })
+
+  it('keys: a takes the alarms first, then the requests; d goes to a request only when it is selected', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const t = io()
+    const stdin = new PassThrough()
+    const run = consoleCommand(['--broker', broker.url, '--id', uniq('keys')], { ...t.io, stdin })
+    await waitFor('connected', () => t.out.join('').includes('BROKER   connected'))
+    const r = callback(gw.id, 41)
+    await gw.publish('event', encodePayload(r, 'cbor'))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 42), 'cbor'))
+    await waitFor('the receipts', () => gw.of('receipt').length === 2)
+
+    stdin.write('a\n')
+    await waitFor('the alarm acknowledged first', () => gw.of('acknowledged')[0]?.alert === 'T4-00123:42')
+    stdin.write('a\n')
+    const [, ack] = await waitFor('then the request', () => gw.of('acknowledged').length === 2 && gw.of('acknowledged'))
+    expect(ack).toMatchObject({ alert: r.id, text: '110 centre will call you back' })
+    stdin.write('d\n\n\n') // nothing selected: the alarm
+    await waitFor('the dispatch to the alarm', () => gw.of('dispatched')[0]?.alert === 'T4-00123:42')
+    stdin.write('d\n')
+    await waitFor('no second alarm to dispatch', () => t.out.join('').includes('no open alarm waiting for a dispatch'))
+    stdin.write('2\nd\nHerder Batu\n0\n') // the request, selected
+    await waitFor('the dispatch to the request', () => gw.of('dispatched')[1]?.alert === r.id)
+    stdin.write('r\nCalled back\n') // still selected
+    const [resolved] = await waitFor('the resolve', () => gw.of('resolved').length === 1 && gw.of('resolved'))
+    expect(resolved).toMatchObject({ alert: r.id, text: 'Called back' })
+    stdin.write('q\n')
+    expect(await run).toBe(0)
+    expect(t.out.join('')).toMatch(/console stopped: 1 alarm \(1 still open\), 1 request \(0 still open\)/)
+    expect(gw.rejected).toEqual([])
+  })
+})
+
+describe('broadcast reads', () => {
+  /** A broadcast-read as the gateway makes it: one id per broadcast, revision and terminal. */
+  const read = (gateway: string, broadcast: number, revision: number, terminal: string): UplinkEvent => ({
+    ...alarm(gateway, 1),
+    id: `${gateway}/read/${broadcast}.${revision}/${terminal}`,
+    class: 'status',
+    kind: 'broadcast-read',
+    code: null,
+    terminal,
+    number: null,
+    stage: undefined,
+    text: `broadcast ${broadcast}`,
+    broadcast,
+    revision,
+  })
+
+  it('for each broadcast: how many terminals read it and through which gateways, deduplicated by id; reads of a broadcast sent elsewhere too', async () => {
+    const broker = await aedes()
+    const a = await fakeGateway(broker.url, uniq('gwa'), 'abag-03')
+    const b = await fakeGateway(broker.url, uniq('gwb'), 'abag-03')
+    const { c } = await consoleFor(broker.url)
+    await c.broadcast('area:abag-03', 'Blizzard tomorrow night: bring the herds in before dark.', 'urgent', 3600, 9001)
+    await c.broadcast(a.id, 'Vet visit on Friday', 'info', undefined, 9002)
+    expect(c.snapshot().broadcasts.map((x) => [x.broadcast, x.terminals])).toEqual([
+      [9002, 0],
+      [9001, 0],
+    ])
+    await a.publish('event', encodePayload(read(a.id, 9001, 0, 'T4-00123'), 'cbor'))
+    // The same read again, alone and in a batch (a gateway restart), and a second terminal.
+    const batch = { v: 1 as const, id: `${a.id}:b1`, gateway: a.id, items: [read(a.id, 9001, 0, 'T4-00123'), read(a.id, 9001, 0, 'R1-00008')] }
+    await a.publish('batch', await encodeBatch(batch, 'cbor'))
+    await a.publish('event', encodePayload(read(a.id, 9001, 0, 'T4-00123'), 'json'))
+    await b.publish('event', encodePayload(read(b.id, 9001, 0, 'T7-00001'), 'json'))
+    // Read by a terminal of a broadcast this console did not send (the CLI's, say).
+    await b.publish('event', encodePayload(read(b.id, 4242, 0, 'T7-00001'), 'json'))
+    await waitFor('the reads', () => c.snapshot().broadcasts.find((x) => x.broadcast === 4242)?.terminals === 1 && c.snapshot().broadcasts.find((x) => x.broadcast === 9001)?.terminals === 3)
+
+    const replaced = await c.broadcast('area:abag-03', 'Blizzard: roads closed too.', 'urgent', 3600, 9001)
+    expect(replaced).toMatchObject({ broadcast: 9001 })
+    await a.publish('event', encodePayload(read(a.id, 9001, 1, 'T4-00123'), 'cbor'))
+    await waitFor('the read of the new text', () => c.snapshot().broadcasts.find((x) => x.broadcast === 9001)?.latestRevision === 1)
+
+    const s = c.snapshot()
+    expect(s.broadcasts.map((x) => x.broadcast)).toEqual([9001, 4242, 9002])
+    const storm = s.broadcasts[0]!
+    expect(storm).toMatchObject({ terminals: 3, latestRevision: 1, terminalsOfLatest: 1, sent: { to: 'area:abag-03', text: 'Blizzard: roads closed too.', urgency: 'urgent', times: 2 } })
+    expect(storm.gateways).toEqual([
+      { gateway: a.id, terminals: 2 },
+      { gateway: b.id, terminals: 1 },
+    ])
+    expect(s.broadcasts[1]).toMatchObject({ broadcast: 4242, sent: null, terminals: 1, gateways: [{ gateway: b.id, terminals: 1 }] })
+    expect(s.broadcasts[2]).toMatchObject({ broadcast: 9002, terminals: 0 })
+    expect(s.counters.duplicates).toBe(2)
+
+    const view = renderView(s, { now: Date.now(), width: 300 }).join('\n')
+    expect(view).toContain('Broadcasts: 3')
+    expect(view).toMatch(new RegExp(`#9001 urgent to area:abag-03, sent \\d\\d:\\d\\d:\\d\\d \\(text replaced 1x\\): "Blizzard: roads closed too\\.": read on 3 terminals \\(${a.id} 2, ${b.id} 1\\), 1 of them the latest text \\(revision 1\\)`))
+    expect(view).toMatch(new RegExp(`#4242 not sent by this console: read on 1 terminal \\(${b.id} 1\\)\\n`))
+    expect(view).toMatch(/#9002 info to .*"Vet visit on Friday": not read yet/)
   })
 })
 
@@ -279,8 +511,48 @@ describe('events, batches and statuses', () => {
     ])
     expect(s.trouble.map((t) => t.kind)).toEqual(['tamper', 'mains-lost'])
     expect(s.openAlarms).toEqual([])
-    expect(s.counters).toMatchObject({ items: 5, duplicates: 1, errors: 0 })
-    expect(gw.commands).toEqual([])
+    // The relay is a request: a case of its own, with a receipt (below); the rest are items.
+    expect(s.openRequests.map((r) => [r.id, r.kind, r.stage])).toEqual([[relay.id, 'relay', 'received']])
+    expect(s.counters).toMatchObject({ items: 4, requests: 1, duplicates: 1, errors: 0 })
+    const [receipt] = await waitFor('the receipt of the relay', () => gw.commands.length === 1 && gw.of('receipt'))
+    expect(receipt!.ids).toEqual([relay.id])
+  })
+
+  it('terminal-reset: shown plainly in the log and the trouble list; the new ids are opaque, another alarm under the same terminal', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const reset = {
+      ...trouble(gw.id, 1),
+      id: `${gw.id}:g15`,
+      kind: 'terminal-reset',
+      code: 305,
+      number: null,
+      reset: { reason: 'boot-backwards', epoch: `${gw.id}.1`, boot: 1, lastEvent: 1, previousBoot: 7, previousNumber: 42 },
+    } as UplinkEvent
+    const before = alarm(gw.id, 1)
+    const after = alarm(gw.id, 1, { id: `T4-00123@${gw.id}.1:1` })
+    await gw.publish('alert', encodePayload(before, 'cbor'))
+    await gw.publish('event', encodePayload(reset, 'cbor'))
+    await gw.publish('alert', encodePayload(after, 'cbor'))
+    await waitFor('two receipts', () => gw.of('receipt').length === 2)
+
+    // The same number twice, two alarms: ids are compared whole, never parsed.
+    expect(gw.of('receipt').map((r) => r.ids)).toEqual([[before.id], [after.id]])
+    expect(c.snapshot().openAlarms.map((a) => [a.id, a.terminal, a.number])).toEqual([
+      [before.id, 'T4-00123', 1],
+      [after.id, 'T4-00123', 1],
+    ])
+    expect(c.duplicates.size).toBe(0)
+    const plain = `terminal T4-00123 restarted its event numbers (its boot counter went back from 7 to 1): memory wiped or a new unit; new ids T4-00123@${gw.id}.1:n`
+    const line = of('event').find((e) => e.kind === 'terminal-reset')!
+    expect(line.reset).toEqual(reset.reset)
+    expect(describeEvent(line)).toMatch(new RegExp(`EVENT +${gw.id}:g15 +trouble terminal-reset \\(305\\) from T4-00123 via ${gw.id}(, .* after it happened)?: terminal T4-00123 `))
+    expect(describeEvent(line).endsWith(plain)).toBe(true)
+    expect(c.snapshot().trouble[0]).toMatchObject({ kind: 'terminal-reset', terminal: 'T4-00123', reset: reset.reset })
+    const view = renderView(c.snapshot(), { now: T0, width: 300 })
+    expect(view.find((l) => l.includes('terminal-reset (305)'))?.endsWith(plain)).toBe(true)
+    expect(view.join('\n')).toMatch(new RegExp(`2\\. T4-00123@${gw.id}\\.1:1 +emergency +T4-00123`))
   })
 
   it('[CONSOLE-2] [MQTT-4.9] malformed payloads are reported with a code and dropped; the console goes on', async () => {
@@ -328,6 +600,21 @@ describe('events, batches and statuses', () => {
     expect(c.connected).toBe(true)
   })
 
+  it('[MQTT-3.8] every code of COMMAND_ERROR_CODES, the new CMD_BAD_VALUE, CMD_STALE and CMD_RETAINED included, and a code of a later version, is shown as a reply', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { of } = await consoleFor(broker.url)
+    const codes = [...COMMAND_ERROR_CODES, 'CMD_FROM_THE_FUTURE']
+    expect(codes).toEqual(expect.arrayContaining(['CMD_BAD_VALUE', 'CMD_STALE', 'CMD_RETAINED']))
+    for (const [i, code] of codes.entries()) {
+      await gw.publish('reply', encodePayload({ v: 1, type: 'error', gateway: gw.id, command: `c-${i}`, topic: gw.topics.command, code, message: `reason ${i}`, time: { at: T0, estimated: false } }, 'json'))
+    }
+    const replies = await waitFor('every reply', () => of('reply').length === codes.length && of('reply'))
+    expect(replies.map((r) => r.code)).toEqual(codes)
+    replies.forEach((r, i) => expect(describeEvent(r)).toMatch(new RegExp(`REPLY +${gw.id} rejected command c-${i}: ${codes[i]} reason ${i}$`)))
+    expect(of('error')).toEqual([])
+  })
+
   it('[MQTT-3.8] a reply is shown with its code and the rejected command', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)
@@ -340,7 +627,7 @@ describe('events, batches and statuses', () => {
 })
 
 describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
-  it('birth means online, a death of that session offline, a death of an older session is stale; a time command after each birth', async () => {
+  it('birth means online, a death of that session offline, a death of an older session is stale; a time command naming its session after each birth', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)
     const early = await fakeGateway(broker.url)
@@ -351,7 +638,8 @@ describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
     const { c, of } = await consoleFor(broker.url)
     const online = (id: string) => c.snapshot().gateways.find((g) => g.gateway === id)?.online
     await waitFor('the retained states', () => online(early.id) === true && online(gone.id) === false)
-    await waitFor('time to the gateway born before the console', () => early.of('time').length === 1)
+    const [earlyTime] = await waitFor('time to the gateway born before the console', () => early.of('time').length === 1 && early.of('time'))
+    expect(earlyTime!.session).toBe(2)
     expect(gone.commands).toEqual([])
 
     await gw.publish('state', birth(gw.id, 5), true)
@@ -376,7 +664,9 @@ describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
       ['death', 6, true, true],
       ['death', 7, false, false],
     ])
-    expect(gw.of('time')).toHaveLength(2)
+    // Each time names the session of the birth it answers, so a later session can refuse it.
+    expect(gw.of('time').map((t) => t.session)).toEqual([5, 7])
+    expect(describeEvent(of('command-sent').find((e) => e.kind === 'time' && e.gateway === gw.id)!)).toMatch(/SENT +time \d{4}-.*Z for session 5 -> /)
     expect(c.snapshot().gateways.find((g) => g.gateway === gw.id)).toMatchObject({ online: false, session: 7 })
   })
 
@@ -425,6 +715,83 @@ describe('persistent session [CONSOLE-1] [MQTT-4.8]', () => {
     const broker = await startMosquitto()
     cleanups.push(() => broker.close())
     await awayAndBack(broker.url)
+  })
+})
+
+describe('text from the wire on the screen [CONSOLE-9]', () => {
+  /** What a terminal obeys: C0 (ESC, BEL, CR, LF ...), DEL, C1 (CSI U+009B ...), bidi overrides and isolates. */
+  const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
+  // Clear the screen, home the cursor, hide, blink, recolour, move up a line, set the
+  // window title (OSC), an 8-bit CSI, a bell, reverse the rest of the line, a fake new line.
+  const hostile = (printable: string) => `\x1b[2J\x1b[H\x1b[8m\x1b[5m\x1b[31m${printable}\x1b[0m\x1b[1A\x1b]0;pwned\x07\x9b2J\x07\u202eevil\u202c\u2066x\u2069\x7f\r\nFAKE LINE`
+
+  async function hostileGateway(url: string) {
+    const gw = await fakeGateway(url)
+    // An alarm of a kind this version does not know, so that its kind is free text too.
+    const a = alarm(gw.id, 1, { id: `T4-00123:1${hostile('')}`, terminal: `T4-00123${hostile('')}`, kind: `avalanche${hostile('')}` as never, text: hostile('Fire at the north well') })
+    const relay = { ...trouble(gw.id, 2), id: `${gw.id}:g1`, class: 'request', kind: 'relay', code: null, terminal: null, text: hostile('Batu needs a vet') }
+    const reply = { v: 1, type: 'error', gateway: gw.id, command: `c-1${hostile('')}`, topic: gw.topics.command, code: `CMD_STALE${hostile('')}`, message: hostile('time for session 3'), time: { at: T0, estimated: false } }
+    return {
+      gw,
+      a,
+      publishAll: async () => {
+        await gw.publish('alert', encodePayload(a, 'cbor'))
+        await gw.publish('event', encodePayload(relay, 'json'))
+        await gw.publish('reply', encodePayload(reply, 'json'))
+        // Not JSON: the parser's message quotes the payload.
+        await gw.publish('alert', Buffer.from(hostile('not json')))
+      },
+    }
+  }
+
+  it('item 25: the view and the event log show the printable text, and no control character, escape sequence or bidi override from the wire', async () => {
+    const broker = await aedes()
+    const { gw, a, publishAll } = await hostileGateway(broker.url)
+    const { c, events } = await consoleFor(broker.url)
+    await publishAll()
+    await waitFor('the receipts, the reply and the error', () => gw.of('receipt').length === 2 && events.some((e) => e.type === 'reply') && events.some((e) => e.type === 'error'))
+    expect(gw.of('receipt')[0]!.ids).toEqual([a.id]) // the id itself is passed on untouched
+
+    const log = events.map(describeEvent)
+    const view = renderView(c.snapshot(), { now: Date.now(), width: 1000 })
+    for (const line of [...log, ...view]) expect(line).not.toMatch(CONTROL)
+    const logText = log.join('\n')
+    expect(logText).toMatch(/ALERT +T4-00123:1.* avalanche.* from T4-00123.*Fire at the north well/)
+    expect(logText).toContain('Batu needs a vet')
+    expect(logText).toContain('time for session 3')
+    expect(logText).toMatch(/ERROR +CONSOLE_UNDECODABLE/)
+    // Made visible, not silently dropped: the operator sees that something was sent.
+    expect(logText).toContain('\\u001b[2J\\u001b[H')
+    expect(logText).toContain('\\u202eevil\\u202c')
+    expect(logText).toContain('\\r\\nFAKE LINE')
+    expect(view.join('\n')).toMatch(/T4-00123:1.*avalanche/)
+  })
+
+  it('the same through `steppelink console`: plain lines, and the live view on a terminal', async () => {
+    const broker = await aedes()
+    const { publishAll } = await hostileGateway(broker.url)
+    const plain = io()
+    const stdin = new PassThrough()
+    const runPlain = consoleCommand(['--broker', broker.url, '--id', uniq('plain')], { ...plain.io, stdin })
+    const live = io()
+    const runLive = consoleCommand(['--broker', broker.url, '--id', uniq('live')], { ...live.io, isTTY: true, env: { NO_COLOR: '1' }, size: () => ({ columns: 400, rows: 60 }) })
+    await waitFor('both connected', () => plain.out.join('').includes('BROKER   connected') && live.out.join('').includes('connected'))
+    await publishAll()
+    await waitFor('the plain lines', () => plain.out.join('').includes('CONSOLE_UNDECODABLE') && plain.out.join('').includes('REPLY'))
+    await waitFor('the live view', () => live.out.join('').includes('avalanche'))
+    // A note quotes the alarm's id.
+    stdin.write('a\n')
+    await waitFor('the note of the acknowledgement', () => plain.out.join('').includes('NOTE     acknowledged alarm T4-00123:1'))
+    plain.abort.abort()
+    live.abort.abort()
+    expect(await runPlain).toBe(0)
+    expect(await runLive).toBe(0)
+
+    for (const line of plain.lines()) expect(line).not.toMatch(CONTROL)
+    expect(plain.out.join('')).toContain('Fire at the north well')
+    // The live view's own sequences (alternate screen, home, erase) are all it may contain.
+    const own = /\x1b\[\?1049[hl]|\x1b\[H|\x1b\[2J|\x1b\[K|\x1b\[J/g
+    for (const line of live.out.join('').replace(own, '').split('\n')) expect(line).not.toMatch(CONTROL)
   })
 })
 
@@ -566,6 +933,12 @@ describe('steppelink console', () => {
     [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a+b', 'x'], /area name 'a\+b'/],
     [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '暴'.repeat(901)], /15 display parts/],
     [['--broker', 'mqtt://h', '--eta'], /argument missing/],
+    [['broadcast', '--broker', 'mqtt://h', '--withdraw', '9001'], /--to is required/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '1.5'], /--withdraw must be a broadcast id, a whole number from 0 to 4294967295, got '1.5'/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '4294967296'], /--withdraw must be a broadcast id/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', 'Storm'], /--withdraw takes no text/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', '--urgency', 'urgent', '--expires-in', '60'], /--withdraw takes a broadcast back: it has no --urgency, --expires-in/],
+    [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a/b', '--withdraw', '9001'], /area name 'a\/b'/],
       ] as [string[], RegExp][]
     ).map(([args, message]) => [args.join(' ').slice(0, 60), args, message] as const),
   )('usage error: %s', async (_label, args, message) => {
@@ -589,7 +962,9 @@ describe('steppelink console', () => {
     for (const key of ['a ', 'd ', 'r ', 'b ', 'q ', '1-9']) expect(help).toMatch(new RegExp(`\\n  ${key}`))
     const b = io()
     expect(await consoleCommand(['broadcast', '--help'], b.io)).toBe(0)
-    for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
+    for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--withdraw', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
+    expect(b.out.join('')).toMatch(/--withdraw ID +take back the broadcast with this id \(0-4294967295, as it was\n +sent\).*\n.*\(default: none, send the text\)/)
+    expect(help).toContain('--withdraw ID')
   })
 
   it('broadcast: publishes one valid broadcast command and exits 0 once the broker has it', async () => {
@@ -615,10 +990,29 @@ describe('steppelink console', () => {
     await waitFor('the second broadcast', () => gw.of('broadcast').length === 2)
   })
 
+  it('broadcast --withdraw: publishes one valid broadcast-withdraw and exits 0 once the broker has it', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url, uniq('gw'), 'abag-03')
+    const t = io()
+    expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', 'area:abag-03', '--withdraw', '9001'], t.io)).toBe(0)
+    expect(t.out.join('')).toMatch(new RegExp(`^broadcast 9001 withdrawn: sent to ${DEFAULT_TOPIC_PREFIX}/area/abag-03/cmd; the broker has it \\(command main-`))
+    const [w] = await waitFor('the withdrawal at the gateway', () => gw.of('broadcast-withdraw').length === 1 && gw.of('broadcast-withdraw'))
+    expect(w).toMatchObject({ v: 1, type: 'broadcast-withdraw', broadcast: 9001, topic: gw.topics.areaCommand })
+    expect(gw.rejected).toEqual([])
+
+    const j = io()
+    expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', gw.id, '--withdraw', '0', '--json'], j.io)).toBe(0)
+    expect(JSON.parse(j.out.join(''))).toMatchObject({ type: 'command-sent', kind: 'broadcast-withdraw', gateway: gw.id, topic: gw.topics.command, command: { type: 'broadcast-withdraw', broadcast: 0 } })
+    await waitFor('the second withdrawal', () => gw.of('broadcast-withdraw').length === 2)
+  })
+
   it('broadcast: exit 1 when no broker acknowledges in time', async () => {
     const t = io()
     const port = await freePort()
     expect(await consoleCommand(['broadcast', '--broker', `mqtt://127.0.0.1:${port}`, '--to', 'all', '--timeout', '0.3', 'x'], t.io)).toBe(1)
     expect(t.err.join('')).toMatch(/did not acknowledge the broadcast within 0.3 s/)
+    const w = io()
+    expect(await consoleCommand(['broadcast', '--broker', `mqtt://127.0.0.1:${port}`, '--to', 'all', '--timeout', '0.3', '--withdraw', '9001'], w.io)).toBe(1)
+    expect(w.err.join('')).toMatch(/did not acknowledge the withdrawal within 0.3 s/)
   })
 })

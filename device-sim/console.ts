@@ -16,22 +16,35 @@
  *   stable code and is dropped; no payload stops the console. [MQTT-4.9] An item whose
  *   only fault is a kind, class or stage this version does not know is kept and shown,
  *   marked `unknownKind` ([MQTT-6.1]): a newer gateway's alarm still gets its receipt.
- * - [CONSOLE-3] Every copy of an alert gets a receipt at once, each with a new command
- *   id, duplicates included: a copy means the gateway has not seen a receipt yet.
- *   [MQTT-4.10] [MQTT-4.12]
- * - [CONSOLE-4] Items are deduplicated by id [MQTT-3.2]: alerts for the life of the
- *   process, other items over the last `maxItemIds` ids. Each repeat is counted.
+ * - [CONSOLE-3] Every copy of a case gets a receipt at once, each with a new command id,
+ *   duplicates included: a copy means the gateway has not seen a receipt yet.
+ *   [MQTT-4.10] [MQTT-4.12] A case is an alarm (on `alert`) or a request (class `request`:
+ *   a call-back, a relayed message, on `event` or in a batch); the requests of one batch
+ *   share one receipt.
+ * - [CONSOLE-4] Items are deduplicated by id [MQTT-3.2]: cases for the life of the
+ *   process, other items over the last `maxItemIds` ids. Each repeat is counted. Ids are
+ *   opaque: `T4-00123:7` and, after a terminal-reset, `T4-00123@gw-0017.1:7` are two.
  * - [CONSOLE-5] Gateways are online from a birth until a death of the same or a later
  *   session; a death of an older session is stale and ignored [MQTT-2.3]. Every birth is
- *   answered with a `time` command [MQTT-4.13].
- * - [CONSOLE-6] The console's stage of an alert moves forward only, along
- *   STAGE_TRANSITIONS; each operator command is sent once per alert. A receipt goes out
- *   for every copy whatever the stage ([MQTT-4.7]: a late receipt changes nothing at the
- *   gateway). Automatic dispatch and resolve count from the acknowledgement.
+ *   answered with a `time` command naming the birth's session [MQTT-4.13].
+ * - [CONSOLE-6] The console's stage of a case moves forward only, along
+ *   STAGE_TRANSITIONS, the same table for alarms and requests; each operator command is
+ *   sent once per case. A receipt goes out for every copy whatever the stage
+ *   ([MQTT-4.7]: a late receipt changes nothing at the gateway). What follows an
+ *   acknowledgement by itself (AUTOMATIC_AFTER_ACKNOWLEDGEMENT) counts from it: dispatch
+ *   and resolve for an alarm, only the resolve for a request (the hotline calls back;
+ *   no patrol car).
  * - [CONSOLE-7] Commands are JSON, QoS 1, never retained [MQTT-5.4], each checked with
  *   `parseCommand` before it is published, so the console cannot send what a gateway
  *   would reject. Command ids are `<console id>-<start, base 36>-<counter>-<random>`:
  *   unique across restarts without a counter on disk.
+ * - [CONSOLE-9] Text from the wire (ids, kinds, texts, messages, even a parser's quote of
+ *   a payload) reaches a human screen only through `screenText`, applied where text leaves
+ *   for a screen: `describeEvent`, `renderView` (before its own colours) and the CLI's
+ *   plain output. Control characters, escape sequences and bidi overrides are shown as
+ *   `\u001b`-style text, so a gateway or anyone publishing on the broker cannot clear the
+ *   operator's screen, move the cursor, recolour a line or reverse it. `--json` needs no
+ *   such step: JSON escapes every control character.
  * - [CONSOLE-8] State lives in memory. A real platform stores an alert durably before its
  *   receipt ([MQTT-4.1]); a restarted console has forgotten its alerts, and an alarm that
  *   arrives again after the restart is shown as new (the gateway ignores an answer for a
@@ -110,14 +123,15 @@ export interface ConsoleOptions {
   username?: string
   password?: string
   /**
-   * What happens to a new alarm besides its receipt. 'auto': an `acknowledged` at once;
+   * What happens to a new case (alarm or request) besides its receipt. 'auto': an
+   * `acknowledged` at once (for a request with the text of REQUEST_ACKNOWLEDGEMENTS);
    * 'manual': the operator acknowledges (`acknowledge()`, or a key in the CLI); 'none':
    * receipts only. Default 'manual'.
    */
   ack?: AckMode
-  /** Send `dispatched` this many seconds after an alert's acknowledgement. Default null: never by itself. */
+  /** Send `dispatched` this many seconds after an alarm's acknowledgement (never to a request). Default null: never by itself. */
   dispatchAfterS?: number | null
-  /** Send `resolved` this many seconds after an alert's acknowledgement. Default null: never by itself. */
+  /** Send `resolved` this many seconds after the acknowledgement of an alarm or a request. Default null: never by itself. */
   resolveAfterS?: number | null
   /** The unit of an automatic (or default) dispatch, ≤ 100 characters. Default 'patrol car 110-3'. */
   unit?: string
@@ -127,7 +141,7 @@ export interface ConsoleOptions {
   resolveText?: string
   /** `by` of the acknowledgements, shown on the terminal, 1–100 characters. Default 'Operator on duty'. */
   operator?: string
-  /** Send a `time` command after every birth [MQTT-4.13]. Default true. */
+  /** Send a `time` command, with the birth's `session`, after every birth [MQTT-4.13]. Default true. */
   sendTime?: boolean
   /** MQTT keep-alive, s. Default 30. */
   keepaliveS?: number
@@ -153,9 +167,9 @@ export interface ConsoleOptions {
 export type ConsoleErrorCode =
   /** An option of startConsole is out of range (a bug of the caller). */
   | 'CONSOLE_BAD_OPTION'
-  /** acknowledge/dispatch/resolve named an alert this console has not seen. */
+  /** acknowledge/dispatch/resolve named a case (alarm or request) this console has not seen. */
   | 'CONSOLE_UNKNOWN_ALERT'
-  /** The alert is already at that stage or further ([CONSOLE-6]). */
+  /** The case is already at that stage or further ([CONSOLE-6]). */
   | 'CONSOLE_STAGE_PASSED'
   /** The command would fail its schema (text too long, bad target ...); the message names the field. */
   | 'CONSOLE_BAD_COMMAND'
@@ -194,9 +208,10 @@ export type PayloadErrorCode =
 // Stages as data [CONSOLE-6]
 
 /**
- * The console's stages of an alert, in order. `stored`: the console has it (in memory);
- * `received`: its receipt was issued; then the operators' answers [MQTT-4.7]. The
- * gateway's own stages (`sent`, `unconfirmed`) travel in the uplink as `gatewayStage`.
+ * The console's stages of a case, an alarm or a request alike, in order. `stored`: the
+ * console has it (in memory); `received`: its receipt was issued; then the operators'
+ * answers [MQTT-4.7]. The gateway's own stages (`sent`, `unconfirmed`) travel in the
+ * uplink as `gatewayStage` (a request is never `unconfirmed`).
  */
 export const CONSOLE_STAGES = ['stored', 'received', 'acknowledged', 'dispatched', 'resolved'] as const
 export type ConsoleStage = (typeof CONSOLE_STAGES)[number]
@@ -212,6 +227,43 @@ export const STAGE_TRANSITIONS: Readonly<Record<ConsoleStage, Partial<Record<Ope
   acknowledged: { dispatch: 'dispatched', resolve: 'resolved' },
   dispatched: { resolve: 'resolved' },
   resolved: {},
+}
+
+/** Whether a case at `stage` can still take `action`: the one question every caller asks the table. */
+export function canTake(stage: ConsoleStage, action: OperatorAction): boolean {
+  return STAGE_TRANSITIONS[stage][action] !== undefined
+}
+
+/**
+ * The classes of a case: an alarm (an emergency: help is sent) or a request (a call-back
+ * request, a message relayed for a neighbour: the hotline answers it).
+ */
+export type CaseClass = 'alarm' | 'request'
+
+/**
+ * What the console does by itself after it acknowledges a case, each after its delay
+ * (`dispatchAfterS`, `resolveAfterS`): an alarm gets help sent and is closed; a request
+ * is only closed, because the hotline answers it by phone.
+ */
+export const AUTOMATIC_AFTER_ACKNOWLEDGEMENT: Readonly<Record<CaseClass, readonly ('dispatch' | 'resolve')[]>> = {
+  alarm: ['dispatch', 'resolve'],
+  request: ['resolve'],
+}
+
+/**
+ * The `text` of a request's acknowledgement, by kind, when the operator gives none: the
+ * herder reads it at the button ([MQTT-4.7]: at most 120 bytes). An alarm's shows `by`.
+ */
+export const REQUEST_ACKNOWLEDGEMENTS: Readonly<Record<string, string>> = {
+  callback: '110 centre will call you back',
+  relay: '110 centre has the message',
+}
+/** For a request of a kind this version does not know. */
+export const OTHER_REQUEST_ACKNOWLEDGEMENT = '110 centre has your request'
+
+/** The `text` of an acknowledgement when the operator gives none: a request's by its kind; none for an alarm. */
+function acknowledgementText(c: { class: CaseClass; kind: string }): string | undefined {
+  return c.class === 'request' ? (REQUEST_ACKNOWLEDGEMENTS[c.kind] ?? OTHER_REQUEST_ACKNOWLEDGEMENT) : undefined
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,6 +303,8 @@ export interface AlertLine extends LineBase {
   copies: number
   duplicate?: true
   text?: string
+  /** A cancel: the id of the alarm it cancels, when the gateway knows it. */
+  cancels?: string
   unknownKind?: true
 }
 
@@ -264,9 +318,17 @@ export interface EventLine extends LineBase {
   attempt: number
   /** The batch it came in, or null when it came alone on `event`. */
   batch: string | null
+  /** A request ([CONSOLE-3]): the console's stage of the case when this copy arrived. */
+  stage?: ConsoleStage
+  /** A request: copies of this id so far, this one included. */
+  copies?: number
   duplicate?: true
   text?: string
   broadcast?: number
+  /** A broadcast-read: which text of the broadcast was read (0 the first, +1 at each replacement). */
+  revision?: number
+  /** A terminal-reset: why, and the tag of the terminal's ids from now on. */
+  reset?: TerminalReset
   unknownKind?: true
 }
 
@@ -360,8 +422,10 @@ export interface TerminalView {
   lost: boolean
 }
 
-export interface AlarmView {
+/** An alarm or a request, from its first copy until it is resolved and beyond. */
+export interface CaseView {
   id: string
+  class: CaseClass
   gateway: string
   terminal: string | null
   kind: string
@@ -375,7 +439,7 @@ export interface AlarmView {
   copies: number
   /** The highest `attempt` seen. */
   attempt: number
-  /** The gateway's stage in the latest copy; `unconfirmed` means the herder was told to phone 110. */
+  /** The gateway's stage in the latest copy; `unconfirmed` (alarms only) means the herder was told to phone 110. */
   gatewayStage: string | null
   stage: ConsoleStage
   /** Local ms of each stage the console reached. */
@@ -384,7 +448,14 @@ export interface AlarmView {
   unit: string | null
   eta: number | null
   unknownKind: boolean
+  /** A cancel: the alarm it cancels (the latest open one of its terminal), when the gateway knows it. */
+  cancels: string | null
+  /** The cancel by which the terminal took this alarm back; the operator still closes it. */
+  cancelledBy: string | null
 }
+
+/** What a terminal-reset carries: why the gateway saw the terminal's event numbers restart, and the new `epoch` of its ids. */
+export type TerminalReset = NonNullable<UplinkEvent['reset']>
 
 export interface TroubleView {
   id: string
@@ -395,28 +466,55 @@ export interface TroubleView {
   restore: boolean
   time: Time
   receivedAt: number
+  /** A terminal-reset's details, or null. */
+  reset: TerminalReset | null
 }
 
 export interface ConsoleCounters {
   messages: number
+  /** Alarms (distinct ids), and every copy of them. */
   alerts: number
   alertCopies: number
+  /** Requests (distinct ids), and every copy of them. */
+  requests: number
+  requestCopies: number
+  /** Other items (trouble, status ...), distinct ids. */
   items: number
   duplicates: number
   errors: number
   commandsSent: number
 }
 
+/** A broadcast and who has read it, from the broadcast-read items of the gateways (deduplicated by id). */
+export interface BroadcastView {
+  broadcast: number
+  /** What this console sent under this id (the latest text), or null: sent by another console or `steppelink console broadcast`. */
+  sent: { to: string; text: string; urgency: Urgency; expires: number | null; at: number; times: number } | null
+  /** Terminals that have read it, any text of it. */
+  terminals: number
+  /** Per gateway, how many of its terminals have read it, most first. */
+  gateways: { gateway: string; terminals: number }[]
+  /** The latest text read (0 the first, +1 at each replacement), and how many terminals have read that one. */
+  latestRevision: number | null
+  terminalsOfLatest: number
+  /** Local ms of the last read, or null. */
+  lastReadAt: number | null
+}
+
 export interface ConsoleSnapshot {
   connected: boolean
   gateways: GatewayView[]
   terminals: TerminalView[]
-  /** Alerts not resolved, oldest first. */
-  openAlarms: AlarmView[]
+  /** Alarms not resolved, oldest first. */
+  openAlarms: CaseView[]
+  /** Requests not resolved, oldest first. */
+  openRequests: CaseView[]
   /** Trouble events, newest first (the last 50). */
   trouble: TroubleView[]
   /** The last 20 `error` events, newest last. */
   errors: ErrorLine[]
+  /** Broadcasts this console sent or saw read, newest first (the last 50). */
+  broadcasts: BroadcastView[]
   counters: ConsoleCounters
 }
 
@@ -429,19 +527,20 @@ export interface OperatorConsole {
   readonly connected: boolean
   /** A copy of what the console knows, for a view. */
   snapshot(): ConsoleSnapshot
-  /** One alert, resolved ones included; undefined if never seen. */
-  alarm(id: string): AlarmView | undefined
+  /** One case, alarm or request, resolved ones included; undefined if never seen. */
+  case(id: string): CaseView | undefined
   /** Repeats per id (copies beyond the first), for every id that had one. */
   readonly duplicates: ReadonlyMap<string, number>
   /** Resolves once subscribed (at once if already). */
   whenConnected(): Promise<void>
   /**
-   * The operator takes the alert: `acknowledged` with `by` = the operator (and `text`
-   * for the herder, ≤ 200 characters, if given). Resolves with the command once the
-   * broker has it; rejects with a ConsoleError (unknown alert, stage passed, bad text).
+   * The operator takes the case: `acknowledged` with `by` = the operator, and `text` for
+   * the herder (≤ 200 characters; for a request, by default its REQUEST_ACKNOWLEDGEMENTS
+   * text). Resolves with the command once the broker has it; rejects with a ConsoleError
+   * (unknown case, stage passed, bad text).
    */
   acknowledge(alertId: string, text?: string): Promise<Command>
-  /** Help is on the way: `dispatched` with unit (default: the option `unit`) and eta in minutes (default `etaMin`). */
+  /** Help is on the way: `dispatched` with unit (default: the option `unit`) and eta in minutes (default `etaMin`); an alarm's, or a request's if the operator decides so. */
   dispatch(alertId: string, unit?: string, etaMin?: number): Promise<Command>
   /** The case is closed: `resolved` with text (default `resolveText`). */
   resolve(alertId: string, text?: string): Promise<Command>
@@ -449,7 +548,7 @@ export interface OperatorConsole {
    * Information for the grassland [MQTT-5.7]. `to`: a gateway id, `all`, or `area:NAME`.
    * Urgency default 'info'; expiresInS: seconds from now (default: never expires);
    * broadcastId: default a new one (UNIX seconds, kept increasing); the same id again
-   * replaces the text on the terminals.
+   * replaces the text on the terminals. Who has read it shows in `snapshot().broadcasts`.
    */
   broadcast(to: string, text: string, urgency?: Urgency, expiresInS?: number, broadcastId?: number): Promise<Command>
   /** Stops timers, finishes what is in flight (up to a second), disconnects; pending commands reject with CONSOLE_CLOSED. */
@@ -543,9 +642,10 @@ function broadcastBody(text: string, urgency: Urgency, expiresInS: number | unde
 }
 
 // ---------------------------------------------------------------------------------------
-// One broadcast and out: `steppelink console broadcast`
+// One broadcast (or its withdrawal) and out: `steppelink console broadcast`
 
-export interface BroadcastOptions {
+/** What publishing one command needs, without a running console. */
+export interface OneCommandOptions {
   broker: string
   prefix?: string
   /** Prefixes the command id. Default `main`. */
@@ -554,6 +654,12 @@ export interface BroadcastOptions {
   password?: string
   /** A gateway id, `all`, or `area:NAME`. */
   to: string
+  /** Give up when the broker has not acknowledged within this, ms. Default 30 000. */
+  timeoutMs?: number
+  now?: () => number
+}
+
+export interface BroadcastOptions extends OneCommandOptions {
   text: string
   /** Default 'info'. */
   urgency?: Urgency
@@ -561,9 +667,11 @@ export interface BroadcastOptions {
   expiresInS?: number
   /** Default: UNIX seconds now. */
   broadcastId?: number
-  /** Give up when the broker has not acknowledged within this, ms. Default 30 000. */
-  timeoutMs?: number
-  now?: () => number
+}
+
+export interface WithdrawOptions extends OneCommandOptions {
+  /** The id of the broadcast to take back (0-4294967295): the terminals remove it. */
+  broadcast: number
 }
 
 /**
@@ -574,14 +682,23 @@ export interface BroadcastOptions {
  * CONSOLE_NOT_CONFIRMED if the broker did not acknowledge in time (the broker may or may
  * not have it then).
  */
-export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine> {
+export function publishBroadcast(o: BroadcastOptions): Promise<CommandLine> {
+  return publishOne(o, 'broadcast', (nowMs) => broadcastBody(o.text, o.urgency ?? 'info', o.expiresInS, o.broadcastId, nowMs))
+}
+
+/** Publishes one `broadcast-withdraw` command, as publishBroadcast publishes a broadcast. */
+export function publishWithdraw(o: WithdrawOptions): Promise<CommandLine> {
+  return publishOne(o, 'withdrawal', () => ({ type: 'broadcast-withdraw', broadcast: o.broadcast }))
+}
+
+async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: number) => Record<string, unknown>): Promise<CommandLine> {
   checkOptions({ broker: o.broker, ...(o.prefix === undefined ? {} : { prefix: o.prefix }), ...(o.id === undefined ? {} : { id: o.id }) })
   const now = o.now ?? Date.now
   const prefix = o.prefix ?? CONSOLE_DEFAULTS.prefix
   const id = o.id ?? CONSOLE_DEFAULTS.id
   const { topic, gateway } = targetTopic(prefix, o.to)
   const newId = commandIds(id, now, Math.random)
-  const command = checkedCommand({ v: 1, id: newId(), ...broadcastBody(o.text, o.urgency ?? 'info', o.expiresInS, o.broadcastId, now()), at: now() })
+  const command = checkedCommand({ v: 1, id: newId(), ...body(now()), at: now() })
   const timeoutMs = o.timeoutMs ?? 30_000
   const client = mqtt.connect(o.broker, {
     // A client id of its own (never the console's, whose session it would take over), clean.
@@ -604,13 +721,13 @@ export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine
         reject(
           new ConsoleError(
             'CONSOLE_NOT_CONFIRMED',
-            `the broker ${o.broker} did not acknowledge the broadcast within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
+            `the broker ${o.broker} did not acknowledge the ${what} within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
           ),
         )
       }, timeoutMs)
       // Published at once: mqtt.js keeps it until the connection is up.
       client.publish(topic, encodePayload(command, 'json'), { qos: 1, retain: false }, (err) => {
-        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the broadcast failed: ${err.message}`, { cause: err }))
+        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the ${what} failed: ${err.message}`, { cause: err }))
         else resolve()
       })
     })
@@ -629,12 +746,33 @@ export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine
 const UPLINK = ['alert', 'event', 'batch', 'state', 'status', 'reply'] as const
 type Uplink = (typeof UPLINK)[number]
 
-interface AlarmRecord extends AlarmView {
+interface CaseRecord extends CaseView {
   timers: unknown[]
 }
 
+/**
+ * What one message leaves to do once all its items are in: the receipt of its cases (one
+ * command for a whole batch), then the automatic acknowledgements, in that order.
+ */
+interface Followup {
+  receipts: CaseRecord[]
+  acknowledgements: CaseRecord[]
+}
+
+/** A receipt names at most this many ids ([MQTT-5.5]). */
+const MAX_RECEIPT_IDS = 1000
+
 const MAX_TROUBLE = 50
 const MAX_ERRORS = 20
+const MAX_BROADCASTS = 50
+
+interface BroadcastRecord {
+  broadcast: number
+  sent: BroadcastView['sent']
+  /** By the broadcast-read item's id, `<gateway>/read/<broadcast>.<revision>/<terminal>`: one per text and terminal. */
+  reads: Map<string, { gateway: string; terminal: string; revision: number | null }>
+  lastReadAt: number | null
+}
 
 function checkOptions(o: ConsoleOptions): void {
   const bad = (message: string) => {
@@ -674,13 +812,18 @@ class Console implements OperatorConsole {
   readonly #newId: () => string
   readonly #gateways = new Map<string, GatewayView>()
   readonly #terminals = new Map<string, TerminalView>()
-  readonly #alarms = new Map<string, AlarmRecord>()
+  /** Alarms and requests by id, for the life of the process [CONSOLE-4]. */
+  readonly #cases = new Map<string, CaseRecord>()
+  /** Alarm id -> the cancel that names it, also when the cancel came first (a console restarted in between). */
+  readonly #cancelledBy = new Map<string, string>()
   /** Ids of other items, oldest first (Map keeps insertion order), for deduplication [CONSOLE-4]. */
   readonly #itemIds = new Map<string, true>()
   readonly #duplicates = new Map<string, number>()
   readonly #trouble: TroubleView[] = []
   readonly #errors: ErrorLine[] = []
-  readonly #counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
+  /** By broadcast id, oldest first (Map order), at most MAX_BROADCASTS. */
+  readonly #broadcasts = new Map<number, BroadcastRecord>()
+  readonly #counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, requests: 0, requestCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
   /** Rejecters of commands waiting for their PUBACK; a close rejects them (mqtt.js would never call back). */
   readonly #pending = new Set<(e: Error) => void>()
   /** Messages are handled one after the other, in arrival order, batches (async) included. */
@@ -799,40 +942,46 @@ class Console implements OperatorConsole {
         this.#error('CONSOLE_BAD_SCHEMA', `${kind}: a payload must be a map/object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, topic, gateway, receivedAt)
         return
       }
-      switch (kind) {
-        case 'alert':
-          return this.#item(value, gateway, topic, receivedAt, null, true)
-        case 'event':
-          return this.#item(value, gateway, topic, receivedAt, null, false)
-        case 'batch':
-          return this.#batch(value, gateway, topic, receivedAt)
-        case 'state':
-          return this.#state(value, gateway, topic, receivedAt)
-        case 'status':
-          return this.#gatewayStatus(value, gateway, topic, receivedAt)
-        case 'reply':
-          return this.#reply(value, gateway, topic, receivedAt)
-        default:
-          return assertNever(kind)
+      const followup: Followup = { receipts: [], acknowledgements: [] }
+      try {
+        switch (kind) {
+          case 'alert':
+            return this.#item(value, gateway, topic, receivedAt, null, true, followup)
+          case 'event':
+            return this.#item(value, gateway, topic, receivedAt, null, false, followup)
+          case 'batch':
+            return this.#batch(value, gateway, topic, receivedAt, followup)
+          case 'state':
+            return this.#state(value, gateway, topic, receivedAt)
+          case 'status':
+            return this.#gatewayStatus(value, gateway, topic, receivedAt)
+          case 'reply':
+            return this.#reply(value, gateway, topic, receivedAt)
+          default:
+            return assertNever(kind)
+        }
+      } finally {
+        // Also when an item failed (a bug, CONSOLE_INTERNAL below): the cases before it get their receipt.
+        this.#followUp(gateway, followup)
       }
     } catch (e) {
       this.#error('CONSOLE_INTERNAL', `handling ${topic} failed: ${(e as Error).stack ?? String(e)}`, topic, null, receivedAt)
     }
   }
 
-  #batch(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number): void {
+  #batch(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, followup: Followup): void {
     const c = check(checkBatch, value, 'batch')
     if (!c.ok) return this.#error('CONSOLE_BAD_SCHEMA', c.message, topic, gateway, receivedAt)
     // Each item on its own: one bad item does not lose the others [MQTT-4.2].
     const b = value as { id: string; items: unknown[] }
     b.items.forEach((item, i) => {
       if (!isMap(item)) return this.#error('CONSOLE_BAD_SCHEMA', `batch ${b.id} item ${i}: not a map/object`, topic, gateway, receivedAt)
-      this.#item(item, gateway, topic, receivedAt, b.id, false, ` (batch ${b.id} item ${i})`)
+      this.#item(item, gateway, topic, receivedAt, b.id, false, followup, ` (batch ${b.id} item ${i})`)
     })
   }
 
-  /** An UplinkEvent or a TerminalStatus, alone or from a batch. Alarms are handled as alerts wherever they come. */
-  #item(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, batch: string | null, onAlertTopic: boolean, where = ''): void {
+  /** An UplinkEvent or a TerminalStatus, alone or from a batch. Alarms are handled as alerts wherever they come, requests as cases. */
+  #item(value: Record<string, unknown>, gateway: string, topic: string, receivedAt: number, batch: string | null, onAlertTopic: boolean, followup: Followup, where = ''): void {
     if (value.kind === 'status' && !onAlertTopic) {
       const c = check(checkStatus, value, `terminal status${where}`)
       if (!c.ok) return this.#error('CONSOLE_BAD_SCHEMA', c.message, topic, gateway, receivedAt)
@@ -845,20 +994,25 @@ class Console implements OperatorConsole {
       unknownKind = true
     }
     const e = value as UplinkEvent
-    if (onAlertTopic || e.class === 'alarm') return this.#alert(e, gateway, receivedAt, unknownKind)
+    if (onAlertTopic || e.class === 'alarm') return this.#alert(e, gateway, receivedAt, unknownKind, followup)
+    if (e.class === 'request') return this.#request(e, gateway, receivedAt, batch, unknownKind, followup)
     this.#event(e, gateway, receivedAt, batch, unknownKind)
   }
 
-  // -- alerts [MQTT-4.9] [MQTT-4.10] --------------------------------------------------------
+  // -- cases: alarms and requests [MQTT-4.9] [MQTT-4.10] ----------------------------------------
 
-  #alert(e: UplinkEvent, gateway: string, receivedAt: number, unknownKind: boolean): void {
-    let a = this.#alarms.get(e.id)
+  /** The case of this copy, new or known; counts it. */
+  #case(e: UplinkEvent, cls: CaseClass, gateway: string, receivedAt: number, unknownKind: boolean): { a: CaseRecord; duplicate: boolean } {
+    let a = this.#cases.get(e.id)
     const duplicate = a !== undefined
-    this.#counters.alertCopies++
+    if (cls === 'alarm') this.#counters.alertCopies++
+    else this.#counters.requestCopies++
     if (a === undefined) {
-      this.#counters.alerts++
+      if (cls === 'alarm') this.#counters.alerts++
+      else this.#counters.requests++
       a = {
         id: e.id,
+        class: cls,
         gateway,
         terminal: e.terminal,
         kind: e.kind,
@@ -878,9 +1032,11 @@ class Console implements OperatorConsole {
         unit: null,
         eta: null,
         unknownKind,
+        cancels: e.cancels ?? null,
+        cancelledBy: this.#cancelledBy.get(e.id) ?? null,
         timers: [],
       }
-      this.#alarms.set(e.id, a)
+      this.#cases.set(e.id, a)
     } else {
       a.copies++
       a.lastReceivedAt = receivedAt
@@ -888,8 +1044,19 @@ class Console implements OperatorConsole {
       if (e.stage !== undefined) a.gatewayStage = e.stage
       this.#countDuplicate(e.id)
     }
+    if (e.cancels !== undefined && !this.#cancelledBy.has(e.cancels)) {
+      // Shown, not acted on: the terminal's word that the alarm was a mistake or is over; an operator closes it.
+      this.#cancelledBy.set(e.cancels, e.id)
+      const cancelled = this.#cases.get(e.cancels)
+      if (cancelled !== undefined) cancelled.cancelledBy = e.id
+    }
     this.#touchTerminal(e.terminal, gateway, e.address, e.kind, receivedAt)
     this.#touchGateway(gateway, receivedAt)
+    return { a, duplicate }
+  }
+
+  #alert(e: UplinkEvent, gateway: string, receivedAt: number, unknownKind: boolean, followup: Followup): void {
+    const { a, duplicate } = this.#case(e, 'alarm', gateway, receivedAt, unknownKind)
     this.#emit({
       ...this.#times(e.time, receivedAt),
       type: 'alert',
@@ -907,15 +1074,44 @@ class Console implements OperatorConsole {
       copies: a.copies,
       ...(duplicate ? { duplicate: true as const } : {}),
       ...(e.text === undefined ? {} : { text: e.text }),
+      ...(e.cancels === undefined ? {} : { cancels: e.cancels }),
       ...(unknownKind ? { unknownKind: true as const } : {}),
     })
-    // [CONSOLE-3] A receipt for every copy, a new command id each time.
-    this.#advance(a, 'receipt')
-    this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'receipt', ids: [e.id] }, e.id).catch(() => {})
-    if (!duplicate && this.ack === 'auto') this.#acknowledge(a).catch(() => {})
+    this.#caseFollowup(a, duplicate, followup)
   }
 
-  #advance(a: AlarmRecord, action: OperatorAction): boolean {
+  /** A request is a case too [CONSOLE-3], but not an emergency: an `event` line, its own list. */
+  #request(e: UplinkEvent, gateway: string, receivedAt: number, batch: string | null, unknownKind: boolean, followup: Followup): void {
+    const { a, duplicate } = this.#case(e, 'request', gateway, receivedAt, unknownKind)
+    this.#emit({
+      ...this.#times(e.time, receivedAt),
+      ...eventFields(e, gateway, batch, unknownKind),
+      stage: a.stage,
+      copies: a.copies,
+      ...(duplicate ? { duplicate: true as const } : {}),
+    })
+    this.#caseFollowup(a, duplicate, followup)
+  }
+
+  /** [CONSOLE-3] A receipt for every copy, a new command id each time; a new case is acknowledged in `auto`. */
+  #caseFollowup(a: CaseRecord, duplicate: boolean, followup: Followup): void {
+    followup.receipts.push(a)
+    if (!duplicate && this.ack === 'auto') followup.acknowledgements.push(a)
+  }
+
+  /** The receipt of what one message brought, in one command (a batch's requests together), then the automatic acknowledgements. */
+  #followUp(gateway: string, f: Followup): void {
+    if (f.receipts.length === 0) return
+    for (const a of f.receipts) this.#advance(a, 'receipt')
+    const ids = [...new Set(f.receipts.map((a) => a.id))]
+    for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+      const some = ids.slice(i, i + MAX_RECEIPT_IDS)
+      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'receipt', ids: some }, some[0]!).catch(() => {})
+    }
+    for (const a of f.acknowledgements) this.#acknowledge(a).catch(() => {})
+  }
+
+  #advance(a: CaseRecord, action: OperatorAction): boolean {
     const next = STAGE_TRANSITIONS[a.stage][action]
     if (next === undefined) return false
     a.stage = next
@@ -923,11 +1119,11 @@ class Console implements OperatorConsole {
     return true
   }
 
-  #lookup(alertId: string, action: OperatorAction): AlarmRecord {
+  #lookup(alertId: string, action: OperatorAction): CaseRecord {
     if (this.#closed) throw new ConsoleError('CONSOLE_CLOSED', 'the console is closed')
-    const a = this.#alarms.get(alertId)
-    if (a === undefined) throw new ConsoleError('CONSOLE_UNKNOWN_ALERT', `no alert '${alertId}' has reached this console`)
-    if (STAGE_TRANSITIONS[a.stage][action] === undefined) throw new ConsoleError('CONSOLE_STAGE_PASSED', `alert ${alertId} is already ${a.stage}`)
+    const a = this.#cases.get(alertId)
+    if (a === undefined) throw new ConsoleError('CONSOLE_UNKNOWN_ALERT', `no alarm or request '${alertId}' has reached this console`)
+    if (!canTake(a.stage, action)) throw new ConsoleError('CONSOLE_STAGE_PASSED', `${a.class} ${alertId} is already ${a.stage}`)
     return a
   }
 
@@ -935,20 +1131,22 @@ class Console implements OperatorConsole {
     return this.#acknowledge(this.#lookup(alertId, 'acknowledge'), text)
   }
 
-  async #acknowledge(a: AlarmRecord, text?: string): Promise<Command> {
+  async #acknowledge(a: CaseRecord, text = acknowledgementText(a)): Promise<Command> {
     const by = this.#o.operator ?? CONSOLE_DEFAULTS.operator
     const sent = this.#answer(a, 'acknowledge', { type: 'acknowledged', alert: a.id, by, ...(text === undefined ? {} : { text }) })
     a.acknowledgedBy = by
-    // Automatic dispatch and resolve count from the acknowledgement [CONSOLE-6].
-    const after = (s: number | null | undefined, fn: () => void) => {
-      if (s !== undefined && s !== null) a.timers.push(this.#timers.setTimeout(fn, s * 1000))
+    // What follows by itself counts from the acknowledgement [CONSOLE-6].
+    const delays = { dispatch: this.#o.dispatchAfterS, resolve: this.#o.resolveAfterS }
+    const actions = { dispatch: () => this.#dispatch(a), resolve: () => this.#resolve(a) }
+    for (const action of AUTOMATIC_AFTER_ACKNOWLEDGEMENT[a.class]) {
+      const s = delays[action]
+      if (s === undefined || s === null) continue
+      a.timers.push(
+        this.#timers.setTimeout(() => {
+          if (!this.#closed && canTake(a.stage, action)) actions[action]().catch(() => {})
+        }, s * 1000),
+      )
     }
-    after(this.#o.dispatchAfterS, () => {
-      if (!this.#closed && STAGE_TRANSITIONS[a.stage].dispatch !== undefined) this.#dispatch(a).catch(() => {})
-    })
-    after(this.#o.resolveAfterS, () => {
-      if (!this.#closed && STAGE_TRANSITIONS[a.stage].resolve !== undefined) this.#resolve(a).catch(() => {})
-    })
     return sent
   }
 
@@ -956,7 +1154,7 @@ class Console implements OperatorConsole {
     return this.#dispatch(this.#lookup(alertId, 'dispatch'), unit, etaMin)
   }
 
-  #dispatch(a: AlarmRecord, unit = this.#o.unit ?? CONSOLE_DEFAULTS.unit, eta: number | undefined = this.#o.etaMin ?? CONSOLE_DEFAULTS.etaMin): Promise<Command> {
+  #dispatch(a: CaseRecord, unit = this.#o.unit ?? CONSOLE_DEFAULTS.unit, eta: number | undefined = this.#o.etaMin ?? CONSOLE_DEFAULTS.etaMin): Promise<Command> {
     const sent = this.#answer(a, 'dispatch', { type: 'dispatched', alert: a.id, unit, eta })
     a.unit = unit
     a.eta = eta
@@ -967,14 +1165,14 @@ class Console implements OperatorConsole {
     return this.#resolve(this.#lookup(alertId, 'resolve'), text)
   }
 
-  #resolve(a: AlarmRecord, text = this.#o.resolveText ?? CONSOLE_DEFAULTS.resolveText): Promise<Command> {
+  #resolve(a: CaseRecord, text = this.#o.resolveText ?? CONSOLE_DEFAULTS.resolveText): Promise<Command> {
     const sent = this.#answer(a, 'resolve', { type: 'resolved', alert: a.id, ...(text === '' ? {} : { text }) })
     for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
     return sent
   }
 
   /** Checks the answer, moves the stage, publishes: a bad text throws before anything changes. */
-  #answer(a: AlarmRecord, action: OperatorAction, body: Record<string, unknown>): Promise<Command> {
+  #answer(a: CaseRecord, action: OperatorAction, body: Record<string, unknown>): Promise<Command> {
     const command = checkedCommand({ v: 1, id: this.#newId(), ...body, at: this.#now() })
     this.#advance(a, action)
     return this.#publish(gatewayTopics(this.prefix, a.gateway).command, a.gateway, command, a.id)
@@ -983,7 +1181,27 @@ class Console implements OperatorConsole {
   async broadcast(to: string, text: string, urgency: Urgency = 'info', expiresInS?: number, broadcastId?: number): Promise<Command> {
     if (this.#closed) throw new ConsoleError('CONSOLE_CLOSED', 'the console is closed')
     const { topic, gateway } = targetTopic(this.prefix, to)
-    return this.#send(topic, gateway, broadcastBody(text, urgency, expiresInS, broadcastId, this.#now()), null)
+    const sent = await this.#send(topic, gateway, broadcastBody(text, urgency, expiresInS, broadcastId, this.#now()), null)
+    if (sent.type === 'broadcast') {
+      const b = this.#broadcast(sent.broadcast, true)
+      b.sent = { to, text: sent.text, urgency: sent.urgency, expires: sent.expires ?? null, at: sent.at ?? this.#now(), times: (b.sent?.times ?? 0) + 1 }
+    }
+    return sent
+  }
+
+  /** The record of a broadcast, made if need be; `renewed` moves it to the newest. */
+  #broadcast(id: number, renewed: boolean): BroadcastRecord {
+    let b = this.#broadcasts.get(id)
+    if (b === undefined) b = { broadcast: id, sent: null, reads: new Map(), lastReadAt: null }
+    if (renewed || !this.#broadcasts.has(id)) {
+      this.#broadcasts.delete(id)
+      this.#broadcasts.set(id, b)
+    }
+    for (const old of this.#broadcasts.keys()) {
+      if (this.#broadcasts.size <= MAX_BROADCASTS) break
+      this.#broadcasts.delete(old)
+    }
+    return b
   }
 
   /** Builds, checks and publishes a command [CONSOLE-7]. */
@@ -1020,7 +1238,7 @@ class Console implements OperatorConsole {
           type: 'command-sent',
           id: command.id,
           gateway,
-          terminal: alert === null ? null : (this.#alarms.get(alert)?.terminal ?? null),
+          terminal: alert === null ? null : (this.#cases.get(alert)?.terminal ?? null),
           code: null,
           kind: command.type,
           time: { at, estimated: false },
@@ -1072,28 +1290,22 @@ class Console implements OperatorConsole {
         if (e.kind === 'mains-restored') t.mains = true
       }
       if (e.class === 'trouble') {
-        this.#trouble.unshift({ id: e.id, gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt })
+        this.#trouble.unshift({ id: e.id, gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt, reset: e.reset ?? null })
         this.#trouble.length = Math.min(this.#trouble.length, MAX_TROUBLE)
+      }
+    }
+    // Reads are kept by id too, beyond the window of #seen: each id is one terminal reading one text.
+    if (e.kind === 'broadcast-read' && e.broadcast !== undefined) {
+      const b = this.#broadcast(e.broadcast, false)
+      if (!b.reads.has(e.id)) {
+        b.reads.set(e.id, { gateway, terminal: e.terminal ?? e.id, revision: e.revision ?? null })
+        b.lastReadAt = receivedAt
       }
     }
     this.#emit({
       ...this.#times(e.time, receivedAt),
-      type: 'event',
-      id: e.id,
-      gateway,
-      terminal: e.terminal,
-      code: e.code,
-      kind: e.kind,
-      class: e.class,
-      restore: e.restore,
-      address: e.address,
-      number: e.number,
-      attempt: e.attempt,
-      batch,
+      ...eventFields(e, gateway, batch, unknownKind),
       ...(duplicate ? { duplicate: true as const } : {}),
-      ...(e.text === undefined ? {} : { text: e.text }),
-      ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
-      ...(unknownKind ? { unknownKind: true as const } : {}),
     })
   }
 
@@ -1183,8 +1395,10 @@ class Console implements OperatorConsole {
       ...(stale ? { stale: true as const } : {}),
     })
     // [MQTT-4.13] The gateway's clock from ours, right after its birth, never to one offline.
+    // It names the session it answers: a time the broker queued while the gateway was away
+    // reaches a later session, which refuses it (CMD_STALE) instead of taking a stale clock.
     if (b.type === 'birth' && this.#o.sendTime !== false) {
-      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'time', now: this.#now() }, null).catch(() => {})
+      this.#send(gatewayTopics(this.prefix, gateway).command, gateway, { type: 'time', now: this.#now(), session: b.session }, null).catch(() => {})
     }
   }
 
@@ -1270,29 +1484,29 @@ class Console implements OperatorConsole {
   // -- state out ---------------------------------------------------------------------------
 
   snapshot(): ConsoleSnapshot {
-    const view = ({ timers: _timers, ...a }: AlarmRecord): AlarmView => ({ ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) })
+    const open = [...this.#cases.values()].filter((a) => canTake(a.stage, 'resolve'))
     return {
       connected: this.#connected,
       gateways: [...this.#gateways.values()].map((g) => ({ ...g })).sort((x, y) => x.gateway.localeCompare(y.gateway)),
       terminals: [...this.#terminals.values()].map((t) => ({ ...t })).sort((x, y) => x.terminal.localeCompare(y.terminal)),
-      openAlarms: [...this.#alarms.values()].filter((a) => a.stage !== 'resolved').map(view),
+      openAlarms: open.filter((a) => a.class === 'alarm').map(caseView),
+      openRequests: open.filter((a) => a.class === 'request').map(caseView),
       trouble: this.#trouble.map((t) => ({ ...t })),
       errors: [...this.#errors],
+      broadcasts: [...this.#broadcasts.values()].reverse().map(broadcastView),
       counters: { ...this.#counters },
     }
   }
 
-  alarm(id: string): AlarmView | undefined {
-    const a = this.#alarms.get(id)
-    if (a === undefined) return undefined
-    const { timers: _timers, ...rest } = a
-    return { ...rest, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+  case(id: string): CaseView | undefined {
+    const a = this.#cases.get(id)
+    return a === undefined ? undefined : caseView(a)
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const a of this.#alarms.values()) for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
+    for (const a of this.#cases.values()) for (const t of a.timers.splice(0)) this.#timers.clearTimeout(t)
     for (const w of this.#waiters.splice(0)) w.reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before it reached the broker'))
     // Give commands in flight a moment to reach the broker, then disconnect cleanly; the
     // persistent session keeps what arrives from now on.
@@ -1302,6 +1516,51 @@ class Console implements OperatorConsole {
     for (const reject of [...this.#pending]) reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before the broker acknowledged the command'))
     this.#connected = false
     await this.#queue
+  }
+}
+
+function broadcastView(b: BroadcastRecord): BroadcastView {
+  const reads = [...b.reads.values()]
+  const perGateway = new Map<string, Set<string>>()
+  for (const r of reads) perGateway.set(r.gateway, (perGateway.get(r.gateway) ?? new Set()).add(r.terminal))
+  const revisions = reads.map((r) => r.revision).filter((r) => r !== null)
+  const latestRevision = revisions.length === 0 ? null : Math.max(...revisions)
+  return {
+    broadcast: b.broadcast,
+    sent: b.sent === null ? null : { ...b.sent },
+    terminals: new Set(reads.map((r) => r.terminal)).size,
+    gateways: [...perGateway].map(([gateway, t]) => ({ gateway, terminals: t.size })).sort((x, y) => y.terminals - x.terminals || x.gateway.localeCompare(y.gateway)),
+    latestRevision,
+    terminalsOfLatest: latestRevision === null ? 0 : new Set(reads.filter((r) => r.revision === latestRevision).map((r) => r.terminal)).size,
+    lastReadAt: b.lastReadAt,
+  }
+}
+
+/** A copy of a case for the outside: no timers, nothing shared. */
+function caseView({ timers: _timers, ...a }: CaseRecord): CaseView {
+  return { ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+}
+
+/** The fields of an `event` line that come from the item itself. */
+function eventFields(e: UplinkEvent, gateway: string, batch: string | null, unknownKind: boolean) {
+  return {
+    type: 'event' as const,
+    id: e.id,
+    gateway,
+    terminal: e.terminal,
+    code: e.code,
+    kind: e.kind,
+    class: e.class,
+    restore: e.restore,
+    address: e.address,
+    number: e.number,
+    attempt: e.attempt,
+    batch,
+    ...(e.text === undefined ? {} : { text: e.text }),
+    ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
+    ...(e.revision === undefined ? {} : { revision: e.revision }),
+    ...(e.reset === undefined ? {} : { reset: e.reset }),
+    ...(unknownKind ? { unknownKind: true as const } : {}),
   }
 }
 
@@ -1323,6 +1582,26 @@ export async function startConsole(opts: ConsoleOptions): Promise<OperatorConsol
 // ---------------------------------------------------------------------------------------
 // Presentation: plain text, no ANSI, for a pipe, a log and the demo
 
+/**
+ * What a terminal would obey rather than print: C0 controls (ESC, BEL, CR, LF, BS ...),
+ * DEL, C1 controls (U+0080-U+009F: U+009B is a one-character CSI on many terminals), the
+ * bidi embeddings and overrides U+202A-U+202E and isolates U+2066-U+2069 (which reverse
+ * what follows on the line), and the line and paragraph separators U+2028-U+2029.
+ */
+const UNSAFE_ON_SCREEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * Text made safe to print on a terminal [CONSOLE-9]: every character of UNSAFE_ON_SCREEN
+ * becomes its escape as printable text (`\u001b`, `\u202e`; `\n`, `\r`, `\t`), so an
+ * escape sequence arrives as harmless, visible characters (`\u001b[2J`) and the operator
+ * sees that something odd was sent. Everything else is kept. Applying it twice changes
+ * nothing more.
+ */
+export function screenText(text: string): string {
+  return text.replace(UNSAFE_ON_SCREEN, (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** Local wall-clock time, HH:MM:SS. */
 export function clockTime(ms: number): string {
   const d = new Date(ms)
@@ -1340,18 +1619,27 @@ export function duration(ms: number): string {
 
 const codeOf = (code: number | string | null) => (code === null ? '' : ` (${code})`)
 
-/** One event as one line of plain text, prefixed with the local time it arrived. */
+/** One event as one line of plain text, prefixed with the local time it arrived; safe to print [CONSOLE-9]. */
 export function describeEvent(e: ConsoleEvent): string {
+  return screenText(eventLine(e))
+}
+
+function eventLine(e: ConsoleEvent): string {
   const at = clockTime(e.receivedAt)
   const late = e.ageMs !== null && e.ageMs >= 10_000 ? `, ${duration(e.ageMs)} after it happened` : ''
   switch (e.type) {
     case 'alert': {
       const dup = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW ALARM'
       const unconfirmed = e.gatewayStage === 'unconfirmed' ? '; herder told "call 110 by phone": expect a call' : ''
-      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${e.text ? `: ${e.text}` : ''}`
+      const cancels = e.cancels === undefined ? '' : `; the terminal cancels ${e.cancels} (close it)`
+      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${e.text ? `: ${e.text}` : ''}`
     }
     case 'event':
-      return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${e.text ? `: ${e.text}` : ''}`
+      if (e.copies !== undefined) {
+        const copy = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
+        return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${e.text ? `: ${e.text}` : ''}`
+      }
+      return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${troubleDetail(e)}${e.text ? `: ${e.text}` : ''}`
     case 'status':
       if (e.scope === 'gateway') return `${at}  STATUS   gateway ${e.gateway}, session ${e.session ?? '-'}`
       return `${at}  STATUS   terminal ${e.terminal} via ${e.gateway}: ${describeLatest(e.latest)}${e.duplicate ? ' (duplicate)' : ''}`
@@ -1371,6 +1659,29 @@ export function describeEvent(e: ConsoleEvent): string {
     default:
       return assertNever(e)
   }
+}
+
+const RESET_REASONS: Readonly<Record<TerminalReset['reason'], (r: TerminalReset) => string>> = {
+  'boot-backwards': (r) => `its boot counter went back from ${r.previousBoot ?? '?'} to ${r.boot}`,
+  'last-event-backwards': (r) => `its last event number went back from ${r.previousNumber} to ${r.lastEvent}`,
+  'event-differs': () => 'an event differed from the one the gateway had under the same number',
+}
+
+/**
+ * A terminal-reset for people: the terminal's event numbers restarted (its memory was
+ * wiped, or a new unit carries the same printed id), so its events from now on have ids
+ * `<terminal>@<epoch>:<number>`; earlier ids with the same numbers are other events.
+ */
+export function describeReset(terminal: string | null, reset: TerminalReset | null): string {
+  const who = terminal ?? '(unknown)'
+  if (reset === null) return `terminal ${who} restarted its event numbers: memory wiped or a new unit`
+  const why = RESET_REASONS[reset.reason]?.(reset) ?? `reason ${reset.reason}`
+  return `terminal ${who} restarted its event numbers (${why}): memory wiped or a new unit; new ids ${who}@${reset.epoch}:n`
+}
+
+/** What a trouble item says beyond its kind: for now, a terminal-reset's explanation. */
+function troubleDetail(t: { kind: string | null; terminal: string | null; reset?: TerminalReset | null }): string {
+  return t.kind === 'terminal-reset' ? `: ${describeReset(t.terminal, t.reset ?? null)}` : ''
 }
 
 function describeLatest(latest: Record<string, unknown> | undefined): string {
@@ -1394,8 +1705,10 @@ function describeCommand(c: Command): string {
       return `${c.alert}${c.text ? `: ${c.text}` : ''}`
     case 'broadcast':
       return `#${c.broadcast} ${c.urgency}: ${c.text}`
+    case 'broadcast-withdraw':
+      return `#${c.broadcast}`
     case 'time':
-      return new Date(c.now).toISOString()
+      return `${new Date(c.now).toISOString()}${c.session === undefined ? '' : ` for session ${c.session}`}`
     default:
       return c.id
   }
@@ -1405,7 +1718,7 @@ export interface ViewOptions {
   now: number
   /** Characters per line; longer lines are cut. Default 100. */
   width?: number
-  /** The alert the operator selected (keys d and r act on it). */
+  /** The case (alarm or request) the operator selected (keys d and r act on it). */
   selected?: string | null
   /** Bold, inverse and red for a terminal; false for plain text. Default false. */
   ansi?: boolean
@@ -1417,58 +1730,107 @@ export interface ViewOptions {
   rows?: number
 }
 
-/** The console's screen, as lines: gateways, terminals, open alarms with age and stage, recent trouble, errors. */
+/** The console's screen, as lines: gateways, terminals, open alarms and open requests with age and stage, broadcasts and their readers, recent trouble, errors. Safe to print [CONSOLE-9]. */
 export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   const width = o.width ?? 100
   const rows = o.rows ?? 8
   const ansi = o.ansi ?? false
-  const bold = (t: string) => (ansi ? `\x1b[1m${t}\x1b[22m` : t)
-  const red = (t: string) => (ansi ? `\x1b[31m${t}\x1b[39m` : t)
-  const inverse = (t: string) => (ansi ? `\x1b[7m${t}\x1b[27m` : t)
-  const cut = (t: string) => (t.length > width ? `${t.slice(0, width - 1)}…` : t)
-  const more = (total: number, shown: number) => (total > shown ? [`  ... and ${total - shown} more`] : [])
-  const lines: string[] = []
-  const online = s.gateways.filter((g) => g.online).length
-  if (o.title !== undefined) lines.push(bold(cut(o.title)))
-  lines.push(bold(`Gateways: ${online} online, ${s.gateways.length - online} offline`))
-  for (const g of s.gateways.slice(0, rows)) {
-    const text = cut(
-      `  ${g.online ? 'online ' : 'OFFLINE'}  ${g.gateway.padEnd(16)} session ${g.session ?? '-'}${g.area ? `, area ${g.area}` : ''}, ${g.online ? 'up' : 'down'} for ${duration(o.now - g.since)}, last heard ${duration(o.now - g.lastHeard)} ago`,
-    )
-    lines.push(g.online ? text : red(text))
+  /** Each line as plain text with its emphasis; made safe, cut and coloured in one place at the end. */
+  const lines: [Emphasis, string][] = []
+  const push = (text: string, emphasis: Emphasis = 'plain') => void lines.push([emphasis, text])
+  const more = (total: number, shown: number) => {
+    if (total > shown) push(`  ... and ${total - shown} more`)
   }
-  lines.push(...more(s.gateways.length, rows))
+  const online = s.gateways.filter((g) => g.online).length
+  if (o.title !== undefined) push(o.title, 'bold')
+  push(`Gateways: ${online} online, ${s.gateways.length - online} offline`, 'bold')
+  for (const g of s.gateways.slice(0, rows)) {
+    push(
+      `  ${g.online ? 'online ' : 'OFFLINE'}  ${g.gateway.padEnd(16)} session ${g.session ?? '-'}${g.area ? `, area ${g.area}` : ''}, ${g.online ? 'up' : 'down'} for ${duration(o.now - g.since)}, last heard ${duration(o.now - g.lastHeard)} ago`,
+      g.online ? 'plain' : 'alarm',
+    )
+  }
+  more(s.gateways.length, rows)
   const lost = s.terminals.filter((t) => t.lost).length
-  lines.push(bold(`Terminals: ${s.terminals.length}${lost > 0 ? `, ${lost} lost` : ''}`))
+  push(`Terminals: ${s.terminals.length}${lost > 0 ? `, ${lost} lost` : ''}`, 'bold')
   for (const t of s.terminals.slice(0, rows)) {
     const power = [t.mains === false ? 'mains OFF' : t.mains === true ? 'mains on' : null, t.battery === null ? null : `battery ${t.battery}%`].filter((x) => x !== null).join(', ')
-    const text = cut(`  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`)
-    lines.push(t.lost ? red(text) : text)
+    push(`  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`, t.lost ? 'alarm' : 'plain')
   }
-  lines.push(...more(s.terminals.length, rows))
-  lines.push(bold(`Open alarms: ${s.openAlarms.length}`))
+  more(s.terminals.length, rows)
+  push(`Open alarms: ${s.openAlarms.length}`, 'bold')
   // At least nine, so that each of the keys 1-9 selects one that is on the screen.
   const alarmRows = Math.max(rows, 9)
   s.openAlarms.slice(0, alarmRows).forEach((a, i) => {
-    const age = a.time.estimated ? `~${duration(o.now - a.firstReceivedAt)}` : duration(o.now - a.time.at)
-    const answer = a.stage === 'dispatched' && a.unit ? ` (${a.unit}${a.eta === null ? '' : `, eta ${a.eta} min`})` : ''
-    const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
-    const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
-    const mark = a.id === o.selected ? '>' : ' '
-    const text = cut(`${mark} ${i + 1}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}`)
-    const waiting = a.stage === 'stored' || a.stage === 'received'
-    lines.push(a.id === o.selected ? inverse(text) : waiting ? red(text) : text)
+    const waiting = canTake(a.stage, 'acknowledge')
+    push(caseRow(a, i + 1, o), a.id === o.selected ? 'selected' : waiting ? 'alarm' : 'plain')
   })
-  lines.push(...more(s.openAlarms.length, alarmRows))
-  lines.push(bold('Recent trouble'))
-  if (s.trouble.length === 0) lines.push('  none')
+  more(s.openAlarms.length, alarmRows)
+  // Not emergencies: below the alarms, never red, numbered on after them (openCases).
+  push(`Open requests: ${s.openRequests.length}`, 'bold')
+  s.openRequests.slice(0, rows).forEach((a, i) => push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain'))
+  more(s.openRequests.length, rows)
+  if (s.broadcasts.length > 0) {
+    push(`Broadcasts: ${s.broadcasts.length}`, 'bold')
+    for (const b of s.broadcasts.slice(0, Math.min(rows, 5))) push(`  ${broadcastRow(b)}`)
+    more(s.broadcasts.length, Math.min(rows, 5))
+  }
+  push('Recent trouble', 'bold')
+  if (s.trouble.length === 0) push('  none')
   for (const t of s.trouble.slice(0, Math.min(rows, 5))) {
-    lines.push(cut(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}`))
+    push(`  ${clockTime(t.receivedAt)}  ${t.gateway}  ${t.terminal ?? '-'}  ${t.kind}${codeOf(t.code)}${troubleDetail(t)}`)
   }
   if (s.errors.length > 0) {
-    lines.push(bold(`Errors: ${s.counters.errors}`))
-    for (const e of s.errors.slice(-3)) lines.push(cut(`  ${describeEvent(e)}`))
+    push(`Errors: ${s.counters.errors}`, 'bold')
+    for (const e of s.errors.slice(-3)) push(`  ${eventLine(e)}`)
   }
-  for (const f of o.footer ?? []) lines.push(cut(f))
-  return lines
+  for (const f of o.footer ?? []) push(f)
+  const cut = (t: string) => (t.length > width ? `${t.slice(0, width - 1)}…` : t)
+  return lines.map(([emphasis, text]) => emphasize(cut(screenText(text)), emphasis, ansi))
+}
+
+/** The open cases in the order of the screen and of the keys 1-9: alarms first, then requests, each oldest first. */
+export function openCases(s: Pick<ConsoleSnapshot, 'openAlarms' | 'openRequests'>): CaseView[] {
+  return [...s.openAlarms, ...s.openRequests]
+}
+
+/** One open case as a row of the view, `n` its number in openCases. */
+function caseRow(a: CaseView, n: number, o: ViewOptions): string {
+  const age = a.time.estimated ? `~${duration(o.now - a.firstReceivedAt)}` : duration(o.now - a.time.at)
+  const answer = a.stage === 'dispatched' && a.unit ? ` (${a.unit}${a.eta === null ? '' : `, eta ${a.eta} min`})` : ''
+  const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
+  const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
+  const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
+  // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
+  const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
+  const mark = a.id === o.selected ? '>' : ' '
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${cancel}${text}`
+}
+
+/** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */
+function broadcastRow(b: BroadcastView): string {
+  const short = (t: string) => (t.length > 40 ? `${t.slice(0, 39)}…` : t)
+  const what = b.sent === null ? 'not sent by this console' : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
+  const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
+  const latest = b.latestRevision !== null && b.latestRevision > 0 ? `, ${b.terminalsOfLatest} of them the latest text (revision ${b.latestRevision})` : ''
+  return `#${b.broadcast} ${what}: ${read}${latest}`
+}
+
+type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'
+
+/** Bold, red or inverse on a terminal (our own sequences, added after screenText); nothing without ANSI. */
+function emphasize(text: string, emphasis: Emphasis, ansi: boolean): string {
+  if (!ansi) return text
+  switch (emphasis) {
+    case 'plain':
+      return text
+    case 'bold':
+      return `\x1b[1m${text}\x1b[22m`
+    case 'alarm':
+      return `\x1b[31m${text}\x1b[39m`
+    case 'selected':
+      return `\x1b[7m${text}\x1b[27m`
+    default:
+      return assertNever(emphasis)
+  }
 }
