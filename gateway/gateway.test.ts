@@ -493,7 +493,9 @@ describe('gateway: batches without zstd [MQTT-4.2] [MQTT-3.7]', () => {
     await r.run(30_000)
     expect(r.store.backlog().trouble.count).toBe(2)
     expect(r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('backlog publication failed'))).toHaveLength(1)
-    await r.run(31_000)
+    // A minute after the first (the batch is compressed in real time, so its failure may
+    // land a step or two late on the fake clock), and not a second one within that minute.
+    await r.run(40_000)
     const warnings = r.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('backlog publication failed'))
     expect(warnings).toHaveLength(2)
     expect(warnings[1]!.fields).toMatchObject({ suppressed: expect.any(Number) })
@@ -963,23 +965,19 @@ describe('issue 10: commands from the platform (items 11, 12, 20, 21)', () => {
 })
 
 describe('issue 10: the uplink after an outage (item 18)', () => {
-  it('N quick presses cost at most 2N publications, not N²: each earlier alarm escorts a later one at most once per connection [MQTT-4.4]', async () => {
+  it('N quick presses cost N publications, not N², and attempt follows the schedule of [MQTT-4.4]', async () => {
     const r = rig()
     await r.run(2_000)
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 6; i++) {
       r.press()
       await r.run(300) // faster than a receipt comes back: none comes in this test
     }
+    await r.run(2_000)
     const alerts = r.uplink('/alert')
-    expect(alerts.length).toBeLessThanOrEqual(2 * 10 - 1)
-    // Each alarm's first copy goes after the copies of every earlier one (the order at the platform).
-    const first = (n: number) => alerts.findIndex((a) => a.number === n)
-    for (let n = 2; n <= 10; n++) {
-      const last = alerts.map((a, i) => (a.number === n - 1 ? i : -1)).filter((i) => i >= 0 && i < first(n)).length
-      expect(last, `a copy of #${n - 1} before #${n}'s first`).toBeGreaterThan(0)
-    }
-    // The escort counts as a publication (attempt 2); the schedule goes on from it.
-    expect(alerts.filter((a) => a.number === 1).map((a) => a.attempt)).toEqual([1, 2])
+    expect(alerts.map((a) => a.number)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(alerts.map((a) => a.attempt)).toEqual([1, 1, 1, 1, 1, 1])
+    await r.run(5_000) // now each is republished on its own schedule: 5 s after its first
+    expect(r.uplink('/alert').slice(6).map((a) => [a.number, a.attempt])).toEqual([1, 2, 3, 4, 5, 6].map((n) => [n, 2]))
   })
 
   it('after a reconnection every alarm without a receipt goes out at once, even at attempt 5 and later; the uplink counts unconfirmed ones as waiting', async () => {

@@ -48,8 +48,6 @@ export function alarmRetryDelayMs(attempt: number, random: () => number): number
 
 export class Outbox {
   readonly #random: () => number
-  /** Alarms published again on this connection just before a later alarm of their terminal. */
-  readonly #escorted = new Set<string>()
   #lastStatusAt = -Infinity
   #statusRequested = false
 
@@ -74,38 +72,23 @@ export class Outbox {
   }
 
   /**
-   * Alarms due now, each its own publication, excluding those already in flight.
-   *
-   * Order within a terminal [MQTT-3.3]: a copy can be lost at the platform's side (it was
-   * not subscribed yet when the broker came back), and then a later alarm of the same
-   * terminal would reach the platform first. So the first publication of an alarm takes
-   * with it, just before it, each earlier alarm of its terminal still without a receipt:
-   * at most once per connection each, so that N quick presses cost at most 2N
-   * publications, not N² (after a reconnection every waiting alarm goes anyway, in order:
-   * newConnection()).
+   * Alarms due now, each its own publication, excluding those already in flight. Each
+   * alarm goes on its own schedule: a new alarm does not bring the earlier ones of its
+   * terminal with it (that cost N² publications for N quick presses). Their order at the
+   * platform holds without it: first publications go in the order stored, and after a
+   * reconnection every waiting alarm goes again, in that order (newConnection()); only a
+   * broker that loses what it had accepted ([MQTT-2.6] forbids it) can let a later alarm
+   * arrive first, and the platform orders by number. [MQTT-4.4]
    */
   nextAlarms(now: number, inFlight: ReadonlySet<string>): Publication[] {
-    const out: StoredEvent[] = []
-    const taken = new Set<string>()
-    for (const e of this.store.dueAlarms(now)) {
-      if (e.attempts === 0 && e.terminal !== null) {
-        for (const earlier of this.store.waitingBefore(e.terminal, e.epoch, e.seq)) {
-          if (taken.has(earlier.id) || inFlight.has(earlier.id) || this.#escorted.has(earlier.id)) continue
-          this.#escorted.add(earlier.id)
-          taken.add(earlier.id)
-          out.push(earlier)
-        }
-      }
-      if (taken.has(e.id) || inFlight.has(e.id)) continue
-      taken.add(e.id)
-      out.push(e)
-    }
-    return out.map((e) => ({ kind: 'alert', ids: [e.id], payload: this.uplinkEvent(e, e.attempts + 1) }))
+    return this.store
+      .dueAlarms(now)
+      .filter((e) => !inFlight.has(e.id))
+      .map((e) => ({ kind: 'alert', ids: [e.id], payload: this.uplinkEvent(e, e.attempts + 1) }))
   }
 
-  /** A new connection: every alarm without a receipt is due at once, in order; none has escorted a later one on it yet. */
+  /** A new connection: every alarm without a receipt is due at once, in the order stored. [MQTT-2.5] */
   newConnection(): void {
-    this.#escorted.clear()
     this.store.alarmsDueNow()
   }
 

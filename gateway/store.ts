@@ -488,9 +488,6 @@ export class Store {
       // cost N² publications for N quick presses). [MQTT-4.4]
       dueAlarms: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE done = 0 AND rank = 0 AND next_at <= ? ORDER BY seq LIMIT ?'),
       alarmsDueNow: db.prepare('UPDATE events SET next_at = 0 WHERE done = 0 AND rank = 0'),
-      waitingBefore: db.prepare<[string, string, number], EventRow>(
-        'SELECT * FROM events WHERE done = 0 AND rank = 0 AND terminal = ? AND epoch = ? AND seq < ? AND attempts > 0 ORDER BY seq',
-      ),
       dueBacklog: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE done = 0 AND rank > 0 AND next_at <= ? ORDER BY rank, seq LIMIT ?'),
       nextDue: db.prepare<[], { next: number | null }>('SELECT MIN(next_at) AS next FROM events WHERE done = 0'),
       deleteId: db.prepare<[string]>('DELETE FROM events WHERE id = ?'),
@@ -751,11 +748,6 @@ export class Store {
   /** Alarms due for (re)publication at `now`, oldest first. */
   dueAlarms(now: number, limit = 100): StoredEvent[] {
     return this.#stmt.dueAlarms.all(now, limit).map(fromRow)
-  }
-
-  /** The alarms of a terminal's epoch stored before `seq`, published already and still without a receipt, oldest first. */
-  waitingBefore(terminal: string, epoch: string, seq: number): StoredEvent[] {
-    return this.#stmt.waitingBefore.all(terminal, epoch, seq).map(fromRow)
   }
 
   /**

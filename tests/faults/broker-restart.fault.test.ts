@@ -59,12 +59,21 @@ async function crashAndReplaceAedes(loop: Loop, whileDown: () => Promise<void>, 
 
 const ORDER_RULE =
   "each terminal's alarms reach the platform in the order pressed [MQTT-3.3]: a later alarm (a cancel, say) must never arrive before an earlier one of its terminal"
+/**
+ * Against a broker that loses what it accepted (aedes in memory, restarted: [MQTT-2.6]
+ * forbids it) a copy can vanish after its PUBACK, and its republication comes on its own
+ * schedule [MQTT-4.4]: since issue 10 a new alarm no longer drags the earlier ones with it
+ * (N presses cost N² publications), so a later alarm may arrive first, and the platform
+ * orders by number. What must still hold: only an alarm whose earlier copies were lost
+ * by the broker is overtaken (its first copy at the platform is a republication).
+ */
+const ORDER_RULE_LOSSY = 'against a broker that loses accepted copies, only an alarm whose earlier copies the broker lost may be overtaken [MQTT-4.4]'
 
 /**
  * For each alarm that reached the console after one pressed later on its terminal: which,
  * when (ms since the first console event) and as which attempt. Empty when in order.
  */
-function overtaken(l: Loop): string[] {
+function overtaken(l: Loop, filter: (attempt: number) => boolean = () => true): string[] {
   const t0 = l.events[0]?.receivedAt ?? 0
   const first = new Map<string, { at: number; attempt: number; index: number }>()
   l.events.forEach((e, index) => {
@@ -79,6 +88,7 @@ function overtaken(l: Loop): string[] {
       const by = ids.slice(i + 1).find((later) => (first.get(later)?.index ?? Infinity) < a.index)
       if (by === undefined) return
       const b = first.get(by)!
+      if (!filter(a.attempt)) return
       out.push(`${id} (first copy at ${a.at} ms, attempt ${a.attempt}) was overtaken by ${by}, pressed after it (first copy at ${b.at} ms, attempt ${b.attempt})`)
     })
   }
@@ -175,8 +185,9 @@ describe.each<BrokerKind>(['mosquitto', 'aedes'])('fault: broker restarted durin
 
     await l.waitForAll(60_000)
     // The harness checks the order too; this says which alarm overtook which, and how.
-    expect(overtaken(l), ORDER_RULE).toEqual([])
-    const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000 })
+    if (broker === 'mosquitto') expect(overtaken(l), ORDER_RULE).toEqual([])
+    else expect(overtaken(l, (attempt) => attempt === 1), ORDER_RULE_LOSSY).toEqual([])
+    const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000, lossyBroker: broker === 'aedes' })
 
     // Each restart did reach the gateway: it lost the broker and came back each time.
     expect(l.gateway.logs.filter((g) => g.msg === 'uplink offline').length, 'gateway connections lost').toBeGreaterThanOrEqual(RESTARTS)
