@@ -74,6 +74,8 @@ interface Gateway {
   uplink: Uplink
   states: UplinkState[]
   commands: { topic: string; payload: string }[]
+  /** The topics of the commands the broker delivered as retained messages, in order. */
+  retained: string[]
   /** Packets as the gateway's mqtt.js client sent and received them, and what the uplink reported. */
   log: string[]
   births: () => number
@@ -85,6 +87,7 @@ function makeGateway(brokers: string[], extra: Partial<UplinkOptions> = {}, id =
   const log: string[] = []
   const states: UplinkState[] = []
   const commands: { topic: string; payload: string }[] = []
+  const retained: string[] = []
   let session = 0
   const connect = ((url: string, opts: IClientOptions) => {
     // manualConnect, so that the CONNECT itself is seen by the spy.
@@ -104,8 +107,9 @@ function makeGateway(brokers: string[], extra: Partial<UplinkOptions> = {}, id =
       return { topic: topics.state, payload: birthPayload(id, session) }
     },
     connect,
-    onCommand: (topic, payload) => {
+    onCommand: (topic, payload, isRetained) => {
       commands.push({ topic, payload: payload.toString() })
+      if (isRetained) retained.push(topic)
       log.push(`command ${topic}`)
     },
     onState: (s) => {
@@ -115,7 +119,7 @@ function makeGateway(brokers: string[], extra: Partial<UplinkOptions> = {}, id =
     ...extra,
   })
   cleanups.push(() => uplink.stop())
-  return { id, clientId: `steppelink-gw-${id}`, topics, uplink, states, commands, log, births: () => session }
+  return { id, clientId: `steppelink-gw-${id}`, topics, uplink, states, commands, retained, log, births: () => session }
 }
 
 interface Observer {
@@ -172,6 +176,21 @@ describe('backoffDelay [UPLINK-6]', () => {
 })
 
 describe('Uplink against aedes', () => {
+  it('[MQTT-5.4] says which commands the broker delivered retained (a retained command on subscribing), and which live (issue 10, item 21)', async () => {
+    const broker = await aedes()
+    const platform = await platformClient(broker.url)
+    const gw = makeGateway([broker.url])
+    await platform.client.publishAsync(gw.topics.allCommand, '{"type":"config"}', { qos: 1, retain: true })
+    gw.uplink.start()
+    await waitFor('the retained command', () => gw.commands.length === 1)
+    expect(gw.retained).toEqual([gw.topics.allCommand])
+    // Published with the retain flag while the gateway listens: a live delivery (MQTT 3.1.1 3.3.1.3).
+    await waitFor('subscribed', () => gw.log.some((l) => l.startsWith('recv suback')))
+    await platform.client.publishAsync(gw.topics.command, '{"type":"rebirth"}', { qos: 1, retain: true })
+    await waitFor('the live command', () => gw.commands.length === 2)
+    expect(gw.retained).toEqual([gw.topics.allCommand])
+  })
+
   it('[UPLINK-4] publishes the birth retained QoS 1 before anything else, subscribes QoS 1, and is online without waiting for their acknowledgements', async () => {
     const broker = await aedes()
     const gw = makeGateway([broker.url])
