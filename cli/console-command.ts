@@ -312,11 +312,7 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
       urgency: urgency as Urgency,
       expiresInS: number('expires-in', values['expires-in'], (n) => n > 0 && n <= 10 * 366 * 86400, 'seconds above 0 (at most ten years)'),
       broadcastId: number('broadcast-id', values['broadcast-id'], (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'a whole number from 0 to 4294967295'),
-      prefix: prefixOf(values.prefix),
-      id: consoleId(values.id),
-      timeoutMs: (number('timeout', values.timeout, (n) => n > 0 && n <= 86400, 'seconds above 0') ?? 30) * 1000,
-      username: values.username,
-      password: o.env[PASSWORD_ENV],
+      ...connection(values, o),
     })
   } catch (e) {
     return usage(o, 'console broadcast', e)
@@ -342,6 +338,17 @@ async function publishAndReport(o: ConsoleCommandIo, json: boolean, publishing: 
 
 type BroadcastValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof BROADCAST_OPTIONS; allowPositionals: true; strict: true }>>['values']
 
+/** How `console broadcast` reaches the broker: the same for a broadcast and its withdrawal. */
+function connection(values: BroadcastValues, o: ConsoleCommandIo) {
+  return {
+    prefix: prefixOf(values.prefix),
+    id: consoleId(values.id),
+    timeoutMs: (number('timeout', values.timeout, (n) => n > 0 && n <= 86400, 'seconds above 0') ?? 30) * 1000,
+    username: values.username,
+    password: o.env[PASSWORD_ENV],
+  }
+}
+
 async function withdrawCommand(values: BroadcastValues, positionals: string[], o: ConsoleCommandIo): Promise<number> {
   let options
   try {
@@ -354,11 +361,7 @@ async function withdrawCommand(values: BroadcastValues, positionals: string[], o
       broker,
       to: values.to,
       broadcast: number('withdraw', values.withdraw, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'a broadcast id, a whole number from 0 to 4294967295')!,
-      prefix: prefixOf(values.prefix),
-      id: consoleId(values.id),
-      timeoutMs: (number('timeout', values.timeout, (n) => n > 0 && n <= 86400, 'seconds above 0') ?? 30) * 1000,
-      username: values.username,
-      password: o.env[PASSWORD_ENV],
+      ...connection(values, o),
     })
   } catch (e) {
     return usage(o, 'console broadcast', e)
