@@ -9,6 +9,7 @@
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { SerialEvent } from '../gateway/serial.js'
+import { PROGRESS_RANK as RANK } from '../protocol/lifecycle.js'
 import type { EventKind } from '../protocol/messages.js'
 import { seededRandom } from '../protocol/testing.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
@@ -30,11 +31,6 @@ export type Button = keyof typeof BUTTONS
 export const UNTIL_STAGES = ['stored', 'received', 'acknowledged', 'resolved'] as const
 export type UntilStage = (typeof UNTIL_STAGES)[number]
 
-/**
- * How far each shown stage has got; `delivered` (the gateway's ACK) is the same moment as
- * `stored` [LINK-5.7]. `unconfirmed` is not progress: it is the absence of it.
- */
-const RANK: Record<ShownStage, number> = { saved: 0, delivered: 1, stored: 1, sent: 2, received: 3, acknowledged: 4, dispatched: 5, resolved: 6, unconfirmed: -1 }
 
 /** How long the `u` key pulls the cable, ms. */
 export const UNPLUG_MS = 5_000

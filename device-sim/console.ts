@@ -27,9 +27,9 @@
  * - [CONSOLE-5] Gateways are online from a birth until a death of the same or a later
  *   session; a death of an older session is stale and ignored [MQTT-2.3]. Every birth is
  *   answered with a `time` command naming the birth's session [MQTT-4.13].
- * - [CONSOLE-6] The console's stage of a case moves forward only, along
- *   STAGE_TRANSITIONS, the same table for alarms and requests; each operator command is
- *   sent once per case. A receipt goes out for every copy whatever the stage
+ * - [CONSOLE-6] The console's stage of a case moves forward only, as canTake() asks the
+ *   lifecycle (protocol/lifecycle.ts), the same for alarms and requests; each operator
+ *   command is sent once per case. A receipt goes out for every copy whatever the stage
  *   ([MQTT-4.7]: a late receipt changes nothing at the gateway). What follows an
  *   acknowledgement by itself (AUTOMATIC_AFTER_ACKNOWLEDGEMENT) counts from it: dispatch
  *   and resolve for an alarm, only the resolve for a request (the hotline calls back;
@@ -55,6 +55,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { noDelay } from '../gateway/uplink.js'
+import { isForward } from '../protocol/lifecycle.js'
 import type { Urgency } from '../protocol/messages.js'
 import {
   BatchDecodeError,
@@ -217,21 +218,17 @@ export const CONSOLE_STAGES = ['stored', 'received', 'acknowledged', 'dispatched
 export type ConsoleStage = (typeof CONSOLE_STAGES)[number]
 export type OperatorAction = 'receipt' | 'acknowledge' | 'dispatch' | 'resolve'
 
-/**
- * Rule 1: stages only move forward. Rule 2: any stage may be skipped (dispatch straight
- * after the receipt). Rule 3: a receipt is sent for every copy, but moves only `stored`.
- */
-export const STAGE_TRANSITIONS: Readonly<Record<ConsoleStage, Partial<Record<OperatorAction, ConsoleStage>>>> = {
-  stored: { receipt: 'received', acknowledge: 'acknowledged', dispatch: 'dispatched', resolve: 'resolved' },
-  received: { acknowledge: 'acknowledged', dispatch: 'dispatched', resolve: 'resolved' },
-  acknowledged: { dispatch: 'dispatched', resolve: 'resolved' },
-  dispatched: { resolve: 'resolved' },
-  resolved: {},
-}
+/** The stage each operator action moves a case to. */
+export const ACTION_STAGE: Readonly<Record<OperatorAction, ConsoleStage>> = { receipt: 'received', acknowledge: 'acknowledged', dispatch: 'dispatched', resolve: 'resolved' }
 
-/** Whether a case at `stage` can still take `action`: the one question every caller asks the table. */
+/**
+ * Whether a case at `stage` can still take `action`: the one question every caller asks.
+ * The rules are the lifecycle's (protocol/lifecycle.ts): stages only move forward, any
+ * may be skipped (dispatch straight after the receipt); so a receipt, sent for every copy,
+ * moves only `stored`.
+ */
 export function canTake(stage: ConsoleStage, action: OperatorAction): boolean {
-  return STAGE_TRANSITIONS[stage][action] !== undefined
+  return isForward(stage, ACTION_STAGE[action])
 }
 
 /**
@@ -1112,8 +1109,8 @@ class Console implements OperatorConsole {
   }
 
   #advance(a: CaseRecord, action: OperatorAction): boolean {
-    const next = STAGE_TRANSITIONS[a.stage][action]
-    if (next === undefined) return false
+    if (!canTake(a.stage, action)) return false
+    const next = ACTION_STAGE[action]
     a.stage = next
     a.history.push({ stage: next, at: this.#now() })
     return true

@@ -17,6 +17,7 @@ import { loadConfig } from '../gateway/config.js'
 import { createLogger } from '../gateway/log.js'
 import { runGateway } from '../gateway/main.js'
 import type { OpenPort } from '../gateway/serial.js'
+import { PROGRESS } from '../protocol/lifecycle.js'
 import { contactIdOf, type EventKind } from '../protocol/messages.js'
 import { startAedes } from './broker.js'
 import { startConsole, type ConsoleEvent, type OperatorConsole } from './console.js'
@@ -53,7 +54,7 @@ const GATEWAY_ID = 'gw-demo'
 const KIND_KEYS: Record<string, EventKind> = { e: 'emergency', f: 'fire', m: 'medical', p: 'panic', h: 'callback', c: 'cancel' }
 
 /** The stages an alarm must reach, in order, for the demo to succeed. */
-export const DEMO_STAGES = ['pressed', 'stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved'] as const
+export const DEMO_STAGES = ['pressed', ...PROGRESS] as const
 export type DemoStage = (typeof DEMO_STAGES)[number]
 
 export async function runDemo(o: DemoOptions): Promise<number> {

@@ -13,6 +13,7 @@
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+import type { ShownStage } from '../protocol/lifecycle.js'
 import { TerminalLink, type LinkEvent } from '../protocol/link.js'
 import { DEFAULT_HEARTBEAT_S, type Capability, type Display, type Event, type EventKind, type Stage, type Urgency } from '../protocol/messages.js'
 
@@ -63,9 +64,9 @@ export function ramMemory(initial: NvState | null = null): NvMemory & { state: N
 /**
  * What the terminal shows for one alert: a stage from the gateway's INDICATE, or one of
  * the local display states `saved` (in NV memory) and `delivered` (ACKed by the gateway,
- * the same moment as `stored`). [LINK-5.7]
+ * the same moment as `stored`). protocol/lifecycle.ts has them in order. [LINK-5.7]
  */
-export type ShownStage = Stage | 'saved' | 'delivered'
+export type { ShownStage } from '../protocol/lifecycle.js'
 
 /** One alert as the terminal shows it: its latest stage, with the INDICATE's text and eta. */
 export interface AlertState {

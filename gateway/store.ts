@@ -33,9 +33,8 @@
  * Invariants
  * 1. `done = 1` means nothing more is to be published for the row: a trouble or status
  *    row is deleted at that moment; an alarm or request row stays for its lifecycle.
- * 2. `stage` only moves forward (stored < sent < received < acknowledged < dispatched <
- *    resolved), except `unconfirmed`, which an alarm enters from stored/sent when no
- *    receipt came in time, and leaves for any later stage.
+ * 2. `stage` moves only as protocol/lifecycle.ts allows (forward; `unconfirmed` from
+ *    stored or sent, left for received or later).
  * 3. A terminal event's row carries the epoch it was taken in; its INDICATEs go to the
  *    terminal only while that epoch is the terminal's current one.
  */
@@ -43,14 +42,13 @@
 import Database from 'better-sqlite3'
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { endsRepublication, isForward } from '../protocol/lifecycle.js'
 import type { Stage } from '../protocol/messages.js'
 import { CLASSES, type PriorityClass } from '../protocol/mqtt.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { ReplayWindow } from './replay-window.js'
 
 export { DEFAULT_LIMITS, type Limits } from './limits.js'
-
-export const STAGE_ORDER: readonly Stage[] = ['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved']
 
 /** What the gateway knows of an event when it stores it. */
 export interface NewEvent {
@@ -812,7 +810,7 @@ export class Store {
   advance(id: string, stage: Stage, now: number, detail: { text?: string; etaAt?: number } = {}): StoredEvent | undefined {
     const r = this.#stmt.byId.get(id)
     if (!r) return undefined
-    const ends = stage !== 'unconfirmed' && STAGE_ORDER.indexOf(stage) >= STAGE_ORDER.indexOf('received')
+    const ends = endsRepublication(stage)
     if (!isForward(r.stage, stage)) {
       // A receipt for an alarm already past it still ends republication.
       if (ends && r.done === 0) this.#write(true, () => this.#stmt.endPublication.run(id))
@@ -1026,12 +1024,6 @@ export class Store {
     this.flushStatuses(Infinity, 0)
     this.#db.close()
   }
-}
-
-export function isForward(from: Stage, to: Stage): boolean {
-  if (to === 'unconfirmed') return from === 'stored' || from === 'sent'
-  if (from === 'unconfirmed') return STAGE_ORDER.indexOf(to) >= STAGE_ORDER.indexOf('received')
-  return STAGE_ORDER.indexOf(to) > STAGE_ORDER.indexOf(from)
 }
 
 /**

@@ -175,7 +175,6 @@ const ALARM_WEIGHTS = [
   ['cancel', 10],
 ]
 const LOWER_KINDS = ['callback', 'mains-lost', 'mains-restored', 'battery-low', 'battery-restored', 'tamper', 'tamper-restored', 'test']
-const RECEIVED_OR_LATER = new Set(['received', 'acknowledged', 'dispatched', 'resolved'])
 
 async function main() {
   const o = parseOptions(process.argv.slice(2))
@@ -183,7 +182,7 @@ async function main() {
     console.error('soak: dist/ is missing; run `npm run build` first (npm run soak does it for you)')
     return 2
   }
-  const [{ startAedes }, { startMosquitto }, { openPtyPair }, { startConsole }, { TerminalDevice, ramMemory, ALARM_KINDS }, { runOnSerial }, { startWeakLink, PROFILE_NAMES }, { requireTool }, { seededRandom }] =
+  const [{ startAedes }, { startMosquitto }, { openPtyPair }, { startConsole }, { TerminalDevice, ramMemory, ALARM_KINDS }, { runOnSerial }, { startWeakLink, PROFILE_NAMES }, { requireTool }, { seededRandom }, { reached }] =
     await Promise.all([
       import(join(DIST, 'device-sim', 'broker.js')),
       import(join(DIST, 'device-sim', 'mosquitto.js')),
@@ -194,6 +193,7 @@ async function main() {
       import(join(DIST, 'device-sim', 'weak-link.js')),
       import(join(DIST, 'device-sim', 'system-tools.js')),
       import(join(DIST, 'protocol', 'random.js')),
+      import(join(DIST, 'protocol', 'lifecycle.js')),
     ])
   if (o.link !== null && !PROFILE_NAMES.includes(o.link)) usage(`--link: expected one of ${PROFILE_NAMES.join(', ')}, got ${JSON.stringify(o.link)}`)
   try {
@@ -393,7 +393,7 @@ async function soak(o, lib, dir, cleanups, run) {
         const a = alarms.get(`${id}:${u.event}`)
         if (!a) return
         if (u.stage === 'unconfirmed') a.unconfirmed = true
-        if (RECEIVED_OR_LATER.has(u.stage) && a.receivedAt === null) a.receivedAt = Date.now()
+        if (reached(u.stage, 'received') && a.receivedAt === null) a.receivedAt = Date.now()
       },
     })
     // One terminal: bytes paced at 9600 baud, as a real UART. Several on one line: whole
@@ -546,7 +546,7 @@ async function soak(o, lib, dir, cleanups, run) {
     const t = terminals.find((x) => x.id === a.terminal)
     const shown = t.device.stages.get(a.number)
     if (a.arrivedAt === null) violate(a.id, `never reached the console (the terminal shows ${shown})`)
-    if (!RECEIVED_OR_LATER.has(shown)) violate(a.id, `the terminal ends showing ${shown}, not received`)
+    if (!reached(shown, 'received')) violate(a.id, `the terminal ends showing ${shown}, not received`)
   }
   for (const t of terminals) {
     for (const e of t.device.pending) {

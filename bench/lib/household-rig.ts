@@ -17,10 +17,11 @@ import { startGateway, type GatewayProcess } from '../../device-sim/gateway-proc
 import { startMosquitto, type MosquittoBroker } from '../../device-sim/mosquitto.js'
 import { openPtyPair, type PtyPair } from '../../device-sim/pty.js'
 import { runOnSerial, type RunningTerminal, type SerialDevice } from '../../device-sim/serial-runner.js'
-import { ALARM_KINDS, TerminalDevice, ramMemory, type ShownStage } from '../../device-sim/terminal.js'
+import { ALARM_KINDS, TerminalDevice, ramMemory } from '../../device-sim/terminal.js'
 import { waitUntil } from '../../device-sim/wait.js'
 import { DEFAULTS } from '../../gateway/config.js'
-import { STAGES, type EventKind, type Stage } from '../../protocol/messages.js'
+import { reached } from '../../protocol/lifecycle.js'
+import type { EventKind, Stage } from '../../protocol/messages.js'
 import { gatewayTopics } from '../../protocol/mqtt.js'
 
 /**
@@ -254,11 +255,6 @@ export class Household {
   }
 }
 
-/** The terminal shows `target` or a later stage (unconfirmed is not later: it waits for a receipt). */
-function reached(shown: ShownStage | undefined, target: Stage): boolean {
-  if (shown === undefined || shown === 'saved' || shown === 'delivered' || shown === 'unconfirmed') return false
-  return STAGES[shown] >= STAGES[target]
-}
 
 function isAlarm(kind: EventKind): boolean {
   return ALARM_KINDS.has(kind)

@@ -10,6 +10,7 @@
  * Needs `mosquitto_sub` and `mosquitto_pub` (Debian package mosquitto-clients).
  */
 
+import { reached } from '../../protocol/lifecycle.js'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -235,8 +236,6 @@ async function subscribeOnce(port: number, topic: string, timeoutS: number): Pro
   return { topic: t, payload: decodePayload(hex(h)) }
 }
 
-const STAGE_ORDER = ['saved', 'delivered', 'stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved']
-const atLeast = (shown: string | undefined, stage: string) => shown !== undefined && STAGE_ORDER.indexOf(shown) >= STAGE_ORDER.indexOf(stage)
 
 // ---------------------------------------------------------------------------------------
 
@@ -312,7 +311,7 @@ describe.each<[BrokerKind, 'cbor' | 'json']>([
       await new Promise((r) => setTimeout(r, 30))
     }
     const expected = t.pressed.map((n) => `${t.id}:${n}`)
-    await waitUntil(() => expected.every((id) => platform!.order.includes(id)) && t.pressed.every((n) => atLeast(t.device.stages.get(n), 'received')), {
+    await waitUntil(() => expected.every((id) => platform!.order.includes(id)) && t.pressed.every((n) => reached(t.device.stages.get(n), 'received')), {
       timeoutMs: 60_000,
       what: () => `every alarm at the shell platform and received at the terminal; ${platform!.describe()}; terminal: ${t.pressed.map((n) => `${n}=${t.device.stages.get(n)}`).join(' ')}`,
     })

@@ -16,6 +16,7 @@ import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../.
 import { TerminalDevice, ramMemory, type NvMemory } from '../../device-sim/terminal.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../../device-sim/weak-link.js'
 import { openSerialPort, type OpenPort, type PortLike } from '../../gateway/serial.js'
+import { reached } from '../../protocol/lifecycle.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
 import { startAedes, startMosquitto, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
 import { startGateway, type GatewayProcess, type LogLine } from '../helpers/gateway-process.js'
@@ -202,9 +203,8 @@ export class Loop {
   async expectEveryAlarmDelivered(opts: { timeoutMs?: number; stage?: Stage; lossyBroker?: boolean } = {}): Promise<number> {
     await this.waitForAll(opts.timeoutMs)
     const stage = opts.stage ?? 'received'
-    const order: Stage[] = ['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved']
     await waitUntil(
-      () => this.terminals.every((t) => t.pressed.every((n) => order.indexOf(t.device.stages.get(n) as Stage) >= order.indexOf(stage))),
+      () => this.terminals.every((t) => t.pressed.every((n) => reached(t.device.stages.get(n), stage))),
       { timeoutMs: 30_000, what: () => `every terminal showing ${stage}: ${this.terminals.map((t) => t.pressed.map((n) => `${t.id}:${n}=${t.device.stages.get(n)}`).join(' ')).join(' ')}` },
     )
     // A terminal may show `received` while the ACK of its own EVENT was lost on the line:
