@@ -33,6 +33,7 @@
  *    uncaught exception, and an uncaught exception ends the gateway process.
  */
 import { existsSync } from 'node:fs'
+import { transition, type TransitionTable } from '../protocol/transition.js'
 
 /**
  * The part of a serial port the gateway uses. Contract:
@@ -100,7 +101,7 @@ export type SerialState = 'opening' | 'open' | 'waiting' | 'stopped'
 type SerialInput = 'start' | 'opened' | 'failed' | 'lost' | 'timer' | 'stop'
 
 /** The legal moves; anything else is a bug in this file. */
-const TRANSITIONS: Record<SerialState, Partial<Record<SerialInput, SerialState>>> = {
+const TRANSITIONS: TransitionTable<SerialState, SerialInput> = {
   stopped: { start: 'opening', stop: 'stopped' },
   opening: { opened: 'open', failed: 'waiting', stop: 'stopped' },
   open: { lost: 'waiting', stop: 'stopped' },
@@ -271,9 +272,7 @@ export class SerialLine {
   }
 
   #move(input: SerialInput): void {
-    const next = TRANSITIONS[this.#state][input]
-    if (next === undefined) throw new Error(`SerialLine: no transition from ${this.#state} on ${input} (a bug)`)
-    this.#state = next
+    this.#state = transition(TRANSITIONS, this.#state, input, 'SerialLine')
   }
 
   #attempt(): void {

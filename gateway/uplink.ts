@@ -54,6 +54,7 @@
  */
 
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { transition, type TransitionTable } from '../protocol/transition.js'
 
 /** The clock the retry loop runs on; injectable so tests can hold or record it. */
 export interface Timers {
@@ -167,7 +168,7 @@ export function backoffDelay(failures: number, initialMs: number, maxMs: number,
 type Phase = 'idle' | 'connecting' | 'online' | 'waiting' | 'stopping' | 'stopped'
 type Step = 'start' | 'ready' | 'closed' | 'retry' | 'stop' | 'stopped'
 
-const NEXT: Record<Phase, Partial<Record<Step, Phase>>> = {
+const NEXT: TransitionTable<Phase, Step> = {
   idle: { start: 'connecting', stop: 'stopping' },
   connecting: { ready: 'online', closed: 'waiting', stop: 'stopping' },
   online: { closed: 'waiting', stop: 'stopping' },
@@ -315,9 +316,7 @@ export class Uplink {
   // -------------------------------------------------------------------------------------
 
   #to(step: Step): void {
-    const next = NEXT[this.#phase][step]
-    if (next === undefined) throw new Error(`Uplink: no transition for ${step} in phase ${this.#phase}`)
-    this.#phase = next
+    this.#phase = transition(NEXT, this.#phase, step, 'Uplink')
   }
 
   #attempt(): void {

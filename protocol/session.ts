@@ -27,6 +27,7 @@
  */
 
 import { LocalProtocolError } from './errors.js'
+import { transition, type TransitionTable } from './transition.js'
 
 export type SessionState = 'closed' | 'syncing' | 'open'
 
@@ -42,14 +43,12 @@ export type SessionInput =
   /** Gateway: a data frame out of sequence: forget the session, wait for HELLO. */
   | 'out-of-sync'
 
-export const SESSION_TRANSITIONS: Readonly<Record<SessionState, Partial<Record<SessionInput, SessionState>>>> = {
+export const SESSION_TRANSITIONS: TransitionTable<SessionState, SessionInput> = {
   closed: { resync: 'syncing', hello: 'open' },
   syncing: { resync: 'syncing', welcome: 'open', hello: 'open', 'out-of-sync': 'syncing', 'peer-lost-session': 'syncing' },
   open: { resync: 'syncing', welcome: 'open', hello: 'open', 'peer-lost-session': 'syncing', 'out-of-sync': 'closed' },
 }
 
 export function nextSessionState(from: SessionState, input: SessionInput): SessionState {
-  const to = SESSION_TRANSITIONS[from][input]
-  if (to === undefined) throw new LocalProtocolError('LINK_BAD_TRANSITION', `no session transition from ${from} on ${input}`)
-  return to
+  return transition(SESSION_TRANSITIONS, from, input, 'session', (m) => new LocalProtocolError('LINK_BAD_TRANSITION', m))
 }
