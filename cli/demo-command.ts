@@ -1,6 +1,6 @@
 /**
  * `steppelink demo` (and `npm start`): the whole alarm loop on this machine. See
- * device-sim/demo.ts. `--line-only` runs the older, smaller demo: the serial link alone,
+ * cli/demo.ts. `--line-only` runs the older, smaller demo: the serial link alone,
  * in memory, with simulated time.
  */
 
@@ -62,7 +62,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     console.error("See 'steppelink demo --help'.")
     return 2
   }
-  const { runDemo } = await import('../device-sim/demo.js')
+  const { runDemo } = await import('./demo.js')
   const controller = new AbortController()
   const onSignal = () => controller.abort()
   process.once('SIGINT', onSignal)

@@ -8,7 +8,7 @@
 
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import type { SerialEvent } from '../gateway/serial.js'
+import type { SerialEvent } from '../io/serial-line.js'
 import { PROGRESS_RANK as RANK } from '../protocol/lifecycle.js'
 import type { EventKind } from '../protocol/messages.js'
 import { seededRandom } from '../protocol/testing.js'

@@ -54,7 +54,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import Type from 'typebox'
 import { Compile } from 'typebox/compile'
-import { noDelay } from '../gateway/uplink.js'
+import { noDelay } from '../io/tcp.js'
 import { isForward } from '../protocol/lifecycle.js'
 import type { Urgency } from '../protocol/messages.js'
 import {

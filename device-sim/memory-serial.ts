@@ -4,7 +4,7 @@
  * bytes written at one end arrive at the other on the next turn of the event loop.
  */
 
-import type { OpenPort, PortLike } from '../gateway/serial.js'
+import type { OpenPort, PortLike } from '../io/serial-line.js'
 
 class MemoryPort implements PortLike {
   peer: MemoryPort | null = null

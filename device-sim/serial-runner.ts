@@ -16,7 +16,7 @@
 
 import { existsSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { SerialLine, openSerialPort, type OpenPort, type PortLike, type SerialEvent } from '../gateway/serial.js'
+import { SerialLine, openSerialPort, type OpenPort, type PortLike, type SerialEvent } from '../io/serial-line.js'
 import { BITS_PER_BYTE } from '../protocol/timing.js'
 
 /** What the runner drives: the sans-I/O interface of TerminalDevice (and of a link end). */

@@ -16,7 +16,7 @@ import { findCompression } from './compression.js'
 import type { GatewayConfig } from './config.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
-import { SerialLine, type OpenPort } from './serial.js'
+import { SerialLine, type OpenPort } from '../io/serial-line.js'
 import { Store, StoreError } from './store.js'
 import { Uplink } from './uplink.js'
 

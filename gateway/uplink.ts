@@ -54,13 +54,11 @@
  */
 
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { noDelay } from '../io/tcp.js'
+import { realTimers, type Timers } from '../io/timers.js'
 import { transition, type TransitionTable } from '../protocol/transition.js'
 
-/** The clock the retry loop runs on; injectable so tests can hold or record it. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
+export type { Timers } from '../io/timers.js'
 
 export interface UplinkState {
   online: boolean
@@ -182,10 +180,6 @@ interface Inflight {
   fail: (e: UplinkError) => void
 }
 
-const defaultTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-}
 
 const BROKER_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
 
@@ -249,7 +243,7 @@ export class Uplink {
     this.#connectTimeoutMs = o.connectTimeoutMs ?? 30_000
     this.#stopTimeoutMs = o.stopTimeoutMs ?? 5000
     this.#random = o.random ?? Math.random
-    this.#timers = o.timers ?? defaultTimers
+    this.#timers = o.timers ?? realTimers
     this.#now = o.now ?? Date.now
     this.#connect = o.connect ?? mqtt.connect
   }
@@ -546,16 +540,4 @@ export class Uplink {
       this.#stableTimer = null
     }
   }
-}
-
-/**
- * Turns Nagle's algorithm off on the client's TCP socket (mqtt.js leaves it on, and has no
- * option for it). With it on, an alarm's PUBLISH written just after the PUBACK of a command
- * waits for the broker's delayed ACK, 40 ms or more (measured by the latency benchmark: 13
- * of 30 alarms at 115200 baud reached the platform 8 to 30 ms late). Our packets are small
- * and each one matters on its own, which is the case Nagle is wrong for.
- */
-export function noDelay(client: MqttClient): void {
-  const stream = client.stream as { setNoDelay?: (on: boolean) => unknown } | undefined
-  stream?.setNoDelay?.(true)
 }

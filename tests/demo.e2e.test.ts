@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DEMO_STAGES } from '../device-sim/demo.js'
+import { DEMO_STAGES } from '../cli/demo.js'
 import { requireTool } from './helpers/system.js'
 
 const BIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js')

@@ -15,7 +15,7 @@ import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../dev
 import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../../device-sim/serial-runner.js'
 import { TerminalDevice, ramMemory, type NvMemory } from '../../device-sim/terminal.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../../device-sim/weak-link.js'
-import { openSerialPort, type OpenPort, type PortLike } from '../../gateway/serial.js'
+import { openSerialPort, type OpenPort, type PortLike } from '../../io/serial-line.js'
 import { reached } from '../../protocol/lifecycle.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
 import { startAedes, startMosquitto, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'

@@ -12,7 +12,7 @@ import {
   type SerialEvent,
   type SerialLineOptions,
   type Timers,
-} from './serial.js'
+} from './serial-line.js'
 
 // A stable by-id path, as the gateway is configured on a board.
 const PATH = '/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0'

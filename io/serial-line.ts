@@ -34,6 +34,7 @@
  */
 import { existsSync } from 'node:fs'
 import { transition, type TransitionTable } from '../protocol/transition.js'
+import { realTimers, type Timers } from './timers.js'
 
 /**
  * The part of a serial port the gateway uses. Contract:
@@ -108,11 +109,7 @@ const TRANSITIONS: TransitionTable<SerialState, SerialInput> = {
   waiting: { timer: 'opening', stop: 'stopped' },
 }
 
-/** The timer functions the line uses; injected in tests. */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown
-  clearTimeout(handle: unknown): void
-}
+export type { Timers } from './timers.js'
 
 export interface SerialLineOptions {
   /**
@@ -215,10 +212,7 @@ export class SerialLine {
     this.#random = opts.random ?? Math.random
     this.#exists = opts.exists ?? (opts.openPort ? () => true : existsSync)
     this.#presenceCheckMs = opts.presenceCheckMs ?? 2_000
-    this.#timers = opts.timers ?? {
-      setTimeout: (callback, ms) => setTimeout(callback, ms),
-      clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-    }
+    this.#timers = opts.timers ?? realTimers
     // Misconfiguration is our bug, found at start-up rather than at the first unplug.
     if (typeof this.path !== 'string' || this.path === '') throw new TypeError('SerialLine: path must be a non-empty string')
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`SerialLine: baud must be a positive integer, got ${this.baud}`)
