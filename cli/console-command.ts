@@ -7,6 +7,7 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Urgency } from '../protocol/messages.js'
+import { brokerUrlProblem } from '../protocol/mqtt.js'
 import {
   ACK_MODES,
   CONSOLE_DEFAULTS,
@@ -156,15 +157,9 @@ function number(flag: string, raw: string | undefined, ok: (n: number) => boolea
 
 function brokerUrl(raw: string | undefined): string {
   if (raw === undefined) throw new UsageError('--broker is required: the URL of the platform\'s MQTT broker, e.g. --broker mqtt://127.0.0.1:1883')
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got '${raw}'`)
-  }
-  if (!['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'].includes(url.protocol)) {
-    throw new UsageError(`--broker must be an mqtt://, mqtts://, ws:// or wss:// URL, got '${raw}'`)
-  }
+  const problem = brokerUrlProblem(raw)
+  if (problem === 'not a URL') throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got '${raw}'`)
+  if (problem !== null) throw new UsageError(`--broker must be an mqtt://, mqtts://, ws:// or wss:// URL (${problem}), got '${raw}'`)
   return raw
 }
 

@@ -118,6 +118,11 @@ describe('flags', () => {
     expect(config.mqtt.brokers).toEqual(['mqtt://broker.local', 'mqtts://b:8883', 'ws://c/mqtt'])
   })
 
+  it('takes every broker URL scheme the uplink connects with, tls: too: one list for both (issue 11, item 3)', () => {
+    const config = ok(loadConfig([...REQUIRED_FLAGS, '--broker', 'tls://b:8883', '--broker', 'ssl://c:8883'], {}))
+    expect(config.mqtt.brokers).toEqual(['mqtt://broker.local', 'tls://b:8883', 'ssl://c:8883'])
+  })
+
   it('lets the last of a repeated flag win', () => {
     expect(ok(loadConfig([...REQUIRED_FLAGS, '--keepalive', '30', '--keepalive', '40'], {})).mqtt.keepalive).toBe(40)
   })
@@ -262,7 +267,7 @@ describe('errors', () => {
     {
       name: 'a broker URL with the wrong scheme',
       argv: ['--broker', 'http://broker.local'],
-      errors: ['config error: mqtt.brokers[1]: expected a broker URL such as mqtts://broker.example:8883 (mqtt:, mqtts:, tcp:, ssl:, ws: or wss:), got "http://broker.local" (from --broker)'],
+      errors: ['config error: mqtt.brokers[1]: expected a broker URL such as mqtts://broker.example:8883 (mqtt:, mqtts:, tcp:, ssl:, tls:, ws: or wss:), got "http://broker.local" (from --broker)'],
     },
     { name: 'a broker that is no URL', base: requiredExcept('--broker'), file: '[mqtt]\nbrokers = ["mqtt://ok", "broker.local:1883"]', errors: [/^config error: mqtt\.brokers\[1\]: expected a broker URL .*, got "broker\.local:1883" \(in \/etc\/steppelink\.toml\)$/] },
     { name: 'a broker URL without a host', argv: ['--broker', 'mqtt:broker'], errors: [/^config error: mqtt\.brokers\[1\]: expected a broker URL .*, got "mqtt:broker" \(from --broker\)$/] },

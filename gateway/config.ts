@@ -19,7 +19,7 @@ import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Settings } from 'typebox/system'
 import { DEFAULT_HEARTBEAT_S } from '../protocol/messages.js'
-import { DEFAULT_TOPIC_PREFIX, TOPIC_ID_PATTERN } from '../protocol/mqtt.js'
+import { BROKER_URL_SCHEMES as BROKER_SCHEMES, DEFAULT_TOPIC_PREFIX, TOPIC_ID_PATTERN, brokerUrlProblem } from '../protocol/mqtt.js'
 import { DEFAULT_LIMITS } from './limits.js'
 
 // ---------------------------------------------------------------------------------------
@@ -31,8 +31,7 @@ export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
-/** Broker URL schemes mqtt.js connects with: plain TCP, TLS, WebSocket, WebSocket over TLS. */
-export const BROKER_SCHEMES = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'] as const
+export { BROKER_URL_SCHEMES as BROKER_SCHEMES } from '../protocol/mqtt.js'
 
 const integer = (minimum: number, maximum: number, unit: string) =>
   Type.Integer({ minimum, maximum, description: `an integer from ${minimum} to ${maximum}${unit}` })
@@ -41,18 +40,10 @@ const nonEmpty = (what: string) => Type.String({ minLength: 1, description: `a n
 
 const TOPIC_ID = 'of 1 to 64 letters, digits, ".", "_", ":" or "-" (it is an MQTT topic level)'
 
-function isBrokerUrl(s: string): boolean {
-  try {
-    const url = new URL(s)
-    return (BROKER_SCHEMES as readonly string[]).includes(url.protocol) && url.hostname !== ''
-  } catch {
-    return false
-  }
-}
 
 const BrokerUrl = Type.Refine(
   Type.String({ description: `a broker URL such as mqtts://broker.example:8883 (${BROKER_SCHEMES.slice(0, -1).join(', ')} or ${BROKER_SCHEMES.at(-1)})` }),
-  isBrokerUrl,
+  (s: string) => brokerUrlProblem(s) === null,
   () => `not a broker URL with a host and one of the schemes ${BROKER_SCHEMES.join(' ')}`,
 )
 

@@ -56,6 +56,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { noDelay } from '../io/tcp.js'
 import { realTimers, type Timers } from '../io/timers.js'
+import { brokerUrlProblem } from '../protocol/mqtt.js'
 import { transition, type TransitionTable } from '../protocol/transition.js'
 
 export type { Timers } from '../io/timers.js'
@@ -181,7 +182,6 @@ interface Inflight {
 }
 
 
-const BROKER_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'])
 
 export class Uplink {
   readonly #o: UplinkOptions
@@ -221,13 +221,8 @@ export class Uplink {
   constructor(o: UplinkOptions) {
     if (o.brokers.length === 0) throw new Error('Uplink: brokers is empty')
     for (const url of o.brokers) {
-      let protocol: string
-      try {
-        protocol = new URL(url).protocol
-      } catch {
-        throw new Error(`Uplink: broker ${JSON.stringify(url)} is not a URL`)
-      }
-      if (!BROKER_PROTOCOLS.has(protocol)) throw new Error(`Uplink: broker ${url}: unsupported protocol ${protocol}`)
+      const problem = brokerUrlProblem(url)
+      if (problem !== null) throw new Error(`Uplink: broker ${JSON.stringify(url)}: ${problem}`)
     }
     if (o.clientId.length === 0) throw new Error('Uplink: clientId is empty')
     const keepaliveS = o.keepaliveS ?? 60

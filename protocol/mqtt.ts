@@ -26,6 +26,26 @@ import { EVENT_KINDS, STAGES, URGENCIES } from './messages.js'
 export const MQTT_CONTRACT_VERSION = 1
 export const DEFAULT_TOPIC_PREFIX = 'steppelink/v1'
 
+/**
+ * Broker URL schemes, as mqtt.js connects with them: plain TCP (`mqtt:`, `tcp:`), TLS
+ * (`mqtts:`, `ssl:`, `tls:`), WebSocket (`ws:`) and WebSocket over TLS (`wss:`). The one
+ * list the gateway's configuration, its uplink and the console check against.
+ */
+export const BROKER_URL_SCHEMES = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'] as const
+
+/** What is wrong with a broker URL (not a URL, no host, a scheme not in BROKER_URL_SCHEMES), or null. */
+export function brokerUrlProblem(url: string): string | null {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return 'not a URL'
+  }
+  if (!(BROKER_URL_SCHEMES as readonly string[]).includes(parsed.protocol)) return `scheme ${parsed.protocol} is not one of ${BROKER_URL_SCHEMES.join(' ')}`
+  if (parsed.hostname === '') return 'no host'
+  return null
+}
+
 // ---------------------------------------------------------------------------------------
 // Topics [MQTT-2.x]
 
