@@ -1,5 +1,5 @@
 /**
- * `steppelink console`: the operator console of the banner 110 centre (device-sim/console.ts)
+ * `steppelink console`: the operator console of the banner 110 centre (platform/)
  * at the command line: a live view on a terminal, plain lines in a pipe, JSON lines with
  * --json, keys for the operator. `steppelink console broadcast` publishes one broadcast
  * and exits.
@@ -28,7 +28,7 @@ import {
   type CommandLine,
   type ConsoleEvent,
   type OperatorConsole,
-} from '../device-sim/console.js'
+} from '../platform/console.js'
 
 export const PASSWORD_ENV = 'STEPPELINK_MQTT_PASSWORD'
 

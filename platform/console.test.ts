@@ -28,7 +28,7 @@ import {
 import { freePort, startAedes, startMosquitto } from '../tests/helpers/broker.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { ConsoleError, describeEvent, renderView, startConsole, type ConsoleEvent, type ConsoleOptions, type ConsoleTimers } from './console.js'
-import { waitFor } from './wait.js'
+import { waitFor } from '../device-sim/wait.js'
 
 // ---------------------------------------------------------------------------------------
 // Harness
