@@ -28,7 +28,7 @@ import {
   type CommandLine,
   type ConsoleEvent,
   type OperatorConsole,
-} from '../platform/console.js'
+} from '../platform/index.js'
 
 export const PASSWORD_ENV = 'STEPPELINK_MQTT_PASSWORD'
 

@@ -753,8 +753,8 @@ describe('schemas [MQTT-3.1] [MQTT-3.4] [MQTT-3.6] [MQTT-3.8]', () => {
 })
 
 describe('MQTT.md agrees with the code', () => {
-  it('defines every [MQTT-x.y] cited in protocol/*.ts and gateway/**/*.ts', () => {
-    const sources = [...tsFiles(import.meta.dirname, false), ...tsFiles(join(root, 'gateway'), true)]
+  it('defines every [MQTT-x.y] cited in protocol/*.ts, gateway/**/*.ts and platform/**/*.ts', () => {
+    const sources = [...tsFiles(import.meta.dirname, false), ...tsFiles(join(root, 'gateway'), true), ...tsFiles(join(root, 'platform'), true)]
     const defs = new Set(defined)
     for (const f of sources) {
       for (const id of ruleIds(readFileSync(f, 'utf8'))) {

@@ -6,7 +6,7 @@
  * console's own `receivedAt`, stamped as the message comes off the socket).
  */
 
-import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../platform/console.js'
+import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../platform/index.js'
 import { waitUntil } from '../../device-sim/wait.js'
 
 /** Distinct keys seen since the last reset, and when the last new one arrived. */
