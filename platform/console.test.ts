@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../device-sim/wait.js'
 import { encodeBatch, encodePayload, type Encoding, type UplinkEvent } from '../protocol/mqtt.js'
 import { startMosquitto } from '../tests/helpers/broker.js'
-import { aedes, alarm, callback, cleanUp, cleanups, consoleFor, fakeGateway, relay, status, T0, trouble, uniq } from '../tests/helpers/console-harness.js'
+import { aedes, alarm, callback, cleanUp, cleanups, consoleFor, fakeGateway, relay, T0, trouble, uniq } from '../tests/helpers/console-harness.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { ConsoleError, describeEvent, renderView } from './index.js'
 

@@ -31,6 +31,7 @@ export {
   optionProblem,
   type AckMode,
   type BroadcastOptions,
+  type ConsoleHooks,
   type ConsoleOptions,
   type ConsoleTimers,
   type OneCommandOptions,
