@@ -25,7 +25,7 @@ import {
   decodeBatch,
   decodePayload,
 } from '../protocol/mqtt.js'
-import type { PayloadErrorCode } from './errors.js'
+import { assertNever, type PayloadErrorCode } from './errors.js'
 
 /** The uplink topics of a gateway the console subscribes to [MQTT-4.8]. */
 export const UPLINK = ['alert', 'event', 'batch', 'state', 'status', 'reply'] as const
@@ -102,7 +102,7 @@ function narrowItem(value: Record<string, unknown>, where = ''): BatchItem {
   return e.ok ? { ok: true, item: { kind: 'event', event: e.event, unknownKind: e.unknownKind } } : e
 }
 
-/** The payload of `topic` as a typed message of `gateway`, or what to report. */
+/** A decoded payload of `topic` as a typed message; or what is wrong with it; or null: nothing to do. */
 function narrowValue(topic: UplinkTopic, value: Record<string, unknown>): UplinkMessage | { error: string } | null {
   switch (topic) {
     case 'alert': {
@@ -135,6 +135,8 @@ function narrowValue(topic: UplinkTopic, value: Record<string, unknown>): Uplink
       const bad = problem(checkReply, value, 'reply')
       return bad === null ? { topic, reply: value as Reply } : { error: bad }
     }
+    default:
+      return assertNever(topic)
   }
 }
 
