@@ -20,7 +20,7 @@
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { startConsole } from '../device-sim/console.js'
+import { startConsole } from '../platform/index.js'
 import { startMosquitto } from '../device-sim/mosquitto.js'
 import { waitUntil } from '../device-sim/wait.js'
 import { wireTimeMs } from '../protocol/timing.js'

@@ -6,6 +6,7 @@
 
 import { parseArgs } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../device-sim/weak-link.js'
+import { USAGE_EXIT, parseArgsError, usageLine } from './usage.js'
 
 const HELP = `Usage: steppelink demo [--once] [--link PROFILE] [--baud 9600] [--timeout S]
        steppelink demo --line-only [--baud 9600] [--noise BER] [--presses N] [--seed N]
@@ -43,8 +44,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       },
     }))
   } catch (e) {
-    console.error(`steppelink demo: ${(e as Error).message}. See 'steppelink demo --help'.`)
-    return 2
+    console.error(usageLine('demo', parseArgsError(e).message))
+    return USAGE_EXIT
   }
   if (values.help) {
     console.log(HELP)
@@ -60,7 +61,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   if (problems.length > 0) {
     for (const p of problems) console.error(`steppelink demo: ${p}.`)
     console.error("See 'steppelink demo --help'.")
-    return 2
+    return USAGE_EXIT
   }
   const { runDemo } = await import('./demo.js')
   const controller = new AbortController()

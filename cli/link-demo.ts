@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util'
 import { GatewayLink, TerminalLink, type LinkEvent } from '../protocol/link.js'
 import { contactIdOf, type DataMessage } from '../protocol/messages.js'
 import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
+import { numberFlag, reportUsage } from './usage.js'
 
 const HELP = `Usage: steppelink demo --line-only [--baud 9600] [--noise BER] [--presses N] [--seed N]
 
@@ -22,15 +23,6 @@ Options:
   --noise BER   bit error rate on the line, e.g. 1e-3 (default 0)
   --presses N   how many alarms to press, one second apart (default 1)
   --seed N      seed for the noise and the retry jitter (default 1)`
-
-function num(name: string, raw: string | undefined, fallback: number, ok: (n: number) => boolean, what: string): number {
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`--${name} must be ${what}, got '${raw}'`)
-  return n
-}
-
-class UsageError extends Error {}
 
 function describe(m: DataMessage): string {
   switch (m.type) {
@@ -60,14 +52,12 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   let baud: number, ber: number, presses: number, seed: number
   try {
-    baud = num('baud', values.baud, 9600, (n) => n >= 300 && n <= 1_000_000, 'a line rate from 300 to 1000000')
-    ber = num('noise', values.noise, 0, (n) => n >= 0 && n < 0.05, 'a bit error rate from 0 to 0.05')
-    presses = num('presses', values.presses, 1, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, 'a whole number from 1 to 1000')
-    seed = num('seed', values.seed, 1, Number.isInteger, 'a whole number')
+    baud = numberFlag('baud', values.baud, (n) => n >= 300 && n <= 1_000_000, 'a line rate from 300 to 1000000') ?? 9600
+    ber = numberFlag('noise', values.noise, (n) => n >= 0 && n < 0.05, 'a bit error rate from 0 to 0.05') ?? 0
+    presses = numberFlag('presses', values.presses, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, 'a whole number from 1 to 1000') ?? 1
+    seed = numberFlag('seed', values.seed, Number.isInteger, 'a whole number') ?? 1
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e
-    console.error(`steppelink demo --line-only: ${e.message}. See 'steppelink demo --line-only --help'.`)
-    return 2
+    return reportUsage((line) => console.error(line), 'demo --line-only', e)
   }
 
   // A chunk of ~20 bytes (200 bits) at this BER has a flip with probability ~200*BER.

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util'
 import { FrameDecoder, encodeWire, type Frame } from '../protocol/codec.js'
 import { ProtocolError } from '../protocol/errors.js'
+import { USAGE_EXIT, usageLine } from './usage.js'
 
 const DECODE_HELP = `Usage: steppelink decode HEX...   (or the hex on standard input)
 
@@ -39,8 +40,8 @@ export async function decodeCommand(args: string[]): Promise<number> {
   }
   const text = (await input(positionals)).replace(/0x/gi, '').replace(/[\s:,]/g, '')
   if (text.length === 0 || !/^([0-9a-fA-F]{2})+$/.test(text)) {
-    console.error(`steppelink decode: expected hex bytes (pairs of 0-9a-f), got ${JSON.stringify(text.slice(0, 40))}. See 'steppelink decode --help'.`)
-    return 2
+    console.error(usageLine('decode', `expected hex bytes (pairs of 0-9a-f), got ${JSON.stringify(text.slice(0, 40))}`))
+    return USAGE_EXIT
   }
   const d = new FrameDecoder()
   // A trailing delimiter makes a last, unterminated frame come out too.
@@ -66,8 +67,8 @@ export async function encodeCommand(args: string[]): Promise<number> {
   try {
     frame = JSON.parse(await input(positionals)) as Frame
   } catch (e) {
-    console.error(`steppelink encode: the frame is not valid JSON (${(e as Error).message}). See 'steppelink encode --help'.`)
-    return 2
+    console.error(usageLine('encode', `the frame is not valid JSON (${(e as Error).message})`))
+    return USAGE_EXIT
   }
   try {
     console.log(Buffer.from(encodeWire(frame)).toString('hex'))
@@ -75,6 +76,6 @@ export async function encodeCommand(args: string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e
     console.error(`steppelink encode: ${e.code}: ${e.message}`)
-    return 2
+    return USAGE_EXIT
   }
 }

@@ -23,6 +23,7 @@ import {
   type WeakLinkEvent,
   type WeakLinkOptions,
 } from '../device-sim/weak-link.js'
+import { USAGE_EXIT, UsageError, parseArgsError, reportUsage, usageLine } from './usage.js'
 
 const PROFILE_HELP: Record<(typeof PROFILE_NAMES)[number], string> = {
   perfect: 'forwards only',
@@ -95,36 +96,42 @@ interface Parsed {
 }
 
 function parse(args: string[]): Parsed | 'help' {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      target: { type: 'string' },
-      listen: { type: 'string' },
-      profile: { type: 'string' },
-      latency: { type: 'string' },
-      jitter: { type: 'string' },
-      kbps: { type: 'string' },
-      'drop-every': { type: 'string' },
-      blackout: { type: 'string', multiple: true },
-      stall: { type: 'boolean' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        target: { type: 'string' },
+        listen: { type: 'string' },
+        profile: { type: 'string' },
+        latency: { type: 'string' },
+        jitter: { type: 'string' },
+        kbps: { type: 'string' },
+        'drop-every': { type: 'string' },
+        blackout: { type: 'string', multiple: true },
+        stall: { type: 'boolean' },
+        seed: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    })
+  } catch (e) {
+    throw parseArgsError(e)
+  }
+  const { values, positionals } = parsed
   if (values.help) return 'help'
-  if (positionals.length > 0) throw new WeakLinkArgumentError(`unexpected argument '${positionals[0]}' (options start with --)`)
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (options start with --)`)
   const flag = <T>(name: string, raw: string | undefined, parseValue: (raw: string) => T): T | undefined => {
     if (raw === undefined) return undefined
     try {
       return parseValue(raw)
     } catch (e) {
-      if (e instanceof WeakLinkArgumentError) throw new WeakLinkArgumentError(`--${name}: ${e.message}`)
+      if (e instanceof WeakLinkArgumentError) throw new UsageError(`--${name}: ${e.message}`)
       throw e
     }
   }
-  if (values.target === undefined) throw new WeakLinkArgumentError('--target HOST:PORT is required: where the broker listens, e.g. --target 127.0.0.1:1883')
+  if (values.target === undefined) throw new UsageError('--target HOST:PORT is required: where the broker listens, e.g. --target 127.0.0.1:1883')
   const target = flag('target', values.target, (r) => parseHostPort(r))!
   const listen = flag('listen', values.listen, (r) => parseHostPort(r, true))
   const overrides: Partial<LinkShape> = {
@@ -169,10 +176,7 @@ export async function simLinkCommand(args: string[], io: Partial<SimLinkIo> = {}
   try {
     parsed = parse(args)
   } catch (e) {
-    const code = (e as { code?: unknown }).code
-    if (!(e instanceof WeakLinkArgumentError) && !(typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) throw e
-    stderr(`steppelink sim link: ${(e as Error).message.replace(/\.$/, '')}. See 'steppelink sim link --help'.`)
-    return 2
+    return reportUsage(stderr, 'sim link', e)
   }
   if (parsed === 'help') {
     stdout(simLinkHelp())
@@ -189,8 +193,8 @@ export async function simLinkCommand(args: string[], io: Partial<SimLinkIo> = {}
     } catch (e) {
       const err = e as NodeJS.ErrnoException
       if (e instanceof WeakLinkArgumentError) {
-        stderr(`steppelink sim link: ${err.message}. See 'steppelink sim link --help'.`)
-        return 2
+        stderr(usageLine('sim link', err.message))
+        return USAGE_EXIT
       }
       const where = parsed.options.listen ? `${parsed.options.listen.host}:${parsed.options.listen.port}` : '127.0.0.1'
       stderr(`steppelink sim link: cannot listen on ${where}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (the port is taken; choose another with --listen)' : ''}`)

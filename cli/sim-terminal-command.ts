@@ -15,6 +15,7 @@ import { seededRandom } from '../protocol/testing.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { displayText, terminalView, type TerminalViewState } from '../device-sim/terminal-view.js'
 import { TerminalDevice, fileMemory, ramMemory, type AlertState, type NvMemory, type NvState, type ShownStage, type TerminalUpdate } from '../device-sim/terminal.js'
+import { UsageError, numberFlag, oneOf, parseArgsError, reportUsage } from './usage.js'
 
 /** The buttons, by the name the CLI uses; `hotline` is the protocol's `callback`. [LINK-5.4] */
 export const BUTTONS = {
@@ -117,8 +118,6 @@ export interface SimTerminalIo {
   screen: boolean
 }
 
-class UsageError extends Error {}
-
 interface Settings {
   serial: string
   id: string
@@ -160,21 +159,9 @@ function parse(args: string[]): Settings {
       },
     }).values
   } catch (e) {
-    // parseArgs names the option; the rest of its message is generic.
-    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''))
-  }
-  const num = (name: string, raw: string | undefined, fallback: number, ok: (n: number) => boolean, what: string): number => {
-    if (raw === undefined) return fallback
-    const n = Number(raw)
-    if (raw.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UsageError(`--${name} must be ${what}, got '${raw}'`)
-    return n
+    throw parseArgsError(e)
   }
   const int = (lo: number, hi: number) => (n: number) => Number.isInteger(n) && n >= lo && n <= hi
-  const oneOf = <T extends string>(name: string, raw: string | undefined, names: readonly T[]): T | undefined => {
-    if (raw === undefined) return undefined
-    if (!(names as readonly string[]).includes(raw)) throw new UsageError(`--${name} must be one of ${names.join(', ')}, got '${raw}'`)
-    return raw as T
-  }
 
   if (values.serial === undefined || values.serial === '') {
     throw new UsageError("--serial PATH is required: the terminal's end of the serial line, e.g. one end of a socat pair")
@@ -194,16 +181,16 @@ function parse(args: string[]): Settings {
   return {
     serial: values.serial,
     id: values.id,
-    address: num('address', values.address, 1, int(1, 254), 'a whole number from 1 to 254'),
-    baud: num('baud', values.baud, 9600, int(300, 1_000_000), 'a line rate from 300 to 1000000 baud'),
+    address: numberFlag('address', values.address, int(1, 254), 'a whole number from 1 to 254') ?? 1,
+    baud: numberFlag('baud', values.baud, int(300, 1_000_000), 'a line rate from 300 to 1000000 baud') ?? 9600,
     state: values.state ?? null,
-    noise: num('noise', values.noise, 0, (n) => n >= 0 && n <= 0.05, 'a bit error rate from 0 to 0.05'),
-    seed: values.seed === undefined ? null : num('seed', values.seed, 0, Number.isSafeInteger, 'a whole number'),
+    noise: numberFlag('noise', values.noise, (n) => n >= 0 && n <= 0.05, 'a bit error rate from 0 to 0.05') ?? 0,
+    seed: numberFlag('seed', values.seed, Number.isSafeInteger, 'a whole number') ?? null,
     press,
-    count: num('count', values.count, 1, int(1, 10_000), 'a whole number from 1 to 10000'),
-    interval: num('interval', values.interval, 1000, (n) => n >= 0 && n <= 86_400_000, 'a time in ms from 0 to 86400000'),
+    count: numberFlag('count', values.count, int(1, 10_000), 'a whole number from 1 to 10000') ?? 1,
+    interval: numberFlag('interval', values.interval, (n) => n >= 0 && n <= 86_400_000, 'a time in ms from 0 to 86400000') ?? 1000,
     until: oneOf('until', values.until, UNTIL_STAGES) ?? 'received',
-    timeoutS: num('timeout', values.timeout, 120, (n) => n > 0 && n <= 31_536_000, 'a time in seconds, more than 0'),
+    timeoutS: numberFlag('timeout', values.timeout, (n) => n > 0 && n <= 31_536_000, 'a time in seconds, more than 0') ?? 120,
     json: values.json ?? false,
   }
 }
@@ -228,9 +215,7 @@ export async function simTerminalCommand(args: string[], io: Partial<SimTerminal
   try {
     s = parse(args)
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e
-    stderr(`steppelink sim terminal: ${e.message}. See 'steppelink sim terminal --help'.`)
-    return 2
+    return reportUsage(stderr, 'sim terminal', e)
   }
   const memory = s.state === null ? ramMemory() : fileMemory(s.state)
   let earlier: NvState | null

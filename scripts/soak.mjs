@@ -187,7 +187,7 @@ async function main() {
       import(join(DIST, 'device-sim', 'broker.js')),
       import(join(DIST, 'device-sim', 'mosquitto.js')),
       import(join(DIST, 'device-sim', 'pty.js')),
-      import(join(DIST, 'device-sim', 'console.js')),
+      import(join(DIST, 'platform', 'index.js')),
       import(join(DIST, 'device-sim', 'terminal.js')),
       import(join(DIST, 'device-sim', 'serial-runner.js')),
       import(join(DIST, 'device-sim', 'weak-link.js')),

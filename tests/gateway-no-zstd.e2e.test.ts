@@ -11,10 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { Compile } from 'typebox/compile'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { TerminalDevice, ramMemory } from '../device-sim/terminal.js'
-import { ZSTD_MAGIC, decodePayload } from '../protocol/mqtt.js'
+import { GatewayStatus, ZSTD_MAGIC, decodePayload } from '../protocol/mqtt.js'
 import { freePort, startAedes, type AedesBroker } from './helpers/broker.js'
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.js'
 import { startPlatform, type Platform } from './helpers/platform.js'
@@ -96,6 +97,9 @@ describe('gateway end to end without zstd: the backlog still drains [MQTT-4.2]',
     await waitUntil(() => ids.every((_, i) => device.stages.get(i + 1) === 'sent'), { timeoutMs: 10_000, what: 'every request shown sent at the terminal' })
     await waitUntil(() => statuses.length > 0, { timeoutMs: 10_000, what: 'the gateway status' })
     expect(statuses.at(-1)!.compression).toEqual({ codec: 'none', error: expect.stringContaining('@mongodb-js/zstd: ') })
+    // What the real gateway publishes fits the contract's schema of its status [MQTT-3.7].
+    const checkStatus = Compile(GatewayStatus)
+    for (const s of statuses) expect(checkStatus.Check(s) ? null : [...checkStatus.Errors(s)][0]).toBeNull()
     expect(gateway.logs.filter((l) => l.level === 'warn' && l.msg.startsWith('backlog publication failed'))).toEqual([])
     console.log(`without zstd: ${PRESSES} call-back requests in ${batches.length} bare batch(es) of ${batches.map((b) => b.length).join(', ')} bytes`)
   })

@@ -1,12 +1,12 @@
 /**
- * The platform side of the scale benchmark: the operator console (device-sim/console.ts),
+ * The platform side of the scale benchmark: the operator console (platform/),
  * one persistent session on the six uplink filters, receipting every alarm and sending
  * `time` after every birth, as the 110 centre would. It runs in the benchmark process;
  * this wrapper only counts what reached it, and when the last new one arrived (the
  * console's own `receivedAt`, stamped as the message comes off the socket).
  */
 
-import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../device-sim/console.js'
+import { startConsole, type ConsoleEvent, type OperatorConsole } from '../../platform/index.js'
 import { waitUntil } from '../../device-sim/wait.js'
 
 /** Distinct keys seen since the last reset, and when the last new one arrived. */

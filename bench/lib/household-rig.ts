@@ -12,7 +12,7 @@
 
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../../device-sim/console.js'
+import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../../platform/index.js'
 import { startGateway, type GatewayProcess } from '../../device-sim/gateway-process.js'
 import { startMosquitto, type MosquittoBroker } from '../../device-sim/mosquitto.js'
 import { openPtyPair, type PtyPair } from '../../device-sim/pty.js'

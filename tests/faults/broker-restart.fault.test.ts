@@ -17,7 +17,7 @@
  */
 
 import { describe, expect, it } from 'vitest'
-import type { ConsoleEvent } from '../../device-sim/console.js'
+import type { ConsoleEvent } from '../../platform/index.js'
 import { seededRandom } from '../../protocol/testing.js'
 import { startAedes, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
 import { waitUntil } from '../helpers/system.js'

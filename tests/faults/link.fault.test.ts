@@ -15,7 +15,7 @@
  */
 
 import { describe, expect, it } from 'vitest'
-import type { ConsoleEvent } from '../../device-sim/console.js'
+import type { ConsoleEvent } from '../../platform/index.js'
 import type { EventKind } from '../../protocol/messages.js'
 import { seededRandom } from '../../protocol/testing.js'
 import type { LogLine } from '../helpers/gateway-process.js'

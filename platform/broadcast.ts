@@ -1,0 +1,75 @@
+/**
+ * One broadcast, or its withdrawal, and out: `steppelink console broadcast`. Each command
+ * goes on a connection of its own, not a running console's.
+ */
+
+import mqtt from 'mqtt'
+import { COMMAND_PUBLISH, broadcastBody, checkedCommand, commandIds, commandPayload, targetTopic } from './commands.js'
+import { ConsoleError } from './errors.js'
+import { commandLine, type CommandLine } from './events.js'
+import { BroadcastSettings, CONSOLE_DEFAULTS, WithdrawSettings, checkOptions, type BroadcastOptions, type OneCommandOptions, type WithdrawOptions } from './options.js'
+
+/**
+ * Publishes one broadcast command (QoS 1, not retained) on a connection of its own
+ * (clean session, a client id of its own) and resolves once the broker has it (PUBACK),
+ * with the `command-sent` event of it.
+ * Throws CONSOLE_BAD_OPTION or CONSOLE_BAD_COMMAND before connecting if the command would
+ * be rejected, and CONSOLE_NOT_CONFIRMED if the broker did not acknowledge in time (the
+ * broker may or may not have it then).
+ */
+export async function publishBroadcast(o: BroadcastOptions): Promise<CommandLine> {
+  checkOptions(BroadcastSettings, o)
+  return publishOne(o, 'broadcast', (nowMs) => broadcastBody(o.text, o.urgency ?? 'info', o.expiresInS, o.broadcastId, nowMs))
+}
+
+/** Publishes one `broadcast-withdraw` command, as publishBroadcast publishes a broadcast. */
+export async function publishWithdraw(o: WithdrawOptions): Promise<CommandLine> {
+  checkOptions(WithdrawSettings, o)
+  return publishOne(o, 'withdrawal', () => ({ type: 'broadcast-withdraw', broadcast: o.broadcast }))
+}
+
+async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: number) => Record<string, unknown>): Promise<CommandLine> {
+  const now = o.now ?? Date.now
+  const prefix = o.prefix ?? CONSOLE_DEFAULTS.prefix
+  const id = o.id ?? CONSOLE_DEFAULTS.id
+  const { topic, gateway } = targetTopic(prefix, o.to)
+  const newId = commandIds(id, now, Math.random)
+  const command = checkedCommand({ v: 1, id: newId(), ...body(now()), at: now() })
+  const timeoutMs = o.timeoutMs ?? 30_000
+  const client = mqtt.connect(o.broker, {
+    // A client id of its own (never the console's, whose session it would take over), clean.
+    clientId: `steppelink-console-${id.slice(0, 40)}-b${Math.floor(Math.random() * 0xffffffff).toString(16)}`,
+    clean: true,
+    protocolVersion: 4,
+    reconnectPeriod: 1000,
+    connectTimeout: Math.min(timeoutMs, 30_000),
+    ...(o.username === undefined ? {} : { username: o.username }),
+    ...(o.password === undefined ? {} : { password: o.password }),
+  })
+  let lastError: string | null = null
+  client.on('error', (e) => {
+    lastError = e.message
+  })
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new ConsoleError(
+            'CONSOLE_NOT_CONFIRMED',
+            `the broker ${o.broker} did not acknowledge the ${what} within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
+          ),
+        )
+      }, timeoutMs)
+      // Published at once: mqtt.js keeps it until the connection is up.
+      client.publish(topic, commandPayload(command), COMMAND_PUBLISH, (err) => {
+        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the ${what} failed: ${err.message}`, { cause: err }))
+        else resolve()
+      })
+    })
+  } finally {
+    clearTimeout(timer)
+    await client.endAsync(true).catch(() => {})
+  }
+  return commandLine(command, topic, gateway, null, null, now())
+}

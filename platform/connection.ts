@@ -1,0 +1,129 @@
+/**
+ * The console's MQTT connection: connect, subscribe at every CONNACK, publish with the
+ * broker's acknowledgement, close. It says what happens through ConnectionEvents and
+ * knows nothing of payloads.
+ *
+ * - [CONSOLE-1] One persistent session: a fixed client id (`steppelink-console-<id>`),
+ *   clean session false, QoS 1 subscriptions to the six uplink filters of [MQTT-4.8],
+ *   issued again at every CONNACK. The broker keeps what gateways publish while the
+ *   console is away and delivers it when the console comes back.
+ */
+
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { noDelay } from '../io/tcp.js'
+import { COMMAND_PUBLISH } from './commands.js'
+import { ConsoleError } from './errors.js'
+
+export interface ConnectionOptions {
+  broker: string
+  clientId: string
+  username?: string | undefined
+  password?: string | undefined
+  keepaliveS: number
+  reconnectS: number
+  /** Subscribed at QoS 1 at every CONNACK. */
+  filters: string[]
+}
+
+/** What the connection tells its owner; each is called in the order things happen. */
+export interface ConnectionEvents {
+  /** Subscribed after a CONNACK; `sessionPresent`: the broker still had the session. */
+  connected(sessionPresent: boolean): void
+  /** The broker refused these subscriptions (before `connected`). */
+  refused(filters: string[]): void
+  /** A connection that was up went down; mqtt.js reconnects. */
+  disconnected(): void
+  /** Connecting failed; said once per distinct failure, not at every retry. */
+  failed(message: string): void
+  message(topic: string, payload: Buffer): void
+}
+
+export class Connection {
+  readonly #client: MqttClient
+  /** Rejecters of publications waiting for their PUBACK; a close rejects them (mqtt.js would never call back). */
+  readonly #pending = new Set<(e: Error) => void>()
+  #connected = false
+  #closed = false
+  #lastFailure: string | null = null
+
+  constructor(o: ConnectionOptions, on: ConnectionEvents) {
+    const options: IClientOptions = {
+      clientId: o.clientId,
+      clean: false, // [CONSOLE-1] [MQTT-4.8]
+      protocolVersion: 4,
+      keepalive: o.keepaliveS,
+      reconnectPeriod: o.reconnectS * 1000,
+      connectTimeout: 10_000,
+      resubscribe: false, // we subscribe ourselves at every CONNACK
+      ...(o.username === undefined ? {} : { username: o.username }),
+      ...(o.password === undefined ? {} : { password: o.password }),
+    }
+    this.#client = mqtt.connect(o.broker, options)
+    this.#client.on('connect', (connack) => {
+      // A receipt must not wait for the broker's delayed ACK (see noDelay).
+      noDelay(this.#client)
+      this.#client.subscribe(o.filters, { qos: 1 }, (err, granted) => {
+        if (err) {
+          // The connection went away meanwhile; the next CONNACK subscribes again.
+          return
+        }
+        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic)
+        if (refused.length > 0) on.refused(refused)
+        this.#connected = true
+        this.#lastFailure = null
+        on.connected(connack.sessionPresent)
+      })
+    })
+    this.#client.on('close', () => {
+      if (!this.#connected || this.#closed) return
+      this.#connected = false
+      on.disconnected()
+    })
+    this.#client.on('error', (e) => {
+      // mqtt.js retries by itself; say so once per distinct failure, not every second.
+      if (e.message === this.#lastFailure) return
+      this.#lastFailure = e.message
+      on.failed(e.message)
+    })
+    this.#client.on('message', (topic, payload) => on.message(topic, payload))
+  }
+
+  /** Subscribed to the broker now. */
+  get connected(): boolean {
+    return this.#connected
+  }
+
+  /**
+   * Publishes a command [CONSOLE-7]; resolves once the broker has it (PUBACK). Rejects with
+   * CONSOLE_NOT_CONFIRMED naming `what` if the client fails it, CONSOLE_CLOSED if closed first.
+   */
+  publish(topic: string, payload: Buffer, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#closed) return reject(new ConsoleError('CONSOLE_CLOSED', 'the console is closed'))
+      const fail = (e: Error) => {
+        this.#pending.delete(fail)
+        reject(e)
+      }
+      this.#pending.add(fail)
+      this.#client.publish(topic, payload, COMMAND_PUBLISH, (err) => {
+        if (!this.#pending.delete(fail)) return
+        if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing ${what} failed: ${err.message}`, { cause: err }))
+        else resolve()
+      })
+    })
+  }
+
+  /**
+   * Gives what is in flight a moment (up to a second) to reach the broker, then
+   * disconnects cleanly; the persistent session keeps what arrives from now on.
+   * Publications still waiting reject with CONSOLE_CLOSED.
+   */
+  async close(): Promise<void> {
+    this.#closed = true
+    const graceful = this.#client.endAsync(false)
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 1000).unref())
+    if ((await Promise.race([graceful.then(() => 'done' as const, () => 'done' as const), timeout])) === 'timeout') await this.#client.endAsync(true).catch(() => {})
+    for (const reject of [...this.#pending]) reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before the broker acknowledged the command'))
+    this.#connected = false
+  }
+}

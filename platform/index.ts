@@ -1,0 +1,42 @@
+/**
+ * The platform side of protocol/MQTT.md: the operator console of the banner 110 centre,
+ * and one-off broadcasts. What `steppelink console`, the demo, the tests and the
+ * benchmarks use; the files behind it each keep one concern (README.md has the map).
+ */
+
+export { targetTopic } from './commands.js'
+export { publishBroadcast, publishWithdraw } from './broadcast.js'
+export {
+  ACTION_STAGE,
+  AUTOMATIC_AFTER_ACKNOWLEDGEMENT,
+  CONSOLE_STAGES,
+  OTHER_REQUEST_ACKNOWLEDGEMENT,
+  REQUEST_ACKNOWLEDGEMENTS,
+  canTake,
+  type CaseClass,
+  type ConsoleStage,
+  type OperatorAction,
+} from './cases.js'
+export { startConsole, type OperatorConsole } from './console.js'
+export { ConsoleError, type ConsoleErrorCode, type PayloadErrorCode } from './errors.js'
+export type { AlertLine, CommandLine, ConnectionLine, ConsoleEvent, ErrorLine, EventLine, ReplyLine, StateLine, StatusLine, TerminalReset } from './events.js'
+export {
+  ACK_MODES,
+  BroadcastSettings,
+  CONSOLE_DEFAULTS,
+  CONSOLE_ID_PATTERN,
+  ConsoleSettings,
+  URGENCY_NAMES,
+  WithdrawSettings,
+  optionProblem,
+  type AckMode,
+  type BroadcastOptions,
+  type ConsoleHooks,
+  type ConsoleOptions,
+  type ConsoleTimers,
+  type OneCommandOptions,
+  type OptionProblem,
+  type WithdrawOptions,
+} from './options.js'
+export { clockTime, describeEvent, describeReset, duration, renderView, screenText, type ViewOptions } from './render.js'
+export { openCases, type BroadcastView, type CaseView, type ConsoleCounters, type ConsoleSnapshot, type GatewayView, type TerminalView, type TroubleView } from './view.js'
