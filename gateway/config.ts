@@ -19,7 +19,7 @@ import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Settings } from 'typebox/system'
 import { DEFAULT_HEARTBEAT_S } from '../protocol/messages.js'
-import { BROKER_URL_SCHEMES as BROKER_SCHEMES, DEFAULT_TOPIC_PREFIX, TOPIC_ID_PATTERN, brokerUrlProblem } from '../protocol/mqtt.js'
+import { BROKER_URL_SCHEMES as BROKER_SCHEMES, DEFAULT_TOPIC_PREFIX, TOPIC_ID_PATTERN, TOPIC_PREFIX_PATTERN, TOPIC_PREFIX_RULE, brokerUrlProblem } from '../protocol/mqtt.js'
 import { DEFAULT_LIMITS } from './limits.js'
 
 // ---------------------------------------------------------------------------------------
@@ -68,8 +68,8 @@ export const GatewayConfigSchema = Type.Object(
         brokers: Type.Array(BrokerUrl, { minItems: 1, description: 'a list of one or more broker URLs' }),
         prefix: Type.String({
           maxLength: 200,
-          pattern: '^(?!\\$)[^#+/\\u0000]+(/[^#+/\\u0000]+)*$',
-          description: 'an MQTT topic prefix such as "steppelink/v1" (levels joined by "/", none empty, no "+" or "#", not starting with "$")',
+          pattern: TOPIC_PREFIX_PATTERN,
+          description: `an MQTT topic prefix such as "steppelink/v1" (${TOPIC_PREFIX_RULE})`,
         }),
         encoding: Type.Enum(['cbor', 'json'], { description: 'one of cbor, json' }),
         username: Type.Optional(nonEmpty('user name')),

@@ -11,7 +11,7 @@
 import Type, { type Static, type TObject } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { URGENCIES, type Urgency } from '../protocol/messages.js'
-import { BROKER_URL_SCHEMES as BROKER_SCHEMES, DEFAULT_TOPIC_PREFIX } from '../protocol/mqtt.js'
+import { BROKER_URL_SCHEMES as BROKER_SCHEMES, DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN, TOPIC_PREFIX_RULE } from '../protocol/mqtt.js'
 import { ConsoleError } from './errors.js'
 import type { ConsoleEvent } from './events.js'
 
@@ -40,7 +40,6 @@ export const CONSOLE_DEFAULTS = {
 export const CONSOLE_ID_PATTERN = '^[A-Za-z0-9._:-]{1,59}$'
 
 /** Topic levels: not empty, no `+`, `#` or NUL, no `/` first or last. */
-const PREFIX_PATTERN = '^(?!/)[^+#\\u0000]*[^/+#\\u0000]$'
 
 /** The URL in a text, or null; the refinements below are called with whatever the option holds. */
 function urlOf(s: unknown): URL | null {
@@ -69,7 +68,7 @@ const connection = {
   /** Broker URL: `mqtt://host:1883`, `mqtts://host:8883`, `ws://...`, `wss://...`. Required. */
   broker: BrokerUrl,
   /** First topic levels; must be the gateways' `mqtt.prefix`. Default `steppelink/v1`. */
-  prefix: Type.Optional(Type.String({ pattern: PREFIX_PATTERN, description: 'topic levels without + or # and without a leading or trailing /' })),
+  prefix: Type.Optional(Type.String({ pattern: TOPIC_PREFIX_PATTERN, description: `topic levels as the gateways' mqtt.prefix: ${TOPIC_PREFIX_RULE}` })),
   /** This console's id (CONSOLE_ID_PATTERN). Names its persistent session and prefixes its command ids. Default `main`. */
   id: Type.Optional(Type.String({ pattern: CONSOLE_ID_PATTERN, description: '1-59 of A-Z a-z 0-9 . _ : -' })),
   username: Type.Optional(Type.String({ description: 'an MQTT user name' })),

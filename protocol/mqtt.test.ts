@@ -333,6 +333,12 @@ describe('topics [MQTT-2.1]', () => {
     for (const k of ['command', 'areaCommand', 'allCommand'] as const) expect(filters.some((f) => f.test(t[k]!))).toBe(false)
   })
 
+  it('TOPIC_PREFIX_PATTERN: one rule for the gateway and the console (issue 11, item 3)', () => {
+    const ok = (p: string) => new RegExp(mqtt.TOPIC_PREFIX_PATTERN).test(p)
+    expect(['steppelink/v1', 'x', 'county/110/v1'].filter(ok)).toHaveLength(3)
+    expect(['', '/a', 'a/', 'a//b', 'a/+/b', 'a/#', '$SYS/x', 'a\u0000b'].filter(ok)).toEqual([])
+  })
+
   it('TOPIC_ID_PATTERN keeps ids to one topic level', () => {
     const re = new RegExp(TOPIC_ID_PATTERN)
     for (const ok of ['gw-0017', 'abag-03', 'T4.00123', 'a:b_c', 'x'.repeat(64)]) expect(re.test(ok), ok).toBe(true)

@@ -71,6 +71,14 @@ export interface GatewayTopics {
   allCommand: string
 }
 
+/**
+ * The topic prefix ([MQTT-2.1]): levels joined by '/', none empty, no '+', '#' or NUL, not
+ * starting with '$' (brokers keep `$...` topics to themselves). The one rule the gateway's
+ * configuration and the console check.
+ */
+export const TOPIC_PREFIX_PATTERN = '^(?!\\$)[^#+/\\u0000]+(/[^#+/\\u0000]+)*$'
+export const TOPIC_PREFIX_RULE = 'levels joined by "/", none empty, no "+" or "#", not starting with "$"'
+
 /** MQTT topic levels may not hold '+', '#', '/' or NUL; ids are narrowed to a safe set. */
 export const TOPIC_ID_PATTERN = '^[A-Za-z0-9._:-]{1,64}$'
 
