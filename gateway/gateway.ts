@@ -19,6 +19,7 @@
 
 import { createHash } from 'node:crypto'
 import { fitText, splitDisplayText } from '../protocol/display.js'
+import { assertNever } from '../protocol/errors.js'
 import type { GatewayLink, LinkEvent } from '../protocol/link.js'
 import { EVENT_KINDS, contactIdOf, type Capability, type DataMessage, type Event, type Hello, type Indicate, type Stage } from '../protocol/messages.js'
 import {
@@ -253,6 +254,8 @@ export class Gateway {
         return this.#onFrameError(e)
       case 'delivered':
         return // counted by the link; summarised in the status
+      default:
+        return assertNever(e, 'link event')
     }
   }
 
@@ -359,9 +362,16 @@ export class Gateway {
       }
       case 'DISPLAY_READ':
         return this.#onDisplayRead(terminal, ref, m.id, m.revision ?? 0)
-      default:
+      case 'INDICATE':
+      case 'DISPLAY':
+      case 'TIME':
+      case 'CONFIG':
+      case 'PING':
         // Gateway-to-terminal types are refused by the link before they get here.
         this.link.accept(ref)
+        return
+      default:
+        return assertNever(m, 'message')
     }
   }
 
@@ -730,6 +740,8 @@ export class Gateway {
         return this.io.publish(this.topics.event, encodePayload(p.payload, enc))
       case 'batch':
         return this.io.publish(this.topics.batch, await this.#batches.encode(p.payload, enc))
+      default:
+        return assertNever(p, 'publication')
     }
   }
 
@@ -1006,7 +1018,7 @@ export class Gateway {
         return
       }
       default:
-        return assertNever(c)
+        return assertNever(c, 'command')
     }
   }
 
@@ -1067,8 +1079,4 @@ export class Gateway {
   stop(): void {
     this.#stopped = true
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled command ${JSON.stringify(x)}`)
 }
