@@ -21,10 +21,9 @@ import { createHash } from 'node:crypto'
 import { fitText, splitDisplayText } from '../protocol/display.js'
 import { assertNever } from '../protocol/errors.js'
 import type { GatewayLink, LinkEvent } from '../protocol/link.js'
-import { EVENT_KINDS, contactIdOf, type Capability, type DataMessage, type Event, type Hello, type Indicate, type Stage } from '../protocol/messages.js'
+import { EVENT_KINDS, contactIdOf, type DataMessage, type Event, type Hello, type Indicate, type Stage } from '../protocol/messages.js'
 import {
   CLASS_OF,
-  GATEWAY_KINDS,
   MQTT_CONTRACT_VERSION,
   encodePayload,
   gatewayTopics,
@@ -32,13 +31,14 @@ import {
   type Birth,
   type Command,
   type Encoding,
-  type GatewayKind,
   type GatewayTopics,
   type Reply,
 } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
 import { BatchEncoder, type BatchCompression } from './compression.js'
 import { timingProblem } from './config.js'
+import { GatewayEvents } from './gateway-events.js'
+import { KnownTerminals, type KnownTerminal } from './known-terminals.js'
 import { Outbox, type Publication } from './outbox.js'
 import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
 import { terminalEventId, type NewEvent, type Reset, type StoredBroadcast, type StoredEvent, type Store } from './store.js'
@@ -84,16 +84,6 @@ export interface GatewayIo {
   compression?: BatchCompression | Promise<BatchCompression>
 }
 
-interface KnownTerminal {
-  address: number
-  terminal: string
-  lost: boolean
-  /** From its HELLO: a terminal without a display is sent no DISPLAY. [LINK-5.8] */
-  capabilities: Capability[]
-  /** Its current numbering epoch ('' until a reset): INDICATEs go only to this epoch's events. */
-  epoch: string
-}
-
 /** Stages shown on the terminal for alarm and request classes. */
 const INDICATED_CLASSES = new Set(['alarm', 'request'])
 /** A terminal shows alerts resolved this recently again after a restart, ms. */
@@ -125,7 +115,8 @@ export class Gateway {
   readonly topics: GatewayTopics
   readonly clock: GatewayClock
   readonly outbox: Outbox
-  readonly #terminals = new Map<number, KnownTerminal>()
+  readonly #known: KnownTerminals
+  readonly #events: GatewayEvents
   readonly #inFlight = new Set<string>()
   readonly #recentCommands: string[] = []
   readonly #replyBudgetOptions: ReplyBudgetOptions
@@ -177,18 +168,17 @@ export class Gateway {
     this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
     this.#batches = new BatchEncoder({ ...(io.compression ? { compression: io.compression } : {}), log, now: io.now })
     this.#startedAt = io.now()
+    this.#known = new KnownTerminals(store)
     this.#loadSettings()
-    for (const t of JSON.parse(store.meta('terminals') ?? '[]') as Partial<KnownTerminal>[]) {
-      if (t.address === undefined || t.terminal === undefined) continue
-      this.#terminals.set(t.address, { address: t.address, terminal: t.terminal, lost: false, capabilities: t.capabilities ?? [], epoch: store.numbering(t.terminal)?.epoch ?? '' })
-    }
+    this.#known.load()
+    this.#events = new GatewayEvents({ settings, store, clock: this.clock, io, log })
   }
 
   /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
   start(): void {
     const open = this.store.openAlerts()
     this.log.info(
-      { terminals: this.#terminals.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
+      { terminals: this.#known.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
       'gateway started',
     )
   }
@@ -239,7 +229,7 @@ export class Gateway {
       case 'message':
         return this.#onMessage(e.from, e.ref, e.message)
       case 'liveness':
-        this.log.info({ address: e.peer, terminal: this.#terminals.get(e.peer)?.terminal, up: e.up }, e.up ? 'terminal answers again' : 'terminal not answering')
+        this.log.info({ address: e.peer, terminal: this.#known.at(e.peer)?.terminal, up: e.up }, e.up ? 'terminal answers again' : 'terminal not answering')
         return
       case 'dropped':
         if (e.reason === 'queue-full') {
@@ -283,7 +273,7 @@ export class Gateway {
   }
 
   #onSession(address: number, hello: Hello, restarted: boolean): void {
-    const previous = this.#terminals.get(address)
+    const previous = this.#known.at(address)
     if (previous && previous.terminal !== hello.terminal) {
       this.log.warn({ address, was: previous.terminal, now: hello.terminal }, 'a different terminal answers at this address')
     }
@@ -300,9 +290,9 @@ export class Gateway {
       capabilities: hello.capabilities,
       epoch: reset?.epoch ?? this.store.numbering(hello.terminal)?.epoch ?? '',
     }
-    this.#terminals.set(address, t)
+    this.#known.set(t)
     this.#shown.delete(address)
-    this.#saveTerminals()
+    this.#known.save()
     this.log.info({ address, terminal: hello.terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted }, 'terminal session open')
     if (reset) this.#onReset(t, reset, hello.lastEvent)
     this.link.send(address, { type: 'CONFIG', heartbeat: this.settings.heartbeatS })
@@ -328,13 +318,13 @@ export class Gateway {
       { terminal: t.terminal, address: t.address, ...reset, discardedIndicates: discarded },
       `terminal ${t.terminal} started its event numbers again (${reset.reason}): memory wiped, or a new unit under the same id; its events are now ${terminalEventId(t.terminal, reset.epoch, 1).replace(/1$/, 'n')}, never taken for old ones`,
     )
-    this.#gatewayEvent('terminal-reset', t, `event numbers restarted (${reset.reason})`, {
+    this.#events.record('terminal-reset', t, `event numbers restarted (${reset.reason})`, {
       reset: { reason: reset.reason, epoch: reset.epoch, boot: this.link.terminal(t.address)?.hello?.boot ?? 0, lastEvent, previousBoot: reset.previousBoot, previousNumber: reset.previousNumber },
     })
   }
 
   #onMessage(address: number, ref: number, m: DataMessage): void {
-    const terminal = this.#terminals.get(address)
+    const terminal = this.#known.at(address)
     if (!terminal) {
       // Only possible if the link delivered before a session: accept, it is a link bug.
       this.log.error({ address, message: m.type }, 'message from a terminal without a session')
@@ -475,7 +465,7 @@ export class Gateway {
    */
   #indicate(e: StoredEvent): void {
     if (e.number === null || e.terminal === null) return
-    const known = [...this.#terminals.values()].find((t) => t.terminal === e.terminal)
+    const known = this.#known.named(e.terminal)
     const address = known?.address ?? e.address
     const epoch = known?.epoch ?? this.store.numbering(e.terminal)?.epoch ?? ''
     // [invariant 3 of store.ts] After a reset, the terminal's numbers mean other events.
@@ -556,7 +546,7 @@ export class Gateway {
       if (this.store.delivery(id, t.terminal) === undefined) {
         this.log.warn({ terminal: t.terminal, broadcast: id }, 'terminal reports reading a broadcast this gateway never sent it: ignored')
       } else if (this.store.broadcastRead(id, t.terminal, revision, this.io.now())) {
-        this.#gatewayEvent('broadcast-read', t, `broadcast ${id}`, { broadcast: id, revision }, `${this.settings.gateway}/read/${id}.${revision}/${t.terminal}`)
+        this.#events.record('broadcast-read', t, `broadcast ${id}`, { broadcast: id, revision }, `${this.settings.gateway}/read/${id}.${revision}/${t.terminal}`)
       } else {
         this.log.debug({ terminal: t.terminal, broadcast: id, revision }, 'broadcast read again: already reported')
       }
@@ -568,53 +558,21 @@ export class Gateway {
     this.link.accept(ref)
   }
 
-  // ------------------------------------------------------------------ events the gateway makes
-
-  #gatewayEvent(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}, fixedId?: string): void {
-    let id: string
-    try {
-      id = fixedId ?? `${this.settings.gateway}:g${this.store.bump('gateway-event')}`
-    } catch (err) {
-      this.log.error({ err, kind, terminal: t?.terminal }, 'could not store a gateway event')
-      return
-    }
-    const cls = CLASS_OF[kind]
-    const body = {
-      v: MQTT_CONTRACT_VERSION,
-      id,
-      class: cls,
-      kind,
-      code: GATEWAY_KINDS[kind].code,
-      restore: GATEWAY_KINDS[kind].restore,
-      gateway: this.settings.gateway,
-      terminal: t?.terminal ?? null,
-      address: t?.address ?? null,
-      number: null,
-      ...(text !== undefined ? { text } : {}),
-      ...extra,
-    }
-    try {
-      const r = this.store.addEvent({ id, terminal: null, address: t?.address ?? null, number: null, cls, body, receivedAt: this.io.now(), boot: this.clock.boot, offset: this.clock.offset })
-      if (r.kind === 'refused') this.log.warn({ id, kind }, 'disk nearly full: gateway event dropped and counted')
-    } catch (err) {
-      this.log.error({ err, id, kind }, 'could not store a gateway event')
-    }
-    this.log.info({ id, kind, terminal: t?.terminal }, `gateway event: ${kind}`)
-  }
+  // ------------------------------------------------------------------ supervision
 
   #heard(t: KnownTerminal): void {
     if (!t.lost) return
     t.lost = false
-    this.#gatewayEvent('terminal-restored', t)
+    this.#events.record('terminal-restored', t)
   }
 
   #supervise(now: number): number | null {
     let next: number | null = null
-    for (const t of this.#terminals.values()) {
+    for (const t of this.#known.values()) {
       const last = Math.max(this.link.terminal(t.address)?.lastHeard ?? 0, this.#startedAt)
       if (!t.lost && now - last >= this.settings.supervisionMs) {
         t.lost = true
-        this.#gatewayEvent('terminal-lost', t)
+        this.#events.record('terminal-lost', t)
       } else if (t.lost && now - last < this.settings.supervisionMs) {
         this.#heard(t)
       }
@@ -622,10 +580,6 @@ export class Gateway {
       if (!t.lost && (next === null || d < next)) next = d
     }
     return next
-  }
-
-  #saveTerminals(): void {
-    this.store.setMeta('terminals', JSON.stringify([...this.#terminals.values()].map(({ address, terminal, capabilities }) => ({ address, terminal, capabilities }))))
   }
 
   // ------------------------------------------------------------------ time
@@ -790,7 +744,7 @@ export class Gateway {
       time: this.clock.now(),
       uptimeS: Math.round((now - this.#startedAt) / 1000),
       clock: { synchronised: this.clock.synchronised, offsetMs: this.clock.offset },
-      terminals: [...this.#terminals.values()].map((t) => {
+      terminals: [...this.#known.values()].map((t) => {
         const s = this.link.terminal(t.address)
         return { address: t.address, terminal: t.terminal, session: s?.state ?? 'closed', answering: s?.up ?? false, lost: t.lost, lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null }
       }),
@@ -958,7 +912,7 @@ export class Gateway {
           this.log.debug({ broadcast: c.broadcast }, 'broadcast repeated unchanged: nothing to send')
           return
         }
-        const sessions = [...this.#terminals.values()].filter((t) => this.link.terminal(t.address)?.state === 'open')
+        const sessions = this.#known.inSession(this.link)
         for (const t of sessions) this.#display(t, broadcast)
         this.log.info({ broadcast: c.broadcast, revision: broadcast.revision, urgency: c.urgency, terminals: sessions.length }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
         return
@@ -970,7 +924,7 @@ export class Gateway {
           return
         }
         const holders = new Set(this.store.deliveries(c.broadcast).filter((d) => d.readRevision === null || d.readRevision < d.revision).map((d) => d.terminal))
-        const sessions = [...this.#terminals.values()].filter((t) => holders.has(t.terminal) && this.link.terminal(t.address)?.state === 'open')
+        const sessions = this.#known.inSession(this.link).filter((t) => holders.has(t.terminal))
         for (const t of sessions) this.#display(t, b)
         this.log.info({ broadcast: c.broadcast, terminals: sessions.length }, 'broadcast withdrawn: terminals told to remove it')
         return
@@ -988,7 +942,7 @@ export class Gateway {
         }
         const offset = this.clock.setPlatformTime(c.now)
         this.log.info({ offsetMs: offset }, 'clock synchronised with the platform')
-        for (const t of this.#terminals.values()) this.link.send(t.address, { type: 'TIME', unix: Math.floor(c.now / 1000), estimate: false }, { coalesce: 'time' })
+        for (const t of this.#known.values()) this.link.send(t.address, { type: 'TIME', unix: Math.floor(c.now / 1000), estimate: false }, { coalesce: 'time' })
         return
       }
       case 'config': {
@@ -1002,7 +956,7 @@ export class Gateway {
         if (c.receiptTimeout !== undefined) this.settings.receiptTimeoutMs = c.receiptTimeout * 1000
         if (c.statusInterval !== undefined) this.settings.statusIntervalMs = c.statusInterval * 1000
         this.#saveSettings()
-        if (c.heartbeat !== undefined) for (const t of this.#terminals.values()) this.link.send(t.address, { type: 'CONFIG', heartbeat: c.heartbeat }, { coalesce: 'config' })
+        if (c.heartbeat !== undefined) for (const t of this.#known.values()) this.link.send(t.address, { type: 'CONFIG', heartbeat: c.heartbeat }, { coalesce: 'config' })
         this.log.info({ heartbeatS: this.settings.heartbeatS, supervisionMs: this.settings.supervisionMs, receiptTimeoutMs: this.settings.receiptTimeoutMs, statusIntervalMs: this.settings.statusIntervalMs }, 'configuration changed by the platform')
         return
       }
