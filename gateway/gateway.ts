@@ -18,10 +18,10 @@
  */
 
 import { createHash } from 'node:crypto'
-import { fitText, splitDisplayText } from '../protocol/display.js'
+import { fitText } from '../protocol/display.js'
 import { assertNever } from '../protocol/errors.js'
 import type { GatewayLink, LinkEvent } from '../protocol/link.js'
-import { EVENT_KINDS, contactIdOf, type DataMessage, type Event, type Hello, type Indicate, type Stage } from '../protocol/messages.js'
+import { EVENT_KINDS, contactIdOf, type DataMessage, type Event, type Hello, type Stage } from '../protocol/messages.js'
 import {
   CLASS_OF,
   MQTT_CONTRACT_VERSION,
@@ -41,7 +41,8 @@ import { GatewayEvents } from './gateway-events.js'
 import { KnownTerminals, type KnownTerminal } from './known-terminals.js'
 import { Outbox, type Publication } from './outbox.js'
 import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
-import { terminalEventId, type NewEvent, type Reset, type StoredBroadcast, type StoredEvent, type Store } from './store.js'
+import { terminalEventId, type NewEvent, type Reset, type Store } from './store.js'
+import { INDICATED_CLASSES, INDICATE_TEXT_MAX_BYTES, ToTheButton } from './to-the-button.js'
 import type { UplinkErrorCode } from './uplink.js'
 
 export interface GatewaySettings {
@@ -84,15 +85,7 @@ export interface GatewayIo {
   compression?: BatchCompression | Promise<BatchCompression>
 }
 
-/** Stages shown on the terminal for alarm and request classes. */
-const INDICATED_CLASSES = new Set(['alarm', 'request'])
-/** A terminal shows alerts resolved this recently again after a restart, ms. */
-const RECENT_MS = 3_600_000
 const BOUNDS_EVERY_MS = 60_000
-const INDICATE_PRIORITY = 10
-const INDICATE_TEXT_MAX_BYTES = 120
-/** Messages queued to a terminal beyond which INDICATEs of one alert replace each other. */
-const INDICATE_BACKLOG = 8
 /**
  * A `time` without a session that is this far behind a clock already synchronised waited in
  * the broker while the gateway was away: it is refused rather than set the clock back, ms.
@@ -101,8 +94,6 @@ const INDICATE_BACKLOG = 8
 export const STALE_TIME_MS = 60_000
 /** Frame errors from one terminal are logged once, then at most once in this long, ms. */
 const FRAME_ERROR_LOG_MS = 60_000
-/** The text of the DISPLAY that withdraws a broadcast; never shown ([LINK-5.8], `expires` 0). */
-const WITHDRAWN_TEXT = 'withdrawn'
 
 /** What an EVENT says, to tell its retransmission from another event under the same number. [LINK-5.5] */
 export function eventFingerprint(m: Event): string {
@@ -117,17 +108,11 @@ export class Gateway {
   readonly outbox: Outbox
   readonly #known: KnownTerminals
   readonly #events: GatewayEvents
+  readonly #toButton: ToTheButton
   readonly #inFlight = new Set<string>()
   readonly #recentCommands: string[] = []
   readonly #replyBudgetOptions: ReplyBudgetOptions
   readonly #replyBudget: ReplyBudget
-  /**
-   * What each terminal has been sent in its current session, by event number: the stage and
-   * text of the last INDICATE. A stage is not sent twice in a session. [LINK-4.2]
-   */
-  readonly #shown = new Map<number, Map<number, string>>()
-  /** Events a terminal was told `unconfirmed` about because they could not be stored, by `address:number`. */
-  readonly #unstored = new Set<string>()
   /** Retained commands already answered with CMD_RETAINED, by digest: once each per run. */
   readonly #retained = new Set<string>()
   readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
@@ -169,6 +154,7 @@ export class Gateway {
     this.#batches = new BatchEncoder({ ...(io.compression ? { compression: io.compression } : {}), log, now: io.now })
     this.#startedAt = io.now()
     this.#known = new KnownTerminals(store)
+    this.#toButton = new ToTheButton({ settings, store, link, clock: this.clock, io, log, known: this.#known, flush: () => this.#flushSerial() })
     this.#loadSettings()
     this.#known.load()
     this.#events = new GatewayEvents({ settings, store, clock: this.clock, io, log })
@@ -234,7 +220,7 @@ export class Gateway {
       case 'dropped':
         if (e.reason === 'queue-full') {
           this.log.warn({ address: e.to, message: e.message.type }, 'message to terminal dropped: its queue is full')
-          if (e.message.type === 'INDICATE') this.#shown.get(e.to)?.delete(e.message.event)
+          if (e.message.type === 'INDICATE') this.#toButton.dropped(e.to, e.message.event)
         }
         return
       case 'refused':
@@ -291,16 +277,13 @@ export class Gateway {
       epoch: reset?.epoch ?? this.store.numbering(hello.terminal)?.epoch ?? '',
     }
     this.#known.set(t)
-    this.#shown.delete(address)
+    this.#toButton.forget(address)
     this.#known.save()
     this.log.info({ address, terminal: hello.terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted }, 'terminal session open')
     if (reset) this.#onReset(t, reset, hello.lastEvent)
     this.link.send(address, { type: 'CONFIG', heartbeat: this.settings.heartbeatS })
     if (this.clock.synchronised) this.link.send(address, { type: 'TIME', unix: Math.floor(this.clock.now().at / 1000), estimate: false })
-    // The terminal may have lost its display state: show each open alert of its current
-    // numbering again (an old epoch's numbers mean other events to it now).
-    for (const alert of this.store.recentAlerts(t.terminal, t.epoch, this.io.now() - RECENT_MS)) this.#indicate(alert)
-    this.#sendBroadcasts(t)
+    this.#toButton.sessionOpened(t)
   }
 
   /** The tag of the store's n-th numbering reset: unique to this gateway, so ids never collide across gateways. [MQTT-3.2] */
@@ -311,7 +294,7 @@ export class Gateway {
   /** A terminal's numbers started again: say so loudly, and tell the platform. */
   #onReset(t: KnownTerminal, reset: Reset, lastEvent: number): void {
     t.epoch = reset.epoch
-    this.#shown.delete(t.address)
+    this.#toButton.forget(t.address)
     // Stages still queued for the old numbering would be taken for the new events. [invariant 3]
     const discarded = this.link.discard(t.address, (m) => m.type === 'INDICATE')
     this.log.warn(
@@ -376,7 +359,7 @@ export class Gateway {
         // the terminal may forget it. Its stage, if the case is still kept, is shown again.
         this.link.accept(ref)
         this.log.info({ id: seen.event?.id ?? terminalEventId(t.terminal, t.epoch, m.number), stage: seen.event?.stage }, 'event already stored (retransmitted or replayed)')
-        if (seen.event && INDICATED_CLASSES.has(seen.event.cls)) this.#indicate(seen.event)
+        if (seen.event && INDICATED_CLASSES.has(seen.event.cls)) this.#toButton.indicate(seen.event)
         return
       }
       if (seen.kind === 'differs') {
@@ -421,7 +404,7 @@ export class Gateway {
       // non-volatile memory and retries on NAK busy; nothing is lost, and the log says why.
       this.link.defer(ref)
       this.log.error({ err, id: terminalEventId(t.terminal, t.epoch, m.number), terminal: t.terminal, number: m.number, class: cls }, 'could not store an event; the terminal keeps it and will send it again')
-      this.#unstoredAlarm(t, m.number, cls)
+      this.#toButton.unstored(t, m.number, cls)
       return
     }
     if (result.kind === 'refused') {
@@ -431,7 +414,7 @@ export class Gateway {
       return
     }
     this.link.accept(ref)
-    this.#unstored.delete(`${t.address}:${m.number}`)
+    this.#toButton.stored(t.address, m.number)
     const e = result.event
     if (result.kind === 'added') {
       this.log.info({ id: e.id, class: cls, kind: m.kind, terminal: t.terminal, address: t.address, ...(e.body.cancels ? { cancels: e.body.cancels } : {}) }, cls === 'alarm' ? 'ALARM stored' : 'event stored')
@@ -439,101 +422,7 @@ export class Gateway {
     } else {
       this.log.info({ id: e.id, stage: e.stage }, 'event already stored (retransmitted or replayed)')
     }
-    if (INDICATED_CLASSES.has(cls)) this.#indicate(e)
-  }
-
-  /**
-   * An alarm or request that could not be stored waits in the terminal's memory and comes
-   * again on NAK busy; a herder must not wait at "sending" meanwhile: the terminal is told
-   * `unconfirmed` ("call 110 by phone") at once, once, and `stored` when it is stored.
-   */
-  #unstoredAlarm(t: KnownTerminal, number: number, cls: string): void {
-    const key = `${t.address}:${number}`
-    if (!INDICATED_CLASSES.has(cls) || this.#unstored.has(key)) return
-    this.#unstored.add(key)
-    this.log.warn({ terminal: t.terminal, number }, 'ALARM NOT STORED (the disk failed): terminal told to call 110 by phone; it keeps the alarm and sends it again')
-    this.link.send(t.address, { type: 'INDICATE', event: number, stage: 'unconfirmed' }, this.#indicateOptions(t.address, number))
-    this.#shown.get(t.address)?.delete(number)
-    this.#flushSerial()
-  }
-
-  /**
-   * Shows a case's stage on its terminal, with the operator's text (cut to fit the line,
-   * with an ellipsis) and the minutes until help is expected, as they are now: an
-   * INDICATE sent again after a restart is whole and its ETA still true. A stage is sent
-   * once per session. [LINK-4.2] [LINK-5.7]
-   */
-  #indicate(e: StoredEvent): void {
-    if (e.number === null || e.terminal === null) return
-    const known = this.#known.named(e.terminal)
-    const address = known?.address ?? e.address
-    const epoch = known?.epoch ?? this.store.numbering(e.terminal)?.epoch ?? ''
-    // [invariant 3 of store.ts] After a reset, the terminal's numbers mean other events.
-    if (address === null || e.epoch !== epoch) return
-    const text = e.stageText === null ? undefined : fitText(e.stageText, INDICATE_TEXT_MAX_BYTES).text
-    const eta = e.stage === 'dispatched' && e.stageEtaAt !== null ? Math.min(0xffff, Math.max(0, Math.ceil((e.stageEtaAt - this.io.now()) / 60_000))) : undefined
-    const key = `${e.stage}|${text ?? ''}`
-    let shown = this.#shown.get(address)
-    if (shown?.get(e.number) === key) return
-    if (!shown) this.#shown.set(address, (shown = new Map()))
-    shown.set(e.number, key)
-    const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(eta !== undefined ? { eta } : {}) }
-    this.link.send(address, message, this.#indicateOptions(address, e.number))
-    this.#flushSerial()
-  }
-
-  /**
-   * While the line to a terminal keeps up, every stage goes in turn (each has its beeps).
-   * Once a backlog builds (a terminal that was away, a burst of alarms), a newer stage
-   * replaces one of the same alert not yet sent: the queue then holds each alert's latest
-   * stage, and never overflows into dropping one.
-   */
-  #indicateOptions(address: number, event: number): { priority: number; coalesce?: string } {
-    const busy = (this.link.terminal(address)?.queued ?? 0) >= INDICATE_BACKLOG
-    return busy ? { priority: INDICATE_PRIORITY, coalesce: `indicate:${event}` } : { priority: INDICATE_PRIORITY }
-  }
-
-  // ------------------------------------------------------------------ broadcasts
-
-  /**
-   * At a session: the broadcasts this terminal should hold. Each active one it has not
-   * read in its current revision (it may have lost what it held: a power cut), and the
-   * withdrawal of each one it was sent and has not read. Never what it has read. [LINK-5.8]
-   */
-  #sendBroadcasts(t: KnownTerminal): void {
-    for (const b of this.store.broadcasts(this.clock.now().at)) {
-      const d = this.store.delivery(b.id, t.terminal)
-      const read = d !== undefined && d.readRevision !== null && d.readRevision >= (b.withdrawn ? d.revision : b.revision)
-      if (read) continue
-      if (b.withdrawn && (d === undefined || d.revision >= b.revision)) continue
-      this.#display(t, b)
-    }
-  }
-
-  /** Sends a broadcast (or its withdrawal) to a terminal with a display, and records it. */
-  #display(t: KnownTerminal, b: StoredBroadcast): void {
-    if (!t.capabilities.includes('display')) return
-    const revision = b.revision > 0 ? { revision: b.revision } : {}
-    if (b.withdrawn) {
-      // `expires` 0 is in the past for any clock: the terminal removes the text at once,
-      // even if it does not know the time. [LINK-5.8]
-      this.link.send(t.address, { type: 'DISPLAY', id: b.id, text: WITHDRAWN_TEXT, urgency: b.urgency, expires: 0, ...revision })
-    } else {
-      const { parts, truncated } = splitDisplayText(b.text)
-      if (truncated) this.log.warn({ broadcast: b.id }, 'broadcast text too long for the terminal display: cut after 15 parts')
-      parts.forEach((part, i) =>
-        this.link.send(t.address, {
-          type: 'DISPLAY',
-          id: b.id,
-          text: part,
-          urgency: b.urgency,
-          ...(b.expires !== null ? { expires: Math.floor(b.expires / 1000) } : {}),
-          ...(parts.length > 1 ? { part: i + 1, parts: parts.length } : {}),
-          ...revision,
-        }),
-      )
-    }
-    this.store.broadcastSent(b.id, t.terminal, b.revision, this.io.now())
+    if (INDICATED_CLASSES.has(cls)) this.#toButton.indicate(e)
   }
 
   /**
@@ -595,10 +484,7 @@ export class Gateway {
     try {
       deadlines.push(this.link.tick(now))
       this.#drainLink()
-      for (const e of this.outbox.overdue(now)) {
-        this.log.warn({ id: e.id, terminal: e.terminal, receiptTimeoutMs: this.settings.receiptTimeoutMs }, 'ALARM NOT CONFIRMED by the platform: terminal told to call 110 by phone; still trying')
-        this.#indicate(e)
-      }
+      for (const e of this.outbox.overdue(now)) this.#toButton.receiptOverdue(e)
       deadlines.push(this.#supervise(now))
       if (now >= this.#nextBounds) {
         const dropped = this.store.enforceBounds(now)
@@ -664,7 +550,7 @@ export class Gateway {
   #casesSent(p: Publication): void {
     for (const id of p.ids) {
       const e = this.store.get(id)
-      if (e?.cls === 'request' && e.stage === 'sent') this.#indicate(e)
+      if (e?.cls === 'request' && e.stage === 'sent') this.#toButton.indicate(e)
     }
   }
 
@@ -677,7 +563,7 @@ export class Gateway {
       this.outbox.published(p, this.io.now())
       const after = this.store.get(id)
       this.log.info({ id, attempt: after?.attempts }, 'alarm published')
-      if (before?.stage === 'stored' && after?.stage === 'sent') this.#indicate(after)
+      if (before?.stage === 'stored' && after?.stage === 'sent') this.#toButton.indicate(after)
     } catch (err) {
       this.log.debug({ id, err: (err as Error).message }, 'alarm publication failed; retrying when the link allows')
     } finally {
@@ -878,7 +764,7 @@ export class Gateway {
           this.#count('indicate.textCut')
           this.log.warn({ id: alert, command: c.id, bytes: Buffer.byteLength(text) }, `operator text longer than the terminal's ${INDICATE_TEXT_MAX_BYTES} bytes: the terminal shows it cut, ending in "…"`)
         }
-        this.#indicate(e)
+        this.#toButton.indicate(e)
       } else if (!this.store.get(alert)) {
         // On an area or all topic, an alert of another gateway is not this one's business. [MQTT-5.4]
         if (own) this.#refuse(topic, c, 'CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
@@ -891,7 +777,7 @@ export class Gateway {
           const e = this.store.advance(id, 'received', now)
           if (e) {
             this.log.info({ id, afterMs: now - e.receivedAt }, e.cls === 'alarm' ? 'alarm received by the platform' : 'received by the platform')
-            this.#indicate(e)
+            this.#toButton.indicate(e)
           }
         }
         return
@@ -912,9 +798,8 @@ export class Gateway {
           this.log.debug({ broadcast: c.broadcast }, 'broadcast repeated unchanged: nothing to send')
           return
         }
-        const sessions = this.#known.inSession(this.link)
-        for (const t of sessions) this.#display(t, broadcast)
-        this.log.info({ broadcast: c.broadcast, revision: broadcast.revision, urgency: c.urgency, terminals: sessions.length }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
+        const terminals = this.#toButton.broadcast(broadcast)
+        this.log.info({ broadcast: c.broadcast, revision: broadcast.revision, urgency: c.urgency, terminals }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
         return
       }
       case 'broadcast-withdraw': {
@@ -923,10 +808,8 @@ export class Gateway {
           this.log.info({ broadcast: c.broadcast }, 'broadcast withdrawn that this gateway never had: nothing to do')
           return
         }
-        const holders = new Set(this.store.deliveries(c.broadcast).filter((d) => d.readRevision === null || d.readRevision < d.revision).map((d) => d.terminal))
-        const sessions = this.#known.inSession(this.link).filter((t) => holders.has(t.terminal))
-        for (const t of sessions) this.#display(t, b)
-        this.log.info({ broadcast: c.broadcast, terminals: sessions.length }, 'broadcast withdrawn: terminals told to remove it')
+        const terminals = this.#toButton.withdraw(b)
+        this.log.info({ broadcast: c.broadcast, terminals }, 'broadcast withdrawn: terminals told to remove it')
         return
       }
       case 'time': {
