@@ -28,22 +28,21 @@ import {
   encodePayload,
   gatewayTopics,
   parseCommand,
-  type Birth,
   type Command,
   type Encoding,
   type GatewayTopics,
   type Reply,
 } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
-import { BatchEncoder, type BatchCompression } from './compression.js'
+import type { BatchCompression } from './compression.js'
 import { timingProblem } from './config.js'
 import { GatewayEvents } from './gateway-events.js'
 import { KnownTerminals, type KnownTerminal } from './known-terminals.js'
-import { Outbox, type Publication } from './outbox.js'
+import { Outbox } from './outbox.js'
+import { Publishing } from './publishing.js'
 import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
 import { terminalEventId, type NewEvent, type Reset, type Store } from './store.js'
 import { INDICATED_CLASSES, INDICATE_TEXT_MAX_BYTES, ToTheButton } from './to-the-button.js'
-import type { UplinkErrorCode } from './uplink.js'
 
 export interface GatewaySettings {
   gateway: string
@@ -99,8 +98,6 @@ const FRAME_ERROR_LOG_MS = 60_000
 export function eventFingerprint(m: Event): string {
   return [m.kind, m.user ?? '', m.boot, m.uptime, m.time ?? ''].join('|')
 }
-/** Rejections of io.publish that mean only "the uplink went away": the backlog waits for it. */
-const OFFLINE_CODES: ReadonlySet<unknown> = new Set<UplinkErrorCode>(['UPLINK_OFFLINE', 'UPLINK_CLOSED'])
 
 export class Gateway {
   readonly topics: GatewayTopics
@@ -109,24 +106,15 @@ export class Gateway {
   readonly #known: KnownTerminals
   readonly #events: GatewayEvents
   readonly #toButton: ToTheButton
-  readonly #inFlight = new Set<string>()
+  readonly #publishing: Publishing
   readonly #recentCommands: string[] = []
   readonly #replyBudgetOptions: ReplyBudgetOptions
   readonly #replyBudget: ReplyBudget
   /** Retained commands already answered with CMD_RETAINED, by digest: once each per run. */
   readonly #retained = new Set<string>()
   readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
-  readonly #batches: BatchEncoder
-  /** Backlog failures other than going offline: logged at once, then one line a minute. */
-  readonly #backlogWarnings = new ReplyBudget({ burst: 1, perMinute: 1 })
-  #backlogBusy = false
-  /** Settles when the alarms last put on the wire have their PUBACK (or failed). */
-  #alarmsOut: Promise<unknown> = Promise.resolve()
-  #session = 0
   #startedAt: number
   #nextBounds = 0
-  #nextGatewayStatus = 0
-  #stopped = false
 
   constructor(
     private readonly settings: GatewaySettings,
@@ -151,10 +139,10 @@ export class Gateway {
     })
     this.#replyBudgetOptions = settings.replyBudget ?? DEFAULT_REPLY_BUDGET
     this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
-    this.#batches = new BatchEncoder({ ...(io.compression ? { compression: io.compression } : {}), log, now: io.now })
     this.#startedAt = io.now()
     this.#known = new KnownTerminals(store)
     this.#toButton = new ToTheButton({ settings, store, link, clock: this.clock, io, log, known: this.#known, flush: () => this.#flushSerial() })
+    this.#publishing = new Publishing({ settings, topics: this.topics, store, link, clock: this.clock, outbox: this.outbox, io, log, known: this.#known, toButton: this.#toButton, startedAt: this.#startedAt })
     this.#loadSettings()
     this.#known.load()
     this.#events = new GatewayEvents({ settings, store, clock: this.clock, io, log })
@@ -495,10 +483,7 @@ export class Gateway {
       // on disk (once per such wait), so that a reboot does not lose it.
       this.store.flushStatuses(now, 2 * this.settings.statusIntervalMs)
       deadlines.push(this.#nextBounds, this.outbox.nextDeadline(now, this.io.online()))
-      if (this.io.online() && now >= this.#nextGatewayStatus) {
-        this.#nextGatewayStatus = now + this.settings.statusIntervalMs
-        void this.publishStatus()
-      }
+      this.#publishing.statusIfDue(now)
       void this.pump()
     } catch (err) {
       this.log.error({ err }, 'internal error in the gateway tick')
@@ -507,181 +492,45 @@ export class Gateway {
     return Math.max(now + 1, Math.min(...deadlines.filter((d): d is number => d !== null)))
   }
 
-  // ------------------------------------------------------------------ uplink
+  // ------------------------------------------------------------------ uplink (publishing.ts)
 
   /** Publishes whatever is due while the uplink is online. Safe to call at any time. */
-  async pump(): Promise<void> {
-    if (this.#stopped || !this.io.online()) return
-    const now = this.io.now()
-    const alarms = this.outbox.nextAlarms(now, this.#inFlight).map((p) => this.#publishAlarm(p))
-    if (alarms.length > 0) this.#alarmsOut = Promise.all(alarms)
-    if (this.#backlogBusy) return
-    this.#backlogBusy = true
-    try {
-      // The backlog goes behind the alarms' PUBACKs, not beside them: on a 20 kbit/s link the
-      // bytes written right after an alarm share its TCP segment and hold it back (bench
-      // `outage`: about 150 ms for a status). #publishAlarm never rejects.
-      await this.#alarmsOut
-      for (let p = this.outbox.nextBacklog(this.io.now()); p && this.io.online() && !this.#stopped; p = this.outbox.nextBacklog(this.io.now())) {
-        await this.#publish(p)
-        this.outbox.published(p, this.io.now())
-        this.#casesSent(p)
-      }
-    } catch (err) {
-      // Going offline mid-drain is expected, and the backlog waits in the store. Anything
-      // else can stop the backlog for good (a batch zstd could not compress did, unseen at
-      // debug level), so it is a warning; rate-limited, because pump() runs every second.
-      if (!this.io.online() || OFFLINE_CODES.has((err as { code?: unknown }).code)) {
-        this.log.debug({ err: (err as Error).message }, 'backlog publication interrupted; it stays in the store')
-      } else {
-        const line = this.#backlogWarnings.take(this.io.now())
-        if (line.send) this.log.warn({ err, ...(line.suppressed > 0 ? { suppressed: line.suppressed } : {}) }, 'backlog publication failed; it stays in the store and is tried again')
-      }
-    } finally {
-      this.#backlogBusy = false
-    }
+  pump(): Promise<void> {
+    return this.#publishing.pump()
   }
 
-  /**
-   * A request (a call-back) is published once, not until a receipt (it is not an
-   * emergency), and stays a case: at the broker's PUBACK its terminal is told `sent`; the
-   * platform's receipt and answers move it on like an alarm's. [MQTT-4.6]
-   */
-  #casesSent(p: Publication): void {
-    for (const id of p.ids) {
-      const e = this.store.get(id)
-      if (e?.cls === 'request' && e.stage === 'sent') this.#toButton.indicate(e)
-    }
-  }
-
-  async #publishAlarm(p: Publication): Promise<void> {
-    const id = p.ids[0]!
-    this.#inFlight.add(id)
-    try {
-      await this.#publish(p)
-      const before = this.store.get(id)
-      this.outbox.published(p, this.io.now())
-      const after = this.store.get(id)
-      this.log.info({ id, attempt: after?.attempts }, 'alarm published')
-      if (before?.stage === 'stored' && after?.stage === 'sent') this.#toButton.indicate(after)
-    } catch (err) {
-      this.log.debug({ id, err: (err as Error).message }, 'alarm publication failed; retrying when the link allows')
-    } finally {
-      this.#inFlight.delete(id)
-    }
-  }
-
-  async #publish(p: Publication): Promise<void> {
-    const enc = this.settings.encoding
-    switch (p.kind) {
-      case 'alert':
-        return this.io.publish(this.topics.alert, encodePayload(p.payload, enc))
-      case 'event':
-        return this.io.publish(this.topics.event, encodePayload(p.payload, enc))
-      case 'batch':
-        return this.io.publish(this.topics.batch, await this.#batches.encode(p.payload, enc))
-      default:
-        return assertNever(p, 'publication')
-    }
-  }
-
-  /**
-   * Asked before each connection attempt: a new session (the counter goes up by one), and
-   * its death to register as the Last Will. The birth that follows names the same
-   * session, so the platform can tell a late death of an old connection from the death
-   * of the current one. [MQTT-2.2]
-   */
+  /** Before each connection attempt: a new session, and its death as the Last Will. */
   will(): { topic: string; payload: Buffer } {
-    this.#session = this.store.bump('birth')
-    return this.death()
+    return this.#publishing.will()
   }
 
-  /** The birth message of the current session (published on connect, and on rebirth). [MQTT-2.2] */
+  /** The birth message of the current session. */
   birth(): { topic: string; payload: Buffer } {
-    if (this.#session === 0) this.#session = this.store.bump('birth')
-    const b: Birth = {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'birth',
-      gateway: this.settings.gateway,
-      online: true,
-      session: this.#session,
-      time: this.clock.now(),
-      version: this.settings.version,
-      encoding: this.settings.encoding,
-      area: this.settings.area,
-    }
-    return { topic: this.topics.state, payload: encodePayload(b, this.settings.encoding) }
+    return this.#publishing.birth()
   }
 
-  /** The death message (Last Will, and on a clean stop) of the current session. */
+  /** The death message of the current session. */
   death(): { topic: string; payload: Buffer } {
-    const d: Birth = { v: MQTT_CONTRACT_VERSION, type: 'death', gateway: this.settings.gateway, online: false, session: this.#session }
-    return { topic: this.topics.state, payload: encodePayload(d, this.settings.encoding) }
+    return this.#publishing.death()
   }
 
-  /** The gateway's own status: terminals, store, drops, link counters, clock. Retained. */
+  /** The gateway's own status: terminals, store, drops, link counters, clock. */
   statusPayload(): Record<string, unknown> {
-    const now = this.io.now()
-    return {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'status',
-      gateway: this.settings.gateway,
-      session: this.#session,
-      time: this.clock.now(),
-      uptimeS: Math.round((now - this.#startedAt) / 1000),
-      clock: { synchronised: this.clock.synchronised, offsetMs: this.clock.offset },
-      terminals: [...this.#known.values()].map((t) => {
-        const s = this.link.terminal(t.address)
-        return { address: t.address, terminal: t.terminal, session: s?.state ?? 'closed', answering: s?.up ?? false, lost: t.lost, lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null }
-      }),
-      backlog: this.store.backlog(),
-      openAlerts: this.store.openAlerts().map((e) => ({ id: e.id, class: e.cls, stage: e.stage })),
-      counters: this.store.counters(),
-      store: { writes: this.store.writes() },
-      serial: this.link.stats(),
-      compression: this.#batches.status(),
-    }
+    return this.#publishing.statusPayload()
   }
 
-  async publishStatus(): Promise<void> {
-    try {
-      await this.io.publish(this.topics.status, encodePayload(this.statusPayload(), this.settings.encoding), { retain: true })
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'status not published; next interval')
-    }
+  publishStatus(): Promise<void> {
+    return this.#publishing.publishStatus()
   }
 
-  /**
-   * Whether an alarm waits for the platform's receipt (unconfirmed ones too: they wait the
-   * most): the uplink then retries sooner. [UPLINK-6]
-   */
+  /** Whether an alarm waits for the platform's receipt: the uplink then retries sooner. */
   alarmWaiting(): boolean {
-    try {
-      return this.store.unreceiptedAlarms() > 0
-    } catch {
-      return true // a failing store: err on the side of the alarm
-    }
+    return this.#publishing.alarmWaiting()
   }
 
-  /**
-   * The uplink came online: publish what waits, alarms first, every alarm without a
-   * receipt at once, whatever its schedule (its receipt may have been lost with the last
-   * connection). [MQTT-2.5] [MQTT-4.4]
-   */
+  /** The uplink came online: what waits goes, alarms first, then the status. */
   online(): void {
-    try {
-      this.outbox.newConnection()
-    } catch (err) {
-      this.log.error({ err }, 'could not mark the waiting alarms due; they go at their own times')
-    }
-    void this.pump()
-    // The gateway status too goes after the alarms pump() has just put on the wire (see
-    // there why); tick() must not send it meanwhile.
-    this.#nextGatewayStatus = Infinity
-    void this.#alarmsOut.then(() => {
-      this.#nextGatewayStatus = this.io.now() + this.settings.statusIntervalMs
-      return this.publishStatus()
-    })
+    this.#publishing.online()
   }
 
   // ------------------------------------------------------------------ commands
@@ -816,8 +665,8 @@ export class Gateway {
         // A `time` queued in the broker while the gateway was away is stale when it comes:
         // it must not set the clock. It names the session it answers, or, without one,
         // must not be far behind a clock already set. [MQTT-5.8]
-        if (c.session !== undefined && c.session !== this.#session) {
-          return this.#refuse(topic, c, 'CMD_STALE', `time for session ${c.session}; this gateway is in session ${this.#session} (the command waited in the broker): not applied`)
+        if (c.session !== undefined && c.session !== this.#publishing.session) {
+          return this.#refuse(topic, c, 'CMD_STALE', `time for session ${c.session}; this gateway is in session ${this.#publishing.session} (the command waited in the broker): not applied`)
         }
         if (c.session === undefined && this.clock.synchronised && this.clock.now().at - c.now > STALE_TIME_MS) {
           const behind = Math.round((this.clock.now().at - c.now) / 1000)
@@ -848,8 +697,7 @@ export class Gateway {
         void this.publishStatus()
         return
       case 'rebirth': {
-        const b = this.birth()
-        void this.io.publish(b.topic, b.payload, { retain: true }).catch(() => {})
+        this.#publishing.rebirth()
         this.outbox.requestStatus()
         void this.publishStatus()
         return
@@ -914,6 +762,6 @@ export class Gateway {
   }
 
   stop(): void {
-    this.#stopped = true
+    this.#publishing.stop()
   }
 }
