@@ -17,32 +17,22 @@
  *   the event, and INDICATE unconfirmed tells the herder to phone meanwhile.
  */
 
-import { createHash } from 'node:crypto'
-import { fitText } from '../protocol/display.js'
 import { assertNever } from '../protocol/errors.js'
 import type { GatewayLink, LinkEvent } from '../protocol/link.js'
-import { EVENT_KINDS, contactIdOf, type DataMessage, type Event, type Hello, type Stage } from '../protocol/messages.js'
-import {
-  CLASS_OF,
-  MQTT_CONTRACT_VERSION,
-  encodePayload,
-  gatewayTopics,
-  parseCommand,
-  type Command,
-  type Encoding,
-  type GatewayTopics,
-  type Reply,
-} from '../protocol/mqtt.js'
+import { EVENT_KINDS, contactIdOf, type DataMessage, type Event, type Hello } from '../protocol/messages.js'
+import { CLASS_OF, MQTT_CONTRACT_VERSION, gatewayTopics, type Encoding, type GatewayTopics } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
+import { Commands } from './commands/index.js'
+import { loadSavedSettings } from './commands/configure.js'
+import { Replies } from './commands/replies.js'
 import type { BatchCompression } from './compression.js'
-import { timingProblem } from './config.js'
 import { GatewayEvents } from './gateway-events.js'
 import { KnownTerminals, type KnownTerminal } from './known-terminals.js'
 import { Outbox } from './outbox.js'
 import { Publishing } from './publishing.js'
-import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
+import { DEFAULT_REPLY_BUDGET, type ReplyBudgetOptions } from './reply-budget.js'
 import { terminalEventId, type NewEvent, type Reset, type Store } from './store.js'
-import { INDICATED_CLASSES, INDICATE_TEXT_MAX_BYTES, ToTheButton } from './to-the-button.js'
+import { INDICATED_CLASSES, ToTheButton } from './to-the-button.js'
 
 export interface GatewaySettings {
   gateway: string
@@ -85,12 +75,6 @@ export interface GatewayIo {
 }
 
 const BOUNDS_EVERY_MS = 60_000
-/**
- * A `time` without a session that is this far behind a clock already synchronised waited in
- * the broker while the gateway was away: it is refused rather than set the clock back, ms.
- * [MQTT-5.8]
- */
-export const STALE_TIME_MS = 60_000
 /** Frame errors from one terminal are logged once, then at most once in this long, ms. */
 const FRAME_ERROR_LOG_MS = 60_000
 
@@ -107,11 +91,7 @@ export class Gateway {
   readonly #events: GatewayEvents
   readonly #toButton: ToTheButton
   readonly #publishing: Publishing
-  readonly #recentCommands: string[] = []
-  readonly #replyBudgetOptions: ReplyBudgetOptions
-  readonly #replyBudget: ReplyBudget
-  /** Retained commands already answered with CMD_RETAINED, by digest: once each per run. */
-  readonly #retained = new Set<string>()
+  readonly #commands: Commands
   readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
   #startedAt: number
   #nextBounds = 0
@@ -137,15 +117,18 @@ export class Gateway {
       },
       ...(io.random ? { random: io.random } : {}),
     })
-    this.#replyBudgetOptions = settings.replyBudget ?? DEFAULT_REPLY_BUDGET
-    this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
+    const count = (name: string) => this.#count(name)
+    const flush = () => this.#flushSerial()
+    const replies = new Replies({ settings, topic: this.topics.reply, clock: this.clock, io, log, budget: settings.replyBudget ?? DEFAULT_REPLY_BUDGET, count })
     this.#startedAt = io.now()
     this.#known = new KnownTerminals(store)
-    this.#toButton = new ToTheButton({ settings, store, link, clock: this.clock, io, log, known: this.#known, flush: () => this.#flushSerial() })
+    this.#toButton = new ToTheButton({ settings, store, link, clock: this.clock, io, log, known: this.#known, flush })
     this.#publishing = new Publishing({ settings, topics: this.topics, store, link, clock: this.clock, outbox: this.outbox, io, log, known: this.#known, toButton: this.#toButton, startedAt: this.#startedAt })
-    this.#loadSettings()
+    // What the store kept of the last run: the platform's settings, the terminals.
+    loadSavedSettings(store, settings)
     this.#known.load()
     this.#events = new GatewayEvents({ settings, store, clock: this.clock, io, log })
+    this.#commands = new Commands({ settings, store, link, clock: this.clock, outbox: this.outbox, io, log, known: this.#known, toButton: this.#toButton, publishing: this.#publishing, count, replies, ownTopic: this.topics.command, flush, pump: () => void this.pump() })
   }
 
   /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
@@ -533,7 +516,7 @@ export class Gateway {
     this.#publishing.online()
   }
 
-  // ------------------------------------------------------------------ commands
+  // ------------------------------------------------------------------ commands (commands/)
 
   /**
    * A payload on one of the command topics. Never throws [MQTT-5.2]: it runs inside the
@@ -543,202 +526,10 @@ export class Gateway {
    */
   command(topic: string, payload: Buffer, options: { retained?: boolean } = {}): void {
     try {
-      this.#command(topic, payload, options.retained === true)
+      this.#commands.receive(topic, payload, options.retained === true)
     } catch (err) {
       this.log.error({ err, topic, bytes: payload.length }, 'internal error handling a command payload; it is dropped')
     }
-  }
-
-  #command(topic: string, payload: Buffer, retained: boolean): void {
-    if (payload.length === 0) {
-      // Not a message: how MQTT clears a retained one (the platform cleaning up). [MQTT-4.3]
-      this.log.debug({ topic }, 'empty payload on a command topic (a retained message cleared): ignored')
-      return
-    }
-    if (retained) {
-      // A retained command would be applied by every gateway at every connection, for
-      // ever: it is never applied. The platform hears of it once per gateway run. [MQTT-5.4]
-      const digest = createHash('sha256').update(topic).update(payload).digest('base64')
-      if (this.#retained.has(digest)) return
-      if (this.#retained.size >= 1000) this.#retained.clear()
-      this.#retained.add(digest)
-      const parsed = parseCommand(payload)
-      const id = parsed.ok ? parsed.command.id : parsed.id
-      this.#count('commands.rejected')
-      this.#reply(topic, id, 'CMD_RETAINED', `a retained command is never applied (it would be applied again at every connection); clear it: publish an empty retained message to ${topic}`)
-      this.log.warn({ topic, command: id }, 'retained command ignored: commands must not be published retained')
-      return
-    }
-    const parsed = parseCommand(payload)
-    if (!parsed.ok) {
-      this.#count('commands.rejected')
-      const sent = this.#reply(topic, parsed.id, parsed.code, parsed.message)
-      // A flood of bad commands must not flood the log (journald on the SD card) either:
-      // the rejections whose report is held back are logged at debug, and counted.
-      this.log[sent ? 'warn' : 'debug']({ topic, code: parsed.code, command: parsed.id, bytes: payload.length }, `command rejected: ${parsed.message}`)
-      return
-    }
-    const c = parsed.command
-    if (this.#recentCommands.includes(c.id)) {
-      this.log.debug({ command: c.id }, 'command repeated; ignored')
-      return
-    }
-    this.#recentCommands.push(c.id)
-    if (this.#recentCommands.length > 1000) this.#recentCommands.shift()
-    try {
-      this.#apply(topic, c)
-      this.#flushSerial()
-    } catch (err) {
-      this.log.error({ err, command: c.id, type: c.type }, 'internal error applying a command')
-      this.#reply(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
-    }
-    void this.pump()
-  }
-
-  /** A valid command that cannot be applied: it has no effect; Reply and log say why. */
-  #refuse(topic: string, c: Command, code: 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_UNKNOWN_ALERT', message: string): void {
-    this.#count('commands.rejected')
-    const sent = this.#reply(topic, c.id, code, message)
-    this.log[sent ? 'warn' : 'debug']({ topic, code, command: c.id, type: c.type }, `command refused: ${message}`)
-  }
-
-  #apply(topic: string, c: Command): void {
-    const now = this.io.now()
-    const own = topic === this.topics.command
-    const stage = (alert: string, to: Stage, text: string | undefined, etaMin?: number) => {
-      const e = this.store.advance(alert, to, now, { ...(text !== undefined ? { text } : {}), ...(etaMin !== undefined ? { etaAt: now + etaMin * 60_000 } : {}) })
-      if (e) {
-        this.log.info({ id: alert, stage: to, command: c.id }, `alert ${to}`)
-        if (text !== undefined && fitText(text, INDICATE_TEXT_MAX_BYTES).cut) {
-          this.#count('indicate.textCut')
-          this.log.warn({ id: alert, command: c.id, bytes: Buffer.byteLength(text) }, `operator text longer than the terminal's ${INDICATE_TEXT_MAX_BYTES} bytes: the terminal shows it cut, ending in "…"`)
-        }
-        this.#toButton.indicate(e)
-      } else if (!this.store.get(alert)) {
-        // On an area or all topic, an alert of another gateway is not this one's business. [MQTT-5.4]
-        if (own) this.#refuse(topic, c, 'CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
-        else this.log.debug({ id: alert, topic, command: c.id }, 'command about another gateway\'s alert: ignored')
-      }
-    }
-    switch (c.type) {
-      case 'receipt':
-        for (const id of c.ids) {
-          const e = this.store.advance(id, 'received', now)
-          if (e) {
-            this.log.info({ id, afterMs: now - e.receivedAt }, e.cls === 'alarm' ? 'alarm received by the platform' : 'received by the platform')
-            this.#toButton.indicate(e)
-          }
-        }
-        return
-      case 'acknowledged':
-        return stage(c.alert, 'acknowledged', c.text ?? c.by)
-      case 'dispatched':
-        return stage(c.alert, 'dispatched', c.unit, c.eta)
-      case 'resolved':
-        return stage(c.alert, 'resolved', c.text)
-      case 'broadcast': {
-        const clock = this.clock.now()
-        if (c.expires !== undefined && !clock.estimated && c.expires <= clock.at) {
-          const ago = Math.round((clock.at - c.expires) / 60_000)
-          return this.#refuse(topic, c, 'CMD_BAD_VALUE', `broadcast ${c.broadcast} expired ${ago} min ago (${new Date(c.expires).toISOString()}) by this gateway's clock, set by the platform: not shown`)
-        }
-        const { change, broadcast } = this.store.putBroadcast({ id: c.broadcast, text: c.text, urgency: c.urgency, expires: c.expires ?? null, receivedAt: now })
-        if (change === 'unchanged') {
-          this.log.debug({ broadcast: c.broadcast }, 'broadcast repeated unchanged: nothing to send')
-          return
-        }
-        const terminals = this.#toButton.broadcast(broadcast)
-        this.log.info({ broadcast: c.broadcast, revision: broadcast.revision, urgency: c.urgency, terminals }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
-        return
-      }
-      case 'broadcast-withdraw': {
-        const b = this.store.withdrawBroadcast(c.broadcast)
-        if (!b) {
-          this.log.info({ broadcast: c.broadcast }, 'broadcast withdrawn that this gateway never had: nothing to do')
-          return
-        }
-        const terminals = this.#toButton.withdraw(b)
-        this.log.info({ broadcast: c.broadcast, terminals }, 'broadcast withdrawn: terminals told to remove it')
-        return
-      }
-      case 'time': {
-        // A `time` queued in the broker while the gateway was away is stale when it comes:
-        // it must not set the clock. It names the session it answers, or, without one,
-        // must not be far behind a clock already set. [MQTT-5.8]
-        if (c.session !== undefined && c.session !== this.#publishing.session) {
-          return this.#refuse(topic, c, 'CMD_STALE', `time for session ${c.session}; this gateway is in session ${this.#publishing.session} (the command waited in the broker): not applied`)
-        }
-        if (c.session === undefined && this.clock.synchronised && this.clock.now().at - c.now > STALE_TIME_MS) {
-          const behind = Math.round((this.clock.now().at - c.now) / 1000)
-          return this.#refuse(topic, c, 'CMD_STALE', `time ${behind} s behind this gateway's clock, already set by the platform: it waited in the broker; not applied (send time with the birth's session to set the clock back)`)
-        }
-        const offset = this.clock.setPlatformTime(c.now)
-        this.log.info({ offsetMs: offset }, 'clock synchronised with the platform')
-        for (const t of this.#known.values()) this.link.send(t.address, { type: 'TIME', unix: Math.floor(c.now / 1000), estimate: false }, { coalesce: 'time' })
-        return
-      }
-      case 'config': {
-        // The same rule as the configuration file: one lost HEARTBEAT must not raise "terminal lost".
-        const heartbeatS = c.heartbeat ?? this.settings.heartbeatS
-        const supervisionS = c.supervision ?? this.settings.supervisionMs / 1000
-        const problem = timingProblem(supervisionS, heartbeatS)
-        if (problem !== null) return this.#refuse(topic, c, 'CMD_BAD_VALUE', `config: supervision ${problem}; nothing changed`)
-        if (c.heartbeat !== undefined) this.settings.heartbeatS = c.heartbeat
-        if (c.supervision !== undefined) this.settings.supervisionMs = c.supervision * 1000
-        if (c.receiptTimeout !== undefined) this.settings.receiptTimeoutMs = c.receiptTimeout * 1000
-        if (c.statusInterval !== undefined) this.settings.statusIntervalMs = c.statusInterval * 1000
-        this.#saveSettings()
-        if (c.heartbeat !== undefined) for (const t of this.#known.values()) this.link.send(t.address, { type: 'CONFIG', heartbeat: c.heartbeat }, { coalesce: 'config' })
-        this.log.info({ heartbeatS: this.settings.heartbeatS, supervisionMs: this.settings.supervisionMs, receiptTimeoutMs: this.settings.receiptTimeoutMs, statusIntervalMs: this.settings.statusIntervalMs }, 'configuration changed by the platform')
-        return
-      }
-      case 'status-request':
-        this.outbox.requestStatus()
-        void this.publishStatus()
-        return
-      case 'rebirth': {
-        this.#publishing.rebirth()
-        this.outbox.requestStatus()
-        void this.publishStatus()
-        return
-      }
-      default:
-        return assertNever(c, 'command')
-    }
-  }
-
-  /**
-   * An error report on the reply topic, if the budget allows ([MQTT-5.2]): returns whether
-   * it goes out. Held-back reports are counted (`replies.suppressed`), and the next one
-   * that goes out says how many ([MQTT-3.8] `suppressed`).
-   */
-  #reply(topic: string, command: string | null, code: string, message: string): boolean {
-    const decision = this.#replyBudget.take(this.io.now())
-    if (!decision.send) {
-      this.#count('replies.suppressed')
-      if (decision.first) {
-        this.log.warn(
-          { burst: this.#replyBudgetOptions.burst, perMinute: this.#replyBudgetOptions.perMinute },
-          'too many rejected commands: error reports to the platform are held back; the next report says how many, and the gateway status counts them (replies.suppressed)',
-        )
-      }
-      return false
-    }
-    const r: Reply = {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'error',
-      gateway: this.settings.gateway,
-      command,
-      topic,
-      code,
-      message,
-      time: this.clock.now(),
-      ...(decision.suppressed > 0 ? { suppressed: decision.suppressed } : {}),
-    }
-    this.io.publish(this.topics.reply, encodePayload(r, this.settings.encoding)).catch(() => {
-      // Offline: the log line already says it; error reports are not worth storing.
-    })
-    return true
   }
 
   /** A named counter in the store, for the status; a failing disk must not stop the caller. */
@@ -748,17 +539,6 @@ export class Gateway {
     } catch {
       // A full or failing disk: the caller's log line still says what happened.
     }
-  }
-
-  /** Settings changed by the platform survive a restart. */
-  #saveSettings(): void {
-    const { heartbeatS, supervisionMs, receiptTimeoutMs, statusIntervalMs } = this.settings
-    this.store.setMeta('settings', JSON.stringify({ heartbeatS, supervisionMs, receiptTimeoutMs, statusIntervalMs }))
-  }
-
-  #loadSettings(): void {
-    const saved = this.store.meta('settings')
-    if (saved) Object.assign(this.settings, JSON.parse(saved) as Partial<GatewaySettings>)
   }
 
   stop(): void {
