@@ -16,8 +16,8 @@ import { acknowledged, dispatched, resolved } from './stages.js'
 import { rebirth, statusRequest } from './status.js'
 import { time } from './time.js'
 
-/** The handler of each command type. */
-export const HANDLERS = {
+/** The handler of each command type: one missing, or one for another type, does not compile (CommandHandlers). */
+const HANDLERS = {
   receipt,
   acknowledged,
   dispatched,
