@@ -15,33 +15,31 @@
  *   within the receipt timeout: INDICATE unconfirmed ("call 110 by phone"), and the
  *   gateway keeps publishing. Not stored (the disk failed): NAK busy, the terminal keeps
  *   the event, and INDICATE unconfirmed tells the herder to phone meanwhile.
+ *
+ * Each side has its file; this class owns what they share, wires them, and runs time:
+ *   terminals.ts       the serial side: sessions, messages (an EVENT: terminal-event.ts),
+ *                      numbering resets (numbering.ts), supervision, frame errors
+ *   to-the-button.ts   the path back: the INDICATE of each stage, broadcasts as DISPLAY
+ *   publishing.ts      the uplink: alarms, the backlog behind them, birth, death, status
+ *   commands/          the platform's commands: one path in, one handler per type
+ *   tick() below       whatever falls due: retransmissions, receipt deadlines, supervision
  */
 
-import { createHash } from 'node:crypto'
-import { fitText, splitDisplayText } from '../protocol/display.js'
-import type { GatewayLink, LinkEvent } from '../protocol/link.js'
-import { EVENT_KINDS, contactIdOf, type Capability, type DataMessage, type Event, type Hello, type Indicate, type Stage } from '../protocol/messages.js'
-import {
-  CLASS_OF,
-  GATEWAY_KINDS,
-  MQTT_CONTRACT_VERSION,
-  encodePayload,
-  gatewayTopics,
-  parseCommand,
-  type Birth,
-  type Command,
-  type Encoding,
-  type GatewayKind,
-  type GatewayTopics,
-  type Reply,
-} from '../protocol/mqtt.js'
+import type { GatewayLink } from '../protocol/link.js'
+import { gatewayTopics, type Encoding, type GatewayTopics } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
-import { BatchEncoder, type BatchCompression } from './compression.js'
-import { timingProblem } from './config.js'
-import { Outbox, type Publication } from './outbox.js'
-import { DEFAULT_REPLY_BUDGET, ReplyBudget, type ReplyBudgetOptions } from './reply-budget.js'
-import { terminalEventId, type NewEvent, type Reset, type StoredBroadcast, type StoredEvent, type Store } from './store.js'
-import type { UplinkErrorCode } from './uplink.js'
+import { Commands } from './commands/index.js'
+import { loadSavedSettings } from './commands/configure.js'
+import { Replies } from './commands/replies.js'
+import type { BatchCompression } from './compression.js'
+import { GatewayEvents } from './gateway-events.js'
+import { KnownTerminals } from './known-terminals.js'
+import { Outbox } from './outbox.js'
+import { Publishing } from './publishing.js'
+import { DEFAULT_REPLY_BUDGET, type ReplyBudgetOptions } from './reply-budget.js'
+import type { Store } from './store.js'
+import { Terminals } from './terminals.js'
+import { ToTheButton } from './to-the-button.js'
 
 export interface GatewaySettings {
   gateway: string
@@ -83,73 +81,18 @@ export interface GatewayIo {
   compression?: BatchCompression | Promise<BatchCompression>
 }
 
-interface KnownTerminal {
-  address: number
-  terminal: string
-  lost: boolean
-  /** From its HELLO: a terminal without a display is sent no DISPLAY. [LINK-5.8] */
-  capabilities: Capability[]
-  /** Its current numbering epoch ('' until a reset): INDICATEs go only to this epoch's events. */
-  epoch: string
-}
-
-/** Stages shown on the terminal for alarm and request classes. */
-const INDICATED_CLASSES = new Set(['alarm', 'request'])
-/** A terminal shows alerts resolved this recently again after a restart, ms. */
-const RECENT_MS = 3_600_000
 const BOUNDS_EVERY_MS = 60_000
-const INDICATE_PRIORITY = 10
-const INDICATE_TEXT_MAX_BYTES = 120
-/** Messages queued to a terminal beyond which INDICATEs of one alert replace each other. */
-const INDICATE_BACKLOG = 8
-/**
- * A `time` without a session that is this far behind a clock already synchronised waited in
- * the broker while the gateway was away: it is refused rather than set the clock back, ms.
- * [MQTT-5.8]
- */
-export const STALE_TIME_MS = 60_000
-/** Frame errors from one terminal are logged once, then at most once in this long, ms. */
-const FRAME_ERROR_LOG_MS = 60_000
-/** The text of the DISPLAY that withdraws a broadcast; never shown ([LINK-5.8], `expires` 0). */
-const WITHDRAWN_TEXT = 'withdrawn'
-
-/** What an EVENT says, to tell its retransmission from another event under the same number. [LINK-5.5] */
-export function eventFingerprint(m: Event): string {
-  return [m.kind, m.user ?? '', m.boot, m.uptime, m.time ?? ''].join('|')
-}
-/** Rejections of io.publish that mean only "the uplink went away": the backlog waits for it. */
-const OFFLINE_CODES: ReadonlySet<unknown> = new Set<UplinkErrorCode>(['UPLINK_OFFLINE', 'UPLINK_CLOSED'])
 
 export class Gateway {
   readonly topics: GatewayTopics
   readonly clock: GatewayClock
   readonly outbox: Outbox
-  readonly #terminals = new Map<number, KnownTerminal>()
-  readonly #inFlight = new Set<string>()
-  readonly #recentCommands: string[] = []
-  readonly #replyBudgetOptions: ReplyBudgetOptions
-  readonly #replyBudget: ReplyBudget
-  /**
-   * What each terminal has been sent in its current session, by event number: the stage and
-   * text of the last INDICATE. A stage is not sent twice in a session. [LINK-4.2]
-   */
-  readonly #shown = new Map<number, Map<number, string>>()
-  /** Events a terminal was told `unconfirmed` about because they could not be stored, by `address:number`. */
-  readonly #unstored = new Set<string>()
-  /** Retained commands already answered with CMD_RETAINED, by digest: once each per run. */
-  readonly #retained = new Set<string>()
-  readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
-  readonly #batches: BatchEncoder
-  /** Backlog failures other than going offline: logged at once, then one line a minute. */
-  readonly #backlogWarnings = new ReplyBudget({ burst: 1, perMinute: 1 })
-  #backlogBusy = false
-  /** Settles when the alarms last put on the wire have their PUBACK (or failed). */
-  #alarmsOut: Promise<unknown> = Promise.resolve()
-  #session = 0
-  #startedAt: number
+  readonly #known: KnownTerminals
+  readonly #toButton: ToTheButton
+  readonly #publishing: Publishing
+  readonly #terminals: Terminals
+  readonly #commands: Commands
   #nextBounds = 0
-  #nextGatewayStatus = 0
-  #stopped = false
 
   constructor(
     private readonly settings: GatewaySettings,
@@ -160,9 +103,9 @@ export class Gateway {
     boot: number,
   ) {
     this.topics = gatewayTopics(settings.prefix, settings.gateway, settings.area)
-    this.clock = new GatewayClock(store, boot, io.now)
+    const clock = (this.clock = new GatewayClock(store, boot, io.now))
     // Getters: the platform's `config` command changes these while running.
-    this.outbox = new Outbox(store, this.clock, {
+    const outbox = (this.outbox = new Outbox(store, clock, {
       gateway: settings.gateway,
       get receiptTimeoutMs() {
         return settings.receiptTimeoutMs
@@ -171,23 +114,27 @@ export class Gateway {
         return settings.statusIntervalMs
       },
       ...(io.random ? { random: io.random } : {}),
-    })
-    this.#replyBudgetOptions = settings.replyBudget ?? DEFAULT_REPLY_BUDGET
-    this.#replyBudget = new ReplyBudget(this.#replyBudgetOptions)
-    this.#batches = new BatchEncoder({ ...(io.compression ? { compression: io.compression } : {}), log, now: io.now })
-    this.#startedAt = io.now()
-    this.#loadSettings()
-    for (const t of JSON.parse(store.meta('terminals') ?? '[]') as Partial<KnownTerminal>[]) {
-      if (t.address === undefined || t.terminal === undefined) continue
-      this.#terminals.set(t.address, { address: t.address, terminal: t.terminal, lost: false, capabilities: t.capabilities ?? [], epoch: store.numbering(t.terminal)?.epoch ?? '' })
-    }
+    }))
+    const count = (name: string) => this.#count(name)
+    const flush = () => this.#flushSerial()
+    const replies = new Replies({ settings, topic: this.topics.reply, clock, io, log, budget: settings.replyBudget ?? DEFAULT_REPLY_BUDGET, count })
+    const startedAt = io.now()
+    const known = (this.#known = new KnownTerminals(store))
+    const toButton = (this.#toButton = new ToTheButton({ settings, store, link, clock, io, log, known, flush }))
+    const publishing = (this.#publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt }))
+    // What the store kept of the last run: the platform's settings, the terminals.
+    loadSavedSettings(store, settings)
+    known.load()
+    const events = new GatewayEvents({ settings, store, clock, io, log })
+    this.#terminals = new Terminals({ settings, store, link, clock, io, log, known, toButton, events, count, startedAt })
+    this.#commands = new Commands({ settings, store, link, clock, outbox, io, log, known, toButton, publishing, count, replies, ownTopic: this.topics.command, flush, pump: () => void this.pump() })
   }
 
   /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
   start(): void {
     const open = this.store.openAlerts()
     this.log.info(
-      { terminals: this.#terminals.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
+      { terminals: this.#known.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
       'gateway started',
     )
   }
@@ -211,411 +158,13 @@ export class Gateway {
   }
 
   #drainLink(): void {
-    for (let e = this.link.nextEvent(); e; e = this.link.nextEvent()) {
-      try {
-        this.#onLinkEvent(e)
-      } catch (err) {
-        // One bad event must not stop the others, nor the gateway.
-        this.log.error({ err, event: e.kind }, 'internal error handling a link event')
-        // A message left without an answer stops the terminal's line for good (each copy it
-        // sends again is a duplicate of the one awaited): NAK busy, it sends it again later.
-        // A no-op if it was answered before the error.
-        if (e.kind === 'message') this.link.defer(e.ref)
-      }
-    }
+    this.#terminals.drain()
     this.#flushSerial()
     void this.pump()
   }
 
   #flushSerial(): void {
     for (let out = this.link.transmit(); out; out = this.link.transmit()) this.io.writeSerial(out)
-  }
-
-  #onLinkEvent(e: LinkEvent): void {
-    switch (e.kind) {
-      case 'session':
-        return this.#onSession(e.peer, e.hello!, e.restarted)
-      case 'message':
-        return this.#onMessage(e.from, e.ref, e.message)
-      case 'liveness':
-        this.log.info({ address: e.peer, terminal: this.#terminals.get(e.peer)?.terminal, up: e.up }, e.up ? 'terminal answers again' : 'terminal not answering')
-        return
-      case 'dropped':
-        if (e.reason === 'queue-full') {
-          this.log.warn({ address: e.to, message: e.message.type }, 'message to terminal dropped: its queue is full')
-          if (e.message.type === 'INDICATE') this.#shown.get(e.to)?.delete(e.message.event)
-        }
-        return
-      case 'refused':
-        this.log.warn({ address: e.to, message: e.message.type, reason: e.reason }, 'terminal refused a message')
-        return
-      case 'frame-error':
-        return this.#onFrameError(e)
-      case 'delivered':
-        return // counted by the link; summarised in the status
-    }
-  }
-
-  /**
-   * Garbage on a long cable is expected and only counted. But a frame from a terminal that
-   * passed its CRC and still cannot be read is a firmware fault, and a HELLO that cannot be
-   * read means that terminal can never open a session: the log must say why, once, then at
-   * most once a minute per terminal, frame type and error. [LINK-9.1]
-   */
-  #onFrameError(e: Extract<LinkEvent, { kind: 'frame-error' }>): void {
-    if (e.from === undefined || (e.type !== 'HELLO' && e.code !== 'LINK_BAD_SCHEMA' && e.code !== 'LINK_BAD_CBOR')) return
-    const key = `${e.from}:${e.type ?? '?'}:${e.code}`
-    const now = this.io.now()
-    const seen = this.#frameErrors.get(key)
-    if (seen && now < seen.next) {
-      seen.repeated++
-      return
-    }
-    this.#frameErrors.set(key, { next: now + FRAME_ERROR_LOG_MS, repeated: 0 })
-    const what =
-      e.type === 'HELLO'
-        ? 'a terminal HELLO was refused: it cannot open a session until its firmware sends a valid HELLO (PROTOCOL.md section 5)'
-        : `a ${e.type ?? 'frame'} from a terminal was refused (answered NAK): its firmware sends what PROTOCOL.md section 5 does not allow`
-    this.log.warn({ address: e.from, type: e.type, code: e.code, detail: e.detail, ...(seen ? { repeatedSinceLast: seen.repeated } : {}) }, `${what}: ${e.detail}`)
-  }
-
-  #onSession(address: number, hello: Hello, restarted: boolean): void {
-    const previous = this.#terminals.get(address)
-    if (previous && previous.terminal !== hello.terminal) {
-      this.log.warn({ address, was: previous.terminal, now: hello.terminal }, 'a different terminal answers at this address')
-    }
-    let reset: Reset | null = null
-    try {
-      reset = this.store.hello(hello.terminal, hello.boot, hello.lastEvent, (n) => this.#epochTag(n))
-    } catch (err) {
-      this.log.error({ err, terminal: hello.terminal }, 'could not record the terminal HELLO in the store')
-    }
-    const t: KnownTerminal = {
-      address,
-      terminal: hello.terminal,
-      lost: previous?.lost ?? false,
-      capabilities: hello.capabilities,
-      epoch: reset?.epoch ?? this.store.numbering(hello.terminal)?.epoch ?? '',
-    }
-    this.#terminals.set(address, t)
-    this.#shown.delete(address)
-    this.#saveTerminals()
-    this.log.info({ address, terminal: hello.terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted }, 'terminal session open')
-    if (reset) this.#onReset(t, reset, hello.lastEvent)
-    this.link.send(address, { type: 'CONFIG', heartbeat: this.settings.heartbeatS })
-    if (this.clock.synchronised) this.link.send(address, { type: 'TIME', unix: Math.floor(this.clock.now().at / 1000), estimate: false })
-    // The terminal may have lost its display state: show each open alert of its current
-    // numbering again (an old epoch's numbers mean other events to it now).
-    for (const alert of this.store.recentAlerts(t.terminal, t.epoch, this.io.now() - RECENT_MS)) this.#indicate(alert)
-    this.#sendBroadcasts(t)
-  }
-
-  /** The tag of the store's n-th numbering reset: unique to this gateway, so ids never collide across gateways. [MQTT-3.2] */
-  #epochTag(n: number): string {
-    return `${this.settings.gateway}.${n}`
-  }
-
-  /** A terminal's numbers started again: say so loudly, and tell the platform. */
-  #onReset(t: KnownTerminal, reset: Reset, lastEvent: number): void {
-    t.epoch = reset.epoch
-    this.#shown.delete(t.address)
-    // Stages still queued for the old numbering would be taken for the new events. [invariant 3]
-    const discarded = this.link.discard(t.address, (m) => m.type === 'INDICATE')
-    this.log.warn(
-      { terminal: t.terminal, address: t.address, ...reset, discardedIndicates: discarded },
-      `terminal ${t.terminal} started its event numbers again (${reset.reason}): memory wiped, or a new unit under the same id; its events are now ${terminalEventId(t.terminal, reset.epoch, 1).replace(/1$/, 'n')}, never taken for old ones`,
-    )
-    this.#gatewayEvent('terminal-reset', t, `event numbers restarted (${reset.reason})`, {
-      reset: { reason: reset.reason, epoch: reset.epoch, boot: this.link.terminal(t.address)?.hello?.boot ?? 0, lastEvent, previousBoot: reset.previousBoot, previousNumber: reset.previousNumber },
-    })
-  }
-
-  #onMessage(address: number, ref: number, m: DataMessage): void {
-    const terminal = this.#terminals.get(address)
-    if (!terminal) {
-      // Only possible if the link delivered before a session: accept, it is a link bug.
-      this.log.error({ address, message: m.type }, 'message from a terminal without a session')
-      this.link.accept(ref)
-      return
-    }
-    this.#heard(terminal)
-    switch (m.type) {
-      case 'EVENT':
-        return this.#onEvent(terminal, ref, m)
-      case 'HEARTBEAT': {
-        const { type: _type, ...heartbeat } = m
-        // A heartbeat is never worth a NAK: stored, refused or failed, the terminal gets its
-        // ACK. It is status, folded in memory; nothing is promised about one. [MQTT-3.4]
-        try {
-          if (!this.store.putStatus(terminal.terminal, address, heartbeat, this.io.now())) {
-            this.log.debug({ terminal: terminal.terminal, reserveMB: this.store.limits.reserveMB }, 'disk nearly full: heartbeat dropped and counted to keep room for alarms')
-          }
-        } catch (err) {
-          this.log.warn({ err, terminal: terminal.terminal }, 'could not store a heartbeat; it is dropped')
-          this.#count('dropped.status.error')
-        }
-        this.link.accept(ref)
-        return
-      }
-      case 'DISPLAY_READ':
-        return this.#onDisplayRead(terminal, ref, m.id, m.revision ?? 0)
-      default:
-        // Gateway-to-terminal types are refused by the link before they get here.
-        this.link.accept(ref)
-    }
-  }
-
-  #onEvent(t: KnownTerminal, ref: number, m: Event): void {
-    const cls = CLASS_OF[m.kind]
-    const fingerprint = eventFingerprint(m)
-    let result
-    try {
-      const seen = this.store.recognise(t.terminal, m.number, fingerprint)
-      if (seen.kind === 'replay') {
-        // Taken before (a retransmission, a replay after a power cut), however long ago:
-        // the terminal may forget it. Its stage, if the case is still kept, is shown again.
-        this.link.accept(ref)
-        this.log.info({ id: seen.event?.id ?? terminalEventId(t.terminal, t.epoch, m.number), stage: seen.event?.stage }, 'event already stored (retransmitted or replayed)')
-        if (seen.event && INDICATED_CLASSES.has(seen.event.cls)) this.#indicate(seen.event)
-        return
-      }
-      if (seen.kind === 'differs') {
-        // A number already taken, for another event: the numbers started again without a
-        // HELLO that showed it. The old event keeps its id; this one gets a new epoch.
-        const reset = this.store.resetNumbering(t.terminal, 'event-differs', this.link.terminal(t.address)?.hello?.boot ?? m.boot, (n) => this.#epochTag(n))
-        this.#onReset(t, reset, this.link.terminal(t.address)?.hello?.lastEvent ?? m.number)
-      }
-      const id = terminalEventId(t.terminal, t.epoch, m.number)
-      const cancels = m.kind === 'cancel' ? this.store.latestOpenAlarm(t.terminal, t.epoch, m.number)?.id : undefined
-      const body = {
-        v: MQTT_CONTRACT_VERSION,
-        id,
-        class: cls,
-        kind: m.kind,
-        code: contactIdOf(m.kind),
-        restore: EVENT_KINDS[m.kind].restore,
-        gateway: this.settings.gateway,
-        terminal: t.terminal,
-        address: t.address,
-        number: m.number,
-        ...(m.user !== undefined ? { user: m.user } : {}),
-        ...(m.time !== undefined ? { terminalTime: m.time * 1000 } : {}),
-        ...(cancels !== undefined ? { cancels } : {}),
-      }
-      const event: NewEvent = {
-        id,
-        terminal: t.terminal,
-        address: t.address,
-        number: m.number,
-        cls,
-        body,
-        receivedAt: this.io.now(),
-        boot: this.clock.boot,
-        offset: this.clock.offset,
-        epoch: t.epoch,
-        fingerprint,
-      }
-      result = this.store.addEvent(event)
-    } catch (err) {
-      // The disk failed (full, read-only SD card): the terminal keeps the event in its
-      // non-volatile memory and retries on NAK busy; nothing is lost, and the log says why.
-      this.link.defer(ref)
-      this.log.error({ err, id: terminalEventId(t.terminal, t.epoch, m.number), terminal: t.terminal, number: m.number, class: cls }, 'could not store an event; the terminal keeps it and will send it again')
-      this.#unstoredAlarm(t, m.number, cls)
-      return
-    }
-    if (result.kind === 'refused') {
-      // Never for a terminal's event (the store refuses only what the gateway makes), but
-      // whatever is not stored is never acknowledged: the terminal keeps it. [LINK-4.3]
-      this.link.defer(ref)
-      return
-    }
-    this.link.accept(ref)
-    this.#unstored.delete(`${t.address}:${m.number}`)
-    const e = result.event
-    if (result.kind === 'added') {
-      this.log.info({ id: e.id, class: cls, kind: m.kind, terminal: t.terminal, address: t.address, ...(e.body.cancels ? { cancels: e.body.cancels } : {}) }, cls === 'alarm' ? 'ALARM stored' : 'event stored')
-      if (cls === 'alarm' && !this.io.online()) this.io.hurry?.()
-    } else {
-      this.log.info({ id: e.id, stage: e.stage }, 'event already stored (retransmitted or replayed)')
-    }
-    if (INDICATED_CLASSES.has(cls)) this.#indicate(e)
-  }
-
-  /**
-   * An alarm or request that could not be stored waits in the terminal's memory and comes
-   * again on NAK busy; a herder must not wait at "sending" meanwhile: the terminal is told
-   * `unconfirmed` ("call 110 by phone") at once, once, and `stored` when it is stored.
-   */
-  #unstoredAlarm(t: KnownTerminal, number: number, cls: string): void {
-    const key = `${t.address}:${number}`
-    if (!INDICATED_CLASSES.has(cls) || this.#unstored.has(key)) return
-    this.#unstored.add(key)
-    this.log.warn({ terminal: t.terminal, number }, 'ALARM NOT STORED (the disk failed): terminal told to call 110 by phone; it keeps the alarm and sends it again')
-    this.link.send(t.address, { type: 'INDICATE', event: number, stage: 'unconfirmed' }, this.#indicateOptions(t.address, number))
-    this.#shown.get(t.address)?.delete(number)
-    this.#flushSerial()
-  }
-
-  /**
-   * Shows a case's stage on its terminal, with the operator's text (cut to fit the line,
-   * with an ellipsis) and the minutes until help is expected, as they are now: an
-   * INDICATE sent again after a restart is whole and its ETA still true. A stage is sent
-   * once per session. [LINK-4.2] [LINK-5.7]
-   */
-  #indicate(e: StoredEvent): void {
-    if (e.number === null || e.terminal === null) return
-    const known = [...this.#terminals.values()].find((t) => t.terminal === e.terminal)
-    const address = known?.address ?? e.address
-    const epoch = known?.epoch ?? this.store.numbering(e.terminal)?.epoch ?? ''
-    // [invariant 3 of store.ts] After a reset, the terminal's numbers mean other events.
-    if (address === null || e.epoch !== epoch) return
-    const text = e.stageText === null ? undefined : fitText(e.stageText, INDICATE_TEXT_MAX_BYTES).text
-    const eta = e.stage === 'dispatched' && e.stageEtaAt !== null ? Math.min(0xffff, Math.max(0, Math.ceil((e.stageEtaAt - this.io.now()) / 60_000))) : undefined
-    const key = `${e.stage}|${text ?? ''}`
-    let shown = this.#shown.get(address)
-    if (shown?.get(e.number) === key) return
-    if (!shown) this.#shown.set(address, (shown = new Map()))
-    shown.set(e.number, key)
-    const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(eta !== undefined ? { eta } : {}) }
-    this.link.send(address, message, this.#indicateOptions(address, e.number))
-    this.#flushSerial()
-  }
-
-  /**
-   * While the line to a terminal keeps up, every stage goes in turn (each has its beeps).
-   * Once a backlog builds (a terminal that was away, a burst of alarms), a newer stage
-   * replaces one of the same alert not yet sent: the queue then holds each alert's latest
-   * stage, and never overflows into dropping one.
-   */
-  #indicateOptions(address: number, event: number): { priority: number; coalesce?: string } {
-    const busy = (this.link.terminal(address)?.queued ?? 0) >= INDICATE_BACKLOG
-    return busy ? { priority: INDICATE_PRIORITY, coalesce: `indicate:${event}` } : { priority: INDICATE_PRIORITY }
-  }
-
-  // ------------------------------------------------------------------ broadcasts
-
-  /**
-   * At a session: the broadcasts this terminal should hold. Each active one it has not
-   * read in its current revision (it may have lost what it held: a power cut), and the
-   * withdrawal of each one it was sent and has not read. Never what it has read. [LINK-5.8]
-   */
-  #sendBroadcasts(t: KnownTerminal): void {
-    for (const b of this.store.broadcasts(this.clock.now().at)) {
-      const d = this.store.delivery(b.id, t.terminal)
-      const read = d !== undefined && d.readRevision !== null && d.readRevision >= (b.withdrawn ? d.revision : b.revision)
-      if (read) continue
-      if (b.withdrawn && (d === undefined || d.revision >= b.revision)) continue
-      this.#display(t, b)
-    }
-  }
-
-  /** Sends a broadcast (or its withdrawal) to a terminal with a display, and records it. */
-  #display(t: KnownTerminal, b: StoredBroadcast): void {
-    if (!t.capabilities.includes('display')) return
-    const revision = b.revision > 0 ? { revision: b.revision } : {}
-    if (b.withdrawn) {
-      // `expires` 0 is in the past for any clock: the terminal removes the text at once,
-      // even if it does not know the time. [LINK-5.8]
-      this.link.send(t.address, { type: 'DISPLAY', id: b.id, text: WITHDRAWN_TEXT, urgency: b.urgency, expires: 0, ...revision })
-    } else {
-      const { parts, truncated } = splitDisplayText(b.text)
-      if (truncated) this.log.warn({ broadcast: b.id }, 'broadcast text too long for the terminal display: cut after 15 parts')
-      parts.forEach((part, i) =>
-        this.link.send(t.address, {
-          type: 'DISPLAY',
-          id: b.id,
-          text: part,
-          urgency: b.urgency,
-          ...(b.expires !== null ? { expires: Math.floor(b.expires / 1000) } : {}),
-          ...(parts.length > 1 ? { part: i + 1, parts: parts.length } : {}),
-          ...revision,
-        }),
-      )
-    }
-    this.store.broadcastSent(b.id, t.terminal, b.revision, this.io.now())
-  }
-
-  /**
-   * The terminal's user read a broadcast. The platform hears it once per terminal and
-   * revision, under an id made of those, so a repeat can be recognised; a read of something
-   * this gateway never sent that terminal is not news for the platform. [MQTT-5.7]
-   */
-  #onDisplayRead(t: KnownTerminal, ref: number, id: number, revision: number): void {
-    try {
-      if (this.store.delivery(id, t.terminal) === undefined) {
-        this.log.warn({ terminal: t.terminal, broadcast: id }, 'terminal reports reading a broadcast this gateway never sent it: ignored')
-      } else if (this.store.broadcastRead(id, t.terminal, revision, this.io.now())) {
-        this.#gatewayEvent('broadcast-read', t, `broadcast ${id}`, { broadcast: id, revision }, `${this.settings.gateway}/read/${id}.${revision}/${t.terminal}`)
-      } else {
-        this.log.debug({ terminal: t.terminal, broadcast: id, revision }, 'broadcast read again: already reported')
-      }
-    } catch (err) {
-      this.log.error({ err, terminal: t.terminal, broadcast: id }, 'could not record a broadcast read; the terminal sends it again')
-      this.link.defer(ref)
-      return
-    }
-    this.link.accept(ref)
-  }
-
-  // ------------------------------------------------------------------ events the gateway makes
-
-  #gatewayEvent(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}, fixedId?: string): void {
-    let id: string
-    try {
-      id = fixedId ?? `${this.settings.gateway}:g${this.store.bump('gateway-event')}`
-    } catch (err) {
-      this.log.error({ err, kind, terminal: t?.terminal }, 'could not store a gateway event')
-      return
-    }
-    const cls = CLASS_OF[kind]
-    const body = {
-      v: MQTT_CONTRACT_VERSION,
-      id,
-      class: cls,
-      kind,
-      code: GATEWAY_KINDS[kind].code,
-      restore: GATEWAY_KINDS[kind].restore,
-      gateway: this.settings.gateway,
-      terminal: t?.terminal ?? null,
-      address: t?.address ?? null,
-      number: null,
-      ...(text !== undefined ? { text } : {}),
-      ...extra,
-    }
-    try {
-      const r = this.store.addEvent({ id, terminal: null, address: t?.address ?? null, number: null, cls, body, receivedAt: this.io.now(), boot: this.clock.boot, offset: this.clock.offset })
-      if (r.kind === 'refused') this.log.warn({ id, kind }, 'disk nearly full: gateway event dropped and counted')
-    } catch (err) {
-      this.log.error({ err, id, kind }, 'could not store a gateway event')
-    }
-    this.log.info({ id, kind, terminal: t?.terminal }, `gateway event: ${kind}`)
-  }
-
-  #heard(t: KnownTerminal): void {
-    if (!t.lost) return
-    t.lost = false
-    this.#gatewayEvent('terminal-restored', t)
-  }
-
-  #supervise(now: number): number | null {
-    let next: number | null = null
-    for (const t of this.#terminals.values()) {
-      const last = Math.max(this.link.terminal(t.address)?.lastHeard ?? 0, this.#startedAt)
-      if (!t.lost && now - last >= this.settings.supervisionMs) {
-        t.lost = true
-        this.#gatewayEvent('terminal-lost', t)
-      } else if (t.lost && now - last < this.settings.supervisionMs) {
-        this.#heard(t)
-      }
-      const d = last + this.settings.supervisionMs
-      if (!t.lost && (next === null || d < next)) next = d
-    }
-    return next
-  }
-
-  #saveTerminals(): void {
-    this.store.setMeta('terminals', JSON.stringify([...this.#terminals.values()].map(({ address, terminal, capabilities }) => ({ address, terminal, capabilities }))))
   }
 
   // ------------------------------------------------------------------ time
@@ -631,11 +180,8 @@ export class Gateway {
     try {
       deadlines.push(this.link.tick(now))
       this.#drainLink()
-      for (const e of this.outbox.overdue(now)) {
-        this.log.warn({ id: e.id, terminal: e.terminal, receiptTimeoutMs: this.settings.receiptTimeoutMs }, 'ALARM NOT CONFIRMED by the platform: terminal told to call 110 by phone; still trying')
-        this.#indicate(e)
-      }
-      deadlines.push(this.#supervise(now))
+      for (const e of this.outbox.overdue(now)) this.#toButton.receiptOverdue(e)
+      deadlines.push(this.#terminals.supervise(now))
       if (now >= this.#nextBounds) {
         const dropped = this.store.enforceBounds(now)
         if (Object.keys(dropped).length > 0) this.log.warn({ dropped, limits: this.store.limits }, 'store limits reached: oldest lower-class events dropped and counted')
@@ -645,10 +191,7 @@ export class Gateway {
       // on disk (once per such wait), so that a reboot does not lose it.
       this.store.flushStatuses(now, 2 * this.settings.statusIntervalMs)
       deadlines.push(this.#nextBounds, this.outbox.nextDeadline(now, this.io.online()))
-      if (this.io.online() && now >= this.#nextGatewayStatus) {
-        this.#nextGatewayStatus = now + this.settings.statusIntervalMs
-        void this.publishStatus()
-      }
+      this.#publishing.statusIfDue(now)
       void this.pump()
     } catch (err) {
       this.log.error({ err }, 'internal error in the gateway tick')
@@ -657,182 +200,48 @@ export class Gateway {
     return Math.max(now + 1, Math.min(...deadlines.filter((d): d is number => d !== null)))
   }
 
-  // ------------------------------------------------------------------ uplink
+  // ------------------------------------------------------------------ uplink (publishing.ts)
 
   /** Publishes whatever is due while the uplink is online. Safe to call at any time. */
-  async pump(): Promise<void> {
-    if (this.#stopped || !this.io.online()) return
-    const now = this.io.now()
-    const alarms = this.outbox.nextAlarms(now, this.#inFlight).map((p) => this.#publishAlarm(p))
-    if (alarms.length > 0) this.#alarmsOut = Promise.all(alarms)
-    if (this.#backlogBusy) return
-    this.#backlogBusy = true
-    try {
-      // The backlog goes behind the alarms' PUBACKs, not beside them: on a 20 kbit/s link the
-      // bytes written right after an alarm share its TCP segment and hold it back (bench
-      // `outage`: about 150 ms for a status). #publishAlarm never rejects.
-      await this.#alarmsOut
-      for (let p = this.outbox.nextBacklog(this.io.now()); p && this.io.online() && !this.#stopped; p = this.outbox.nextBacklog(this.io.now())) {
-        await this.#publish(p)
-        this.outbox.published(p, this.io.now())
-        this.#casesSent(p)
-      }
-    } catch (err) {
-      // Going offline mid-drain is expected, and the backlog waits in the store. Anything
-      // else can stop the backlog for good (a batch zstd could not compress did, unseen at
-      // debug level), so it is a warning; rate-limited, because pump() runs every second.
-      if (!this.io.online() || OFFLINE_CODES.has((err as { code?: unknown }).code)) {
-        this.log.debug({ err: (err as Error).message }, 'backlog publication interrupted; it stays in the store')
-      } else {
-        const line = this.#backlogWarnings.take(this.io.now())
-        if (line.send) this.log.warn({ err, ...(line.suppressed > 0 ? { suppressed: line.suppressed } : {}) }, 'backlog publication failed; it stays in the store and is tried again')
-      }
-    } finally {
-      this.#backlogBusy = false
-    }
+  pump(): Promise<void> {
+    return this.#publishing.pump()
   }
 
-  /**
-   * A request (a call-back) is published once, not until a receipt (it is not an
-   * emergency), and stays a case: at the broker's PUBACK its terminal is told `sent`; the
-   * platform's receipt and answers move it on like an alarm's. [MQTT-4.6]
-   */
-  #casesSent(p: Publication): void {
-    for (const id of p.ids) {
-      const e = this.store.get(id)
-      if (e?.cls === 'request' && e.stage === 'sent') this.#indicate(e)
-    }
-  }
-
-  async #publishAlarm(p: Publication): Promise<void> {
-    const id = p.ids[0]!
-    this.#inFlight.add(id)
-    try {
-      await this.#publish(p)
-      const before = this.store.get(id)
-      this.outbox.published(p, this.io.now())
-      const after = this.store.get(id)
-      this.log.info({ id, attempt: after?.attempts }, 'alarm published')
-      if (before?.stage === 'stored' && after?.stage === 'sent') this.#indicate(after)
-    } catch (err) {
-      this.log.debug({ id, err: (err as Error).message }, 'alarm publication failed; retrying when the link allows')
-    } finally {
-      this.#inFlight.delete(id)
-    }
-  }
-
-  async #publish(p: Publication): Promise<void> {
-    const enc = this.settings.encoding
-    switch (p.kind) {
-      case 'alert':
-        return this.io.publish(this.topics.alert, encodePayload(p.payload, enc))
-      case 'event':
-        return this.io.publish(this.topics.event, encodePayload(p.payload, enc))
-      case 'batch':
-        return this.io.publish(this.topics.batch, await this.#batches.encode(p.payload, enc))
-    }
-  }
-
-  /**
-   * Asked before each connection attempt: a new session (the counter goes up by one), and
-   * its death to register as the Last Will. The birth that follows names the same
-   * session, so the platform can tell a late death of an old connection from the death
-   * of the current one. [MQTT-2.2]
-   */
+  /** Before each connection attempt: a new session, and its death as the Last Will. */
   will(): { topic: string; payload: Buffer } {
-    this.#session = this.store.bump('birth')
-    return this.death()
+    return this.#publishing.will()
   }
 
-  /** The birth message of the current session (published on connect, and on rebirth). [MQTT-2.2] */
+  /** The birth message of the current session. */
   birth(): { topic: string; payload: Buffer } {
-    if (this.#session === 0) this.#session = this.store.bump('birth')
-    const b: Birth = {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'birth',
-      gateway: this.settings.gateway,
-      online: true,
-      session: this.#session,
-      time: this.clock.now(),
-      version: this.settings.version,
-      encoding: this.settings.encoding,
-      area: this.settings.area,
-    }
-    return { topic: this.topics.state, payload: encodePayload(b, this.settings.encoding) }
+    return this.#publishing.birth()
   }
 
-  /** The death message (Last Will, and on a clean stop) of the current session. */
+  /** The death message of the current session. */
   death(): { topic: string; payload: Buffer } {
-    const d: Birth = { v: MQTT_CONTRACT_VERSION, type: 'death', gateway: this.settings.gateway, online: false, session: this.#session }
-    return { topic: this.topics.state, payload: encodePayload(d, this.settings.encoding) }
+    return this.#publishing.death()
   }
 
-  /** The gateway's own status: terminals, store, drops, link counters, clock. Retained. */
+  /** The gateway's own status: terminals, store, drops, link counters, clock. */
   statusPayload(): Record<string, unknown> {
-    const now = this.io.now()
-    return {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'status',
-      gateway: this.settings.gateway,
-      session: this.#session,
-      time: this.clock.now(),
-      uptimeS: Math.round((now - this.#startedAt) / 1000),
-      clock: { synchronised: this.clock.synchronised, offsetMs: this.clock.offset },
-      terminals: [...this.#terminals.values()].map((t) => {
-        const s = this.link.terminal(t.address)
-        return { address: t.address, terminal: t.terminal, session: s?.state ?? 'closed', answering: s?.up ?? false, lost: t.lost, lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null }
-      }),
-      backlog: this.store.backlog(),
-      openAlerts: this.store.openAlerts().map((e) => ({ id: e.id, class: e.cls, stage: e.stage })),
-      counters: this.store.counters(),
-      store: { writes: this.store.writes() },
-      serial: this.link.stats(),
-      compression: this.#batches.status(),
-    }
+    return this.#publishing.statusPayload()
   }
 
-  async publishStatus(): Promise<void> {
-    try {
-      await this.io.publish(this.topics.status, encodePayload(this.statusPayload(), this.settings.encoding), { retain: true })
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'status not published; next interval')
-    }
+  publishStatus(): Promise<void> {
+    return this.#publishing.publishStatus()
   }
 
-  /**
-   * Whether an alarm waits for the platform's receipt (unconfirmed ones too: they wait the
-   * most): the uplink then retries sooner. [UPLINK-6]
-   */
+  /** Whether an alarm waits for the platform's receipt: the uplink then retries sooner. */
   alarmWaiting(): boolean {
-    try {
-      return this.store.unreceiptedAlarms() > 0
-    } catch {
-      return true // a failing store: err on the side of the alarm
-    }
+    return this.#publishing.alarmWaiting()
   }
 
-  /**
-   * The uplink came online: publish what waits, alarms first, every alarm without a
-   * receipt at once, whatever its schedule (its receipt may have been lost with the last
-   * connection). [MQTT-2.5] [MQTT-4.4]
-   */
+  /** The uplink came online: what waits goes, alarms first, then the status. */
   online(): void {
-    try {
-      this.outbox.newConnection()
-    } catch (err) {
-      this.log.error({ err }, 'could not mark the waiting alarms due; they go at their own times')
-    }
-    void this.pump()
-    // The gateway status too goes after the alarms pump() has just put on the wire (see
-    // there why); tick() must not send it meanwhile.
-    this.#nextGatewayStatus = Infinity
-    void this.#alarmsOut.then(() => {
-      this.#nextGatewayStatus = this.io.now() + this.settings.statusIntervalMs
-      return this.publishStatus()
-    })
+    this.#publishing.online()
   }
 
-  // ------------------------------------------------------------------ commands
+  // ------------------------------------------------------------------ commands (commands/)
 
   /**
    * A payload on one of the command topics. Never throws [MQTT-5.2]: it runs inside the
@@ -842,206 +251,10 @@ export class Gateway {
    */
   command(topic: string, payload: Buffer, options: { retained?: boolean } = {}): void {
     try {
-      this.#command(topic, payload, options.retained === true)
+      this.#commands.receive(topic, payload, options.retained === true)
     } catch (err) {
       this.log.error({ err, topic, bytes: payload.length }, 'internal error handling a command payload; it is dropped')
     }
-  }
-
-  #command(topic: string, payload: Buffer, retained: boolean): void {
-    if (payload.length === 0) {
-      // Not a message: how MQTT clears a retained one (the platform cleaning up). [MQTT-4.3]
-      this.log.debug({ topic }, 'empty payload on a command topic (a retained message cleared): ignored')
-      return
-    }
-    if (retained) {
-      // A retained command would be applied by every gateway at every connection, for
-      // ever: it is never applied. The platform hears of it once per gateway run. [MQTT-5.4]
-      const digest = createHash('sha256').update(topic).update(payload).digest('base64')
-      if (this.#retained.has(digest)) return
-      if (this.#retained.size >= 1000) this.#retained.clear()
-      this.#retained.add(digest)
-      const parsed = parseCommand(payload)
-      const id = parsed.ok ? parsed.command.id : parsed.id
-      this.#count('commands.rejected')
-      this.#reply(topic, id, 'CMD_RETAINED', `a retained command is never applied (it would be applied again at every connection); clear it: publish an empty retained message to ${topic}`)
-      this.log.warn({ topic, command: id }, 'retained command ignored: commands must not be published retained')
-      return
-    }
-    const parsed = parseCommand(payload)
-    if (!parsed.ok) {
-      this.#count('commands.rejected')
-      const sent = this.#reply(topic, parsed.id, parsed.code, parsed.message)
-      // A flood of bad commands must not flood the log (journald on the SD card) either:
-      // the rejections whose report is held back are logged at debug, and counted.
-      this.log[sent ? 'warn' : 'debug']({ topic, code: parsed.code, command: parsed.id, bytes: payload.length }, `command rejected: ${parsed.message}`)
-      return
-    }
-    const c = parsed.command
-    if (this.#recentCommands.includes(c.id)) {
-      this.log.debug({ command: c.id }, 'command repeated; ignored')
-      return
-    }
-    this.#recentCommands.push(c.id)
-    if (this.#recentCommands.length > 1000) this.#recentCommands.shift()
-    try {
-      this.#apply(topic, c)
-      this.#flushSerial()
-    } catch (err) {
-      this.log.error({ err, command: c.id, type: c.type }, 'internal error applying a command')
-      this.#reply(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
-    }
-    void this.pump()
-  }
-
-  /** A valid command that cannot be applied: it has no effect; Reply and log say why. */
-  #refuse(topic: string, c: Command, code: 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_UNKNOWN_ALERT', message: string): void {
-    this.#count('commands.rejected')
-    const sent = this.#reply(topic, c.id, code, message)
-    this.log[sent ? 'warn' : 'debug']({ topic, code, command: c.id, type: c.type }, `command refused: ${message}`)
-  }
-
-  #apply(topic: string, c: Command): void {
-    const now = this.io.now()
-    const own = topic === this.topics.command
-    const stage = (alert: string, to: Stage, text: string | undefined, etaMin?: number) => {
-      const e = this.store.advance(alert, to, now, { ...(text !== undefined ? { text } : {}), ...(etaMin !== undefined ? { etaAt: now + etaMin * 60_000 } : {}) })
-      if (e) {
-        this.log.info({ id: alert, stage: to, command: c.id }, `alert ${to}`)
-        if (text !== undefined && fitText(text, INDICATE_TEXT_MAX_BYTES).cut) {
-          this.#count('indicate.textCut')
-          this.log.warn({ id: alert, command: c.id, bytes: Buffer.byteLength(text) }, `operator text longer than the terminal's ${INDICATE_TEXT_MAX_BYTES} bytes: the terminal shows it cut, ending in "…"`)
-        }
-        this.#indicate(e)
-      } else if (!this.store.get(alert)) {
-        // On an area or all topic, an alert of another gateway is not this one's business. [MQTT-5.4]
-        if (own) this.#refuse(topic, c, 'CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
-        else this.log.debug({ id: alert, topic, command: c.id }, 'command about another gateway\'s alert: ignored')
-      }
-    }
-    switch (c.type) {
-      case 'receipt':
-        for (const id of c.ids) {
-          const e = this.store.advance(id, 'received', now)
-          if (e) {
-            this.log.info({ id, afterMs: now - e.receivedAt }, e.cls === 'alarm' ? 'alarm received by the platform' : 'received by the platform')
-            this.#indicate(e)
-          }
-        }
-        return
-      case 'acknowledged':
-        return stage(c.alert, 'acknowledged', c.text ?? c.by)
-      case 'dispatched':
-        return stage(c.alert, 'dispatched', c.unit, c.eta)
-      case 'resolved':
-        return stage(c.alert, 'resolved', c.text)
-      case 'broadcast': {
-        const clock = this.clock.now()
-        if (c.expires !== undefined && !clock.estimated && c.expires <= clock.at) {
-          const ago = Math.round((clock.at - c.expires) / 60_000)
-          return this.#refuse(topic, c, 'CMD_BAD_VALUE', `broadcast ${c.broadcast} expired ${ago} min ago (${new Date(c.expires).toISOString()}) by this gateway's clock, set by the platform: not shown`)
-        }
-        const { change, broadcast } = this.store.putBroadcast({ id: c.broadcast, text: c.text, urgency: c.urgency, expires: c.expires ?? null, receivedAt: now })
-        if (change === 'unchanged') {
-          this.log.debug({ broadcast: c.broadcast }, 'broadcast repeated unchanged: nothing to send')
-          return
-        }
-        const sessions = [...this.#terminals.values()].filter((t) => this.link.terminal(t.address)?.state === 'open')
-        for (const t of sessions) this.#display(t, broadcast)
-        this.log.info({ broadcast: c.broadcast, revision: broadcast.revision, urgency: c.urgency, terminals: sessions.length }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
-        return
-      }
-      case 'broadcast-withdraw': {
-        const b = this.store.withdrawBroadcast(c.broadcast)
-        if (!b) {
-          this.log.info({ broadcast: c.broadcast }, 'broadcast withdrawn that this gateway never had: nothing to do')
-          return
-        }
-        const holders = new Set(this.store.deliveries(c.broadcast).filter((d) => d.readRevision === null || d.readRevision < d.revision).map((d) => d.terminal))
-        const sessions = [...this.#terminals.values()].filter((t) => holders.has(t.terminal) && this.link.terminal(t.address)?.state === 'open')
-        for (const t of sessions) this.#display(t, b)
-        this.log.info({ broadcast: c.broadcast, terminals: sessions.length }, 'broadcast withdrawn: terminals told to remove it')
-        return
-      }
-      case 'time': {
-        // A `time` queued in the broker while the gateway was away is stale when it comes:
-        // it must not set the clock. It names the session it answers, or, without one,
-        // must not be far behind a clock already set. [MQTT-5.8]
-        if (c.session !== undefined && c.session !== this.#session) {
-          return this.#refuse(topic, c, 'CMD_STALE', `time for session ${c.session}; this gateway is in session ${this.#session} (the command waited in the broker): not applied`)
-        }
-        if (c.session === undefined && this.clock.synchronised && this.clock.now().at - c.now > STALE_TIME_MS) {
-          const behind = Math.round((this.clock.now().at - c.now) / 1000)
-          return this.#refuse(topic, c, 'CMD_STALE', `time ${behind} s behind this gateway's clock, already set by the platform: it waited in the broker; not applied (send time with the birth's session to set the clock back)`)
-        }
-        const offset = this.clock.setPlatformTime(c.now)
-        this.log.info({ offsetMs: offset }, 'clock synchronised with the platform')
-        for (const t of this.#terminals.values()) this.link.send(t.address, { type: 'TIME', unix: Math.floor(c.now / 1000), estimate: false }, { coalesce: 'time' })
-        return
-      }
-      case 'config': {
-        // The same rule as the configuration file: one lost HEARTBEAT must not raise "terminal lost".
-        const heartbeatS = c.heartbeat ?? this.settings.heartbeatS
-        const supervisionS = c.supervision ?? this.settings.supervisionMs / 1000
-        const problem = timingProblem(supervisionS, heartbeatS)
-        if (problem !== null) return this.#refuse(topic, c, 'CMD_BAD_VALUE', `config: supervision ${problem}; nothing changed`)
-        if (c.heartbeat !== undefined) this.settings.heartbeatS = c.heartbeat
-        if (c.supervision !== undefined) this.settings.supervisionMs = c.supervision * 1000
-        if (c.receiptTimeout !== undefined) this.settings.receiptTimeoutMs = c.receiptTimeout * 1000
-        if (c.statusInterval !== undefined) this.settings.statusIntervalMs = c.statusInterval * 1000
-        this.#saveSettings()
-        if (c.heartbeat !== undefined) for (const t of this.#terminals.values()) this.link.send(t.address, { type: 'CONFIG', heartbeat: c.heartbeat }, { coalesce: 'config' })
-        this.log.info({ heartbeatS: this.settings.heartbeatS, supervisionMs: this.settings.supervisionMs, receiptTimeoutMs: this.settings.receiptTimeoutMs, statusIntervalMs: this.settings.statusIntervalMs }, 'configuration changed by the platform')
-        return
-      }
-      case 'status-request':
-        this.outbox.requestStatus()
-        void this.publishStatus()
-        return
-      case 'rebirth': {
-        const b = this.birth()
-        void this.io.publish(b.topic, b.payload, { retain: true }).catch(() => {})
-        this.outbox.requestStatus()
-        void this.publishStatus()
-        return
-      }
-      default:
-        return assertNever(c)
-    }
-  }
-
-  /**
-   * An error report on the reply topic, if the budget allows ([MQTT-5.2]): returns whether
-   * it goes out. Held-back reports are counted (`replies.suppressed`), and the next one
-   * that goes out says how many ([MQTT-3.8] `suppressed`).
-   */
-  #reply(topic: string, command: string | null, code: string, message: string): boolean {
-    const decision = this.#replyBudget.take(this.io.now())
-    if (!decision.send) {
-      this.#count('replies.suppressed')
-      if (decision.first) {
-        this.log.warn(
-          { burst: this.#replyBudgetOptions.burst, perMinute: this.#replyBudgetOptions.perMinute },
-          'too many rejected commands: error reports to the platform are held back; the next report says how many, and the gateway status counts them (replies.suppressed)',
-        )
-      }
-      return false
-    }
-    const r: Reply = {
-      v: MQTT_CONTRACT_VERSION,
-      type: 'error',
-      gateway: this.settings.gateway,
-      command,
-      topic,
-      code,
-      message,
-      time: this.clock.now(),
-      ...(decision.suppressed > 0 ? { suppressed: decision.suppressed } : {}),
-    }
-    this.io.publish(this.topics.reply, encodePayload(r, this.settings.encoding)).catch(() => {
-      // Offline: the log line already says it; error reports are not worth storing.
-    })
-    return true
   }
 
   /** A named counter in the store, for the status; a failing disk must not stop the caller. */
@@ -1053,22 +266,7 @@ export class Gateway {
     }
   }
 
-  /** Settings changed by the platform survive a restart. */
-  #saveSettings(): void {
-    const { heartbeatS, supervisionMs, receiptTimeoutMs, statusIntervalMs } = this.settings
-    this.store.setMeta('settings', JSON.stringify({ heartbeatS, supervisionMs, receiptTimeoutMs, statusIntervalMs }))
-  }
-
-  #loadSettings(): void {
-    const saved = this.store.meta('settings')
-    if (saved) Object.assign(this.settings, JSON.parse(saved) as Partial<GatewaySettings>)
-  }
-
   stop(): void {
-    this.#stopped = true
+    this.#publishing.stop()
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled command ${JSON.stringify(x)}`)
 }

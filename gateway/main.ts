@@ -11,6 +11,7 @@
 import { readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { assertNever } from '../protocol/errors.js'
 import { GatewayLink } from '../protocol/link.js'
 import { findCompression } from './compression.js'
 import type { GatewayConfig } from './config.js'
@@ -137,6 +138,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
           // An unplugged terminal retries for ever: log the first failures and then one in ten.
           if (e.attempt === null || e.attempt <= 3 || e.attempt % 10 === 0) log.error({ path: e.path, code: e.code, attempt: e.attempt, retryInMs: e.retryInMs }, e.message)
           return
+        default:
+          return assertNever(e, 'serial event')
       }
     },
   })

@@ -1,9 +1,9 @@
 /**
  * Backlogs for the outage and backlog benchmarks: the events a center household's gateway
  * holds after its uplink was down, built exactly as the gateway itself stores them
- * (gateway.ts `#onEvent` and `#gatewayEvent`), written straight into its SQLite store
- * (gateway/store.ts) before the gateway starts, and the same items in the forms the
- * baselines publish (one MQTT message per item, CBOR or JSON).
+ * (gateway/terminal-event.ts `handleEvent`, gateway/gateway-events.ts `record`), written
+ * straight into its SQLite store (gateway/store.ts) before the gateway starts, and the same
+ * items in the forms the baselines publish (one MQTT message per item, CBOR or JSON).
  *
  * Why fill the store directly: no terminal input produces a `relay` yet (the kind is in
  * the MQTT contract, protocol/MQTT.md [MQTT-3.3], but nothing on the serial link makes
@@ -43,7 +43,7 @@ export interface Backlog {
   heartbeats: HeartbeatAt[]
 }
 
-/** A terminal's event as the gateway stores it (gateway.ts `#onEvent`). */
+/** A terminal's event as the gateway stores it (gateway/terminal-event.ts `handleEvent`). */
 export function terminalEvent(gateway: string, terminal: string, address: number, number: number, kind: EventKind, at: number): NewEvent {
   const cls = CLASS_OF[kind]
   return {
@@ -71,8 +71,9 @@ export function terminalEvent(gateway: string, terminal: string, address: number
 }
 
 /**
- * A message the center household relays for a neighbour (gateway.ts `#gatewayEvent`,
- * kind `relay`): `n` is the gateway's event counter, `user` the neighbour household.
+ * A message the center household relays for a neighbour (gateway/gateway-events.ts
+ * `record`, kind `relay`): `n` is the gateway's event counter, `user` the neighbour
+ * household.
  */
 export function relayEvent(gateway: string, n: number, user: number, text: string, at: number): NewEvent {
   const id = `${gateway}:g${n}`
