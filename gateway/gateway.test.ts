@@ -1031,3 +1031,40 @@ function encodeCbor(m: Map<number, unknown>): Uint8Array {
 function le32(n: number): number[] {
   return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff]
 }
+
+describe('a failing disk and internal errors (issue 11 review)', () => {
+  it('a terminal whose known-terminals list cannot be saved still gets its CONFIG and its stages', async () => {
+    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const setMeta = store.setMeta.bind(store)
+    store.setMeta = (key, value) => {
+      if (key === 'terminals') throw Object.assign(new Error('SQLITE_IOERR: disk I/O error'), { code: 'SQLITE_IOERR' })
+      setMeta(key, value)
+    }
+    const r = rig({ store })
+    await r.run(3_000)
+    expect(r.tLog.some((e) => e.kind === 'message' && e.message.type === 'CONFIG')).toBe(true)
+    expect(r.logs.some((l) => l.level === 'error' && /could not save the known terminals/.test(l.msg))).toBe(true)
+  })
+
+  it('a command that failed inside the gateway (CMD_FAILED) is applied when the platform sends it again under the same id', async () => {
+    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const r = rig({ store })
+    await r.run(2_000)
+    r.press()
+    await r.run(5_000, () => r.uplink('/alert').length > 0)
+    const advance = store.advance.bind(store)
+    let fail = true
+    store.advance = (...a: Parameters<typeof advance>) => {
+      if (fail) {
+        fail = false
+        throw new Error('SQLITE_BUSY')
+      }
+      return advance(...a)
+    }
+    send(r, OWN, { id: 'k', type: 'acknowledged', alert: 'SL-T-5:1', by: 'Bao' })
+    send(r, OWN, { id: 'k', type: 'acknowledged', alert: 'SL-T-5:1', by: 'Bao' })
+    await r.run(2_000)
+    expect(replies(r)).toEqual(['CMD_FAILED'])
+    expect(r.stageNames(1)).toContain('acknowledged')
+  })
+})

@@ -132,7 +132,13 @@ export class Terminals {
     }
     known.set(t)
     toButton.forget(address)
-    known.save()
+    try {
+      known.save()
+    } catch (err) {
+      // A failing disk must not cost the terminal its CONFIG, TIME and stages below; the
+      // list is saved again at the next session.
+      log.error({ err, terminal: hello.terminal }, 'could not save the known terminals; the session goes on')
+    }
     log.info({ address, terminal: hello.terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted }, 'terminal session open')
     if (reset) numberingRestarted(this.d, t, reset, hello.lastEvent)
     link.send(address, { type: 'CONFIG', heartbeat: settings.heartbeatS })

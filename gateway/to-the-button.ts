@@ -111,6 +111,8 @@ export class ToTheButton {
   /** A new session, or new numbering, at this address: what it was shown counts no more. */
   forget(address: number): void {
     this.#shown.delete(address)
+    // Its numbers may mean other events now (a reset): an unstored one is news again.
+    for (const key of this.#unstored) if (key.startsWith(`${address}:`)) this.#unstored.delete(key)
   }
 
   /** An INDICATE never reached the terminal (its queue was full): the stage is news again. */

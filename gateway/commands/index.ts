@@ -98,6 +98,8 @@ export class Commands {
     } catch (err) {
       log.error({ err, command: c.id, type: c.type }, 'internal error applying a command')
       this.d.replies.send(topic, c.id, 'CMD_FAILED', `the gateway could not apply it: ${(err as Error).message}`)
+      // Failed, so not applied: the same command sent again is tried again, not ignored as a repeat.
+      this.#recent.splice(this.#recent.lastIndexOf(c.id), 1)
     }
     this.d.pump()
   }
