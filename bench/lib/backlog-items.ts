@@ -2,7 +2,7 @@
  * Backlogs for the outage and backlog benchmarks: the events a center household's gateway
  * holds after its uplink was down, built exactly as the gateway itself stores them
  * (gateway.ts `#onEvent` and `#gatewayEvent`), written straight into its SQLite store
- * (gateway/store.ts) before the gateway starts, and the same items in the forms the
+ * (gateway/sqlite-store.ts) before the gateway starts, and the same items in the forms the
  * baselines publish (one MQTT message per item, CBOR or JSON).
  *
  * Why fill the store directly: no terminal input produces a `relay` yet (the kind is in
