@@ -34,7 +34,7 @@ import { mean } from './lib/stats.js'
 
 const GOAL_MB_PER_DAY = 20
 const MB = 2 ** 20
-/** SQLite's default, which gateway/store.ts sets explicitly: a checkpoint each this many WAL frames. */
+/** SQLite's default, which gateway/sqlite-db.ts sets explicitly: a checkpoint each this many WAL frames. */
 const WAL_AUTOCHECKPOINT = 1000
 const WAL_HEADER = 32
 const WAL_FRAME_HEADER = 24

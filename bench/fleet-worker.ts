@@ -2,14 +2,17 @@
  * A child process of the scale benchmark (bench/scale.ts), in one of two roles:
  * - `aedes`: the aedes broker alone (device-sim/broker.ts), so its CPU and memory can be
  *   read from /proc like mosquitto's;
- * - `gateways`: a share of the simulated fleet (bench/lib/fleet-gateway.ts) behind one
- *   Region (bench/lib/fleet-region.ts), driven by messages: start, cut, restore, stop.
+ * - `gateways`: a share of the fleet (bench/lib/fleet-gateway.ts: the real Gateway on a
+ *   MemoryStore, and its Uplink) behind one Region (bench/lib/fleet-region.ts), driven by
+ *   messages: start, cut, restore, stop.
  * It talks over the IPC channel only (bench/lib/fleet-protocol.ts) and exits when its
  * parent goes away, so it never outlives the benchmark.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { startAedes } from '../device-sim/broker.js'
-import { SimGateway } from './lib/fleet-gateway.js'
+import { findCompression } from '../gateway/compression.js'
+import { FleetGateway } from './lib/fleet-gateway.js'
 import type { Failures, FleetSpec, FromWorker, ToWorker } from './lib/fleet-protocol.js'
 import { Region } from './lib/fleet-region.js'
 
@@ -39,21 +42,26 @@ type Phase = 'idle' | 'connecting' | 'connected' | 'outage' | 'restored'
 
 async function runGateways(): Promise<void> {
   const region = await Region.open()
-  let gateways: SimGateway[] = []
+  // Found once for the worker, as gateway/main.ts finds it once for its gateway.
+  const compression = await findCompression()
+  let gateways: FleetGateway[] = []
   let phase: Phase = 'idle'
-  const online = new Set<SimGateway>()
-  const drained = new Set<SimGateway>()
+  const online = new Set<FleetGateway>()
+  const drained = new Set<FleetGateway>()
   let failures: Failures = {}
   /** performance.now() at the restore, like the gateways' attempt times. */
   let restoredAt = 0
-  const reconnects = new Map<SimGateway, { startMs: number; reconnectMs: number }>()
+  const reconnects = new Map<FleetGateway, { startMs: number; reconnectMs: number }>()
+  // How late this process ran its callbacks during the storm: a CONNACK waits as long
+  // before its gateway sees it, and that lag is in the reconnect times, not the broker's.
+  const lag = monitorEventLoopDelay({ resolution: 10 })
   const onFailure = (reason: string, attemptAt: number) => {
     // An attempt begun before the restore failed at the dead end: part of the outage.
     if (phase === 'restored' && attemptAt < restoredAt) return
     failures[reason] = (failures[reason] ?? 0) + 1
   }
 
-  const onOnline = (g: SimGateway, attemptAt: number) => {
+  const onOnline = (g: FleetGateway, attemptAt: number) => {
     if (phase === 'restored' && !reconnects.has(g)) {
       reconnects.set(g, { startMs: attemptAt - restoredAt, reconnectMs: performance.now() - attemptAt })
     }
@@ -63,7 +71,7 @@ async function runGateways(): Promise<void> {
       send({ type: 'online', at: Date.now(), failures })
     }
   }
-  const onDrained = (g: SimGateway) => {
+  const onDrained = (g: FleetGateway) => {
     if (phase !== 'restored' || drained.has(g)) return
     drained.add(g)
     if (drained.size < gateways.length) return
@@ -75,16 +83,20 @@ async function runGateways(): Promise<void> {
       at: Date.now(),
       receiptedAt: Math.max(0, ...receipts),
       republished,
+      batchBytes: gateways.reduce((n, x) => n + x.batchBytes, 0),
       failures,
       startMs: r.map((x) => Math.round(x.startMs)),
       reconnectMs: r.map((x) => Math.round(x.reconnectMs)),
+      lagP99Ms: Math.round(lag.percentile(99) / 1e6),
+      lagMaxMs: Math.round(lag.max / 1e6),
     })
+    lag.disable()
   }
 
   const start = (spec: FleetSpec) => {
     gateways = spec.ids.map(
       (id, i) =>
-        new SimGateway({
+        new FleetGateway({
           id,
           area: `area-${Math.floor(i / spec.areaSize)}`,
           prefix: spec.prefix,
@@ -93,6 +105,7 @@ async function runGateways(): Promise<void> {
           terminals: spec.backlogStatuses,
           statusEveryMs: spec.statusEveryMs,
           connect: region.connect,
+          compression,
           seed: spec.seedBase + i,
           onOnline,
           onDrained,
@@ -104,12 +117,12 @@ async function runGateways(): Promise<void> {
     for (const g of gateways) g.start()
   }
 
-  const cut = async (spec: FleetSpec) => {
+  const cut = (spec: FleetSpec) => {
     phase = 'outage'
     region.cut()
-    const sizes = await Promise.all(gateways.map((g, i) => g.buildBacklog(i % spec.alarmOneIn === 0)))
+    const statuses = gateways.reduce((n, g, i) => n + g.buildBacklog(i % spec.alarmOneIn === 0), 0)
     const alarms = gateways.reduce((n, g) => n + g.waitingAlarms, 0)
-    send({ type: 'cut', at: Date.now(), alarms, batchBytes: sizes.reduce((a, b) => a + b, 0) })
+    send({ type: 'cut', at: Date.now(), alarms, statuses })
   }
 
   const restore = () => {
@@ -119,6 +132,8 @@ async function runGateways(): Promise<void> {
     region.restore()
     phase = 'restored'
     restoredAt = performance.now()
+    lag.reset()
+    lag.enable()
     send({ type: 'restored', at: Date.now() })
   }
 
@@ -137,7 +152,7 @@ async function runGateways(): Promise<void> {
         return start(m.spec)
       case 'cut':
         if (spec === null) return fail(new Error('cut before start'))
-        return void cut(spec).catch(fail)
+        return cut(spec)
       case 'restore':
         return restore()
       case 'stop':

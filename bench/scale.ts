@@ -1,19 +1,23 @@
 /**
- * Platform scale (issue 6, item 7): a fleet of simulated gateways against aedes and against
- * mosquitto, side by side, each broker in its own process.
+ * Platform scale (issue 6, item 7): a fleet of gateways against aedes and against
+ * mosquitto, side by side, each broker in its own process. Each gateway is the real one
+ * (gateway/gateway.ts on a MemoryStore, its real Uplink; bench/lib/fleet-gateway.ts), with
+ * its terminals played at its store: what it publishes, and when, is its own doing.
  *
  * Per broker:
  * 1. connect: every gateway starts its uplink at the same moment (no jitter: the worst
  *    burst); the time until the platform has seen every birth;
- * 2. steady state: every gateway connected, each publishing one terminal status a minute
- *    (the real rate, random phase); the broker's CPU and resident memory over a window;
+ * 2. steady state: every gateway connected, each publishing its status (retained) once a
+ *    status interval, a minute here, the phase set by its connection; the broker's CPU
+ *    and resident memory over a window;
  * 3. regional outage: every gateway's connection cut at once (the platform stays up); the
- *    broker publishes the wills; while the link is down each gateway folds its terminals'
- *    statuses into one batch and 1 in 20 stores an alarm; every attempt fails, and the
- *    gateway's real backoff (full jitter, gateway/uplink.ts) counts each failure;
+ *    broker publishes the wills; while the link is down each gateway folds a heartbeat
+ *    of each of its terminals and 1 in 20 stores an alarm; every attempt fails, and the
+ *    gateway's real backoff (full jitter, gateway/uplink.ts) counts each failure, its
+ *    ceiling at 5 s while an alarm waits [UPLINK-6];
  * 4. link restored: the reconnect storm, paced by the backoff timers: the time until the
- *    platform has every birth, every alarm and every batch, and until every alarm's
- *    receipt is back at its gateway; the broker's peak CPU meanwhile.
+ *    platform has every birth, every alarm and every batch (the folds, zstd), and until
+ *    every alarm's receipt is back at its gateway; the broker's peak CPU meanwhile.
  *
  * The gateways run in worker processes (bench/fleet-worker.ts), the platform (the operator
  * console) in this process, each broker in its own, so the broker's CPU is its own. No
@@ -38,7 +42,7 @@ interface Plan {
   steadyMs: number
   /** Regional outage, from the cut to the restore, ms. */
   outageMs: number
-  /** Each gateway publishes a terminal status this often (the issue's "a status every minute"). */
+  /** The gateways' status interval: each publishes its status this often (the issue's "a status every minute"). */
   statusEveryMs: number
   keepaliveS: number
   /** Terminals per gateway: statuses folded into the outage's batch. */
@@ -70,6 +74,8 @@ interface ConnectResult {
 
 interface SteadyResult {
   steadyCpuPct: number
+  /** Statuses that reached the platform during the window. */
+  steadyStatuses: number
   steadyRssMB: number
   /** Resident memory of all the gateway workers together: what a simulated gateway weighs. */
   workersRssMB: number
@@ -94,6 +100,9 @@ interface StormResult {
   /** Per gateway, from the start of its successful attempt after the restore to online. */
   reconnectP50Ms: number
   reconnectP99Ms: number
+  /** The gateway workers' event-loop delay from the restore to drained, worst worker: their share of the reconnect times. */
+  workersLagP99Ms: number
+  workersLagMaxMs: number
   republished: number
   /** CPU of the gateway workers and of the platform (this process) during the storm, % of one core. */
   clientsCpuPct: number
@@ -171,15 +180,17 @@ async function connectAll(f: Fleet): Promise<ConnectResult> {
   return r
 }
 
-/** 2. All connected, one terminal status a minute from each gateway: the broker's CPU and memory. */
+/** 2. All connected, each gateway's status once a minute: the broker's CPU and memory. */
 async function steadyState(f: Fleet): Promise<SteadyResult> {
   await sleep(500)
   const before = sample(f.brokerPid)
+  const statusesBefore = f.platform.statuses
   await sleep(f.plan.steadyMs)
   const after = sample(f.brokerPid)
+  const steadyStatuses = f.platform.statuses - statusesBefore
   const workersRssMB = f.workers.map((w) => sample(w.pid).rssKB).reduce((a, b) => a + b, 0) / 1024
-  const r = { steadyCpuPct: cpuPercent(before, after), steadyRssMB: after.rssKB / 1024, workersRssMB }
-  f.log(`steady: ${r.steadyCpuPct.toFixed(2)} % CPU, ${r.steadyRssMB.toFixed(0)} MB over ${f.plan.steadyMs / 1000} s`)
+  const r = { steadyCpuPct: cpuPercent(before, after), steadyStatuses, steadyRssMB: after.rssKB / 1024, workersRssMB }
+  f.log(`steady: ${r.steadyCpuPct.toFixed(2)} % CPU, ${r.steadyRssMB.toFixed(0)} MB over ${f.plan.steadyMs / 1000} s; ${steadyStatuses} statuses reached the platform meanwhile`)
   return r
 }
 
@@ -191,10 +202,10 @@ async function regionalOutage(f: Fleet): Promise<OutageResult> {
   for (const w of f.workers) w.send({ type: 'cut' })
   const cuts = await Promise.all(f.workers.map((w) => w.next('cut', 30_000)))
   const alarms = cuts.reduce((n, c) => n + c.alarms, 0)
-  const batchKB = cuts.reduce((n, c) => n + c.batchBytes, 0) / 1024
+  const statuses = cuts.reduce((n, c) => n + c.statuses, 0)
   await p.until(() => p.deaths.size >= plan.gateways, 30_000, 'every death (will)')
   const deathsS = (p.deaths.lastAt - at) / 1000
-  f.log(`cut: every will at the platform in ${deathsS.toFixed(2)} s; ${alarms} alarms and ${plan.gateways} batches (${batchKB.toFixed(0)} KiB) wait`)
+  f.log(`cut: every will at the platform in ${deathsS.toFixed(2)} s; ${alarms} alarms and ${statuses} terminal status folds (${plan.backlogStatuses} a gateway) wait`)
   await sleep(Math.max(0, at + plan.outageMs - Date.now()))
   return { deathsS, alarms }
 }
@@ -219,6 +230,7 @@ async function reconnectStorm(f: Fleet, alarms: number, watch: ReturnType<typeof
   const samples = watch.stop()
   const storm = samples.filter((s) => s.at >= at - SAMPLE_MS)
   const reconnects = drained.flatMap((d) => d.reconnectMs)
+  const batchKB = drained.reduce((n, d) => n + d.batchBytes, 0) / 1024
   const starts = drained.flatMap((d) => d.startMs)
   const r: StormResult = {
     onlineS: (p.births.lastAt - at) / 1000,
@@ -231,6 +243,8 @@ async function reconnectStorm(f: Fleet, alarms: number, watch: ReturnType<typeof
     medianStartS: percentile(starts, 50) / 1000,
     reconnectP50Ms: percentile(reconnects, 50),
     reconnectP99Ms: percentile(reconnects, 99),
+    workersLagP99Ms: Math.max(...drained.map((d) => d.lagP99Ms)),
+    workersLagMaxMs: Math.max(...drained.map((d) => d.lagMaxMs)),
     republished: drained.reduce((n, d) => n + d.republished, 0),
     clientsCpuPct: clientsBefore.reduce((sum, b, i) => sum + cpuPercent(b, clientsAfter[i]!), 0),
     stormFailures: merge(drained.map((d) => d.failures)),
@@ -238,8 +252,8 @@ async function reconnectStorm(f: Fleet, alarms: number, watch: ReturnType<typeof
   }
   f.log(
     `storm: online in ${r.onlineS.toFixed(2)} s (attempt to online p50 ${r.reconnectP50Ms} ms, p99 ${r.reconnectP99Ms} ms), ` +
-      `drained in ${r.drainedS.toFixed(2)} s, receipts back in ${r.receiptedS.toFixed(2)} s ` +
-      `(the last successful attempt began ${r.lastStartS.toFixed(2)} s after the restore); broker peak ${r.stormCpuPeakPct.toFixed(0)} % CPU; ` +
+      `drained in ${r.drainedS.toFixed(2)} s (batches ${batchKB.toFixed(0)} KiB), receipts back in ${r.receiptedS.toFixed(2)} s ` +
+      `(the last successful attempt began ${r.lastStartS.toFixed(2)} s after the restore; workers' event-loop delay p99 ${r.workersLagP99Ms} ms, max ${r.workersLagMaxMs} ms); broker peak ${r.stormCpuPeakPct.toFixed(0)} % CPU; ` +
       `${describeFailures(r.stormFailures)}; listen overflows ${r.stormOverflows}; ${p.describe()}`,
   )
   if (p.errors.length > 0) f.log(`platform errors: ${p.errors.join('; ')}`)
@@ -314,7 +328,7 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
       unit: 'connections',
       baseline: null,
       note:
-        `simulated gateways, each a real Uplink (mqtt.js, persistent session) in ${plan.workers} worker processes ` +
+        `gateways, each the real Gateway on a MemoryStore with its real Uplink (mqtt.js, persistent session), in ${plan.workers} worker processes ` +
         `(${Math.round(a.workersRssMB)} MB resident together); broker fd limit ${a.fdLimit} / ${m.fdLimit}`,
     }),
     side(
@@ -325,7 +339,7 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
         `mosquitto: ${describeFailures(m.connectFailures)}; kernel listen-queue overflows (system-wide) ${a.connectOverflows} / ${m.connectOverflows}`,
     ),
     side('connect.cpu.peak.pct', '%', (r) => r.connectCpuPeakPct, `broker CPU, peak over ${SAMPLE_MS} ms windows, during the connect burst (100 % = one core)`, 0),
-    side('steady.cpu.pct', '%', (r) => r.steadyCpuPct, `broker CPU with ${n} connected, each sending a terminal status a minute, over ${plan.steadyMs / 1000} s`),
+    side('steady.cpu.pct', '%', (r) => r.steadyCpuPct, `broker CPU with ${n} connected, each publishing its status (retained) once a minute, over ${plan.steadyMs / 1000} s (${a.steadyStatuses} / ${m.steadyStatuses} statuses at the platform); the phases are set by the connect burst, so the statuses come as a wave over ${a.connectS.toFixed(0)} / ${m.connectS.toFixed(0)} s`),
     side('steady.rss.mb', 'MB', (r) => r.steadyRssMB, `broker resident memory with ${n} persistent sessions connected`, 1),
     side('outage.wills.s', 's', (r) => r.deathsS, `every connection cut at once (regional outage); until the platform had every will (death)`),
     side(
@@ -340,12 +354,13 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
       'storm.reconnect.p50.ms',
       'ms',
       (r) => r.reconnectP50Ms,
-      'per gateway, from the start of the attempt that succeeded to online (the CONNACK; birth and SUBSCRIBE written, [UPLINK-4]): what the broker adds, backoff aside',
+      `per gateway, from the start of the attempt that succeeded to online (the CONNACK; birth and SUBSCRIBE written, [UPLINK-4]): what the broker adds, backoff aside, ` +
+        `and what the gateway workers (a thousand gateways to a process) lag: their event loops ran up to ${a.workersLagP99Ms} / ${m.workersLagP99Ms} ms late at p99 (max ${a.workersLagMaxMs} / ${m.workersLagMaxMs} ms)`,
       0,
     ),
     side('storm.reconnect.p99.ms', 'ms', (r) => r.reconnectP99Ms, 'the same, 99th percentile over the fleet', 0),
     side('storm.drained.s', 's', (r) => r.drainedS, `until the platform had every alarm (${a.alarms}, 1 in ${plan.alarmOneIn}) and every batch (${n} × ${plan.backlogStatuses} statuses, zstd); ${clients}`),
-    side('storm.receipted.s', 's', (r) => r.receiptedS, `until every alarm's receipt was back at its gateway; alarm republications (no receipt within 4-6 s): ${a.republished} / ${m.republished}`),
+    side('storm.receipted.s', 's', (r) => r.receiptedS, `until every alarm's receipt was back at its gateway (a gateway with an alarm waiting retries within 5 s, [UPLINK-6]); alarm republications (no receipt within 4-6 s): ${a.republished} / ${m.republished}`),
     side('storm.cpu.peak.pct', '%', (r) => r.stormCpuPeakPct, `broker CPU, peak over ${SAMPLE_MS} ms windows, restore to drained (mean ${a.stormCpuMeanPct.toFixed(0)} / ${m.stormCpuMeanPct.toFixed(0)} %)`, 0),
     side('storm.rss.peak.mb', 'MB', (r) => r.stormRssPeakMB, 'broker resident memory, peak from the cut to drained', 1),
   ]

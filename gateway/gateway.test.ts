@@ -8,7 +8,8 @@ import { ZSTD_MAGIC, decodeBatch, decodePayload, encodeBatch, type UplinkEvent }
 import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
 import { findCompression } from './compression.js'
 import { Gateway, type GatewayIo, type GatewaySettings, type Log } from './gateway.js'
-import { Store, type StoreOptions } from './store.js'
+import { SqliteStore } from './sqlite-store.js'
+import type { Store, StoreOptions } from './store.js'
 
 // The rig runs on a fake clock, with a few turns of the event loop per step; the first batch
 // would otherwise wait for the zstd module to load in real time, and miss its step.
@@ -51,7 +52,7 @@ function rig(
   } = {},
 ) {
   const line = new SimLine(9600, {}, 3)
-  const store = opts.store ?? new Store({ path: ':memory:', freeSpace: () => 1e12, ...opts.storeOptions })
+  const store = opts.store ?? new SqliteStore({ path: ':memory:', freeSpace: () => 1e12, ...opts.storeOptions })
   const linkOptions: GatewayLinkOptions = { gateway: 'gw-1', boot: opts.boot ?? 1, random: seededRandom(9) }
   const link = opts.link ? opts.link(linkOptions) : new GatewayLink(linkOptions)
   const published: Published[] = []
@@ -330,7 +331,7 @@ describe('gateway: store and forward', () => {
   })
 
   it('when the disk fails, NAKs busy so the terminal keeps the alarm and sends it again', async () => {
-    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
     let failures = 2
     const add = store.addEvent.bind(store)
     store.addEvent = (e) => {
@@ -348,7 +349,7 @@ describe('gateway: store and forward', () => {
   })
 
   it('with the disk full for minutes, the terminal shows "call 110 by phone" within seconds of the press, not minutes (issue 10, item 23)', async () => {
-    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
     let full = true
     const add = store.addEvent.bind(store)
     store.addEvent = (e) => {
@@ -729,7 +730,7 @@ describe('issue 10: power cuts (item 3)', () => {
         super.accept(ref)
       }
     }
-    store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
     const r = rig({ store, link: (o) => new Watched(o) })
     await r.run(2_000)
     let before = store.writes().durable
@@ -1034,7 +1035,7 @@ function le32(n: number): number[] {
 
 describe('a failing disk and internal errors (issue 11 review)', () => {
   it('a terminal whose known-terminals list cannot be saved still gets its CONFIG and its stages', async () => {
-    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
     const setMeta = store.setMeta.bind(store)
     store.setMeta = (key, value) => {
       if (key === 'terminals') throw Object.assign(new Error('SQLITE_IOERR: disk I/O error'), { code: 'SQLITE_IOERR' })
@@ -1047,7 +1048,7 @@ describe('a failing disk and internal errors (issue 11 review)', () => {
   })
 
   it('a command that failed inside the gateway (CMD_FAILED) is applied when the platform sends it again under the same id', async () => {
-    const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
     const r = rig({ store })
     await r.run(2_000)
     r.press()

@@ -18,7 +18,7 @@ import type { GatewayConfig } from './config.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
 import { SerialLine, type OpenPort } from '../io/serial-line.js'
-import { Store, StoreError } from './store.js'
+import { SqliteStore, StoreError } from './sqlite-store.js'
 import { Uplink } from './uplink.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
@@ -68,9 +68,9 @@ export interface EmbedOptions {
 export async function runGateway(config: GatewayConfig, log: Logger, embed: EmbedOptions = {}): Promise<number> {
   const started = performance.now()
   const dbPath = join(config.data, 'gateway.db')
-  let store: Store
+  let store: SqliteStore
   try {
-    store = new Store({ path: dbPath, limits: config.limits })
+    store = new SqliteStore({ path: dbPath, limits: config.limits })
   } catch (err) {
     // A StoreError says what is wrong and what to do (another gateway holds it, it is empty,
     // it is not ours); anything else is the file system's word.

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { BATCH_MAX_BYTES, BATCH_MAX_ITEMS } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
 import { ALARM_RETRY_MS, Outbox, alarmRetryDelayMs } from './outbox.js'
-import { Store } from './store.js'
+import { SqliteStore } from './sqlite-store.js'
 import { event } from './store.suite.js'
 
 function setup() {
-  const store = new Store({ path: ':memory:', freeSpace: () => 1e12 })
+  const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
   const clock = new GatewayClock(store, 1, () => 0)
   const outbox = new Outbox(store, clock, { gateway: 'gw', receiptTimeoutMs: 60_000, statusIntervalMs: 300_000, random: () => 0.5 })
   return { store, clock, outbox }

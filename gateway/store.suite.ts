@@ -1,17 +1,17 @@
 /**
- * The store's behaviour, as one suite that every way of opening a store must pass (after
- * MQTT.js's abstract_store): an in-memory database for speed, and a file in WAL mode,
- * closed and opened again, for durability.
+ * The Store contract (store.ts), as one suite that every implementation and every way of
+ * opening one must pass (after MQTT.js's abstract_store): MemoryStore, and SqliteStore on
+ * a file in WAL mode, closed and opened again for durability (store.test.ts).
  */
 
 import { describe, expect, it } from 'vitest'
 import type { PriorityClass } from '../protocol/mqtt.js'
 import type { NewEvent, Store, StoreOptions } from './store.js'
 
-export interface StoreHarness {
-  open(options?: Partial<StoreOptions>): Store
+export interface StoreHarness<S extends Store = Store> {
+  open(options?: StoreOptions): S
   /** Closes and opens the same store again, or null when it cannot (memory). */
-  reopen: ((store: Store, options?: Partial<StoreOptions>) => Store) | null
+  reopen: ((store: S, options?: StoreOptions) => S) | null
 }
 
 let n = 0
@@ -34,7 +34,7 @@ export function event(cls: PriorityClass, terminal: string | null = 'T1', extra:
 const ids = (events: { id: string }[]) => events.map((e) => e.id)
 const retryIn10 = (now: number) => () => now + 10_000
 
-export function storeSuite(name: string, harness: StoreHarness): void {
+export function storeSuite<S extends Store>(name: string, harness: StoreHarness<S>): void {
   describe(`store: ${name}`, () => {
     it('stores an event once: a repeat by id or by (terminal, number) is a duplicate', () => {
       const s = harness.open()

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { TerminalDevice, ramMemory, type TerminalUpdate } from '../device-sim/terminal.js'
-import { Store } from '../gateway/store.js'
+import { SqliteStore } from '../gateway/sqlite-store.js'
 import { startAedes, type AedesBroker } from './helpers/broker.js'
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.js'
 import { startPlatform, type Platform } from './helpers/platform.js'
@@ -97,7 +97,7 @@ describe('gateway end to end: real process, pseudo-terminal, aedes', () => {
     const copies = [...platform.alerts.values()].reduce((n, a) => n + a.copies, 0)
     console.log(`SIGKILL mid-burst: ${presses} alarms, ${copies} copies on the wire (${copies - presses} republished), all deduplicated by id`)
     await g.kill('SIGTERM')
-    const store = new Store({ path: join(dir, 'gateway.db') })
+    const store = new SqliteStore({ path: join(dir, 'gateway.db') })
     try {
       const open = store.openAlerts()
       expect(open.map((e) => e.id).sort()).toEqual([...ids].sort())

@@ -2,7 +2,7 @@
  * Backlogs for the outage and backlog benchmarks: the events a center household's gateway
  * holds after its uplink was down, built exactly as the gateway itself stores them
  * (gateway/terminal-event.ts `handleEvent`, gateway/gateway-events.ts `record`), written
- * straight into its SQLite store (gateway/store.ts) before the gateway starts, and the same
+ * straight into its SQLite store (gateway/sqlite-store.ts) before the gateway starts, and the same
  * items in the forms the baselines publish (one MQTT message per item, CBOR or JSON).
  *
  * Why fill the store directly: no terminal input produces a `relay` yet (the kind is in
@@ -14,7 +14,8 @@
 
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { Store, type Heartbeat, type NewEvent } from '../../gateway/store.js'
+import { SqliteStore } from '../../gateway/sqlite-store.js'
+import type { Heartbeat, NewEvent } from '../../gateway/store.js'
 import { contactIdOf, EVENT_KINDS, type EventKind } from '../../protocol/messages.js'
 import { CLASS_OF, GATEWAY_KINDS, MQTT_CONTRACT_VERSION, type UplinkEvent } from '../../protocol/mqtt.js'
 import { seededRandom } from '../../protocol/random.js'
@@ -149,7 +150,7 @@ export function terminalIds(prefix: string, count: number): { terminal: string; 
  * complete and can be copied.
  */
 export function fillStore(dbPath: string, backlog: Backlog): void {
-  const store = new Store({ path: dbPath })
+  const store = new SqliteStore({ path: dbPath })
   try {
     store.bump('gateway-boot')
     const relays = backlog.events.filter((e) => e.terminal === null).length

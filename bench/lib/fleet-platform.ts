@@ -38,6 +38,8 @@ export class Platform {
   /** Batch ids, counted at their first item. */
   readonly batches = new Tally()
   receipts = 0
+  /** Statuses that came alone (gateway statuses and terminal statuses on `event`), not in a batch. */
+  statuses = 0
   errors: string[] = []
   readonly #console: OperatorConsole
 
@@ -65,6 +67,7 @@ export class Platform {
   reset(): void {
     for (const t of [this.births, this.deaths, this.alerts, this.batches]) t.reset()
     this.receipts = 0
+    this.statuses = 0
   }
 
   /** Waits until `done()`; rejects after timeoutMs with what was seen. */
@@ -89,6 +92,7 @@ export class Platform {
       case 'status':
       case 'event':
         if (e.batch !== null) this.batches.add(e.batch, e.receivedAt)
+        else if (e.type === 'status') this.statuses++
         return
       case 'command-sent':
         if (e.kind === 'receipt') this.receipts++

@@ -18,9 +18,9 @@ export interface FleetSpec {
   /** Gateways per area: each gateway also subscribes to its area's command topic. */
   areaSize: number
   keepaliveS: number
-  /** Each gateway publishes one terminal status this often once online (random phase). */
+  /** The gateways' status interval: each publishes its status this often while online. */
   statusEveryMs: number
-  /** Items of the backlog each gateway builds during the outage, sent as one batch. */
+  /** Terminals per gateway: each folds a heartbeat during the outage; the folds go as one batch. */
   backlogStatuses: number
   /** One gateway in this many also stores an alarm during the outage. */
   alarmOneIn: number
@@ -40,16 +40,17 @@ export type FromWorker =
   | { type: 'ready'; url?: string }
   /** Every gateway of the worker has been online (birth and subscriptions acknowledged). */
   | { type: 'online'; at: number; failures: Failures }
-  /** Every connection was cut and every backlog is built. */
-  | { type: 'cut'; at: number; alarms: number; batchBytes: number }
+  /** Every connection was cut and every backlog is built: alarms stored, terminal status folds waiting. */
+  | { type: 'cut'; at: number; alarms: number; statuses: number }
   /** The link is back. */
   | { type: 'restored'; at: number }
   /**
    * After a restore: every alarm has its receipt and every batch its PUBACK. Per gateway,
    * of its first attempt after the restore that succeeded: `startMs`, when it began after
    * the restore (the backoff's pacing: the real policy's jitter), and `reconnectMs`, from
-   * its start to online (the broker's service time).
+   * its start to online (the broker's service time, and this worker's own lag: `lagP99Ms`
+   * and `lagMaxMs` of its event loop from the restore on). `batchBytes`: the batches on the wire.
    */
-  | { type: 'drained'; at: number; receiptedAt: number; republished: number; failures: Failures; startMs: number[]; reconnectMs: number[] }
+  | { type: 'drained'; at: number; receiptedAt: number; republished: number; batchBytes: number; failures: Failures; startMs: number[]; reconnectMs: number[]; lagP99Ms: number; lagMaxMs: number }
   | { type: 'stopped' }
   | { type: 'error'; message: string }
