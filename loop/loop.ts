@@ -1,0 +1,414 @@
+/**
+ * The whole alarm loop on one machine, with real processes where a fault is real: the
+ * platform's broker (aedes in this process, or mosquitto as a child process), optionally
+ * the weak link in front of it, a socat pseudo-terminal pair as the serial cable, the
+ * gateway as a real child process (`node dist/cli/main.js gateway`, so that it can be
+ * SIGKILLed), terminals running the firmware logic on the other end of the cable, and the
+ * operator console as the platform. Everything listens on 127.0.0.1 only.
+ *
+ * The one loop harness: the fault suite (through tests/faults/loop.ts, which adds vitest's
+ * hooks), the soak run (loop/soak.ts), the household of the footprint and disk benchmarks
+ * and the end-to-end tests start it. What they check is loop/delivery.ts: every press is
+ * recorded there, every first arrival at the console too, and `expectEveryAlarmDelivered`
+ * asks it.
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import { startAedes, type AedesBroker } from '../device-sim/broker.js'
+import { startGateway, type GatewayOutput, type GatewayProcess, type LogLine } from '../device-sim/gateway-process.js'
+import { startMosquitto, type MosquittoBroker } from '../device-sim/mosquitto.js'
+import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
+import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../device-sim/serial-runner.js'
+import { requireTool } from '../device-sim/system-tools.js'
+import { TerminalDevice, ramMemory, type NvMemory, type TerminalUpdate } from '../device-sim/terminal.js'
+import { waitUntil } from '../device-sim/wait.js'
+import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../device-sim/weak-link.js'
+import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
+import type { EventKind } from '../protocol/messages.js'
+import { CLASS_OF, DEFAULT_TOPIC_PREFIX, gatewayTopics } from '../protocol/mqtt.js'
+import { DeliveryLedger, describeBroken, type Broken, type VerdictOptions } from './delivery.js'
+import { MultiDrop, sharedLine } from './line.js'
+
+export type BrokerKind = 'aedes' | 'mosquitto'
+
+/** The operator console's part: how it answers alarms, and who else hears its events. */
+export interface ConsoleSetup {
+  /** Receipts only (`none`, the default), or acknowledge, dispatch and resolve too (`auto`). */
+  ack?: AckMode
+  /** With `auto`: dispatch and resolve this long after the acknowledgement, s. */
+  dispatchAfterS?: number
+  resolveAfterS?: number
+  /** Its id (the persistent session's name). Default `loop-<pid>-<random>`. */
+  id?: string
+  /** Each of its events, after the loop has recorded it. */
+  onEvent?: (e: ConsoleEvent) => void
+}
+
+export interface LoopOptions {
+  broker: BrokerKind
+  /** mosquitto: keep its state across a restart, as [MQTT-2.6] requires. Default true. */
+  persistence?: boolean
+  /** mosquitto: called when it exits by itself (not by close or restart), with its last stderr. */
+  onBrokerCrash?: (how: string, stderr: string) => void
+  /** A weak link between the gateway and the broker. Default none. */
+  link?: Omit<WeakLinkOptions, 'target'>
+  /** The operator console as the platform (default: receipts only); `false`: none, the caller brings its own platform. */
+  console?: ConsoleSetup | false
+  /** The gateway's id. Default `gw-loop`. */
+  gatewayId?: string
+  /** The gateway's log level. Default `debug` (the fault scenarios read its debug lines). */
+  logLevel?: string
+  /** More gateway flags, after the loop's own. */
+  gatewayArgs?: string[]
+  /** Environment and node flags (V8 flags such as `--lite-mode`) of the gateway process. */
+  gatewayEnv?: NodeJS.ProcessEnv
+  nodeArgs?: readonly string[]
+  /** Where the gateway's output goes besides its parsed log lines, and how many of them to keep. */
+  gatewayOutput?: GatewayOutput
+  /** Called when the gateway exits by itself: not killed by the loop, not at close. */
+  onGatewayExit?: (gateway: GatewayProcess, how: number | string) => void
+  /** The gateway's data directory. Default `<dir>/gateway`. */
+  dataDir?: string
+  /** Terminals on the one line, addresses 1, 2, ... Default 1; 0 for none (the caller runs its own). */
+  terminals?: number
+  /** The id of the terminal at `address`. Default `SL-T-L<address>`. */
+  terminalId?: (address: number) => string
+  /**
+   * How several terminals share the line (loop/line.ts): each its own runner on one opening
+   * of the device (`shared`, the default: a terminal can be power-cycled alone), or one
+   * runner sending their frames in turn (`multidrop`: the only way to pace several).
+   */
+  line?: 'shared' | 'multidrop'
+  /** Each terminal's serial runner: baud (the gateway is told it too), pacing, noise. */
+  serial?: Omit<RunOnSerialOptions, 'path'>
+  /** Everything a terminal shows, as it shows it. */
+  onTerminalUpdate?: (terminal: string, u: TerminalUpdate) => void
+  /** A promise broken at an arrival (delivery.ts `ARRIVAL_RULES`), the moment it breaks. */
+  onBroken?: (b: Broken) => void
+  /** Scratch directory (store, mosquitto's files). Default a new temporary one, removed at close; a given one is left. */
+  dir?: string
+}
+
+export interface Terminal {
+  id: string
+  address: number
+  device: TerminalDevice
+  /** Its runner; with `multidrop`, the one runner of every terminal. */
+  running: RunningTerminal
+  memory: NvMemory
+  /** Event numbers of the alarms pressed, in order (kept across a power cycle). */
+  pressed: readonly number[]
+  /** Date.now() when it was switched on. */
+  startedAt: number
+}
+
+/** A delivery check's waits: how long for the alarms to arrive (default 60 s); then 30 s each to show the stage and to leave memory. */
+export interface DeliveryWait extends VerdictOptions {
+  timeoutMs?: number
+}
+
+/** The delivery promise did not hold: `cause.broken` names each broken promise. */
+export class DeliveryBrokenError extends Error {
+  readonly code = 'LOOP_DELIVERY_BROKEN'
+  constructor(broken: readonly Broken[]) {
+    super(`the delivery promise was broken (${broken.length}): ${describeBroken(broken)}`, { cause: { broken } })
+  }
+}
+
+/** Pacing in scenarios with real processes (never in unit tests, which use fake clocks). */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** The gateway's log lines with this message, in order. */
+export const logs = (l: Loop, msg: string): LogLine[] => l.gateway.logs.filter((x) => x.msg === msg)
+
+export class Loop {
+  readonly dir: string
+  readonly dataDir: string
+  readonly gatewayId: string
+  broker!: AedesBroker | MosquittoBroker
+  weak: WeakLink | null = null
+  pty!: PtyPair
+  gateway!: GatewayProcess
+  readonly terminals: Terminal[] = []
+  /** Every alarm pressed and every first arrival at the console: what the delivery check reads. */
+  readonly delivery = new DeliveryLedger()
+  /** Copies of each alert id at the console, duplicates included. */
+  readonly copies = new Map<string, number>()
+  /** Everything the console reported, in order. */
+  readonly events: ConsoleEvent[] = []
+  readonly #ownDir: boolean
+  #console: OperatorConsole | null = null
+  readonly #gateways: GatewayProcess[] = []
+  /** Gateways the loop itself stopped: their exit is no news. */
+  readonly #stopped = new WeakSet<GatewayProcess>()
+  #closing = false
+  /** With several terminals on `shared`, they share one opening of the line. */
+  readonly #line = sharedLine()
+
+  constructor(readonly options: LoopOptions) {
+    this.#ownDir = options.dir === undefined
+    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'steppelink-loop-'))
+    this.dataDir = options.dataDir ?? join(this.dir, 'gateway')
+    this.gatewayId = options.gatewayId ?? 'gw-loop'
+    const several = (options.terminals ?? 1) > 1
+    if (several && options.serial?.pace && (options.line ?? 'shared') === 'shared') {
+      throw new Error("several terminals paced on one line need line: 'multidrop': paced runners sharing a line would interleave their bytes")
+    }
+  }
+
+  /** The operator console; throws when the loop runs without one. */
+  get console(): OperatorConsole {
+    if (!this.#console) throw new Error('this loop runs without the operator console (console: false)')
+    return this.#console
+  }
+
+  get brokerUrl(): string {
+    return this.broker.url
+  }
+
+  /** Where the gateway reaches the broker: through the weak link when there is one. */
+  get gatewayBrokerUrl(): string {
+    return this.weak ? `mqtt://127.0.0.1:${this.weak.port}` : this.broker.url
+  }
+
+  /** The topic prefix the platform listens under. */
+  get prefix(): string {
+    return this.#console?.prefix ?? DEFAULT_TOPIC_PREFIX
+  }
+
+  /** Alert ids in the order of their first arrival at the console. */
+  get arrivals(): readonly string[] {
+    return this.delivery.arrivals
+  }
+
+  async start(): Promise<this> {
+    requireTool('socat')
+    if (this.options.broker === 'mosquitto') {
+      requireTool('mosquitto')
+      this.broker = await startMosquitto({
+        dir: this.dir,
+        persistence: this.options.persistence ?? true,
+        // [MQTT-2.6]: the platform's broker keeps a day of queued messages per client;
+        // mosquitto's default of 1000 would drop a flood of commands without a word.
+        conf: ['max_queued_messages 100000'],
+        ...(this.options.onBrokerCrash ? { onCrash: this.options.onBrokerCrash } : {}),
+      })
+    } else {
+      this.broker = await startAedes()
+    }
+    if (this.options.link) this.weak = await startWeakLink({ ...this.options.link, target: { port: this.broker.port } })
+    this.pty = await openPtyPair()
+    if (this.options.console !== false) await this.#startConsole(this.options.console ?? {})
+    await this.startGateway()
+    this.#startTerminals()
+    await this.waitForSessions()
+    return this
+  }
+
+  async #startConsole(setup: ConsoleSetup): Promise<void> {
+    this.#console = await startConsole({
+      broker: this.broker.url,
+      id: setup.id ?? `loop-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      ack: setup.ack ?? 'none',
+      ...(setup.dispatchAfterS !== undefined ? { dispatchAfterS: setup.dispatchAfterS } : {}),
+      ...(setup.resolveAfterS !== undefined ? { resolveAfterS: setup.resolveAfterS } : {}),
+      reconnectS: 0.2,
+      onEvent: (e) => {
+        this.events.push(e)
+        if (e.type === 'alert') {
+          this.copies.set(e.id, (this.copies.get(e.id) ?? 0) + 1)
+          if (!e.duplicate) for (const b of this.delivery.arrive(e.id)) this.options.onBroken?.(b)
+        }
+        setup.onEvent?.(e)
+      },
+    })
+  }
+
+  /** Starts the gateway process on the line; resolves once it logs "gateway ready". */
+  async startGateway(): Promise<GatewayProcess> {
+    const o = this.options
+    const baud = o.serial?.baud
+    const args = ['--serial', this.pty.a, '--broker', this.gatewayBrokerUrl, '--id', this.gatewayId, '--data', this.dataDir, '--log-level', o.logLevel ?? 'debug']
+    const g = startGateway([...args, ...(baud !== undefined ? ['--baud', String(baud)] : []), ...(o.gatewayArgs ?? [])], o.gatewayEnv ?? {}, o.nodeArgs ?? [], o.gatewayOutput ?? {})
+    this.gateway = g
+    this.#gateways.push(g)
+    void g.exited.then((how) => {
+      if (!this.#stopped.has(g) && !this.#closing) o.onGatewayExit?.(g, how)
+    })
+    await g.waitForLog((l) => l.msg === 'gateway ready', 'ready', 30_000)
+    return g
+  }
+
+  /** Stops the gateway: SIGKILL (a power cut) unless told otherwise (SIGTERM: as systemd stops it). */
+  async stopGateway(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.#stopped.add(this.gateway)
+    await this.gateway.kill(signal)
+  }
+
+  async restartGateway(signal: NodeJS.Signals = 'SIGKILL'): Promise<GatewayProcess> {
+    await this.stopGateway(signal)
+    return this.startGateway()
+  }
+
+  #startTerminals(): void {
+    const count = this.options.terminals ?? 1
+    if ((this.options.line ?? 'shared') === 'shared') {
+      for (let address = 1; address <= count; address++) this.addTerminal(address)
+      return
+    }
+    const startedAt = Date.now()
+    const made = Array.from({ length: count }, (_, i) => this.#device(i + 1, ramMemory(), startedAt))
+    const running = runOnSerial(new MultiDrop(made.map((m) => m.device)), { ...this.options.serial, path: this.pty.b })
+    for (const m of made) this.terminals.push({ ...m, running, pressed: this.delivery.addTerminal(m.id), startedAt })
+  }
+
+  #device(address: number, memory: NvMemory, now: number): { id: string; address: number; device: TerminalDevice; memory: NvMemory } {
+    const id = (this.options.terminalId ?? ((a) => `SL-T-L${a}`))(address)
+    const onUpdate = this.options.onTerminalUpdate
+    const baud = this.options.serial?.baud
+    const device = new TerminalDevice({
+      address,
+      terminal: id,
+      memory,
+      now,
+      ...(baud !== undefined ? { baud } : {}),
+      ...(onUpdate ? { onUpdate: (u: TerminalUpdate) => onUpdate(id, u) } : {}),
+    })
+    return { id, address, device, memory }
+  }
+
+  /**
+   * Switches on the terminal at `address` over `memory` (its NV memory: a power cycle when
+   * it held one before), replacing the one there. Its record of alarms pressed goes on.
+   */
+  addTerminal(address: number, memory: NvMemory = ramMemory()): Terminal {
+    if (this.options.line === 'multidrop') throw new Error("a terminal cannot be added alone on a 'multidrop' line: one runner runs them all")
+    const startedAt = Date.now()
+    const made = this.#device(address, memory, startedAt)
+    const shared = (this.options.terminals ?? 1) > 1 && this.options.serial?.openPort === undefined
+    const running = runOnSerial(made.device, { ...this.options.serial, path: this.pty.b, ...(shared ? { openPort: this.#line } : {}) })
+    const t: Terminal = { ...made, running, pressed: this.delivery.addTerminal(made.id), startedAt }
+    const at = this.terminals.findIndex((x) => x.id === made.id)
+    if (at >= 0) this.terminals[at] = t
+    else this.terminals.push(t)
+    return t
+  }
+
+  async waitForSessions(timeoutMs = 20_000): Promise<void> {
+    await waitUntil(() => this.terminals.every((t) => t.device.link.status.state === 'open'), { timeoutMs, what: 'terminal sessions' })
+  }
+
+  /** Presses `kind` on terminal `index` and returns the event's number; an alarm goes on the record the delivery check reads. */
+  press(index: number, kind: EventKind = 'emergency'): number {
+    const t = this.terminals[index]!
+    const e = t.device.press(kind)
+    t.running.wake()
+    if (CLASS_OF[kind] === 'alarm') this.delivery.press(t.id, e.number)
+    return e.number
+  }
+
+  /** Copies of alarms on the wire beyond the first of each id (republications, replays). */
+  duplicatesOnWire(): number {
+    return [...this.copies.values()].reduce((n, c) => n + c - 1, 0)
+  }
+
+  /** Resolves once every alarm pressed has reached the console; throws naming the missing ones after `timeoutMs`. */
+  async waitForAll(timeoutMs = 60_000): Promise<void> {
+    const missing = () => this.delivery.outstanding(this.terminals).arrive
+    await waitUntil(() => missing().length === 0, { timeoutMs, what: () => `every alarm at the console; missing: ${missing().join(', ')}` })
+  }
+
+  /**
+   * Waits for what is on its way (the alarms to the console, then their stage at the
+   * terminals, then the terminals' memory to empty; a wait that runs out ends the waiting),
+   * then checks the promise. Resolves with the promises broken: none when it held.
+   */
+  async checkDelivery(opts: DeliveryWait = {}): Promise<Broken[]> {
+    const out = () => this.delivery.outstanding(this.terminals, opts.stage)
+    const phases: [() => boolean, number][] = [
+      [() => out().arrive.length === 0, opts.timeoutMs ?? 60_000],
+      [() => out().show.length === 0, 30_000],
+      // A terminal may show `received` while the ACK of its own EVENT was lost on the line:
+      // its NV memory clears at the next retransmission (up to ~7 s at 9600 baud).
+      [() => out().memory.length === 0, 30_000],
+    ]
+    for (const [done, timeoutMs] of phases) {
+      const settled = await waitUntil(done, { timeoutMs }).then(
+        () => true,
+        () => false,
+      )
+      if (!settled) break
+    }
+    return this.delivery.verdict(this.terminals, opts)
+  }
+
+  /** The promise of the product (loop/delivery.ts), or a DeliveryBrokenError. Returns the duplicate copies that reached the wire. */
+  async expectEveryAlarmDelivered(opts: DeliveryWait = {}): Promise<number> {
+    const broken = await this.checkDelivery(opts)
+    if (broken.length > 0) throw new DeliveryBrokenError(broken)
+    return this.duplicatesOnWire()
+  }
+
+  /** Asks the gateway for its status now, as the platform may ([MQTT-5.10]): a `status-request` on its command topic. */
+  async sendStatusRequest(): Promise<void> {
+    const tag = `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`
+    const client = await mqtt.connectAsync(this.brokerUrl, { clientId: `status-${tag}`, clean: true, reconnectPeriod: 0 })
+    try {
+      await client.publishAsync(gatewayTopics(this.prefix, this.gatewayId).command, JSON.stringify({ v: 1, id: `status-${tag}`, type: 'status-request' }), { qos: 1 })
+    } finally {
+      await client.endAsync()
+    }
+  }
+
+  /** Stops everything the loop started, each step tried whatever the one before did. */
+  async close(): Promise<void> {
+    this.#closing = true
+    const steps: (() => Promise<unknown> | unknown)[] = [
+      ...[...new Set(this.terminals.map((t) => t.running))].map((r) => () => r.stop()),
+      ...this.#gateways.map((g) => () => g.kill('SIGKILL')),
+      () => this.#console?.close(),
+      () => this.weak?.stop(),
+      () => this.broker?.close(),
+      () => this.pty?.close(),
+      () => this.#ownDir && rmSync(this.dir, { recursive: true, force: true }),
+    ]
+    for (const s of steps) {
+      try {
+        await s()
+      } catch {
+        // Tear-down is best effort; the run's result is already decided.
+      }
+    }
+  }
+}
+
+/** Starts a loop; closes what was started if the start fails. */
+export async function startLoop(options: LoopOptions): Promise<Loop> {
+  const loop = new Loop(options)
+  try {
+    return await loop.start()
+  } catch (e) {
+    await loop.close()
+    throw e
+  }
+}
+
+/**
+ * Asks the gateway for its status now (`status-request`, as the platform would,
+ * [MQTT-5.10]) and resolves with the payload the console receives: the serial link
+ * counters under `serial` (wire error codes, retransmissions, duplicates ...), the store's
+ * `counters`, the terminals.
+ */
+export async function requestGatewayStatus(loop: Loop, opts: { timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+  const gateway = loop.gatewayId
+  const seen = () => loop.events.filter((e) => e.type === 'status' && e.scope === 'gateway' && e.gateway === gateway).length
+  const before = seen()
+  await loop.sendStatusRequest()
+  await waitUntil(() => seen() > before, { timeoutMs: opts.timeoutMs ?? 15_000, what: `a status from gateway ${gateway}` })
+  const status = loop.console.snapshot().gateways.find((g) => g.gateway === gateway)?.status
+  if (!status) throw new Error(`the console has no status of gateway ${gateway}`)
+  return status
+}
