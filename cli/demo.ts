@@ -26,6 +26,7 @@ import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { requireTool } from '../device-sim/system-tools.js'
 import { TerminalDevice, fileMemory } from '../device-sim/terminal.js'
+import { holdsWithin } from '../device-sim/wait.js'
 import { startWeakLink, type ProfileName, type WeakLink } from '../device-sim/weak-link.js'
 
 export interface DemoOptions {
@@ -204,13 +205,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     o.out(`  terminal ${TERMINAL_ID}; console: acknowledges at once, dispatches after ${o.dispatchAfterS ?? 2} s, resolves after ${o.resolveAfterS ?? 5} s`)
     o.out('')
 
-    const deadline = Date.now() + 20_000
-    while (!(gatewayReady && device.link.status.state === 'open' && console_.connected)) {
-      if (Date.now() > deadline) {
-        o.out(`demo failed: the loop did not come up in 20 s (gateway ready: ${gatewayReady}, terminal session: ${device.link.status.state}, console connected: ${console_.connected})`)
-        return 1
-      }
-      await new Promise((r) => setTimeout(r, 20))
+    if (!(await holdsWithin(() => gatewayReady && device.link.status.state === 'open' && console_.connected, { timeoutMs: 20_000, intervalMs: 20 }))) {
+      o.out(`demo failed: the loop did not come up in 20 s (gateway ready: ${gatewayReady}, terminal session: ${device.link.status.state}, console connected: ${console_.connected})`)
+      return 1
     }
 
     const press = (kind: EventKind) => {
@@ -223,7 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     }
 
     const first = press('emergency')
-    const done = await waitFor(() => alarms.get(first)!.reached.has('resolved') && device.stages.get(first) === 'resolved', timeoutMs)
+    const done = await holdsWithin(() => alarms.get(first)!.reached.has('resolved') && device.stages.get(first) === 'resolved', { timeoutMs, intervalMs: 20 })
     const reached = alarms.get(first)!.reached
     if (!done) {
       const missing = DEMO_STAGES.filter((s) => !reached.has(s))
@@ -255,13 +252,4 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   } finally {
     await cleanup()
   }
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return true
 }

@@ -18,15 +18,22 @@ export interface WaitOptions {
  * no fixed sleep. Uses real timers: do not call it under vi.useFakeTimers().
  */
 export async function waitUntil(condition: () => boolean, opts: WaitOptions = {}): Promise<void> {
-  const timeoutMs = opts.timeoutMs ?? 5000
+  if (await holdsWithin(condition, opts)) return
+  const what = typeof opts.what === 'function' ? opts.what() : opts.what
+  throw new Error(`timed out after ${opts.timeoutMs ?? 5000} ms waiting for ${what ?? 'a condition'}`)
+}
+
+/**
+ * Resolves true as soon as `condition()` is true, false once `timeoutMs` have passed: for
+ * a caller that goes on either way and says itself what did not happen (the demo, the
+ * delivery check of the loop harness, the soak's drain).
+ */
+export async function holdsWithin(condition: () => boolean, opts: Omit<WaitOptions, 'what'> = {}): Promise<boolean> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 5000)
   const intervalMs = opts.intervalMs ?? 5
-  const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (condition()) return
-    if (Date.now() >= deadline) {
-      const what = typeof opts.what === 'function' ? opts.what() : opts.what
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what ?? 'a condition'}`)
-    }
+    if (condition()) return true
+    if (Date.now() >= deadline) return false
     await new Promise<void>((resolve) => setTimeout(resolve, intervalMs))
   }
 }

@@ -24,7 +24,7 @@ import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
 import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../device-sim/serial-runner.js'
 import { requireTool } from '../device-sim/system-tools.js'
 import { TerminalDevice, ramMemory, type NvMemory, type TerminalUpdate } from '../device-sim/terminal.js'
-import { waitUntil } from '../device-sim/wait.js'
+import { holdsWithin, waitUntil } from '../device-sim/wait.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../device-sim/weak-link.js'
 import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
 import type { EventKind } from '../protocol/messages.js'
@@ -48,7 +48,8 @@ export interface ConsoleSetup {
 }
 
 export interface LoopOptions {
-  broker: BrokerKind
+  /** The platform's broker: one the loop starts, or one the caller runs (and closes). */
+  broker: BrokerKind | AedesBroker | MosquittoBroker
   /** mosquitto: keep its state across a restart, as [MQTT-2.6] requires. Default true. */
   persistence?: boolean
   /** mosquitto: called when it exits by itself (not by close or restart), with its last stderr. */
@@ -86,6 +87,8 @@ export interface LoopOptions {
   serial?: Omit<RunOnSerialOptions, 'path'>
   /** Everything a terminal shows, as it shows it. */
   onTerminalUpdate?: (terminal: string, u: TerminalUpdate) => void
+  /** Runs once the gateway is ready, before the terminals are switched on (to wait for its uplink, say). */
+  beforeTerminals?: (loop: Loop) => Promise<void>
   /** A promise broken at an arrival (delivery.ts `ARRIVAL_RULES`), the moment it breaks. */
   onBroken?: (b: Broken) => void
   /** Scratch directory (store, mosquitto's files). Default a new temporary one, removed at close; a given one is left. */
@@ -118,6 +121,27 @@ export class DeliveryBrokenError extends Error {
   }
 }
 
+/** The gateway's flags in a loop: its end of the line, the broker as it reaches it, its id, store and log level, the line's baud; `more` after them. */
+export function gatewayArgs(o: { serial: string; broker: string; id: string; dataDir: string; logLevel: string; baud?: number; more?: readonly string[] }): string[] {
+  return [
+    ...['--serial', o.serial, '--broker', o.broker, '--id', o.id, '--data', o.dataDir, '--log-level', o.logLevel],
+    ...(o.baud !== undefined ? ['--baud', String(o.baud)] : []),
+    ...(o.more ?? []),
+  ]
+}
+
+/**
+ * The promise checked at a platform of the caller's (a benchmark's probe, a platform
+ * written against MQTT.md): waits until `check()` (checkDelivery over that platform's
+ * arrivals) finds nothing broken, at most `timeoutMs`; throws DeliveryBrokenError if
+ * something still is.
+ */
+export async function expectDelivered(check: () => Broken[], timeoutMs = 30_000): Promise<void> {
+  await holdsWithin(() => check().length === 0, { timeoutMs, intervalMs: 20 })
+  const broken = check()
+  if (broken.length > 0) throw new DeliveryBrokenError(broken)
+}
+
 /** Pacing in scenarios with real processes (never in unit tests, which use fake clocks). */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -132,6 +156,9 @@ export class Loop {
   weak: WeakLink | null = null
   pty!: PtyPair
   gateway!: GatewayProcess
+  /** Date.now() when the current gateway was spawned, and when its "gateway ready" reached this process. */
+  gatewaySpawnedAt = 0
+  gatewayReadyAt = 0
   readonly terminals: Terminal[] = []
   /** Every alarm pressed and every first arrival at the console: what the delivery check reads. */
   readonly delivery = new DeliveryLedger()
@@ -186,7 +213,9 @@ export class Loop {
 
   async start(): Promise<this> {
     requireTool('socat')
-    if (this.options.broker === 'mosquitto') {
+    if (typeof this.options.broker !== 'string') {
+      this.broker = this.options.broker
+    } else if (this.options.broker === 'mosquitto') {
       requireTool('mosquitto')
       this.broker = await startMosquitto({
         dir: this.dir,
@@ -203,6 +232,7 @@ export class Loop {
     this.pty = await openPtyPair()
     if (this.options.console !== false) await this.#startConsole(this.options.console ?? {})
     await this.startGateway()
+    await this.options.beforeTerminals?.(this)
     this.#startTerminals()
     await this.waitForSessions()
     return this
@@ -230,15 +260,24 @@ export class Loop {
   /** Starts the gateway process on the line; resolves once it logs "gateway ready". */
   async startGateway(): Promise<GatewayProcess> {
     const o = this.options
-    const baud = o.serial?.baud
-    const args = ['--serial', this.pty.a, '--broker', this.gatewayBrokerUrl, '--id', this.gatewayId, '--data', this.dataDir, '--log-level', o.logLevel ?? 'debug']
-    const g = startGateway([...args, ...(baud !== undefined ? ['--baud', String(baud)] : []), ...(o.gatewayArgs ?? [])], o.gatewayEnv ?? {}, o.nodeArgs ?? [], o.gatewayOutput ?? {})
+    const args = gatewayArgs({
+      serial: this.pty.a,
+      broker: this.gatewayBrokerUrl,
+      id: this.gatewayId,
+      dataDir: this.dataDir,
+      logLevel: o.logLevel ?? 'debug',
+      ...(o.serial?.baud !== undefined ? { baud: o.serial.baud } : {}),
+      ...(o.gatewayArgs ? { more: o.gatewayArgs } : {}),
+    })
+    this.gatewaySpawnedAt = Date.now()
+    const g = startGateway(args, o.gatewayEnv ?? {}, o.nodeArgs ?? [], o.gatewayOutput ?? {})
     this.gateway = g
     this.#gateways.push(g)
     void g.exited.then((how) => {
       if (!this.#stopped.has(g) && !this.#closing) o.onGatewayExit?.(g, how)
     })
     await g.waitForLog((l) => l.msg === 'gateway ready', 'ready', 30_000)
+    this.gatewayReadyAt = Date.now()
     return g
   }
 
@@ -335,13 +374,7 @@ export class Loop {
       // its NV memory clears at the next retransmission (up to ~7 s at 9600 baud).
       [() => out().memory.length === 0, 30_000],
     ]
-    for (const [done, timeoutMs] of phases) {
-      const settled = await waitUntil(done, { timeoutMs }).then(
-        () => true,
-        () => false,
-      )
-      if (!settled) break
-    }
+    for (const [done, timeoutMs] of phases) if (!(await holdsWithin(done, { timeoutMs, intervalMs: 20 }))) break
     return this.delivery.verdict(this.terminals, opts)
   }
 
@@ -371,7 +404,7 @@ export class Loop {
       ...this.#gateways.map((g) => () => g.kill('SIGKILL')),
       () => this.#console?.close(),
       () => this.weak?.stop(),
-      () => this.broker?.close(),
+      () => typeof this.options.broker === 'string' && this.broker?.close(),
       () => this.pty?.close(),
       () => this.#ownDir && rmSync(this.dir, { recursive: true, force: true }),
     ]

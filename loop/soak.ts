@@ -19,6 +19,7 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requireTool } from '../device-sim/system-tools.js'
+import { holdsWithin } from '../device-sim/wait.js'
 import type { ConsoleEvent } from '../platform/index.js'
 import { reached } from '../protocol/lifecycle.js'
 import type { EventKind } from '../protocol/messages.js'
@@ -343,8 +344,7 @@ async function soak(o: SoakOptions, dir: string): Promise<boolean> {
       const out = loop.delivery.outstanding(loop.terminals)
       return out.arrive.length === 0 && out.show.length === 0 && out.memory.length === 0 && [...lower.values()].every((l) => l.arrivedAt !== null)
     }
-    const drainUntil = Date.now() + deadlineMs
-    while (!settled() && Date.now() < drainUntil) await sleep(100)
+    await holdsWithin(settled, { timeoutMs: deadlineMs, intervalMs: 100 })
     const drainMs = Date.now() - pressingEnded
     progress()
 
