@@ -23,6 +23,8 @@ import { performance } from 'node:perf_hooks'
 import { startConsole } from '../platform/index.js'
 import { startMosquitto } from '../device-sim/mosquitto.js'
 import { waitUntil } from '../device-sim/wait.js'
+import { checkDelivery } from '../loop/delivery.js'
+import { expectDelivered } from '../loop/loop.js'
 import { wireTimeMs } from '../protocol/timing.js'
 import { Cleanups, naiveTopic, startProbe, startSide, type Probe, type Side } from './lib/loop-rig.js'
 import { metric, round, type BenchContext, type Benchmark, type Metric } from './lib/report.js'
@@ -86,6 +88,10 @@ async function run(ctx: BenchContext): Promise<Metric[]> {
         const naive = await startSide({ ...common, system: 'naive', name: `naive-${baud}`, terminalId: `SL-T-NV${baud}` })
         ctx.log(`${baud} baud: ${presses} presses per system (after ${WARMUP} warm-up), alternating gateway and naive bridge`)
         const samples = await alternate([gateway, naive], presses, probe)
+        // The figures count only if the promise held on both sides (loop/delivery.ts): every
+        // alarm at the platform once and in order, nothing left in the terminal, and shown
+        // `received`; the naive bridge sends no stage back, so its terminal shows `delivered`.
+        await expectDelivered(() => [gateway, naive].flatMap((side) => checkDelivery([side], probe.arrivals.keys(), { stage: side.system === 'gateway' ? 'received' : 'delivered' })))
         metrics.push(...toMetrics(baud, samples.get(gateway)!, samples.get(naive)!, fsync))
         ctx.log(`${baud} baud: ${metrics.filter((m) => m.name.endsWith(`.${baud}`)).map((m) => `${m.name} ${m.value}${m.baseline !== null ? ` (baseline ${m.baseline})` : ''}`).join('; ')}`)
       } finally {

@@ -1,28 +1,27 @@
 /**
- * A center household at normal load, for the footprint and disk benchmarks: mosquitto as
- * the platform's broker, the operator console (receipts, and optionally acknowledgement,
- * dispatch and resolution) as the platform, the real gateway as a child process, and
- * several terminals on one RS-485-like line (one socat pty pair). The gateway runs exactly
- * as on a board, with its default settings unless a benchmark adds flags.
+ * A center household at normal load, for the footprint and disk benchmarks: the one loop
+ * harness (loop/loop.ts) with mosquitto as the platform's broker, the operator console
+ * (receipts, and optionally acknowledgement, dispatch and resolution) as the platform, the
+ * real gateway as a child process, and several terminals on one RS-485-like line (one
+ * socat pty pair). The gateway runs exactly as on a board, with its default settings
+ * unless a benchmark adds flags.
  *
- * The terminals share one opening of the line through MultiDrop: every byte from the
- * gateway reaches every terminal (each keeps the frames addressed to it), and their frames
- * go out one after another, paced at the baud rate as a UART sends them.
+ * The terminals share the line as `multidrop` (loop/line.ts): every byte from the gateway
+ * reaches every terminal (each keeps the frames addressed to it), and their frames go out
+ * one after another, paced at the baud rate as a UART sends them.
  */
 
 import { join } from 'node:path'
-import mqtt from 'mqtt'
-import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../../platform/index.js'
-import { startGateway, type GatewayProcess } from '../../device-sim/gateway-process.js'
-import { startMosquitto, type MosquittoBroker } from '../../device-sim/mosquitto.js'
-import { openPtyPair, type PtyPair } from '../../device-sim/pty.js'
-import { runOnSerial, type RunningTerminal, type SerialDevice } from '../../device-sim/serial-runner.js'
-import { ALARM_KINDS, TerminalDevice, ramMemory } from '../../device-sim/terminal.js'
+import type { GatewayProcess } from '../../device-sim/gateway-process.js'
+import type { MosquittoBroker } from '../../device-sim/mosquitto.js'
+import type { TerminalDevice } from '../../device-sim/terminal.js'
 import { waitUntil } from '../../device-sim/wait.js'
 import { DEFAULTS } from '../../gateway/config.js'
-import { reached } from '../../protocol/lifecycle.js'
+import { alertId } from '../../loop/delivery.js'
+import { Loop } from '../../loop/loop.js'
+import type { AckMode, ConsoleEvent, OperatorConsole } from '../../platform/index.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
-import { gatewayTopics } from '../../protocol/mqtt.js'
+import { CLASS_OF } from '../../protocol/mqtt.js'
 
 /**
  * Normal load of one center household, from the product's defaults (gateway/config.ts,
@@ -46,35 +45,6 @@ export const NORMAL_LOAD = {
 } as const
 
 export const SECONDS_PER_DAY = 86_400
-
-/** Several terminals on one line: the gateway's bytes reach all, their frames go out in turn. */
-export class MultiDrop implements SerialDevice {
-  constructor(readonly devices: readonly SerialDevice[]) {}
-
-  receive(bytes: Uint8Array, now: number): void {
-    for (const d of this.devices) d.receive(bytes.slice(), now)
-  }
-
-  /** Whole frames of each terminal in turn, so no two frames interleave on the line. */
-  transmit(): Uint8Array | null {
-    const parts: Uint8Array[] = []
-    for (const d of this.devices) {
-      const out = d.transmit()
-      if (out !== null) parts.push(out)
-    }
-    if (parts.length === 0) return null
-    return parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts))
-  }
-
-  tick(now: number): number | null {
-    let next: number | null = null
-    for (const d of this.devices) {
-      const t = d.tick(now)
-      if (t !== null && (next === null || t < next)) next = t
-    }
-    return next
-  }
-}
 
 export interface HouseholdOptions {
   /** Scratch directory; the gateway's store goes under it. */
@@ -116,72 +86,88 @@ export interface Pressed {
 export const GATEWAY_ID = 'gw-household'
 
 export class Household {
-  readonly events: ConsoleEvent[] = []
-  readonly terminals: TerminalDevice[] = []
-  broker!: MosquittoBroker
-  console!: OperatorConsole
-  pty!: PtyPair
-  running: RunningTerminal | null = null
+  readonly loop: Loop
   gateway: GatewayProcess | null = null
   /** Date.now() when the terminals were switched on: their first HEARTBEAT comes one interval later. */
   terminalsOnAt = 0
   readonly dataDir: string
+  /** What a benchmark added to the household, undone at close before the loop. */
   readonly #undo: (() => unknown)[] = []
+  #first: GatewayStart | null = null
 
   constructor(readonly options: HouseholdOptions) {
     this.dataDir = join(options.dir, 'gateway')
+    this.loop = new Loop({
+      dataDir: this.dataDir,
+      broker: 'mosquitto',
+      persistence: false,
+      console: {
+        ack: options.ack ?? 'none',
+        id: `household-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+        ...(options.dispatchAfterS !== undefined ? { dispatchAfterS: options.dispatchAfterS } : {}),
+        ...(options.resolveAfterS !== undefined ? { resolveAfterS: options.resolveAfterS } : {}),
+      },
+      gatewayId: GATEWAY_ID,
+      logLevel: 'info',
+      ...(options.gatewayArgs ? { gatewayArgs: options.gatewayArgs } : {}),
+      ...(options.gatewayEnv ? { gatewayEnv: options.gatewayEnv } : {}),
+      ...(options.nodeFlags ? { nodeArgs: options.nodeFlags } : {}),
+      terminals: options.terminals ?? NORMAL_LOAD.terminals,
+      terminalId: (address) => `SL-T-H${address}`,
+      line: 'multidrop',
+      serial: { pace: true },
+      // The terminals are switched on once the platform has the gateway's birth.
+      beforeTerminals: async () => {
+        this.#first = await this.#started(0)
+      },
+    })
+  }
+
+  get broker(): MosquittoBroker {
+    return this.loop.broker as MosquittoBroker
+  }
+
+  get console(): OperatorConsole {
+    return this.loop.console
+  }
+
+  get events(): readonly ConsoleEvent[] {
+    return this.loop.events
+  }
+
+  get terminals(): TerminalDevice[] {
+    return this.loop.terminals.map((t) => t.device)
   }
 
   terminalId(index: number): string {
-    return `SL-T-H${index + 1}`
+    return this.loop.terminals[index]!.id
   }
 
   /** Broker, console, line, gateway, terminals; resolves once every terminal has a session. */
   async start(): Promise<GatewayStart> {
-    this.broker = await startMosquitto({ persistence: false })
-    this.#undo.push(() => this.broker.close())
-    this.console = await startConsole({
-      broker: this.broker.url,
-      id: `household-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
-      ack: this.options.ack ?? 'none',
-      ...(this.options.dispatchAfterS !== undefined ? { dispatchAfterS: this.options.dispatchAfterS } : {}),
-      ...(this.options.resolveAfterS !== undefined ? { resolveAfterS: this.options.resolveAfterS } : {}),
-      reconnectS: 0.2,
-      onEvent: (e) => this.events.push(e),
-    })
-    this.#undo.push(() => this.console.close())
-    this.pty = await openPtyPair()
-    this.#undo.push(() => this.pty.close())
-    const started = await this.startGateway()
-    const now = Date.now()
-    this.terminalsOnAt = now
-    for (let i = 0; i < (this.options.terminals ?? NORMAL_LOAD.terminals); i++) {
-      this.terminals.push(new TerminalDevice({ address: i + 1, terminal: this.terminalId(i), memory: ramMemory(), now }))
-    }
-    const running = runOnSerial(new MultiDrop(this.terminals), { path: this.pty.b, pace: true })
-    this.running = running
-    this.#undo.push(() => running.stop())
-    await this.waitForSessions()
-    return started
+    await this.loop.start()
+    this.gateway = this.loop.gateway
+    this.terminalsOnAt = this.loop.terminals[0]?.startedAt ?? Date.now()
+    return this.#first!
   }
 
   /** Spawns the gateway (after the one before, if any, has exited) and times its start. */
   async startGateway(): Promise<GatewayStart> {
     const births = this.births().length
-    const args = ['--serial', this.pty.a, '--broker', this.broker.url, '--id', GATEWAY_ID, '--data', this.dataDir, ...(this.options.gatewayArgs ?? [])]
-    const spawnedAt = Date.now()
-    const g = startGateway(args, this.options.gatewayEnv ?? {}, this.options.nodeFlags ?? [])
-    this.gateway = g
-    this.#undo.push(() => g.kill('SIGKILL'))
-    await g.waitForLog((l) => l.msg === 'gateway ready', 'ready')
-    const readyAt = Date.now()
+    this.gateway = await this.loop.startGateway()
+    return this.#started(births)
+  }
+
+  /** The start of the gateway now running, once the birth of its session (the `births`-th) reached the console. */
+  async #started(births: number): Promise<GatewayStart> {
     await waitUntil(() => this.births().length > births, { timeoutMs: 15_000, what: 'the birth of the new session at the console' })
-    return { gateway: g, pid: g.child.pid!, spawnedAt, readyAt, birthAt: this.births()[births]!.receivedAt }
+    const g = this.loop.gateway
+    return { gateway: g, pid: g.child.pid!, spawnedAt: this.loop.gatewaySpawnedAt, readyAt: this.loop.gatewayReadyAt, birthAt: this.births()[births]!.receivedAt }
   }
 
   /** Clean stop (SIGTERM: death message, store closed), as systemd stops it. */
   async stopGateway(): Promise<void> {
-    await this.gateway?.kill('SIGTERM')
+    if (this.gateway) await this.loop.stopGateway('SIGTERM')
     this.gateway = null
   }
 
@@ -207,40 +193,32 @@ export class Household {
    */
   async requestStatus(statuses: number, timeoutMs = 15_000): Promise<void> {
     const before = this.terminalStatuses()
-    const tag = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
-    const client = await mqtt.connectAsync(this.broker.url, { clientId: `household-status-${tag}`, clean: true, reconnectPeriod: 0 })
-    try {
-      const command = { v: 1, id: `status-${tag}`, type: 'status-request' }
-      await client.publishAsync(gatewayTopics(this.console.prefix, GATEWAY_ID).command, JSON.stringify(command), { qos: 1 })
-    } finally {
-      await client.endAsync()
-    }
+    await this.loop.sendStatusRequest()
     await waitUntil(() => this.terminalStatuses() >= before + statuses, { timeoutMs, what: `${statuses} terminal statuses at the console` })
   }
 
   async waitForSessions(timeoutMs = 20_000): Promise<void> {
-    await waitUntil(() => this.terminals.every((t) => t.link.status.state === 'open'), { timeoutMs, what: 'every terminal session open' })
+    await this.loop.waitForSessions(timeoutMs)
   }
 
   press(terminal: number, kind: EventKind): Pressed {
-    const device = this.terminals[terminal]!
-    const e = device.press(kind)
-    this.running?.wake()
-    return { terminal, number: e.number, id: `${this.terminalId(terminal)}:${e.number}`, kind }
+    const number = this.loop.press(terminal, kind)
+    return { terminal, number, id: alertId(this.terminalId(terminal), number), kind }
   }
 
-  /** Every pressed event is at the console, and each terminal shows `alarmStage` or later for its alarms. */
+  /**
+   * Every pressed event is at the console, and the delivery promise holds for every alarm
+   * of the household (loop/delivery.ts), each shown `alarmStage` or later: throws if not.
+   */
   async waitForDelivery(pressed: readonly Pressed[], alarmStage: Stage, timeoutMs = 60_000): Promise<void> {
-    const atConsole = () => new Set(this.events.filter((e) => e.type === 'alert' || e.type === 'event').map((e) => e.id))
-    await waitUntil(
-      () => {
-        const seen = atConsole()
-        return pressed.every((p) => seen.has(p.id) && (!isAlarm(p.kind) || reached(this.terminals[p.terminal]!.stages.get(p.number), alarmStage)))
-      },
-      { timeoutMs, intervalMs: 20, what: () => `delivery of ${pressed.length} events (alarms to ${alarmStage}); missing: ${pressed.filter((p) => !atConsole().has(p.id)).map((p) => p.id).join(' ')}` },
-    )
-    // The terminals forget an event at the gateway's ACK; nothing may be left to send.
-    await waitUntil(() => this.terminals.every((t) => t.pending.length === 0), { timeoutMs: 15_000, what: 'every terminal NV memory empty' })
+    // Calls for help and trouble reach the console as events; the promise is the alarms'.
+    const others = pressed.filter((p) => CLASS_OF[p.kind] !== 'alarm')
+    const missing = () => {
+      const seen = new Set(this.events.filter((e) => e.type === 'event').map((e) => e.id))
+      return others.filter((p) => !seen.has(p.id)).map((p) => p.id)
+    }
+    await waitUntil(() => missing().length === 0, { timeoutMs, intervalMs: 20, what: () => `${others.length} events at the console; missing: ${missing().join(' ')}` })
+    await this.loop.expectEveryAlarmDelivered({ timeoutMs, stage: alarmStage })
   }
 
   /** Stops everything this household started, last first, each step tried. */
@@ -252,12 +230,8 @@ export class Household {
         // Best effort: every other step must still run.
       }
     }
+    await this.loop.close()
   }
-}
-
-
-function isAlarm(kind: EventKind): boolean {
-  return ALARM_KINDS.has(kind)
 }
 
 /** Starts a household; closes what was started if the start fails. */

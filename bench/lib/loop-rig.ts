@@ -2,9 +2,12 @@
  * The serial half of the alarm loop, for the latency and serial benchmarks: a socat
  * pseudo-terminal pair as the cable, a simulated terminal on one end, and on the other end
  * a bridge as a real child process, either the real gateway (`node dist/cli/main.js
- * gateway`) or the naive bridge of bench/naive-bridge.ts. The terminal runs in the
- * benchmark's process, so press times, the stages it shows and the platform-side arrivals
- * (a probe subscriber, also here) are all read from one clock: performance.now().
+ * gateway`, with the flags the loop harness gives it: loop/loop.ts `gatewayArgs`) or the
+ * naive bridge of bench/naive-bridge.ts. Several sides share one broker and one platform,
+ * which the whole loop (loop/loop.ts) does not: it runs one gateway. The terminal runs in
+ * the benchmark's process, so press times, the stages it shows and the platform-side
+ * arrivals (a probe subscriber, also here) are all read from one clock: performance.now().
+ * Each side keeps the alarms pressed on it, for the delivery check (loop/delivery.ts).
  *
  * A pty ignores the baud rate. The serial runner paces what the terminal sends; here the
  * other direction is paced too: what the bridge writes reaches the terminal no sooner
@@ -21,9 +24,11 @@ import { runOnSerial, type RunningTerminal } from '../../device-sim/serial-runne
 import { TerminalDevice, ramMemory, type ShownStage } from '../../device-sim/terminal.js'
 import { waitUntil } from '../../device-sim/wait.js'
 import { openSerialPort, type OpenPort } from '../../io/serial-line.js'
+import { alertId } from '../../loop/delivery.js'
+import { gatewayArgs } from '../../loop/loop.js'
 import { encodeWire, GATEWAY_ADDRESS } from '../../protocol/codec.js'
 import type { EventKind } from '../../protocol/messages.js'
-import { decodePayload } from '../../protocol/mqtt.js'
+import { CLASS_OF, decodePayload } from '../../protocol/mqtt.js'
 import { wireTimeMs } from '../../protocol/timing.js'
 import { startNaiveBridge } from '../naive-bridge.js'
 
@@ -64,8 +69,11 @@ export interface Pressed {
 export interface Side {
   readonly system: System
   readonly baud: number
-  readonly terminalId: string
+  /** The terminal's id. */
+  readonly id: string
   readonly device: TerminalDevice
+  /** Event numbers of the alarms pressed, in order. */
+  readonly pressed: readonly number[]
   readonly running: RunningTerminal
   /** performance.now() when each stage was first shown, by event number. */
   readonly shown: Map<number, Map<ShownStage, number>>
@@ -103,7 +111,7 @@ export async function startSide(o: SideOptions): Promise<Side> {
   const pty = await openPtyPair()
   o.cleanups.add(() => pty.close())
   if (o.system === 'gateway') {
-    const g = startGateway(['--serial', pty.a, '--broker', o.broker, '--id', o.name, '--data', join(o.dir, `gateway-${o.name}`), '--baud', String(o.baud)])
+    const g = startGateway(gatewayArgs({ serial: pty.a, broker: o.broker, id: o.name, dataDir: join(o.dir, `gateway-${o.name}`), logLevel: 'info', baud: o.baud }))
     o.cleanups.add(() => g.kill('SIGKILL'))
     await g.waitForLog((l) => l.msg === 'gateway ready', 'ready')
     await g.waitForLog((l) => l.msg === 'uplink online', 'uplink online')
@@ -135,11 +143,13 @@ export async function startSide(o: SideOptions): Promise<Side> {
   o.cleanups.add(() => running.stop())
   await waitUntil(() => device.link.status.state === 'open' && toldTime, { timeoutMs: 15_000, what: `${o.system} session and TIME at ${o.baud} baud` })
 
+  const pressed: number[] = []
   return {
     system: o.system,
     baud: o.baud,
-    terminalId: o.terminalId,
+    id: o.terminalId,
     device,
+    pressed,
     running,
     shown,
     idle: () => {
@@ -150,8 +160,9 @@ export async function startSide(o: SideOptions): Promise<Side> {
       const at = performance.now()
       const e = device.press(kind)
       running.wake()
+      if (CLASS_OF[kind] === 'alarm') pressed.push(e.number)
       const frameBytes = encodeWire({ dst: GATEWAY_ADDRESS, src: TERMINAL_ADDRESS, seq: 0, message: e }).length
-      return { id: `${o.terminalId}:${e.number}`, number: e.number, at, frameBytes }
+      return { id: alertId(o.terminalId, e.number), number: e.number, at, frameBytes }
     },
   }
 }
@@ -218,7 +229,7 @@ function splitAfterDelimiters(data: Uint8Array): Uint8Array[] {
 
 /** A subscriber on the platform side that notes when each alert id first arrives. */
 export interface Probe {
-  /** performance.now() of the first arrival, by alert id. */
+  /** performance.now() of the first arrival, by alert id, in the order of arrival. */
   readonly arrivals: Map<string, number>
   close(): Promise<void>
 }
