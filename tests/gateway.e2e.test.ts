@@ -4,64 +4,47 @@
  * logic on the other end of the line, and a platform written against MQTT.md.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
-import { TerminalDevice, ramMemory, type TerminalUpdate } from '../device-sim/terminal.js'
+import type { TerminalUpdate } from '../device-sim/terminal.js'
 import { SqliteStore } from '../gateway/sqlite-store.js'
+import { checkDelivery } from '../loop/delivery.js'
+import { sleep, startLoop, type Loop } from '../loop/loop.js'
 import { startAedes, type AedesBroker } from './helpers/broker.js'
-import { startGateway, type GatewayProcess } from './helpers/gateway-process.js'
 import { startPlatform, type Platform } from './helpers/platform.js'
-import { openPtyPair, type PtyPair } from './helpers/pty.js'
 import { requireTool, waitUntil } from './helpers/system.js'
 
 requireTool('socat')
 
 describe('gateway end to end: real process, pseudo-terminal, aedes', () => {
-  let pty: PtyPair
   let broker: AedesBroker
   let platform: Platform
-  let dir: string
-  const gateways: GatewayProcess[] = []
-  const terminals: RunningTerminal[] = []
+  let loop: Loop | null = null
 
   beforeEach(async () => {
-    pty = await openPtyPair()
     broker = await startAedes()
     platform = await startPlatform(broker.url)
-    dir = mkdtempSync(join(tmpdir(), 'steppelink-e2e-'))
   })
 
   afterEach(async () => {
-    await Promise.all(terminals.splice(0).map((t) => t.stop()))
-    await Promise.all(gateways.splice(0).map((g) => g.kill('SIGKILL')))
+    await loop?.close()
+    loop = null
     await platform.close()
     await broker.close()
-    await pty.close()
-    rmSync(dir, { recursive: true, force: true })
   })
 
-  const gateway = async () => {
-    const g = startGateway(['--serial', pty.a, '--broker', broker.url, '--id', 'gw-e2e', '--data', dir, '--log-level', 'debug'])
-    gateways.push(g)
-    await g.waitForLog((l) => l.msg === 'gateway ready', 'ready')
-    return g
-  }
-
-  const terminal = (updates: TerminalUpdate[] = []) => {
-    const device = new TerminalDevice({ address: 1, terminal: 'SL-T-E2E', memory: ramMemory(), onUpdate: (u) => updates.push(u), now: Date.now() })
-    terminals.push(runOnSerial(device, { path: pty.b }))
-    return device
+  /** The loop harness on this test's broker, with the platform above in place of the operator console. */
+  const start = async (updates: TerminalUpdate[] = []) => {
+    loop = await startLoop({ broker, console: false, gatewayId: 'gw-e2e', terminalId: () => 'SL-T-E2E', onTerminalUpdate: (_, u) => updates.push(u) })
+    return loop
   }
 
   it('a press reaches the platform; the receipt and the acknowledgement come back; the terminal shows each stage', async () => {
-    const g = await gateway()
     const updates: TerminalUpdate[] = []
-    const device = terminal(updates)
-    await waitUntil(() => device.link.status.state === 'open', { timeoutMs: 10_000, what: 'terminal session' })
-    device.press('emergency')
+    const l = await start(updates)
+    const g = l.gateway
+    const device = l.terminals[0]!.device
+    l.press(0, 'emergency')
     await waitUntil(() => platform.alerts.has('SL-T-E2E:1'), { timeoutMs: 10_000, what: 'alarm at the platform' })
     expect(platform.alerts.get('SL-T-E2E:1')!.event).toMatchObject({ kind: 'emergency', code: 101, class: 'alarm', gateway: 'gw-e2e', terminal: 'SL-T-E2E', number: 1 })
     await waitUntil(() => device.stages.get(1) === 'received', { timeoutMs: 10_000, what: 'received at the terminal' })
@@ -78,26 +61,24 @@ describe('gateway end to end: real process, pseudo-terminal, aedes', () => {
   })
 
   it('killed with SIGKILL in the middle of a burst and restarted, loses and duplicates nothing', async () => {
-    let g = await gateway()
-    const device = terminal()
-    await waitUntil(() => device.link.status.state === 'open', { timeoutMs: 10_000, what: 'terminal session' })
+    const l = await start()
+    const t = l.terminals[0]!
+    const device = t.device
     const presses = 20
     for (let i = 1; i <= presses; i++) {
-      device.press(i % 4 === 0 ? 'fire' : 'emergency')
-      await new Promise((r) => setTimeout(r, 40))
-      if (i === 8) {
-        await g.kill('SIGKILL')
-        g = await gateway()
-      }
+      l.press(0, i % 4 === 0 ? 'fire' : 'emergency')
+      await sleep(40)
+      if (i === 8) await l.restartGateway('SIGKILL')
     }
     const ids = Array.from({ length: presses }, (_, i) => `SL-T-E2E:${i + 1}`)
     await waitUntil(() => ids.every((id) => platform.alerts.has(id)) && device.pending.length === 0, { timeoutMs: 30_000, what: 'every alarm at the platform' })
     await waitUntil(() => ids.every((_, i) => device.stages.get(i + 1) === 'received'), { timeoutMs: 15_000, what: 'every alarm received at the terminal' })
     expect([...platform.alerts.keys()].sort()).toEqual([...ids].sort())
+    expect(checkDelivery([t], platform.alerts.keys()), 'the delivery promise, at the platform of MQTT.md').toEqual([])
     const copies = [...platform.alerts.values()].reduce((n, a) => n + a.copies, 0)
     console.log(`SIGKILL mid-burst: ${presses} alarms, ${copies} copies on the wire (${copies - presses} republished), all deduplicated by id`)
-    await g.kill('SIGTERM')
-    const store = new SqliteStore({ path: join(dir, 'gateway.db') })
+    await l.stopGateway('SIGTERM')
+    const store = new SqliteStore({ path: join(l.dataDir, 'gateway.db') })
     try {
       const open = store.openAlerts()
       expect(open.map((e) => e.id).sort()).toEqual([...ids].sort())

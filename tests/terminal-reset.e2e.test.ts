@@ -7,14 +7,12 @@
  */
 
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { startLoop, type Loop } from '../loop/loop.js'
 import { startAedes, type AedesBroker } from './helpers/broker.js'
-import { startGateway, type GatewayProcess } from './helpers/gateway-process.js'
 import { startPlatform, type Platform } from './helpers/platform.js'
-import { openPtyPair, type PtyPair } from './helpers/pty.js'
 import { requireTool, waitUntil } from './helpers/system.js'
 
 requireTool('socat')
@@ -43,32 +41,29 @@ function simTerminal(args: string[]): Promise<{ code: number | null; lines: Reco
 }
 
 describe('a wiped terminal, end to end (issue 10, item 1)', () => {
-  let pty: PtyPair
   let broker: AedesBroker
   let platform: Platform
-  let dir: string
-  let gateway: GatewayProcess | null = null
+  let loop: Loop | null = null
 
   beforeEach(async () => {
-    pty = await openPtyPair()
     broker = await startAedes()
     platform = await startPlatform(broker.url)
-    dir = mkdtempSync(join(tmpdir(), 'steppelink-reset-'))
   })
 
   afterEach(async () => {
-    await gateway?.kill('SIGKILL')
+    await loop?.close()
+    loop = null
     await platform.close()
     await broker.close()
-    await pty.close()
-    rmSync(dir, { recursive: true, force: true })
   })
 
   it('its state file deleted between two runs: the new alarm #1 is published under a new id, received, never shown the old one\'s stage', async () => {
-    gateway = startGateway(['--serial', pty.a, '--broker', broker.url, '--id', 'gw-e2e', '--data', join(dir, 'gw'), '--log-level', 'debug'])
-    await gateway.waitForLog((l) => l.msg === 'gateway ready', 'ready')
-    const state = join(dir, 'terminal-nv.json')
-    const common = ['--serial', pty.b, '--id', 'SL-T-WIPE', '--state', state, '--timeout', '30']
+    // The loop harness with no terminal of its own (the simulator runs as a process) and
+    // the platform above in place of the operator console.
+    loop = await startLoop({ broker, console: false, gatewayId: 'gw-e2e', terminals: 0 })
+    const gateway = loop.gateway
+    const state = join(loop.dir, 'terminal-nv.json')
+    const common = ['--serial', loop.pty.b, '--id', 'SL-T-WIPE', '--state', state, '--timeout', '30']
 
     // First run: alarm #1, received, then resolved by the operator.
     const first = await simTerminal([...common, '--press', 'emergency', '--until', 'received'])
