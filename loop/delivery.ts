@@ -8,10 +8,14 @@
  * - `once`:    once after the platform's deduplication by id (copies flagged as duplicates
  *              do not count; a second first copy does);
  * - `order`:   in its terminal's order: no alarm pressed later on the same terminal reached
- *              the platform before it [MQTT-3.3]. Against a broker that loses copies it had
- *              accepted ([MQTT-2.6] forbids it), a republication comes on its own schedule
- *              [MQTT-4.4] and the platform orders by number: `lossyBroker` leaves this rule
- *              out, the others stay;
+ *              the platform before it [MQTT-3.3]: a later alarm (a cancel, say) must never
+ *              arrive before an earlier one. Against a broker that loses copies it had
+ *              accepted (`lossyBroker`; [MQTT-2.6] forbids it) a copy can vanish after its
+ *              PUBACK, and its republication comes on its own schedule [MQTT-4.4]: a new
+ *              alarm no longer drags the earlier ones with it (N presses would cost N²
+ *              publications), so a later alarm may arrive first and the platform orders by
+ *              number. What still holds there: only an alarm whose earlier copies the broker
+ *              lost is overtaken (its first copy at the platform is a republication);
  * - `pressed`: nothing reached the platform under a terminal's name that it did not press;
  * - `shown`:   its terminal ends showing `received` or a later stage (protocol/lifecycle.ts
  *              `reached`; another target stage can be asked for);
@@ -56,7 +60,7 @@ export interface PressedTerminal extends TerminalState {
 export interface VerdictOptions {
   /** The stage every alarm must show at the end, or a later one. Default `received`. */
   stage?: ShownStage
-  /** The broker lost copies it had accepted: the `order` rule is left out (see above). */
+  /** The broker lost copies it had accepted: an alarm whose first copy at the platform was a republication may be overtaken (see above). */
   lossyBroker?: boolean
 }
 
@@ -89,7 +93,8 @@ export class DeliveryLedger {
   readonly #tracks = new Map<string, Track>()
   /** Position of each pressed id in its terminal's `pressed`. */
   readonly #position = new Map<string, number>()
-  readonly #arrived = new Set<string>()
+  /** The publication attempt of each id's first copy at the platform ([MQTT-3.3] `attempt`). */
+  readonly #arrived = new Map<string, number>()
   readonly #broken: Broken[] = []
 
   /** Registers a terminal (again, after a power cycle: its record goes on). Returns its live list of alarms pressed. */
@@ -112,8 +117,11 @@ export class DeliveryLedger {
     return id
   }
 
-  /** The first copy of alert `id` reached the platform (not one it flagged as a duplicate). Returns the promises this broke. */
-  arrive(id: string): Broken[] {
+  /**
+   * The first copy of alert `id` reached the platform (not one it flagged as a duplicate),
+   * as publication `attempt` (1 when the platform does not say). Returns the promises this broke.
+   */
+  arrive(id: string, attempt = 1): Broken[] {
     this.arrivals.push(id)
     const t = this.#tracks.get(terminalOf(id))
     if (!t) return [] // another gateway's terminal, or another side of a benchmark: not this record's business
@@ -124,7 +132,7 @@ export class DeliveryLedger {
     } else if (this.#arrived.has(id)) {
       broken.push({ id, rule: 'once', what: 'arrived twice after deduplication' })
     } else {
-      this.#arrived.add(id)
+      this.#arrived.set(id, attempt)
       // Every alarm pressed before this one and not arrived yet is overtaken: said once each.
       const terminal = terminalOf(id)
       for (let i = t.next; i < at; i++) {
@@ -169,7 +177,9 @@ export class DeliveryLedger {
   /** Every promise broken: those arrivals broke, then what the terminals show now. Empty: the promise held. */
   verdict(terminals: readonly TerminalState[], opts: VerdictOptions = {}): Broken[] {
     const stage = opts.stage ?? 'received'
-    const broken = this.#broken.filter((b) => !(opts.lossyBroker && b.rule === 'order'))
+    // Against a lossy broker an alarm may be overtaken once a copy of it was lost: its first copy here is a republication.
+    const excused = (b: Broken) => opts.lossyBroker === true && b.rule === 'order' && (this.#arrived.get(b.id) ?? 1) > 1
+    const broken = this.#broken.filter((b) => !excused(b))
     for (const t of terminals) {
       for (const n of this.pressedOn(t.id)) {
         const id = alertId(t.id, n)
@@ -194,18 +204,24 @@ export class DeliveryLedger {
   }
 }
 
+/** A first copy at the platform: its alert id, and which publication it was when the platform says. */
+export type Arrival = string | { id: string; attempt: number }
+
 /**
  * The promise checked after the fact, for a platform that recorded its own arrivals (the
  * shell platform of the interop test, the platform written against MQTT.md, a benchmark's
- * probe): `arrivals` are alert ids in the order of their first arrival there.
+ * probe): `arrivals` are the first copies there, in the order they came.
  */
-export function checkDelivery(terminals: readonly PressedTerminal[], arrivals: Iterable<string>, opts: VerdictOptions = {}): Broken[] {
+export function checkDelivery(terminals: readonly PressedTerminal[], arrivals: Iterable<Arrival>, opts: VerdictOptions = {}): Broken[] {
   const ledger = new DeliveryLedger()
   for (const t of terminals) {
     ledger.addTerminal(t.id)
     for (const n of t.pressed) ledger.press(t.id, n)
   }
-  for (const id of arrivals) ledger.arrive(id)
+  for (const a of arrivals) {
+    if (typeof a === 'string') ledger.arrive(a)
+    else ledger.arrive(a.id, a.attempt)
+  }
   return ledger.verdict(terminals, opts)
 }
 

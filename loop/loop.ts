@@ -250,7 +250,7 @@ export class Loop {
         this.events.push(e)
         if (e.type === 'alert') {
           this.copies.set(e.id, (this.copies.get(e.id) ?? 0) + 1)
-          if (!e.duplicate) for (const b of this.delivery.arrive(e.id)) this.options.onBroken?.(b)
+          if (!e.duplicate) for (const b of this.delivery.arrive(e.id, e.attempt)) this.options.onBroken?.(b)
         }
         setup.onEvent?.(e)
       },
