@@ -89,6 +89,8 @@ export interface LoopOptions {
   onTerminalUpdate?: (terminal: string, u: TerminalUpdate) => void
   /** Runs once the gateway is ready, before the terminals are switched on (to wait for its uplink, say). */
   beforeTerminals?: (loop: Loop) => Promise<void>
+  /** Keep every console event in `events`. Default true; false for a run of hours (the delivery ledger and `copies` are kept either way). */
+  keepEvents?: boolean
   /** A promise broken at an arrival (delivery.ts `ARRIVAL_RULES`), the moment it breaks. */
   onBroken?: (b: Broken) => void
   /** Scratch directory (store, mosquitto's files). Default a new temporary one, removed at close; a given one is left. */
@@ -164,11 +166,12 @@ export class Loop {
   readonly delivery = new DeliveryLedger()
   /** Copies of each alert id at the console, duplicates included. */
   readonly copies = new Map<string, number>()
-  /** Everything the console reported, in order. */
+  /** Everything the console reported, in order (unless `keepEvents` is false). */
   readonly events: ConsoleEvent[] = []
   readonly #ownDir: boolean
   #console: OperatorConsole | null = null
-  readonly #gateways: GatewayProcess[] = []
+  /** Gateway processes not yet exited: what close kills. */
+  readonly #gateways = new Set<GatewayProcess>()
   /** Gateways the loop itself stopped: their exit is no news. */
   readonly #stopped = new WeakSet<GatewayProcess>()
   #closing = false
@@ -247,7 +250,7 @@ export class Loop {
       ...(setup.resolveAfterS !== undefined ? { resolveAfterS: setup.resolveAfterS } : {}),
       reconnectS: 0.2,
       onEvent: (e) => {
-        this.events.push(e)
+        if (this.options.keepEvents !== false) this.events.push(e)
         if (e.type === 'alert') {
           this.copies.set(e.id, (this.copies.get(e.id) ?? 0) + 1)
           if (!e.duplicate) for (const b of this.delivery.arrive(e.id, e.attempt)) this.options.onBroken?.(b)
@@ -272,8 +275,9 @@ export class Loop {
     this.gatewaySpawnedAt = Date.now()
     const g = startGateway(args, o.gatewayEnv ?? {}, o.nodeArgs ?? [], o.gatewayOutput ?? {})
     this.gateway = g
-    this.#gateways.push(g)
+    this.#gateways.add(g)
     void g.exited.then((how) => {
+      this.#gateways.delete(g)
       if (!this.#stopped.has(g) && !this.#closing) o.onGatewayExit?.(g, how)
     })
     await g.waitForLog((l) => l.msg === 'gateway ready', 'ready', 30_000)
@@ -401,7 +405,7 @@ export class Loop {
     this.#closing = true
     const steps: (() => Promise<unknown> | unknown)[] = [
       ...[...new Set(this.terminals.map((t) => t.running))].map((r) => () => r.stop()),
-      ...this.#gateways.map((g) => () => g.kill('SIGKILL')),
+      ...[...this.#gateways].map((g) => () => g.kill('SIGKILL')),
       () => this.#console?.close(),
       () => this.weak?.stop(),
       () => typeof this.options.broker === 'string' && this.broker?.close(),

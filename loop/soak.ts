@@ -173,6 +173,7 @@ async function soak(o: SoakOptions, dir: string): Promise<boolean> {
     },
     ...(o.link !== null ? { link: { profile: o.link, seed: o.seed } } : {}),
     console: { ack: o.ack, id: `soak-${process.pid}`, onEvent: onConsole },
+    keepEvents: false,
     gatewayId: 'gw-soak',
     logLevel: 'info',
     gatewayOutput: { onOutput: (text) => logFile.write(text), keepLines: LOG_LINES_KEPT },
