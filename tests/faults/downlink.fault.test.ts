@@ -27,7 +27,7 @@ import { seededRandom } from '../../protocol/testing.js'
 import { waitUntil } from '../helpers/system.js'
 import { requestGatewayStatus, useLoop, type BrokerKind } from './loop.js'
 
-const GATEWAY = 'gw-fault' // loop.ts starts the gateway with this id
+const GATEWAY = 'gw-fault' // tests/faults/loop.ts starts the gateway with this id
 const AREA = 'fuzz-area'
 const PAYLOADS = 10_000
 const SEED = 20260107
@@ -340,7 +340,7 @@ function cpuSeconds(pid: number): number {
 
 /**
  * The publisher keeps this many payloads awaiting PUBACK: as fast as the broker takes them.
- * Both brokers hold the backlog for the gateway (loop.ts raises mosquitto's
+ * Both brokers hold the backlog for the gateway (loop/loop.ts raises mosquitto's
  * `max_queued_messages` as [MQTT-2.6] asks), so nothing is dropped on the way.
  */
 const PUBACK_WINDOW = 64
