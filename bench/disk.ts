@@ -520,7 +520,7 @@ function metrics(m: Measured): Metric[] {
       note:
         `/proc/PID/io write_bytes of the gateway: heartbeats ${mb(dayParts.heartbeats.writeBytes)} + status publications ${mb(dayParts.status.writeBytes)} + the day's ${eventCount} events ${mb(events.writeBytes)} + checkpoints ${mb(checkpoints)} MB; ` +
         `${NORMAL_LOAD.terminals} terminals, heartbeat ${NORMAL_LOAD.heartbeatS} s, status every ${NORMAL_LOAD.statusIntervalS} s; every event a terminal sends is committed with synchronous=FULL before its ACK (issue 10, item 3). ` +
-        `Before issue 10: ${BEFORE_ISSUE_10.perDayMB} MB/day (2026-11-21 run; ${BEFORE_ISSUE_10.events}: ${BEFORE_ISSUE_10.eventsMB} MB, status publications ${BEFORE_ISSUE_10.statusMB} MB, most of which was the batch-id block reserved once in 5 publications, now taken out as a once-in-1,000 cost). ` +
+        `Before issue 10: ${BEFORE_ISSUE_10.perDayMB} MB/day (2026-11-21 run; ${BEFORE_ISSUE_10.events}: ${BEFORE_ISSUE_10.eventsMB} MB, status publications ${BEFORE_ISSUE_10.statusMB} MB: 0.4 WAL frames a publication, as one commit of 2 frames in the 5 measured, most likely the first batch's block of batch ids, now reserved before the measurement as it is once in 1,000 batches). ` +
         `${m.storage}; the file system's own journal is not in write_bytes`,
     }),
     metric({
