@@ -23,8 +23,9 @@
  *   a low battery; test reports), each class's day in one window, time-compressed but one
  *   event at a time as over a day (an alarm or request through its whole case before the
  *   next), except that a power cut reaches every terminal at once, as it does. Counted
- *   once; the heartbeats' share over each window and the status publication its opening
- *   status-request makes are taken out.
+ *   once; the heartbeats' share over each window is taken out, and so are the status
+ *   publications inside it (a status-request publishes the folds it finds, or the next
+ *   heartbeat's if it finds none), at their measured cost.
  * SQLite's checkpoints (one each 1,000 WAL frames, wal_autocheckpoint) copy the pages
  * changed since the last one into the database file: measured at the end by stopping the
  * gateway (SIGKILL: its store holds an exclusive lock while it runs, and a clean stop
@@ -500,7 +501,7 @@ function metrics(m: Measured): Metric[] {
       `${d.events} a day (${d.what}); per event ${Math.round(per.writeBytes)} B written, ${n(per.fsyncs, 2)} fsyncs, ${n(per.frames, 1)} WAL frames in ${n(per.commits, 2)} commits, ` +
       `store.writes ${n(per.durable, 2)} durable + ${n(per.lazy, 2)} lazy; the day's ${mb(c.writeBytes)} MB (${share(c.writeBytes)}). ` +
       `Window of ${round(raw.seconds, 1)} s: ${raw.writeBytes} B, ${raw.frames} frames, ${raw.commits} commits, ${raw.fsyncs ?? 'n/a'} fsyncs, ${raw.durable ?? 'n/a'} durable + ${raw.lazy ?? 'n/a'} lazy, ` +
-      `less the heartbeats' share and ${pubs} status publication(s) its opening status-request made`
+      `less the heartbeats' share and ${pubs} status publication(s) the readings made due`
     return [
       metric({ name: `disk.event.${d.name}.bytes`, value: round(per.writeBytes / 1024, 1), unit: 'kB/event', baseline: null, note: how }),
       ...(per.fsyncs === null
