@@ -4,6 +4,7 @@
  */
 
 import { readFileSync } from 'node:fs'
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { isTree, kindOf, type Tree } from './config-tree.js'
 
@@ -34,19 +35,53 @@ export function readConfigFile(file: string, readFile: ReadFile): { ok: true; tr
   return { ok: true, tree: value }
 }
 
-/** The parser's reason and where, as "line L, column C" for both JSON and TOML. */
+/**
+ * The parser's reason and where, as "line L, column C" for both JSON and TOML.
+ *
+ * A JSON error is never V8's own message: on Node 20 and later that quotes the text around
+ * the mistake, and the text around a mistake in `mqtt.password` is the password. jsonc-parser
+ * says what it expected and at which offset, and quotes nothing.
+ */
 function syntaxError(e: unknown, text: string): string {
   if (e instanceof TomlError) {
     const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '')
     return `${reason} at line ${e.line}, column ${e.column}`
   }
   if (!(e instanceof SyntaxError)) throw e
-  // V8 gives a position (its wording changes between Node versions); line and column are ours.
-  const m = e.message.match(/ at position (\d+)/)
-  const reason = e.message.replace(/ in JSON at position \d+.*$/, '').replace(/ at position \d+.*$/, '')
-  if (!m) return reason
-  const before = text.slice(0, Number(m[1]))
+  const errors: ParseError[] = []
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false })
+  const first = errors[0]
+  if (first === undefined) {
+    // Something JSON.parse refuses and jsonc-parser accepts (a raw control character in a
+    // string): say where if V8 said, never what.
+    const at = e.message.match(/ at position (\d+)/)
+    return at ? `a character JSON does not allow ${where(text, Number(at[1]))}` : 'a character JSON does not allow'
+  }
+  return `${JSON_REASONS[printParseErrorCode(first.error)] ?? printParseErrorCode(first.error)} ${where(text, first.offset)}`
+}
+
+function where(text: string, offset: number): string {
+  const before = text.slice(0, offset)
   const line = before.split('\n').length
   const column = before.length - before.lastIndexOf('\n')
-  return `${reason} at line ${line}, column ${column}`
+  return `at line ${line}, column ${column}`
+}
+
+const JSON_REASONS: Record<string, string> = {
+  InvalidSymbol: 'a value that is not JSON (a string needs double quotes)',
+  InvalidNumberFormat: 'a number JSON cannot read',
+  PropertyNameExpected: 'expected a property name in double quotes (a trailing comma?)',
+  ValueExpected: 'expected a value',
+  ColonExpected: "expected ':' after the property name",
+  CommaExpected: "expected ',' between values",
+  CloseBraceExpected: "expected ',' or '}' (is a closing brace missing?)",
+  CloseBracketExpected: "expected ',' or ']' (is a closing bracket missing?)",
+  EndOfFileExpected: 'more text after the JSON object ended',
+  InvalidCommentToken: 'a comment (JSON has none; use a .toml file for comments)',
+  UnexpectedEndOfComment: 'a comment that does not end',
+  UnexpectedEndOfString: 'a string that does not end (a missing closing quote?)',
+  UnexpectedEndOfNumber: 'a number that does not end',
+  InvalidUnicode: 'a \\u escape that is not four hex digits',
+  InvalidEscapeCharacter: 'a backslash escape JSON does not have',
+  InvalidCharacter: 'a character JSON does not allow inside a string',
 }
