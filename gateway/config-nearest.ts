@@ -3,8 +3,11 @@
 /** The known name closest to a mistyped one, if it is close enough to be the intent. */
 export function nearest(name: string, known: string[]): string | null {
   const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, '')
+  // How far off a guess may be grows with the name: two edits turn 'foo' into 'log', which
+  // is no guess at all, while 'recconect-max' is plainly 'reconnect-max'.
+  const length = norm(name).length
   let best: string | null = null
-  let bestDistance = 3
+  let bestDistance = (length <= 4 ? 1 : length <= 8 ? 2 : 3) + 1
   for (const k of known) {
     const d = distance(norm(name), norm(k))
     if (d < bestDistance) [best, bestDistance] = [k, d]

@@ -252,6 +252,7 @@ describe('errors', () => {
       file: 'brokers = ["mqtt://a"]',
       errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
     },
+    { name: 'a short unknown key two edits from a short one (foo, log): no guess', file: 'foo = 1', errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`] },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
       name: 'a snake_case key',
@@ -303,6 +304,7 @@ describe('errors', () => {
     { name: 'an unknown flag, with the near one', argv: ['--keep-alive', '30'], errors: ['unknown option --keep-alive; did you mean --keepalive?'] },
     { name: 'a camelCase flag', argv: ['--receiptTimeout', '30'], errors: ['unknown option --receiptTimeout; did you mean --receipt-timeout?'] },
     { name: 'an unknown flag with nothing near', argv: ['--colour'], errors: ['unknown option --colour'] },
+    { name: 'a long flag three edits off is still a guess', argv: ['--recieptTimeot', '30'], errors: ['unknown option --recieptTimeot; did you mean --receipt-timeout?'] },
     { name: 'a stray argument', argv: ['/dev/ttyUSB1'], errors: ['unexpected argument "/dev/ttyUSB1": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
     { name: 'a flag without its value at the end', argv: ['--baud'], errors: ['--baud needs a value: --baud N'] },
     { name: 'a flag followed by another flag', argv: ['--area', '--baud', '9600'], errors: ['--area needs a value: --area AREA', 'unexpected argument "9600": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
