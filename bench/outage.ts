@@ -17,6 +17,9 @@
  *
  * The physical goal: the alarm within two round trips plus its own transmission time on
  * the gprs profile (see `bound`).
+ *
+ * Issue 10, item 18 adds two scenarios (outage-broker.ts): the platform's broker down for
+ * two minutes with alarms waiting for their receipt, and ten quick presses.
  */
 
 import path from 'node:path'
@@ -31,6 +34,7 @@ import { startGatewayOnPty } from './lib/backlog-gateway.js'
 import { copyStore, fillStore, terminalEvent, testAndRelayBacklog, uplinkForm, type Backlog } from './lib/backlog-items.js'
 import { connectClient, publishAll, publishPacketBytes, startPlatform, startPlatformBroker, type Platform } from './lib/backlog-platform.js'
 import { startBridgedMosquitto } from './lib/mosquitto-bridge.js'
+import { brokerOutageMetrics } from './outage-broker.js'
 import { metric, round, type BenchContext, type Benchmark, type Metric } from './lib/report.js'
 import { percentile } from './lib/stats.js'
 
@@ -239,6 +243,12 @@ async function run(ctx: BenchContext): Promise<Metric[]> {
   })
 }
 
+/** The link outage behind a backlog (above), then the platform's broker down with alarms waiting, and many presses (outage-broker.ts). */
+async function runAll(ctx: BenchContext): Promise<Metric[]> {
+  const broker = await brokerOutageMetrics(ctx)
+  return [...(await run(ctx)), ...broker]
+}
+
 function metrics(runs: Run[], bridge: Run): Metric[] {
   const ms = runs.map((r) => r.ms!)
   const limit = bound(Math.max(...runs.map((r) => r.alarmBytes)))
@@ -317,6 +327,6 @@ function metrics(runs: Run[], bridge: Run): Metric[] {
 
 export const benchmark: Benchmark = {
   name: 'outage',
-  title: 'Outage: time to the first alarm after the link comes back, behind a backlog',
-  run,
+  title: 'Outage: time to the first alarm after the link or the broker comes back',
+  run: runAll,
 }

@@ -7,9 +7,10 @@
  */
 
 import { parseArgs } from 'node:util'
+import { SimLine, onLine } from '../device-sim/sim-line.js'
 import { GatewayLink, TerminalLink, type LinkEvent } from '../protocol/link.js'
 import { contactIdOf, type DataMessage } from '../protocol/messages.js'
-import { SimLine, onLine, seededRandom } from '../protocol/testing.js'
+import { seededRandom } from '../protocol/random.js'
 import { numberFlag, reportUsage } from './usage.js'
 
 const HELP = `Usage: steppelink demo --line-only [--baud 9600] [--noise BER] [--presses N] [--seed N]

@@ -7,7 +7,7 @@
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
-import { seededRandom } from '../protocol/testing.js'
+import { seededRandom } from '../protocol/random.js'
 import { simLinkCommand, simLinkHelp } from '../cli/sim-link-command.js'
 import {
   LinkSchedule,

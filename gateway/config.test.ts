@@ -252,6 +252,7 @@ describe('errors', () => {
       file: 'brokers = ["mqtt://a"]',
       errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
     },
+    { name: 'a short unknown key two edits from a short one (foo, log): no guess', file: 'foo = 1', errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`] },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
       name: 'a snake_case key',
@@ -303,6 +304,7 @@ describe('errors', () => {
     { name: 'an unknown flag, with the near one', argv: ['--keep-alive', '30'], errors: ['unknown option --keep-alive; did you mean --keepalive?'] },
     { name: 'a camelCase flag', argv: ['--receiptTimeout', '30'], errors: ['unknown option --receiptTimeout; did you mean --receipt-timeout?'] },
     { name: 'an unknown flag with nothing near', argv: ['--colour'], errors: ['unknown option --colour'] },
+    { name: 'a long flag three edits off is still a guess', argv: ['--recieptTimeot', '30'], errors: ['unknown option --recieptTimeot; did you mean --receipt-timeout?'] },
     { name: 'a stray argument', argv: ['/dev/ttyUSB1'], errors: ['unexpected argument "/dev/ttyUSB1": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
     { name: 'a flag without its value at the end', argv: ['--baud'], errors: ['--baud needs a value: --baud N'] },
     { name: 'a flag followed by another flag', argv: ['--area', '--baud', '9600'], errors: ['--area needs a value: --area AREA', 'unexpected argument "9600": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
@@ -394,15 +396,23 @@ describe('errors reading the file', () => {
     { name: 'TOML with a doubled =', path: 'gw.toml', text: '[serial]\npath = "/dev/ttyUSB0"\nbaud = = 9600\n', error: 'config error: gw.toml is not valid TOML: invalid value at line 3, column 8' },
     { name: 'TOML with an unclosed string', path: 'gw.toml', text: '[gateway]\nid = "gw-1\n', error: /^config error: gw\.toml is not valid TOML: .* at line 2, column \d+$/ },
     { name: 'TOML with a key given twice', path: 'gw.toml', text: '[gateway]\nid = "a"\nid = "b"\n', error: /^config error: gw\.toml is not valid TOML: .* at line 3, column \d+$/ },
-    // V8's wording differs between Node versions; the line and column are computed by us.
-    { name: 'JSON with a missing comma', path: 'gw.json', text: '{\n  "data": "/x",\n  "gateway": {"id": "g"}\n  "serial": {}\n}', error: /^config error: gw\.json is not valid JSON: .* at line 4, column 3$/ },
-    { name: 'JSON with a trailing comma', path: 'gw.json', text: '{\n  "data": "/x",\n}', error: /^config error: gw\.json is not valid JSON: .* at line 3, column 1$/ },
-    { name: 'an empty JSON file', path: 'gw.json', text: '', error: /^config error: gw\.json is not valid JSON: Unexpected end of JSON input$/ },
+    // The JSON reasons are jsonc-parser's, not V8's (whose wording quotes the file); the line and column are computed by us.
+    { name: 'JSON with a missing comma', path: 'gw.json', text: '{\n  "data": "/x",\n  "gateway": {"id": "g"}\n  "serial": {}\n}', error: "config error: gw.json is not valid JSON: expected ',' between values at line 4, column 3" },
+    { name: 'JSON with a trailing comma', path: 'gw.json', text: '{\n  "data": "/x",\n}', error: 'config error: gw.json is not valid JSON: expected a property name in double quotes (a trailing comma?) at line 3, column 1' },
+    { name: 'an empty JSON file', path: 'gw.json', text: '', error: 'config error: gw.json is not valid JSON: expected a value at line 1, column 1' },
+    { name: 'JSON with a comment', path: 'gw.json', text: '{\n  // the box\n  "data": "/x"\n}', error: 'config error: gw.json is not valid JSON: a comment (JSON has none; use a .toml file for comments) at line 2, column 3' },
     { name: 'broken JSON without a telling extension', path: 'gw.conf', text: '{"data": }', error: /^config error: gw\.conf is not valid JSON: / },
     { name: 'broken TOML without a telling extension', path: 'gw.conf', text: 'data = ', error: /^config error: gw\.conf is not valid TOML: .* at line 1, column \d+$/ },
     { name: 'JSON that is not an object', path: 'gw.json', text: '["mqtt://a"]', error: 'config error: gw.json: expected a JSON object with the keys gateway, serial, mqtt, data, timing, limits, log; got a list' },
     { name: 'JSON null', path: 'gw.json', text: 'null', error: 'config error: gw.json: expected a JSON object with the keys gateway, serial, mqtt, data, timing, limits, log; got null' },
   ]
+
+  it('never quotes the file: a mistake in the password does not print the password', () => {
+    const text = '{\n  "data": "/x",\n  "mqtt": {"password": hunter2-secret}\n}'
+    const got = errors(loadConfig(['--config', 'gw.json'], {}, files({ 'gw.json': text })))
+    expect(got).toEqual(['config error: gw.json is not valid JSON: a value that is not JSON (a string needs double quotes) at line 3, column 24'])
+    expect(got.join('')).not.toMatch(/hunter|secret/)
+  })
 
   it.each(malformed)('reports $name with where it is', ({ path, text, error }) => {
     const got = errors(loadConfig(['--config', path], {}, files({ [path]: text })))

@@ -3,6 +3,12 @@
  * that drops for hours and for a thousand gateways that come back at once after a
  * regional outage. MQTT 3.1.1 (protocolVersion 4), QoS 1 everywhere.
  *
+ * This file has the phases and the retry loop that moves through them. Beside it:
+ * uplink-options.ts (the options, each with its default and unit, and the state reported),
+ * uplink-client.ts (one mqtt.js client: its options, why it closed, ending it),
+ * uplink-requests.ts (PUBLISH and SUBSCRIBE waiting for their acknowledgement; UplinkError)
+ * and uplink-backoff.ts (the retry delay).
+ *
  * Theory of operation (rule IDs are used in the tests):
  * - [UPLINK-1] One mqtt.js client per connection attempt, always with `reconnectPeriod: 0`:
  *   mqtt.js never reconnects and never replays on its own. This file owns the retry loop,
@@ -53,112 +59,20 @@
  *   the will after 1.5 × keepaliveS without a packet [MQTT-3.1.2-24].
  */
 
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
 import { noDelay } from '../io/tcp.js'
 import { realTimers, type Timers } from '../io/timers.js'
 import { brokerUrlProblem } from '../protocol/mqtt.js'
 import { transition, type TransitionTable } from '../protocol/transition.js'
+import { backoffDelay } from './uplink-backoff.js'
+import { clientOptions, describeClose, endClient, within } from './uplink-client.js'
+import type { UplinkOptions } from './uplink-options.js'
+import { UplinkError, UplinkRequests } from './uplink-requests.js'
 
 export type { Timers } from '../io/timers.js'
-
-export interface UplinkState {
-  online: boolean
-  /**
-   * The broker this state is about: the one now connected, or the one just lost or that
-   * just failed. null before the first attempt and once stopped.
-   */
-  broker: string | null
-  /** One log line: what happened and what comes next. */
-  reason?: string
-  /** When offline with another attempt scheduled: its delay, ms. */
-  retryInMs?: number
-}
-
-export interface UplinkOptions {
-  /** Broker URLs (`mqtt://host:1883`, `mqtts://...`), tried in turn on failure. [UPLINK-7] */
-  brokers: string[]
-  /** Stable per gateway (`steppelink-gw-<id>`), so the broker finds the persistent session again. */
-  clientId: string
-  username?: string
-  password?: string
-  /** MQTT keepalive, s. Default 60. A silent link is noticed within 1.5 × this. [UPLINK-8] */
-  keepaliveS?: number
-  /** Command topics, subscribed with QoS 1 unless a resumed session has them. [UPLINK-4] */
-  subscriptions: string[]
-  /**
-   * The death, registered as the will: retained, QoS 1. [UPLINK-5] A function is asked
-   * again before every connection attempt, so that the death can name the session that
-   * the birth of that connection will carry (the Sparkplug B bdSeq pattern).
-   */
-  will: { topic: string; payload: Buffer } | (() => { topic: string; payload: Buffer })
-  /**
-   * Called at every CONNACK (the caller counts its sessions inside); published retained,
-   * QoS 1, before anything else. Must not throw. [UPLINK-4]
-   */
-  birth: () => { topic: string; payload: Buffer }
-  backoff?: {
-    /** First retry ceiling, ms. Default 1000. */
-    initialMs?: number
-    /** Largest retry ceiling, ms. Default 300000 (5 min). */
-    maxMs?: number
-    /** A connection online this long resets the backoff, ms. Default 10000. */
-    stableMs?: number
-    /** Largest retry ceiling while `urgent()` says an alarm waits, ms. Default 5000. */
-    urgentMaxMs?: number
-  }
-  /**
-   * Whether an alarm is waiting to go up: the retry ceiling is then at most urgentMaxMs, so
-   * that after an outage of hours the alarm does not wait for a retry minutes away.
-   * [UPLINK-6] Default: never.
-   */
-  urgent?: () => boolean
-  /** No CONNACK within this, ms: the attempt fails. Default 30000 (TCP + CONNECT over 2G). */
-  connectTimeoutMs?: number
-  /** Bound on a graceful stop (death PUBACK, then the broker closing), ms. Default 5000. */
-  stopTimeoutMs?: number
-  /** Jitter source in [0, 1). Default Math.random. */
-  random?: () => number
-  /** Default: the global setTimeout / clearTimeout. mqtt.js keeps its own keepalive timers. */
-  timers?: Timers
-  /**
-   * Something the operator should know that does not change the state: a subscription the
-   * broker refused (commands on it will not arrive; alarms still go up). Default: ignored.
-   */
-  onWarning?: (message: string) => void
-  /** Clock for how long the uplink has been down [UPLINK-6], ms. Default Date.now. */
-  now?: () => number
-  /** Default mqtt.connect. */
-  connect?: typeof mqtt.connect
-  /**
-   * A command arrived; mqtt.js sends its PUBACK when this returns. May come before
-   * `online` is true (the broker delivers a resumed session's queue right after CONNACK),
-   * so a reply must go through the outbox, not straight to publish(). Must not throw.
-   */
-  onCommand: (topic: string, payload: Buffer, retained: boolean) => void
-  onState: (s: UplinkState) => void
-}
-
-export type UplinkErrorCode = 'UPLINK_OFFLINE' | 'UPLINK_CLOSED'
-
-/** A publish that did not get its PUBACK; the outbox keeps the item and retries later. */
-export class UplinkError extends Error {
-  readonly code: UplinkErrorCode
-  constructor(code: UplinkErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'UplinkError'
-    this.code = code
-  }
-}
-
-/**
- * [UPLINK-6] Full jitter: a uniform delay in [0, min(maxMs, initialMs * 2^failures,
- * offlineMs)), where offlineMs (how long the uplink has been down) counts as at least
- * initialMs.
- */
-export function backoffDelay(failures: number, initialMs: number, maxMs: number, random: () => number, offlineMs = Infinity): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 40), Math.max(initialMs, offlineMs))
-  return Math.floor(random() * ceiling)
-}
+export { backoffDelay } from './uplink-backoff.js'
+export type { UplinkOptions, UplinkState } from './uplink-options.js'
+export { UplinkError, type UplinkErrorCode } from './uplink-requests.js'
 
 // ---------------------------------------------------------------------------------------
 // Phases. Invariants: `#client` is non-null exactly in connecting, online and stopping; a
@@ -175,13 +89,6 @@ const NEXT: TransitionTable<Phase, Step> = {
   stopping: { stopped: 'stopped' },
   stopped: {},
 }
-
-interface Inflight {
-  client: MqttClient
-  fail: (e: UplinkError) => void
-}
-
-
 
 export class Uplink {
   readonly #o: UplinkOptions
@@ -215,7 +122,7 @@ export class Uplink {
   #retryAt: number | null = null
   #stableTimer: unknown = null
   #stopping: Promise<void> | null = null
-  readonly #inflight = new Set<Inflight>()
+  readonly #requests = new UplinkRequests()
   readonly #closed = new WeakSet<MqttClient>()
 
   constructor(o: UplinkOptions) {
@@ -261,7 +168,7 @@ export class Uplink {
     if (this.#phase !== 'online' || client === null || !client.connected) {
       return Promise.reject(new UplinkError('UPLINK_OFFLINE', `uplink offline (${this.#phase}); not sent: ${topic}`))
     }
-    return this.#publishOn(client, topic, payload, opts.retain ?? false)
+    return this.#requests.publish(client, topic, payload, opts.retain ?? false)
   }
 
   /**
@@ -287,9 +194,9 @@ export class Uplink {
       let deathAcked = false
       if (graceful && wasOnline) {
         this.#o.onState({ online: false, broker, reason: `stopping: publishing the death to ${broker}` })
-        deathAcked = await this.#within(this.#publishOn(client, this.#will.topic, this.#will.payload, true), this.#stopTimeoutMs)
+        deathAcked = await within(this.#requests.publish(client, this.#will.topic, this.#will.payload, true), this.#stopTimeoutMs, this.#timers)
       }
-      await this.#end(client, !deathAcked)
+      await endClient(client, !deathAcked, this.#closed.has(client), this.#timers, this.#stopTimeoutMs)
       reason = deathAcked
         ? `stopped: death published to ${broker} and disconnected`
         : graceful && wasOnline
@@ -297,7 +204,7 @@ export class Uplink {
           : `stopped: connection to ${broker} dropped; the broker publishes the will`
     }
     this.#client = null
-    this.#failAll(null, 'uplink stopped')
+    this.#requests.failAll(null, 'uplink stopped', this.#lastError)
     this.#to('stopped')
     this.#o.onState({ online: false, broker: null, reason })
   }
@@ -314,20 +221,15 @@ export class Uplink {
     this.#broker = url
     this.#lastError = null
     this.#will = typeof this.#o.will === 'function' ? this.#o.will() : this.#o.will
-    const options: IClientOptions = {
-      protocolVersion: 4,
+    const options = clientOptions({
       clientId: this.#o.clientId,
       username: this.#o.username,
       password: this.#o.password,
-      clean: false,
-      keepalive: this.#keepaliveS,
-      reconnectPeriod: 0, // [UPLINK-1]
-      connectTimeout: this.#connectTimeoutMs,
-      queueQoSZero: false,
-      resubscribe: false,
-      will: { topic: this.#will.topic, payload: this.#will.payload, qos: 1, retain: true },
-    }
-    const client = this.#connect(url, options)
+      keepaliveS: this.#keepaliveS,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      will: this.#will,
+    })
+    const client = this.#connect(url, options) // [UPLINK-1] a client of its own for each attempt
     this.#client = client
     client.on('connect', (connack) => {
       noDelay(client)
@@ -346,9 +248,9 @@ export class Uplink {
     if (client !== this.#client || this.#phase !== 'connecting') return
     const birth = this.#o.birth()
     // The birth goes on the wire first; the SUBSCRIBE follows it in the same round trip.
-    const born = this.#publishOn(client, birth.topic, birth.payload, true)
+    const born = this.#requests.publish(client, birth.topic, birth.payload, true)
     const resumed = sessionPresent && this.#subscribedOn.has(url)
-    const subscribed = resumed ? Promise.resolve([]) : this.#subscribeOn(client, this.#o.subscriptions)
+    const subscribed = resumed ? Promise.resolve([]) : this.#requests.subscribe(client, this.#o.subscriptions)
     // Online at once, not at the PUBACK and SUBACK: one connection's packets reach the broker
     // in order, so the birth and the SUBSCRIBE are there before anything published from now
     // on, and the first alarm after an outage does not wait a round trip (a second on GPRS)
@@ -382,7 +284,7 @@ export class Uplink {
 
   #onClose(client: MqttClient, url: string): void {
     this.#closed.add(client)
-    this.#failAll(client, `connection to ${url} closed before PUBACK`)
+    this.#requests.failAll(client, `connection to ${url} closed before PUBACK`, this.#lastError)
     if (client !== this.#client) return
     if (this.#phase === 'stopping' || this.#phase === 'stopped') return
     const was = this.#phase
@@ -402,95 +304,8 @@ export class Uplink {
     this.#o.onState({
       online: false,
       broker: url,
-      reason: `${what}: ${this.#describe(this.#lastError)}; attempt ${this.#failures + 1} in ${delay} ms to ${nextUrl}`,
+      reason: `${what}: ${describeClose(this.#lastError, this.#keepaliveS, this.#connectTimeoutMs)}; attempt ${this.#failures + 1} in ${delay} ms to ${nextUrl}`,
       retryInMs: delay,
-    })
-  }
-
-  #describe(err: Error | null): string {
-    if (err === null) return 'closed by the peer'
-    if (err.message === 'Keepalive timeout') {
-      return `keepalive timeout: no PINGRESP within 1.5 × ${this.#keepaliveS} s (silent link)`
-    }
-    if (err.message === 'connack timeout') return `no CONNACK within ${this.#connectTimeoutMs} ms`
-    const code = (err as { code?: unknown }).code
-    return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message
-  }
-
-  #publishOn(client: MqttClient, topic: string, payload: Buffer, retain: boolean): Promise<void> {
-    return this.#track(client, `publish to ${topic}`, (done) => {
-      client.publish(topic, payload, { qos: 1, retain }, (err) => done(err ?? null, undefined))
-    })
-  }
-
-  /** Resolves with the topics the broker refused (SUBACK 0x80). */
-  #subscribeOn(client: MqttClient, topics: string[]): Promise<string[]> {
-    if (topics.length === 0) return Promise.resolve([])
-    return this.#track<string[]>(client, 'subscribe', (done) => {
-      client.subscribe(topics, { qos: 1 }, (err, granted) => {
-        // mqtt.js reports a refused topic as an error carrying the SUBACK; that is not a
-        // reason to stay offline: alarms must still go up.
-        const suback = err !== null && 'packet' in err ? (err as { packet?: { granted?: unknown } }).packet : undefined
-        if (err !== null && !Array.isArray(suback?.granted)) return done(err, [])
-        const codes: unknown[] = Array.isArray(suback?.granted) ? suback.granted : (granted ?? []).map((g) => g.qos)
-        done(
-          null,
-          topics.filter((_, i) => typeof codes[i] === 'number' && ((codes[i] as number) & 0x80) !== 0),
-        )
-      })
-    })
-  }
-
-  /** Runs one acknowledged request; the close of its client rejects it with UPLINK_CLOSED. */
-  #track<T>(client: MqttClient, what: string, start: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const entry: Inflight = { client, fail: reject }
-      this.#inflight.add(entry)
-      start((err, value) => {
-        if (!this.#inflight.delete(entry)) return
-        if (err) reject(new UplinkError('UPLINK_CLOSED', `${what}: ${err.message}`, { cause: err }))
-        else resolve(value)
-      })
-    })
-  }
-
-  /** Rejects the requests of one client (or of all when null). */
-  #failAll(client: MqttClient | null, message: string): void {
-    for (const entry of this.#inflight) {
-      if (client !== null && entry.client !== client) continue
-      this.#inflight.delete(entry)
-      entry.fail(new UplinkError('UPLINK_CLOSED', message, { cause: this.#lastError ?? undefined }))
-    }
-  }
-
-  /** Ends a client and waits for its connection to close, within stopTimeoutMs. */
-  async #end(client: MqttClient, force: boolean): Promise<void> {
-    if (this.#closed.has(client)) return
-    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
-    // A graceful end waits for outstanding PUBACKs, sends DISCONNECT and half-closes; a
-    // dead link never finishes that, and end(true) after end(false) is a no-op in mqtt.js,
-    // so the bound destroys the stream itself.
-    client.end(force)
-    if (!(await this.#within(closed, this.#stopTimeoutMs))) {
-      client.stream.destroy()
-      await closed
-    }
-  }
-
-  /** true if p settled successfully within ms. */
-  #within(p: Promise<unknown>, ms: number): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      const timer = this.#timers.setTimeout(() => resolve(false), ms)
-      p.then(
-        () => {
-          this.#timers.clearTimeout(timer)
-          resolve(true)
-        },
-        () => {
-          this.#timers.clearTimeout(timer)
-          resolve(false)
-        },
-      )
     })
   }
 

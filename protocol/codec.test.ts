@@ -1,11 +1,11 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { VECTOR_FILES, type Vector } from '../tools/vectors-gen.js'
 import { cobsDecode, cobsEncode } from './cobs.js'
 import { crc32c } from './crc32c.js'
 import { FrameDecoder, MAX_ENCODED, MAX_FRAME, decodeFrame, encodeFrame, encodeWire, type DecodeResult } from './codec.js'
 import { LocalProtocolError } from './errors.js'
-import { VECTOR_FILES, type Vector } from './vectors-gen.js'
 
 const dir = join(import.meta.dirname, 'vectors')
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'))

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, it } from 'vitest'
-import { linkEndsProperty, mutatedStreamProperty, randomBytesProperty } from './fuzz.js'
+import { linkEndsProperty, mutatedStreamProperty, randomBytesProperty } from '../tools/fuzz.js'
 
 // 100,000 cases in all on every test run; `npm run fuzz` runs a million or more.
 describe('fuzz [LINK-2.4] [LINK-9.1]', () => {

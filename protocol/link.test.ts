@@ -1,11 +1,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { SimLine, onLine, type Impairments } from '../device-sim/sim-line.js'
 import { cobsEncode } from './cobs.js'
 import { crc32c } from './crc32c.js'
 import { FrameDecoder, encodeFrame } from './codec.js'
 import { GatewayLink, TerminalLink, type LinkEvent } from './link.js'
 import type { Event, Hello } from './messages.js'
-import { SimLine, onLine, seededRandom, type Impairments } from './testing.js'
+import { seededRandom } from './random.js'
 import { baseTimeoutMs } from './timing.js'
 
 const BAUD = 9600

@@ -13,11 +13,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import type { Vector } from '../tools/vectors-gen.js'
 import { cobsDecode, cobsEncode } from './cobs.js'
 import { encodeWire } from './codec.js'
 import { crc32c } from './crc32c.js'
 import { WIRE_ERROR_CODES } from './errors.js'
-import type { Vector } from './vectors-gen.js'
 
 const SPEC = 'PROTOCOL.md'
 const spec = readFileSync(join(import.meta.dirname, SPEC), 'utf8')

@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { encodeFrame, encodeWire, MAX_WIRE_FRAME } from './codec.js'
 import { DISPLAY_MAX_PARTS, DISPLAY_TEXT_MAX_BYTES } from './display.js'
@@ -13,10 +13,13 @@ const ids = (text: string) => new Set(text.match(/LINK-\d+\.\d+/g) ?? [])
 describe('PROTOCOL.md and the code agree', () => {
   it('every rule id cited in code or tests is defined in the spec', () => {
     const defined = ids(spec)
-    const sources = readdirSync(import.meta.dirname).filter((f) => f.endsWith('.ts'))
+    // The protocol's code and tests, and the tools that make its vectors and fuzz it.
+    const tools = join(import.meta.dirname, '..', 'tools')
+    const sources = [import.meta.dirname, tools].flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)))
+    expect(sources).toContain(join(tools, 'vectors-gen.ts'))
     for (const f of sources) {
-      for (const id of ids(readFileSync(join(import.meta.dirname, f), 'utf8'))) {
-        expect(defined.has(id), `${f} cites [${id}], which PROTOCOL.md does not define`).toBe(true)
+      for (const id of ids(readFileSync(f, 'utf8'))) {
+        expect(defined.has(id), `${relative(join(import.meta.dirname, '..'), f)} cites [${id}], which PROTOCOL.md does not define`).toBe(true)
       }
     }
   })

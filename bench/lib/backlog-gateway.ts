@@ -14,7 +14,8 @@ export interface GatewayOnPty {
   close(): Promise<void>
 }
 
-export async function startGatewayOnPty(opts: { dataDir: string; broker: string; id: string }): Promise<GatewayOnPty> {
+/** `args`: more gateway flags (a `--log-level` among them replaces the default, info). */
+export async function startGatewayOnPty(opts: { dataDir: string; broker: string; id: string; args?: readonly string[] }): Promise<GatewayOnPty> {
   const pty = await openPtyPair()
   let gateway: GatewayProcess | undefined
   const close = async () => {
@@ -22,7 +23,7 @@ export async function startGatewayOnPty(opts: { dataDir: string; broker: string;
     await pty.close()
   }
   try {
-    gateway = startGateway(['--serial', pty.a, '--broker', opts.broker, '--id', opts.id, '--data', opts.dataDir, '--log-level', 'info'])
+    gateway = startGateway(['--serial', pty.a, '--broker', opts.broker, '--id', opts.id, '--data', opts.dataDir, ...(opts.args?.includes('--log-level') ? [] : ['--log-level', 'info']), ...(opts.args ?? [])])
     await gateway.waitForLog((l) => l.msg === 'gateway ready', 'ready')
     return { gateway, pty, close }
   } catch (e) {

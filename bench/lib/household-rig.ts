@@ -12,16 +12,18 @@
  */
 
 import { join } from 'node:path'
+import mqtt from 'mqtt'
 import type { GatewayProcess } from '../../device-sim/gateway-process.js'
 import type { MosquittoBroker } from '../../device-sim/mosquitto.js'
 import type { TerminalDevice } from '../../device-sim/terminal.js'
 import { waitUntil } from '../../device-sim/wait.js'
 import { DEFAULTS } from '../../gateway/config.js'
+import type { WriteStats } from '../../gateway/store.js'
 import { alertId } from '../../loop/delivery.js'
 import { Loop } from '../../loop/loop.js'
 import type { AckMode, ConsoleEvent, OperatorConsole } from '../../platform/index.js'
 import type { EventKind, Stage } from '../../protocol/messages.js'
-import { CLASS_OF } from '../../protocol/mqtt.js'
+import { CLASS_OF, decodePayload, gatewayTopics } from '../../protocol/mqtt.js'
 
 /**
  * Normal load of one center household, from the product's defaults (gateway/config.ts,
@@ -36,12 +38,23 @@ export const NORMAL_LOAD = {
   heartbeatS: DEFAULTS.timing.heartbeat,
   /** s, timing.statusInterval: terminal statuses are published this often. */
   statusIntervalS: DEFAULTS.timing.statusInterval,
-  /** Per day: alarms, each acknowledged, dispatched and resolved by the operator. */
+  /**
+   * Per day: alarms, each acknowledged, dispatched and resolved by the operator. More than
+   * a household presses on most days: an upper bound for the disk, not an average.
+   */
   alarmsPerDay: 4,
-  /** Per day: hotline call-back requests (the request class the terminals send). */
+  /** Per day: hotline call-back requests (the request class), each acknowledged and resolved. */
   requestsPerDay: 12,
-  /** Per day: trouble events (a power cut: mains lost, then restored, twice). */
-  troublePerDay: 4,
+  /**
+   * Per day: power cuts. Every terminal on the line is on the same mains, so each cut is
+   * a mains-lost from every terminal at once, and a mains-restored from every one when it
+   * ends (trouble class).
+   */
+  powerCutsPerDay: 2,
+  /** Per day: one terminal's battery runs low during a cut and recovers (battery-low, battery-restored). */
+  batteryLowPerDay: 1,
+  /** Per terminal per day: the periodic test report (status class). */
+  testsPerTerminalPerDay: 1,
 } as const
 
 export const SECONDS_PER_DAY = 86_400
@@ -94,6 +107,8 @@ export class Household {
   /** What a benchmark added to the household, undone at close before the loop. */
   readonly #undo: (() => unknown)[] = []
   #first: GatewayStart | null = null
+  /** gatewayStatus()'s subscriber to the status topic, and what it received. */
+  #statusReader: { client: mqtt.MqttClient; received: { writes: WriteStats; receivedAt: number }[] } | null = null
 
   constructor(readonly options: HouseholdOptions) {
     this.dataDir = join(options.dir, 'gateway')
@@ -195,6 +210,35 @@ export class Household {
     const before = this.terminalStatuses()
     await this.loop.sendStatusRequest()
     await waitUntil(() => this.terminalStatuses() >= before + statuses, { timeoutMs, what: `${statuses} terminal statuses at the console` })
+  }
+
+  /**
+   * The gateway's own status ([MQTT-3.7]) as it is now: a status-request, then the next
+   * status the gateway publishes. Its `store.writes` are the commits at the moment the
+   * command arrived: the gateway builds the payload before it publishes the terminal
+   * statuses the same request makes due (those go out after it, and count in the next
+   * reading).
+   */
+  async gatewayStatus(timeoutMs = 15_000): Promise<{ writes: WriteStats; receivedAt: number }> {
+    const topics = gatewayTopics(this.console.prefix, GATEWAY_ID)
+    if (this.#statusReader === null) {
+      const client = await mqtt.connectAsync(this.broker.url, { clientId: `household-reader-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, clean: true, reconnectPeriod: 0 })
+      this.#undo.push(() => client.endAsync(true))
+      const reader = { client, received: [] as { writes: WriteStats; receivedAt: number }[] }
+      client.on('message', (_topic, payload, packet) => {
+        if (packet.retain || payload.length === 0) return // the retained copy is the last one, not an answer
+        const status = decodePayload(payload) as { store?: { writes?: WriteStats } }
+        if (status.store?.writes !== undefined) reader.received.push({ writes: status.store.writes, receivedAt: Date.now() })
+      })
+      await client.subscribeAsync(topics.status, { qos: 1 })
+      this.#statusReader = reader
+    }
+    const reader = this.#statusReader
+    const before = reader.received.length
+    const tag = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+    await reader.client.publishAsync(topics.command, JSON.stringify({ v: 1, id: `status-${tag}`, type: 'status-request' }), { qos: 1 })
+    await waitUntil(() => reader.received.length > before, { timeoutMs, intervalMs: 5, what: 'the gateway status after a status-request' })
+    return reader.received[before]!
   }
 
   async waitForSessions(timeoutMs = 20_000): Promise<void> {

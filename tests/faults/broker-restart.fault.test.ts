@@ -18,7 +18,7 @@
 
 import { describe, expect, it } from 'vitest'
 import type { ConsoleEvent } from '../../platform/index.js'
-import { seededRandom } from '../../protocol/testing.js'
+import { seededRandom } from '../../protocol/random.js'
 import { startAedes, type AedesBroker, type MosquittoBroker } from '../helpers/broker.js'
 import { waitUntil } from '../helpers/system.js'
 import { sleep, useLoop, type BrokerKind, type Loop } from './loop.js'

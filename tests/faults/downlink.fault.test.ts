@@ -23,7 +23,7 @@ import mqtt from 'mqtt'
 import { describe, expect, it } from 'vitest'
 import type { ConsoleEvent, ReplyLine } from '../../platform/index.js'
 import { COMMAND_ERROR_CODES, MAX_COMMAND_BYTES, encodePayload, gatewayTopics, type CommandErrorCode } from '../../protocol/mqtt.js'
-import { seededRandom } from '../../protocol/testing.js'
+import { seededRandom } from '../../protocol/random.js'
 import { waitUntil } from '../helpers/system.js'
 import { requestGatewayStatus, useLoop, type BrokerKind } from './loop.js'
 

@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, it } from 'vitest'
-import { seededRandom } from '../../protocol/testing.js'
+import { seededRandom } from '../../protocol/random.js'
 import { useLoop, type BrokerKind } from './loop.js'
 
 describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: gateway SIGKILLed during a burst (%s)', (broker) => {

@@ -17,7 +17,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ConsoleEvent } from '../../platform/index.js'
 import type { EventKind } from '../../protocol/messages.js'
-import { seededRandom } from '../../protocol/testing.js'
+import { seededRandom } from '../../protocol/random.js'
 import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
 import { sleep, useLoop, type Loop } from './loop.js'

@@ -14,7 +14,7 @@
 import { describe, expect, it } from 'vitest'
 import { BitNoise } from '../../device-sim/serial-runner.js'
 import type { EventKind } from '../../protocol/messages.js'
-import { seededRandom } from '../../protocol/testing.js'
+import { seededRandom } from '../../protocol/random.js'
 import { waitUntil } from '../helpers/system.js'
 import { logs, requestGatewayStatus, sleep, useLoop } from './loop.js'
 

@@ -12,11 +12,11 @@ import { writeFileSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Encoder } from 'cbor-x'
-import { cobsEncode } from './cobs.js'
-import { crc32c } from './crc32c.js'
-import { encodeWire, type Frame } from './codec.js'
-import type { WireErrorCode } from './errors.js'
-import { EVENT_KIND_NAMES, STAGES, type Stage } from './messages.js'
+import { cobsEncode } from '../protocol/cobs.js'
+import { crc32c } from '../protocol/crc32c.js'
+import { encodeWire, type Frame } from '../protocol/codec.js'
+import type { WireErrorCode } from '../protocol/errors.js'
+import { EVENT_KIND_NAMES, STAGES, type Stage } from '../protocol/messages.js'
 
 export interface Vector {
   name: string

@@ -1,14 +1,13 @@
 /**
- * An in-memory serial line for tests: link ends against each other with a fake clock,
- * over a channel that can drop, duplicate, corrupt and reorder bytes. After h11's
- * ConnectionPair. Deterministic: all randomness comes from a seeded generator.
+ * An in-memory serial line for tests and the line-only demo (`steppelink demo
+ * --line-only`): link ends against each other with a fake clock, over a channel that can
+ * drop, duplicate, corrupt and reorder bytes. After h11's ConnectionPair. Deterministic:
+ * all randomness comes from a seeded generator (protocol/random.ts).
  */
 
-import type { LinkEvent } from './link.js'
-import { seededRandom } from './random.js'
-import { wireTimeMs } from './timing.js'
-
-export { seededRandom }
+import type { LinkEvent } from '../protocol/link.js'
+import { seededRandom } from '../protocol/random.js'
+import { wireTimeMs } from '../protocol/timing.js'
 
 export interface Impairments {
   /** Probability that a chunk loses a random run of bytes. */

@@ -9,8 +9,8 @@
 
 import fc from 'fast-check'
 import { fileURLToPath } from 'node:url'
-import { FrameDecoder, MAX_ENCODED, encodeWire, type Frame } from './codec.js'
-import { GatewayLink, TerminalLink } from './link.js'
+import { FrameDecoder, MAX_ENCODED, encodeWire, type Frame } from '../protocol/codec.js'
+import { GatewayLink, TerminalLink } from '../protocol/link.js'
 import { gatewayMessages, linkControl, terminalMessages } from './vectors-gen.js'
 
 const FRAMES: Frame[] = [...linkControl(), ...terminalMessages(), ...gatewayMessages()].map((v) => v.message!)
