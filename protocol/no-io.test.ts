@@ -19,12 +19,12 @@ const PURE_DEPENDENCIES = ['cbor-x', 'fzstd', 'typebox', '@mongodb-js/zstd']
 /** Globals that wait, read the clock, or reach outside the process's memory. */
 const FORBIDDEN_GLOBALS = ['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'process', 'performance', 'fetch', 'require', 'globalThis', 'WebSocket', 'XMLHttpRequest']
 
-/** The protocol's shipped sources: every .ts under protocol/ but the tests. */
+/** The protocol's shipped sources: every .ts under protocol/ but the tests and their shared fixtures (*.suite.ts, never built). */
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name)
     if (e.isDirectory()) return sources(path)
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [path] : []
+    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.suite.ts') ? [path] : []
   })
 }
 const SOURCES = sources(import.meta.dirname)
