@@ -13,7 +13,7 @@
  * 3. regional outage: every gateway's connection cut at once (the platform stays up); the
  *    broker publishes the wills; while the link is down each gateway folds a heartbeat
  *    of each of its terminals and 1 in 20 stores an alarm; every attempt fails, and the
- *    gateway's real backoff (full jitter, gateway/uplink.ts) counts each failure, its
+ *    gateway's real backoff (full jitter, gateway/uplink-backoff.ts) counts each failure, its
  *    ceiling at 5 s while an alarm waits [UPLINK-6];
  * 4. link restored: the reconnect storm, paced by the backoff timers: the time until the
  *    platform has every birth, every alarm and every batch (the folds, zstd), and until

@@ -26,7 +26,7 @@ import type { EventKind, Stage } from '../../protocol/messages.js'
 import { CLASS_OF, decodePayload, gatewayTopics } from '../../protocol/mqtt.js'
 
 /**
- * Normal load of one center household, from the product's defaults (gateway/config.ts,
+ * Normal load of one center household, from the product's defaults (gateway/config-schema.ts,
  * protocol/messages.ts) and the field reports (shared/CONTEXT.md): a few terminals on the
  * line heartbeating at the default interval, status published at the default interval,
  * and a day's handful of presses.
