@@ -8,6 +8,7 @@
 
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { PROGRESS } from '../protocol/lifecycle.js'
 import type { Stage } from '../protocol/messages.js'
 import { CLASSES } from '../protocol/mqtt.js'
 import { MemoryStore } from './memory-store.js'
@@ -15,7 +16,7 @@ import { SqliteStore } from './sqlite-store.js'
 import { terminalEventId, type AddResult, type Store, type StoreOptions } from './store.js'
 
 const TERMINALS = ['T1', 'T2'] as const
-const STAGES: Stage[] = ['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved', 'unconfirmed']
+const STAGES: Stage[] = [...PROGRESS, 'unconfirmed']
 const HOUR = 3_600_000
 
 type Call =
