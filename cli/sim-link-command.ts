@@ -19,7 +19,7 @@ import {
   parseMs,
   parseProfile,
   startWeakLink,
-  type LinkShape,
+  type LinkOverrides,
   type WeakLinkEvent,
   type WeakLinkOptions,
 } from '../device-sim/weak-link.js'
@@ -134,7 +134,7 @@ function parse(args: string[]): Parsed | 'help' {
   if (values.target === undefined) throw new UsageError('--target HOST:PORT is required: where the broker listens, e.g. --target 127.0.0.1:1883')
   const target = flag('target', values.target, (r) => parseHostPort(r))!
   const listen = flag('listen', values.listen, (r) => parseHostPort(r, true))
-  const overrides: Partial<LinkShape> = {
+  const overrides: LinkOverrides = {
     latencyMs: flag('latency', values.latency, (r) => parseMs(r, 'latency')),
     jitterMs: flag('jitter', values.jitter, (r) => parseMs(r, 'jitter')),
     ...flag('kbps', values.kbps, parseKbps),

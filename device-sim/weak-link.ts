@@ -116,7 +116,10 @@ export const PROFILES: Readonly<Record<ProfileName, Readonly<LinkShape>>> = {
 }
 
 /** The profile's shape with the given fields (those not undefined) put over it. */
-export function shapeOf(profile: ProfileName, overrides: Partial<LinkShape> = {}): LinkShape {
+/** Settings that change a profile; a key that is absent or undefined keeps the profile's value. */
+export type LinkOverrides = { [K in keyof LinkShape]?: LinkShape[K] | undefined }
+
+export function shapeOf(profile: ProfileName, overrides: LinkOverrides = {}): LinkShape {
   const base = PROFILES[profile]
   const shape: LinkShape = { ...base, blackouts: base.blackouts.map((b) => ({ ...b })) }
   for (const key of Object.keys(overrides) as (keyof LinkShape)[]) {
@@ -372,7 +375,7 @@ export function describeEvent(e: WeakLinkEvent): string {
 // ---------------------------------------------------------------------------------------
 // The proxy
 
-export interface WeakLinkOptions extends Partial<LinkShape> {
+export interface WeakLinkOptions extends LinkOverrides {
   /** Where connections go: the MQTT broker. host defaults to 127.0.0.1. */
   target: { host?: string; port: number }
   /** Where the gateway connects (default 127.0.0.1, port 0: a free port, see `port`). */

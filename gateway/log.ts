@@ -49,7 +49,7 @@ export function createLogger(level: LogLevel, destination: LogDestination = pino
   return pino(
     {
       level,
-      base: undefined,
+      base: null, // no pid or hostname: journald has them
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: REDACTED },

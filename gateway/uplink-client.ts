@@ -19,8 +19,8 @@ export function clientOptions(o: {
   return {
     protocolVersion: 4,
     clientId: o.clientId,
-    username: o.username,
-    password: o.password,
+    ...(o.username !== undefined ? { username: o.username } : {}),
+    ...(o.password !== undefined ? { password: o.password } : {}),
     clean: false,
     keepalive: o.keepaliveS,
     reconnectPeriod: 0, // [UPLINK-1]

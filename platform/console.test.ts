@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../device-sim/wait.js'
 import { encodeBatch, encodePayload, type Encoding, type UplinkEvent } from '../protocol/mqtt.js'
 import { startMosquitto } from '../tests/helpers/broker.js'
-import { aedes, alarm, callback, cleanUp, cleanups, consoleFor, fakeGateway, relay, T0, trouble, uniq } from '../tests/helpers/console-harness.js'
+import { aedes, alarm, callback, cleanUp, cleanups, consoleFor, fakeGateway, relay, stageless, T0, trouble, uniq } from '../tests/helpers/console-harness.js'
 import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { ConsoleError, describeEvent, renderView } from './index.js'
 
@@ -270,19 +270,19 @@ describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
 
 describe('broadcast reads', () => {
   /** A broadcast-read as the gateway makes it: one id per broadcast, revision and terminal. */
-  const read = (gateway: string, broadcast: number, revision: number, terminal: string): UplinkEvent => ({
-    ...alarm(gateway, 1),
-    id: `${gateway}/read/${broadcast}.${revision}/${terminal}`,
-    class: 'status',
-    kind: 'broadcast-read',
-    code: null,
-    terminal,
-    number: null,
-    stage: undefined,
-    text: `broadcast ${broadcast}`,
-    broadcast,
-    revision,
-  })
+  const read = (gateway: string, broadcast: number, revision: number, terminal: string): UplinkEvent =>
+    stageless({
+      ...alarm(gateway, 1),
+      id: `${gateway}/read/${broadcast}.${revision}/${terminal}`,
+      class: 'status',
+      kind: 'broadcast-read',
+      code: null,
+      terminal,
+      number: null,
+      text: `broadcast ${broadcast}`,
+      broadcast,
+      revision,
+    })
 
   it('for each broadcast: how many terminals read it and through which gateways, deduplicated by id; reads of a broadcast sent elsewhere too', async () => {
     const broker = await aedes()

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../device-sim/wait.js'
 import { COMMAND_ERROR_CODES, DEFAULT_TOPIC_PREFIX, encodeBatch, encodePayload, type Encoding, type UplinkEvent } from '../protocol/mqtt.js'
-import { aedes, alarm, birth, cleanUp, consoleFor, death, fakeGateway, status, T0, trouble } from '../tests/helpers/console-harness.js'
+import { aedes, alarm, birth, cleanUp, consoleFor, death, fakeGateway, stageless, status, T0, trouble } from '../tests/helpers/console-harness.js'
 import { describeEvent, renderView } from './index.js'
 
 afterEach(cleanUp)
@@ -20,7 +20,7 @@ describe('events, batches and statuses', () => {
     const { c, of } = await consoleFor(broker.url)
     const mains = trouble(gw.id, 11)
     await gw.publish('event', encodePayload(mains, enc))
-    const relay: UplinkEvent = { ...alarm(gw.id, 1), id: `${gw.id}:g12`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, stage: undefined, text: 'Neighbour Batu needs a vet' } as UplinkEvent
+    const relay = stageless({ ...alarm(gw.id, 1), id: `${gw.id}:g12`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, text: 'Neighbour Batu needs a vet' } as UplinkEvent)
     const batch = { v: 1 as const, id: `${gw.id}:b311`, gateway: gw.id, items: [mains, status(gw.id, 'T4-00123', 71, false), status(gw.id, 'R1-00008', 100, true), relay, trouble(gw.id, 12, 'tamper')] }
     await gw.publish('batch', await encodeBatch(batch, enc))
     await waitFor('five items from the batch', () => of('event').length + of('status').length === 6)

@@ -81,8 +81,15 @@ export function alarm(gateway: string, n: number, over: Partial<UplinkEvent> = {
   }
 }
 
+/** The event without a stage: what the gateway publishes for an event that has none ([MQTT-3.2]). */
+export function stageless(e: UplinkEvent): UplinkEvent {
+  const copy = { ...e }
+  delete copy.stage
+  return copy
+}
+
 export function trouble(gateway: string, n: number, kind: 'mains-lost' | 'tamper' = 'mains-lost'): UplinkEvent {
-  return { ...alarm(gateway, n), class: 'trouble', kind, code: kind === 'tamper' ? 383 : 301, stage: undefined } as UplinkEvent
+  return stageless({ ...alarm(gateway, n), class: 'trouble', kind, code: kind === 'tamper' ? 383 : 301 } as UplinkEvent)
 }
 
 /** A call-back request of terminal T4-00123 (class request, on `event` or in a batch). */
