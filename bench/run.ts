@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { describeMachine, toMarkdown, type Benchmark, type Metric, type Report } from './lib/report.js'
 import { benchmark as latency } from './latency.js'
 import { benchmark as outage } from './outage.js'
@@ -35,19 +35,18 @@ process, and writes DIR/latest.json and DIR/latest.md (default bench/results).
   --quick   fewer samples and shorter runs: the whole suite in under five minutes
   --only    run only these benchmarks (the report then holds only their metrics)`
 
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  out: { type: 'string', default: RESULTS },
+  child: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 async function main(argv: string[]): Promise<number> {
-  let values
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values']
   try {
-    ;({ values } = parseArgs({
-      args: argv,
-      options: {
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string' },
-        out: { type: 'string', default: RESULTS },
-        child: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }))
+    ;({ values } = parseArgs({ args: argv, options: OPTIONS }))
   } catch (e) {
     console.error(`bench: ${(e as Error).message}\n\n${USAGE}`)
     return 2
@@ -91,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
   mkdirSync(values.out, { recursive: true })
   const titles = new Map(BENCHMARKS.map((b) => [b.name, b.title]))
   const md = toMarkdown(report, titles)
-  writeFileSync(path.join(values.out, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(path.join(values.out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(path.join(values.out, 'latest.md'), md)
   console.log(md)
   console.error(`bench: wrote ${path.join(values.out, 'latest.json')} and latest.md in ${report.durationS} s`)

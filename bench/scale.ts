@@ -167,7 +167,9 @@ async function connectAll(f: Fleet): Promise<ConnectResult> {
   const watch = watchProc(f.brokerPid, SAMPLE_MS)
   const overflows = listenOverflows()
   const at = Date.now()
-  specs(plan, f.brokerUrl).forEach((spec, i) => f.workers[i]!.send({ type: 'start', spec }))
+  specs(plan, f.brokerUrl).forEach((spec, i) => {
+    f.workers[i]!.send({ type: 'start', spec })
+  })
   await p.until(() => p.births.size >= plan.gateways, plan.connectTimeoutMs, 'every birth')
   const online = await Promise.all(f.workers.map((w) => w.next('online', plan.connectTimeoutMs)))
   const r: ConnectResult = {

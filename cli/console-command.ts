@@ -18,6 +18,7 @@ import {
   publishWithdraw,
   type CommandLine,
 } from '../platform/index.js'
+import type { Static } from 'typebox'
 import { BROADCAST_FLAGS, CONSOLE_FLAGS, WITHDRAW_FLAGS, optionsFromFlags } from './console-flags.js'
 import { runConsole } from './console-live.js'
 import { UsageError, parseArgsError, reportUsage } from './usage.js'
@@ -185,7 +186,7 @@ function defaultIo(io: Partial<ConsoleCommandIo>): ConsoleCommandIo {
 export async function consoleCommand(args: string[], io: Partial<ConsoleCommandIo> = {}): Promise<number> {
   const o = defaultIo(io)
   if (args[0] === 'broadcast') return broadcastCommand(args.slice(1), o)
-  let values
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof CONSOLE_OPTIONS; allowPositionals: false; strict: true }>>['values']
   try {
     ;({ values } = parseArgs({ args, options: CONSOLE_OPTIONS, allowPositionals: false, strict: true }))
   } catch (e) {
@@ -195,7 +196,7 @@ export async function consoleCommand(args: string[], io: Partial<ConsoleCommandI
     o.stdout(`${HELP}\n`)
     return 0
   }
-  let settings
+  let settings: Static<typeof ConsoleSettings>
   try {
     settings = optionsFromFlags(ConsoleSettings, CONSOLE_FLAGS, values, { password: o.env[PASSWORD_ENV] })
   } catch (e) {
@@ -211,8 +212,11 @@ function usage(o: ConsoleCommandIo, which: 'console' | 'console broadcast', e: u
 // ---------------------------------------------------------------------------------------
 // broadcast
 
+type BroadcastParsed = ReturnType<typeof parseArgs<{ args: string[]; options: typeof BROADCAST_OPTIONS; allowPositionals: true; strict: true }>>
+type BroadcastValues = BroadcastParsed['values']
+
 async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<number> {
-  let parsed
+  let parsed: BroadcastParsed
   try {
     parsed = parseArgs({ args, options: BROADCAST_OPTIONS, allowPositionals: true, strict: true })
   } catch (e) {
@@ -224,7 +228,7 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
     return 0
   }
   if (values.withdraw !== undefined) return withdrawCommand(values, positionals, o)
-  let options
+  let options: Static<typeof BroadcastSettings>
   try {
     if (positionals.length > 1) throw new UsageError(`the text must be one argument: put it in quotes (got ${positionals.length} words)`)
     options = optionsFromFlags(BroadcastSettings, BROADCAST_FLAGS, values, { text: positionals[0], password: o.env[PASSWORD_ENV] })
@@ -236,10 +240,8 @@ async function broadcastCommand(args: string[], o: ConsoleCommandIo): Promise<nu
   )
 }
 
-type BroadcastValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof BROADCAST_OPTIONS; allowPositionals: true; strict: true }>>['values']
-
 async function withdrawCommand(values: BroadcastValues, positionals: string[], o: ConsoleCommandIo): Promise<number> {
-  let options
+  let options: Static<typeof WithdrawSettings>
   try {
     const alone = ['urgency', 'expires-in', 'broadcast-id'].filter((k) => values[k as keyof BroadcastValues] !== undefined)
     if (alone.length > 0) throw new UsageError(`--withdraw takes a broadcast back: it has no ${alone.map((k) => `--${k}`).join(', ')}`)

@@ -4,7 +4,7 @@
  * in memory, with simulated time.
  */
 
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../device-sim/weak-link.js'
 import { USAGE_EXIT, parseArgsError, usageLine } from './usage.js'
 
@@ -26,23 +26,22 @@ Options:
   --memory-serial   use an in-memory serial line even if socat is installed
   --line-only       the serial link alone, in memory, simulated time (see --help there)`
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  once: { type: 'boolean' },
+  link: { type: 'string' },
+  baud: { type: 'string' },
+  timeout: { type: 'string' },
+  'memory-serial': { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 export async function demoCommand(args: string[]): Promise<number> {
   if (args.includes('--line-only')) {
     return (await import('./link-demo.js')).demoCommand(args.filter((a) => a !== '--line-only'))
   }
-  let values
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values']
   try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        once: { type: 'boolean' },
-        link: { type: 'string' },
-        baud: { type: 'string' },
-        timeout: { type: 'string' },
-        'memory-serial': { type: 'boolean' },
-      },
-    }))
+    ;({ values } = parseArgs({ args, options: OPTIONS }))
   } catch (e) {
     console.error(usageLine('demo', parseArgsError(e).message))
     return USAGE_EXIT

@@ -87,7 +87,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     say(n, who, text)
   }
   const numberOf = (id: string | null | undefined) => {
-    const m = id && id.startsWith(`${TERMINAL_ID}:`) ? Number(id.slice(TERMINAL_ID.length + 1)) : NaN
+    const m = id?.startsWith(`${TERMINAL_ID}:`) ? Number(id.slice(TERMINAL_ID.length + 1)) : NaN
     return Number.isInteger(m) ? m : null
   }
 

@@ -45,7 +45,7 @@ export async function decodeCommand(args: string[]): Promise<number> {
   }
   const d = new FrameDecoder()
   // A trailing delimiter makes a last, unterminated frame come out too.
-  d.push(Buffer.from(text + '00', 'hex'))
+  d.push(Buffer.from(`${text}00`, 'hex'))
   let errors = 0
   for (let r = d.next(); r; r = d.next()) {
     if (r.kind === 'frame') console.log(JSON.stringify(r.frame))

@@ -5,7 +5,7 @@
  * up with the gateway's own log by `time`.
  */
 
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import {
   PROFILES,
   PROFILE_NAMES,
@@ -20,6 +20,7 @@ import {
   parseProfile,
   startWeakLink,
   type LinkOverrides,
+  type WeakLink,
   type WeakLinkEvent,
   type WeakLinkOptions,
 } from '../device-sim/weak-link.js'
@@ -95,27 +96,25 @@ interface Parsed {
   json: boolean
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  target: { type: 'string' },
+  listen: { type: 'string' },
+  profile: { type: 'string' },
+  latency: { type: 'string' },
+  jitter: { type: 'string' },
+  kbps: { type: 'string' },
+  'drop-every': { type: 'string' },
+  blackout: { type: 'string', multiple: true },
+  stall: { type: 'boolean' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 function parse(args: string[]): Parsed | 'help' {
-  let parsed
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        target: { type: 'string' },
-        listen: { type: 'string' },
-        profile: { type: 'string' },
-        latency: { type: 'string' },
-        jitter: { type: 'string' },
-        kbps: { type: 'string' },
-        'drop-every': { type: 'string' },
-        blackout: { type: 'string', multiple: true },
-        stall: { type: 'boolean' },
-        seed: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    })
+    parsed = parseArgs({ args, allowPositionals: true, options: OPTIONS })
   } catch (e) {
     throw parseArgsError(e)
   }
@@ -187,7 +186,7 @@ export async function simLinkCommand(args: string[], io: Partial<SimLinkIo> = {}
   // Listen for signals before the proxy starts, so a SIGTERM at start-up still stops it cleanly.
   const signals = io.until ? null : signalled()
   try {
-    let link
+    let link: WeakLink
     try {
       link = await startWeakLink({ ...parsed.options, onEvent: log })
     } catch (e) {

@@ -7,7 +7,7 @@
  */
 
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { SerialEvent } from '../io/serial-line.js'
 import { PROGRESS_RANK as RANK } from '../protocol/lifecycle.js'
 import type { EventKind } from '../protocol/messages.js'
@@ -136,28 +136,27 @@ interface Settings {
 
 const SCRIPTED_ONLY = ['count', 'interval', 'until', 'timeout', 'json'] as const
 
+const OPTIONS = {
+  serial: { type: 'string' },
+  id: { type: 'string' },
+  address: { type: 'string' },
+  baud: { type: 'string' },
+  state: { type: 'string' },
+  noise: { type: 'string' },
+  seed: { type: 'string' },
+  press: { type: 'string' },
+  count: { type: 'string' },
+  interval: { type: 'string' },
+  until: { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 function parse(args: string[]): Settings {
-  let values
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values']
   try {
-    values = parseArgs({
-      args,
-      options: {
-        serial: { type: 'string' },
-        id: { type: 'string' },
-        address: { type: 'string' },
-        baud: { type: 'string' },
-        state: { type: 'string' },
-        noise: { type: 'string' },
-        seed: { type: 'string' },
-        press: { type: 'string' },
-        count: { type: 'string' },
-        interval: { type: 'string' },
-        until: { type: 'string' },
-        timeout: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values
+    values = parseArgs({ args, options: OPTIONS }).values
   } catch (e) {
     throw parseArgsError(e)
   }

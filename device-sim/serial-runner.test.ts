@@ -6,7 +6,7 @@ import type { SerialEvent } from '../io/serial-line.js'
 import { seededRandom } from '../protocol/random.js'
 import { openPtyPair, type PtyPair } from '../tests/helpers/pty.js'
 import { requireTool, waitUntil } from '../tests/helpers/system.js'
-import { BitNoise, runOnSerial, type RunningTerminal, type SerialDevice } from './serial-runner.js'
+import { BitNoise, runOnSerial, type SerialDevice } from './serial-runner.js'
 
 requireTool('socat')
 

@@ -27,7 +27,7 @@ const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '
  * `dirs` replaces the search path (tests of this function).
  */
 export function requireTool(name: Tool, opts: { dirs?: readonly string[] } = {}): string {
-  const dirs = opts.dirs ?? [...(process.env['PATH'] ?? '').split(delimiter), ...EXTRA_DIRS]
+  const dirs = opts.dirs ?? [...(process.env.PATH ?? '').split(delimiter), ...EXTRA_DIRS]
   for (const dir of dirs) {
     if (dir === '') continue
     const candidate = join(dir, name)

@@ -173,7 +173,9 @@ export function terminalView(state: TerminalViewState, now: number): string[] {
     const extra = [a.text, a.eta !== undefined ? `eta ${a.eta} min` : undefined].filter((x) => x !== undefined).join(', ')
     lines.push(`${label(i === 0 ? 'Alerts' : '')}#${a.event} ${a.kind ?? 'event'}: ${a.stage}${extra ? ` (${extra})` : ''}, ${ago(now - a.at)}${a === shown ? '  <- shown' : ''}`)
   })
-  state.displays.forEach((d, i) => lines.push(`${label(i === 0 ? 'Messages' : '')}#${d.id} unread (press r when read)`))
+  state.displays.forEach((d, i) => {
+    lines.push(`${label(i === 0 ? 'Messages' : '')}#${d.id} unread (press r when read)`)
+  })
   lines.push(`${label('Link')}${linkLine(state)}`)
   return lines
 }

@@ -15,7 +15,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname } from 'node:path'
 import type { ShownStage } from '../protocol/lifecycle.js'
 import { TerminalLink, type LinkEvent } from '../protocol/link.js'
-import { DEFAULT_HEARTBEAT_S, type Capability, type Display, type Event, type EventKind, type Stage, type Urgency } from '../protocol/messages.js'
+import { DEFAULT_HEARTBEAT_S, type Capability, type Display, type Event, type EventKind, type Urgency } from '../protocol/messages.js'
 
 export interface NvState {
   boot: number

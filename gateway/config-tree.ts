@@ -23,7 +23,13 @@ export function setPath(tree: Tree, path: string, value: unknown): void {
   let t = tree
   for (const k of keys) {
     const next = t[k]
-    t = isTree(next) ? next : (t[k] = {})
+    if (isTree(next)) {
+      t = next
+    } else {
+      const table: Tree = {}
+      t[k] = table
+      t = table
+    }
   }
   t[last] = value
 }

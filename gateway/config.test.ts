@@ -20,7 +20,9 @@ const tempDir = () => {
   tempDirs.push(dir)
   return dir
 }
-afterAll(() => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
+})
 
 const REQUIRED_FLAGS = ['--serial', '/dev/ttyUSB0', '--broker', 'mqtt://broker.local', '--id', 'gw-1', '--data', '/var/lib/steppelink']
 
@@ -314,7 +316,10 @@ describe('errors', () => {
     const args = [...base, ...(file === undefined ? [] : ['--config', F]), ...argv]
     const got = errors(loadConfig(args, env, files(file === undefined ? {} : { [F]: file })))
     expect(got).toHaveLength(expected.length)
-    expected.forEach((e, i) => (typeof e === 'string' ? expect(got[i]).toBe(e) : expect(got[i]).toMatch(e)))
+    expected.forEach((e, i) => {
+      if (typeof e === 'string') expect(got[i]).toBe(e)
+      else expect(got[i]).toMatch(e)
+    })
   })
 
   it('names every missing required key with its flag and its key', () => {

@@ -103,9 +103,10 @@ export class Gateway {
     boot: number,
   ) {
     this.topics = gatewayTopics(settings.prefix, settings.gateway, settings.area)
-    const clock = (this.clock = new GatewayClock(store, boot, io.now))
+    const clock = new GatewayClock(store, boot, io.now)
+    this.clock = clock
     // Getters: the platform's `config` command changes these while running.
-    const outbox = (this.outbox = new Outbox(store, clock, {
+    const outbox = new Outbox(store, clock, {
       gateway: settings.gateway,
       get receiptTimeoutMs() {
         return settings.receiptTimeoutMs
@@ -114,14 +115,18 @@ export class Gateway {
         return settings.statusIntervalMs
       },
       ...(io.random ? { random: io.random } : {}),
-    }))
+    })
+    this.outbox = outbox
     const count = (name: string) => this.#count(name)
     const flush = () => this.#flushSerial()
     const replies = new Replies({ settings, topic: this.topics.reply, clock, io, log, budget: settings.replyBudget ?? DEFAULT_REPLY_BUDGET, count })
     const startedAt = io.now()
-    const known = (this.#known = new KnownTerminals(store))
-    const toButton = (this.#toButton = new ToTheButton({ settings, store, link, clock, io, log, known, flush }))
-    const publishing = (this.#publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt }))
+    const known = new KnownTerminals(store)
+    this.#known = known
+    const toButton = new ToTheButton({ settings, store, link, clock, io, log, known, flush })
+    this.#toButton = toButton
+    const publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt })
+    this.#publishing = publishing
     // What the store kept of the last run: the platform's settings, the terminals.
     loadSavedSettings(store, settings)
     known.load()

@@ -55,7 +55,10 @@ export class MemoryBroadcasts {
   /** Revision `revision` was sent to the terminal; a read it made of an earlier one is kept. */
   sent(broadcast: number, terminal: string, revision: number, now: number): void {
     let copies = this.#deliveries.get(broadcast)
-    if (!copies) this.#deliveries.set(broadcast, (copies = new Map()))
+    if (!copies) {
+      copies = new Map()
+      this.#deliveries.set(broadcast, copies)
+    }
     const d = copies.get(terminal)
     copies.set(terminal, { broadcast, terminal, revision, sentAt: now, readRevision: d?.readRevision ?? null, readAt: d?.readAt ?? null })
   }

@@ -162,7 +162,10 @@ export class MemoryEvents {
       rows.some((r) => r.rank <= LAST_CASE_RANK),
       () =>
         rows.forEach((r, i) => {
-          if (r.rank > LAST_CASE_RANK) return this.#delete(r)
+          if (r.rank > LAST_CASE_RANK) {
+            this.#delete(r)
+            return
+          }
           if (r.rank !== RANK.alarm && r.done) return // named twice
           r.attempts += 1
           if (r.rank === RANK.alarm) r.nextAt = retryAt[i]!

@@ -16,7 +16,9 @@ storeSuite('MemoryStore', {
 })
 
 const dirs: string[] = []
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
 
 storeSuite('SqliteStore, a file in WAL mode', {
   open: (o) => {

@@ -14,7 +14,7 @@ import { EVENT_KINDS, contactIdOf, type Event } from '../protocol/messages.js'
 import { CLASS_OF, MQTT_CONTRACT_VERSION } from '../protocol/mqtt.js'
 import type { KnownTerminal } from './known-terminals.js'
 import { epochTag, numberingRestarted } from './numbering.js'
-import { terminalEventId, type NewEvent } from './store.js'
+import { terminalEventId, type AddResult, type NewEvent } from './store.js'
 import type { TerminalsDeps } from './terminals.js'
 import { INDICATED_CLASSES } from './to-the-button.js'
 
@@ -27,7 +27,7 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
   const { settings, store, link, clock, io, log, toButton } = d
   const cls = CLASS_OF[m.kind]
   const fingerprint = eventFingerprint(m)
-  let result
+  let result: AddResult
   try {
     const seen = store.recognise(t.terminal, m.number, fingerprint)
     if (seen.kind === 'replay') {

@@ -75,7 +75,10 @@ export class ToTheButton {
     const key = `${e.stage}|${text ?? ''}`
     let shown = this.#shown.get(address)
     if (shown?.get(e.number) === key) return
-    if (!shown) this.#shown.set(address, (shown = new Map()))
+    if (!shown) {
+      shown = new Map()
+      this.#shown.set(address, shown)
+    }
     shown.set(e.number, key)
     const message: Indicate = { type: 'INDICATE', event: e.number, stage: e.stage, ...(text ? { text } : {}), ...(eta !== undefined ? { eta } : {}) }
     this.d.link.send(address, message, this.#indicateOptions(address, e.number))
@@ -184,7 +187,7 @@ export class ToTheButton {
     } else {
       const { parts, truncated } = splitDisplayText(b.text)
       if (truncated) this.d.log.warn({ broadcast: b.id }, 'broadcast text too long for the terminal display: cut after 15 parts')
-      parts.forEach((part, i) =>
+      parts.forEach((part, i) => {
         this.d.link.send(t.address, {
           type: 'DISPLAY',
           id: b.id,
@@ -193,8 +196,8 @@ export class ToTheButton {
           ...(b.expires !== null ? { expires: Math.floor(b.expires / 1000) } : {}),
           ...(parts.length > 1 ? { part: i + 1, parts: parts.length } : {}),
           ...revision,
-        }),
-      )
+        })
+      })
     }
     this.d.store.broadcastSent(b.id, t.terminal, b.revision, this.d.io.now())
   }

@@ -163,6 +163,7 @@ export class Uplink {
 
   /** [UPLINK-2] [UPLINK-3] QoS 1; resolves on PUBACK. */
   publish(topic: string, payload: Buffer, opts: { retain?: boolean } = {}): Promise<void> {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is forbidden in an MQTT topic name, like the wildcards + and # in one published to: such a topic is refused
     if (topic.length === 0 || /[+#\u0000]/.test(topic)) throw new TypeError(`Uplink.publish: invalid topic ${JSON.stringify(topic)}`)
     const client = this.#client
     if (this.#phase !== 'online' || client === null || !client.connected) {

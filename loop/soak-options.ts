@@ -3,7 +3,7 @@
  * usage error: the message and the help on standard error, exit status 2.
  */
 
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../device-sim/weak-link.js'
 import type { AckMode } from '../platform/index.js'
 import type { BrokerKind } from './loop.js'
@@ -76,26 +76,24 @@ export function parseSoakOptions(argv: readonly string[]): SoakRequest {
   }
 }
 
+const OPTIONS = {
+  hours: { type: 'string' },
+  broker: { type: 'string', default: 'mosquitto' },
+  link: { type: 'string' },
+  'kill-every': { type: 'string', default: '45' },
+  'presses-per-minute': { type: 'string', default: '10' },
+  terminals: { type: 'string', default: '1' },
+  ack: { type: 'string', default: 'none' },
+  deadline: { type: 'string' },
+  seed: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 function parse(argv: readonly string[]): SoakRequest {
-  let values
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; strict: true }>>['values']
   try {
-    ;({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        hours: { type: 'string' },
-        broker: { type: 'string', default: 'mosquitto' },
-        link: { type: 'string' },
-        'kill-every': { type: 'string', default: '45' },
-        'presses-per-minute': { type: 'string', default: '10' },
-        terminals: { type: 'string', default: '1' },
-        ack: { type: 'string', default: 'none' },
-        deadline: { type: 'string' },
-        seed: { type: 'string' },
-        keep: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }))
+    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true }))
   } catch (e) {
     return usage((e as Error).message)
   }

@@ -233,7 +233,10 @@ async function soak(o: SoakOptions, dir: string): Promise<boolean> {
     }
     const pick = (weights: readonly (readonly [EventKind, number])[]): EventKind => {
       let u = random() * weights.reduce((s, [, w]) => s + w, 0)
-      for (const [k, w] of weights) if ((u -= w) < 0) return k
+      for (const [k, w] of weights) {
+        u -= w
+        if (u < 0) return k
+      }
       return weights[0]![0]
     }
     const anyTerminal = () => Math.floor(random() * loop.terminals.length)

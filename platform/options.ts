@@ -201,7 +201,10 @@ const validators = new WeakMap<TObject, ReturnType<typeof Compile>>()
 /** What is wrong with `options` by `schema` (ConsoleSettings, BroadcastSettings, WithdrawSettings), or null. */
 export function optionProblem(schema: TObject, options: object): OptionProblem | null {
   let validator = validators.get(schema)
-  if (validator === undefined) validators.set(schema, (validator = Compile(schema)))
+  if (validator === undefined) {
+    validator = Compile(schema)
+    validators.set(schema, validator)
+  }
   if (validator.Check(options)) return null
   const order = Object.keys(schema.properties)
   const described = (key: string) => String((schema.properties[key] as { description?: string } | undefined)?.description ?? key)

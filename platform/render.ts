@@ -23,6 +23,7 @@ import type { BroadcastView, CaseView, ConsoleSnapshot } from './view.js'
  * bidi embeddings and overrides U+202A-U+202E and isolates U+2066-U+2069 (which reverse
  * what follows on the line), and the line and paragraph separators U+2028-U+2029.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what this finds, to show them escaped instead of letting the terminal obey them
 const UNSAFE_ON_SCREEN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
 
@@ -203,7 +204,9 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   more(s.openAlarms.length, alarmRows)
   // Not emergencies: below the alarms, never red, numbered on after them (openCases).
   push(`Open requests: ${s.openRequests.length}`, 'bold')
-  s.openRequests.slice(0, rows).forEach((a, i) => push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain'))
+  s.openRequests.slice(0, rows).forEach((a, i) => {
+    push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain')
+  })
   more(s.openRequests.length, rows)
   if (s.broadcasts.length > 0) {
     push(`Broadcasts: ${s.broadcasts.length}`, 'bold')

@@ -141,7 +141,9 @@ describe('events, batches and statuses', () => {
     }
     const replies = await waitFor('every reply', () => of('reply').length === codes.length && of('reply'))
     expect(replies.map((r) => r.code)).toEqual(codes)
-    replies.forEach((r, i) => expect(describeEvent(r)).toMatch(new RegExp(`REPLY +${gw.id} rejected command c-${i}: ${codes[i]} reason ${i}$`)))
+    replies.forEach((r, i) => {
+      expect(describeEvent(r)).toMatch(new RegExp(`REPLY +${gw.id} rejected command c-${i}: ${codes[i]} reason ${i}$`))
+    })
     expect(of('error')).toEqual([])
   })
 

@@ -220,7 +220,7 @@ export function decodeFrame(raw: Uint8Array): DecodeResult {
 }
 
 function hex32(n: number): string {
-  return '0x' + n.toString(16).padStart(8, '0')
+  return `0x${n.toString(16).padStart(8, '0')}`
 }
 
 /**

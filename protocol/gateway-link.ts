@@ -45,7 +45,7 @@ export class GatewayLink extends LinkEnd {
 
   terminal(address: number): PeerStatus | undefined {
     const p = this.peers.get(address)
-    return p && p.status()
+    return p?.status()
   }
 
   protected accepts(frame: Frame): boolean {

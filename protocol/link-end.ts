@@ -297,7 +297,7 @@ export abstract class LinkEnd {
     if (!addressed || header.code < FIRST_DATA_CODE || header.version !== 1) return
     if (code !== 'LINK_UNKNOWN_TYPE' && code !== 'LINK_BAD_SCHEMA' && code !== 'LINK_BAD_CBOR') return
     const peer = this.peers.get(header.src)
-    if (!peer || peer.state !== 'open') {
+    if (peer?.state !== 'open') {
       this.#count('noSession')
       this.onNoSessionData(header.src, header.seq)
       return
@@ -389,7 +389,7 @@ export abstract class LinkEnd {
 
   #onData(frame: Frame<DataMessage>): void {
     const peer = this.peers.get(frame.src)
-    if (!peer || peer.state !== 'open') {
+    if (peer?.state !== 'open') {
       this.#count('noSession')
       this.onNoSessionData(frame.src, frame.seq)
       return

@@ -40,6 +40,7 @@ const hexBytes = (text: string) => new Uint8Array(Buffer.from(text.replaceAll(' 
 /** 65536 as MQTT.md writes it: 65 536. */
 const spaced = (n: number) => n.toLocaleString('en-US').replaceAll(',', ' ')
 /** Characters that do not print, as \\uXXXX, the way MQTT.md shows messages. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the characters that do not print are what this finds
 const visible = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\ufeff\ufffd]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 const schemaOf = (name: string) => (mqtt as Record<string, unknown>)[name] as Parameters<typeof Compile>[0] | undefined
 
@@ -77,8 +78,10 @@ function examples(): Example[] {
     let key = ''
     for (const line of rest) {
       const m = /^(json|cbor|zstd) {2}(.*)$/.exec(line)
-      if (m) f[(key = m[1]!)] = m[2]!
-      else if (key && /^ {6}[0-9a-f ]+$/.test(line)) f[key] += ` ${line.trim()}`
+      if (m) {
+        key = m[1]!
+        f[key] = m[2]!
+      } else if (key && /^ {6}[0-9a-f ]+$/.test(line)) f[key] += ` ${line.trim()}`
       else throw new Error(`MQTT.md example ${head}: unexpected line ${JSON.stringify(line)}`)
     }
     out.push({ schema: h[1]!, arrow: h[2] as '->' | '<-', topic: h[3]!, json: f.json!, cbor: f.cbor!, ...(f.zstd ? { zstd: f.zstd } : {}) })

@@ -72,7 +72,7 @@ function driver(): string {
 
 /** Runs the driver on the commands, one answer line per command. */
 function run(commands: string[]): string[] {
-  const r = spawnSync(driver(), { input: commands.join('\n') + '\n', encoding: 'utf8', maxBuffer: 1 << 24 })
+  const r = spawnSync(driver(), { input: `${commands.join('\n')}\n`, encoding: 'utf8', maxBuffer: 1 << 24 })
   if (r.status !== 0) throw new Error(`the C driver stopped (status ${r.status}, signal ${r.signal}); SIGSEGV is a read at or past the end of its input\n${r.stderr}`)
   const lines = r.stdout.split('\n').slice(0, -1)
   expect(lines).toHaveLength(commands.length)
@@ -118,7 +118,7 @@ describe('the C of PROTOCOL.md', () => {
     expect(rows.length).toBeGreaterThanOrEqual(5)
     // A run of 254 non-zero bytes closes a full group; 250 of them are the largest frame.
     const long = (n: number) => hex(new Uint8Array(n).map((_, i) => (i % 255) + 1))
-    const frames = [...rows.map(([frame]) => frame), long(250), long(254), long(254) + '00' + long(3), '']
+    const frames = [...rows.map(([frame]) => frame), long(250), long(254), `${long(254)}00${long(3)}`, '']
     const blocks = frames.map((f) => hex(cobsEncode(Buffer.from(f, 'hex'))))
     const answers = run([...frames.map((f) => `cobs ${f}`), ...rows.map(([, block]) => `uncobs ${block}`), ...blocks.map((b) => `uncobs ${b}`)])
     frames.forEach((f, i) => {
@@ -144,7 +144,7 @@ describe('the C of PROTOCOL.md', () => {
   })
 
   it('skips any item within its limits, and no further [LINK-5.1]', () => {
-    const nest = (n: number) => '81'.repeat(n) + '00'
+    const nest = (n: number) => `${'81'.repeat(n)}00`
     const items: [string, string][] = [
       ['00', 'ok:1'], ['1affffffff', 'ok:5'], ['3901f3', 'ok:3'], ['f5', 'ok:1'], ['f93e00', 'ok:3'], ['fa3fc00000', 'ok:5'],
       ['42cafe', 'ok:3'], ['6378797a', 'ok:4'], ['8301617981', 'fail'], ['830161798102', 'ok:6'], ['a201f60280', 'ok:5'],
@@ -153,7 +153,9 @@ describe('the C of PROTOCOL.md', () => {
       ['7a00000005616263', 'fail'], ['ba80000000', 'fail'], ['9affffffff00', 'fail'],
     ]
     const answers = run(items.map(([h]) => `skip ${h}`))
-    items.forEach(([h, want], i) => expect(answers[i], h).toBe(want))
+    items.forEach(([h, want], i) => {
+      expect(answers[i], h).toBe(want)
+    })
   })
 
   it('gives every test vector the reference verdict, and makes the same bytes again', () => {

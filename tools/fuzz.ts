@@ -50,7 +50,7 @@ const mutation = fc.oneof(
 type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never
 
 function mutate(input: Uint8Array, mutations: Mutation[]): Uint8Array {
-  let b = [...input]
+  const b = [...input]
   for (const m of mutations) {
     if (b.length === 0) break
     const at = m.at % b.length
@@ -122,9 +122,12 @@ export const linkEndsProperty = fc.property(
     const stream = mutate(new Uint8Array(frames.flatMap((f) => [...encodeWire(f)])), mutations)
     let now = 0
     for (const end of [gateway, terminal]) {
-      end.receive(stream, (now += 10))
-      end.receive(noise, (now += 10))
-      end.tick((now += 100_000))
+      now += 10
+      end.receive(stream, now)
+      now += 10
+      end.receive(noise, now)
+      now += 100_000
+      end.tick(now)
       while (end.nextEvent()) {
         /* drain */
       }

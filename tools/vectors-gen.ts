@@ -213,7 +213,7 @@ export function errors(): Vector[] {
     invalid('INDICATE stage 0', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 0]])))),
     invalid('INDICATE stage 8', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 8]])))),
     invalid('INDICATE stage 9', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 9]])))),
-    invalid('INDICATE text of 121 bytes', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 4], [2, '警'.repeat(40) + '!']])))),
+    invalid('INDICATE text of 121 bytes', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7], [1, 4], [2, `${'警'.repeat(40)}!`]])))),
     invalid('INDICATE without its stage', 'LINK_BAD_SCHEMA', wire(raw([1, T, 0, 0x30, 1], map([[0, 7]])))),
     invalid('HELLO without terminal id', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[1, '1.0'], [2, 0], [3, 1], [4, 0], [5, 0]])))),
     invalid('HELLO with capabilities -1', 'LINK_BAD_SCHEMA', wire(raw([1, 0, T, 0x10, 0], map([[0, 'SL-T-1'], [1, '1.0'], [2, -1], [3, 1], [4, 0], [5, 0]])))),
@@ -244,7 +244,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const [file, make] of Object.entries(VECTOR_FILES)) {
     const vectors = make()
     total += vectors.length
-    writeFileSync(join(VECTORS_DIR, file), JSON.stringify(vectors, null, 2) + '\n')
+    writeFileSync(join(VECTORS_DIR, file), `${JSON.stringify(vectors, null, 2)}\n`)
   }
   console.log(`wrote ${total} vectors to ${VECTORS_DIR}`)
 }

@@ -128,7 +128,7 @@ export function toMarkdown(report: Report, titles: Map<string, string>): string 
   if (report.failed.length > 0) {
     lines.push('', '## Failed', '', ...report.failed.map((f) => `- **${f.name}**: ${f.error}`))
   }
-  return lines.join('\n') + '\n'
+  return `${lines.join('\n')}\n`
 }
 
 function fmt(x: number): string {

@@ -271,8 +271,8 @@ describe('fault: the gateway disk nearly full, then full (tmpfs)', () => {
     const n = l.press(0, 'emergency')
     // The gateway has had the HEARTBEAT while the disk was full: it answered (ACK or NAK), or
     // the terminal's retry timeout passed without an answer.
-    const after = (k: 'framesIn' | 'retransmissions') => (link.stats()[k] ?? 0) > (before[k] ?? 0)
-    await waitUntil(() => after('framesIn') || after('retransmissions'), { timeoutMs: 10_000, what: 'the gateway answering the HEARTBEAT, or the terminal sending it again' })
+    const grew = (k: 'framesIn' | 'retransmissions') => (link.stats()[k] ?? 0) > (before[k] ?? 0)
+    await waitUntil(() => grew('framesIn') || grew('retransmissions'), { timeoutMs: 10_000, what: 'the gateway answering the HEARTBEAT, or the terminal sending it again' })
     release(disk, 'filler', 2 * MiB)
     try {
       await l.expectEveryAlarmDelivered({ timeoutMs: 20_000 })

@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import mqtt from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import type { ConsoleEvent, ReplyLine } from '../../platform/index.js'
+import type { ReplyLine } from '../../platform/index.js'
 import { COMMAND_ERROR_CODES, MAX_COMMAND_BYTES, encodePayload, gatewayTopics, type CommandErrorCode } from '../../protocol/mqtt.js'
 import { seededRandom } from '../../protocol/random.js'
 import { waitUntil } from '../helpers/system.js'
@@ -76,8 +76,6 @@ const EXOTIC_CBOR: [string, Buffer][] = [
   ['byte string', Buffer.from([0x41, 0x01])],
   ['uint64 max', Buffer.from([0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])],
 ]
-
-const KNOWN_TYPES = ['receipt', 'acknowledged', 'dispatched', 'resolved', 'broadcast', 'time', 'config', 'status-request', 'rebirth']
 
 function fuzzPayloads(seed: number, n: number): Fuzz[] {
   const random = seededRandom(seed)
@@ -315,7 +313,10 @@ function fuzzPayloads(seed: number, n: number): Fuzz[] {
   const total = generators.reduce((s, [w]) => s + w, 0)
   for (let i = 0; i < n; i++) {
     let r = random() * total
-    const g = generators.find(([w]) => (r -= w) < 0)?.[1] ?? generators[0]![1]
+    const g = generators.find(([w]) => {
+      r -= w
+      return r < 0
+    })?.[1] ?? generators[0]![1]
     const f = g()
     out.push(f)
     const recent = f.expect === 'CMD_UNKNOWN_ALERT' || f.expect === 'none' ? recentValid : f.id ? recentInvalid : null

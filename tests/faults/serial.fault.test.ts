@@ -59,7 +59,6 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
     const started = Date.now()
     const seed = seedForFirstFlip(ber, 2_400, 4_800)
     const loop = await loops.start({ broker: 'aedes', serial: { noise: ber, random: seededRandom(seed) } })
-    const l = loop
     const t = loop.terminals[0]!
     const atStart = { runner: t.running.stats(), gateway: (await requestGatewayStatus(loop)).serial as Counters }
 

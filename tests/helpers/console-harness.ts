@@ -141,6 +141,7 @@ export function io() {
 // Text from the wire [CONSOLE-9]
 
 /** What a terminal obeys: C0 (ESC, BEL, CR, LF ...), DEL, C1 (CSI U+009B ...), bidi overrides and isolates. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for these in the console's output, where none may be left
 export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
 // Clear the screen, home the cursor, hide, blink, recolour, move up a line, set the
 // window title (OSC), an 8-bit CSI, a bell, reverse the rest of the line, a fake new line.

@@ -8,10 +8,6 @@ import { requireTool, waitUntil } from './system.js'
 /** All 256 byte values, twice: raw mode must pass 0x00, CR, LF, XON/XOFF and 0xff untouched. */
 const EVERY_BYTE = new Uint8Array([...Array(512).keys()].map((i) => i % 256))
 
-function startsWith(haystack: Uint8Array, needle: Uint8Array): boolean {
-  return haystack.length >= needle.length && needle.every((b, i) => haystack[i] === b)
-}
-
 describe('requireTool', () => {
   let scratch: string | null = null
   afterEach(() => {
