@@ -14,7 +14,16 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['protocol/**/*.test.ts', 'io/**/*.test.ts', 'gateway/**/*.test.ts', 'platform/**/*.test.ts', 'device-sim/**/*.test.ts', 'loop/**/*.test.ts', 'cli/**/*.test.ts', 'tools/**/*.test.ts'],
+          include: [
+            'protocol/**/*.test.ts',
+            'io/**/*.test.ts',
+            'gateway/**/*.test.ts',
+            'platform/**/*.test.ts',
+            'device-sim/**/*.test.ts',
+            'loop/**/*.test.ts',
+            'cli/**/*.test.ts',
+            'tools/**/*.test.ts',
+          ],
           sequence: { groupOrder: 0 },
         },
       },

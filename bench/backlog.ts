@@ -195,7 +195,13 @@ async function run(ctx: BenchContext): Promise<Metric[]> {
     const json = await drainNaive(platform, broker.port, naive.messages, naive.ids, `naive-${GATEWAY}`)
     said('JSON per event, household day', json)
     const sentMessages = sent.map((item) => ({ topic: item.class === 'alarm' ? topics.alert : topics.event, payload: encodePayload(item, 'json') }))
-    const same = await drainNaive(platform, broker.port, sentMessages, sent.map((i) => String(i.id)), `naive-sent-${GATEWAY}`)
+    const same = await drainNaive(
+      platform,
+      broker.port,
+      sentMessages,
+      sent.map((i) => String(i.id)),
+      `naive-sent-${GATEWAY}`,
+    )
     said('JSON per item the gateway sent', same)
 
     const { count: gwUnfolded } = await drainGateway(ctx, platform, broker.port, unfolded, 'unfolded')
@@ -213,8 +219,7 @@ function metrics(c: { gw: Count; json: Count; same: Count; gwUnfolded: Count; js
   const events = day.heartbeats.length + day.events.length
   const folding = round(json.items / gw.items, 0)
   const encoding = round(total(same) / total(gw), 1)
-  const household =
-    `${TERMINALS} terminals × ${MINUTES} status heartbeats (one a minute), ${RELAYS} relays, ${ALARMS.length} alarms = ${events} events, written into the gateway's store before it starts`
+  const household = `${TERMINALS} terminals × ${MINUTES} status heartbeats (one a minute), ${RELAYS} relays, ${ALARMS.length} alarms = ${events} events, written into the gateway's store before it starts`
   return [
     metric({
       name: 'backlog.drain.bytes',

@@ -98,13 +98,21 @@ function dayByClass(): ClassDay[] {
       name: 'alarm',
       events: L.alarmsPerDay,
       what: `${L.alarmsPerDay} alarms, each stored, sent, received, acknowledged, dispatched and resolved`,
-      run: (h) => oneAtATime(h, Array.from({ length: L.alarmsPerDay }, (_, i) => ({ terminal: i % L.terminals, kind: alarmKinds[i % alarmKinds.length]! }))),
+      run: (h) =>
+        oneAtATime(
+          h,
+          Array.from({ length: L.alarmsPerDay }, (_, i) => ({ terminal: i % L.terminals, kind: alarmKinds[i % alarmKinds.length]! })),
+        ),
     },
     {
       name: 'request',
       events: L.requestsPerDay,
       what: `${L.requestsPerDay} call-back requests, each stored, sent, received, acknowledged and resolved`,
-      run: (h) => oneAtATime(h, Array.from({ length: L.requestsPerDay }, (_, i) => ({ terminal: i % L.terminals, kind: 'callback' as const }))),
+      run: (h) =>
+        oneAtATime(
+          h,
+          Array.from({ length: L.requestsPerDay }, (_, i) => ({ terminal: i % L.terminals, kind: 'callback' as const })),
+        ),
     },
     {
       name: 'trouble',
@@ -114,9 +122,15 @@ function dayByClass(): ClassDay[] {
         `and ${L.batteryLowPerDay} battery-low and battery-restored from one terminal`,
       run: async (h) => {
         for (let cut = 0; cut < L.powerCutsPerDay; cut++) {
-          for (const [mains, kind] of [[false, 'mains-lost'], [true, 'mains-restored']] as const) {
+          for (const [mains, kind] of [
+            [false, 'mains-lost'],
+            [true, 'mains-restored'],
+          ] as const) {
             for (const t of h.terminals) t.setPower(mains, mains ? 100 : 80)
-            await settled(h, h.terminals.map((_, i) => h.press(i, kind)))
+            await settled(
+              h,
+              h.terminals.map((_, i) => h.press(i, kind)),
+            )
           }
         }
         for (let i = 0; i < L.batteryLowPerDay; i++) {
@@ -132,7 +146,11 @@ function dayByClass(): ClassDay[] {
       name: 'test',
       events: L.testsPerTerminalPerDay * L.terminals,
       what: `${L.testsPerTerminalPerDay} test report a terminal (${L.terminals} terminals)`,
-      run: (h) => oneAtATime(h, Array.from({ length: L.testsPerTerminalPerDay * L.terminals }, (_, i) => ({ terminal: i % L.terminals, kind: 'test' as const }))),
+      run: (h) =>
+        oneAtATime(
+          h,
+          Array.from({ length: L.testsPerTerminalPerDay * L.terminals }, (_, i) => ({ terminal: i % L.terminals, kind: 'test' as const })),
+        ),
     },
   ]
 }
@@ -154,7 +172,11 @@ async function settled(h: Household, pressed: readonly Pressed[]): Promise<void>
       const seen = atConsole()
       return pressed.every((p) => seen.has(p.id) && (!isCase(p) || h.terminals[p.terminal]!.stages.get(p.number) === 'resolved')) && h.terminals.every((t) => t.pending.length === 0)
     },
-    { timeoutMs: 30_000, intervalMs: 10, what: () => `${pressed.map((p) => `${p.id} (${p.kind}, shown ${h.terminals[p.terminal]!.stages.get(p.number) ?? '-'})`).join(', ')} at the console and closed` },
+    {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+      what: () => `${pressed.map((p) => `${p.id} (${p.kind}, shown ${h.terminals[p.terminal]!.stages.get(p.number) ?? '-'})`).join(', ')} at the console and closed`,
+    },
   )
   await sleep(SETTLE_MS)
 }
@@ -349,7 +371,7 @@ function checkpointBytes(dbPath: string): { bytes: number; pages: number } {
     const before = sampleProc(process.pid)!.writeBytes
     const [result] = db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[]
     const after = sampleProc(process.pid)!.writeBytes
-    if (before === null || after === null || result === undefined) throw new Error('cannot read this process\'s write_bytes or the checkpoint result')
+    if (before === null || after === null || result === undefined) throw new Error("cannot read this process's write_bytes or the checkpoint result")
     if (result.busy !== 0 || result.checkpointed !== result.log) throw new Error(`the checkpoint did not complete: ${JSON.stringify(result)}`)
     return { bytes: after - before, pages: result.checkpointed }
   } finally {
@@ -446,7 +468,19 @@ export const benchmark: Benchmark = {
       await h.gateway?.kill('SIGKILL')
       const checkpoint = checkpointBytes(dbPath)
       ctx.log(`checkpoint of ${checkpoint.pages} frames: ${checkpoint.bytes} B written`)
-      return metrics({ boot, final, heartbeats, heartbeatsIn: s.intervals * h.terminals.length, perPub, pubs: pubs.length, classes, checkpoint, pageSize: boot.wal.pageSize, storage: storage.note, fsyncNote })
+      return metrics({
+        boot,
+        final,
+        heartbeats,
+        heartbeatsIn: s.intervals * h.terminals.length,
+        perPub,
+        pubs: pubs.length,
+        classes,
+        checkpoint,
+        pageSize: boot.wal.pageSize,
+        storage: storage.note,
+        fsyncNote,
+      })
     } finally {
       counter?.stop()
       await household?.close()
@@ -506,7 +540,15 @@ function metrics(m: Measured): Metric[] {
       metric({ name: `disk.event.${d.name}.bytes`, value: round(per.writeBytes / 1024, 1), unit: 'kB/event', baseline: null, note: how }),
       ...(per.fsyncs === null
         ? []
-        : [metric({ name: `disk.event.${d.name}.fsyncs`, value: round(per.fsyncs, 2), unit: 'fsyncs/event', baseline: null, note: `fsync + fdatasync calls of the gateway per ${d.name} event, ${m.fsyncNote}; one per commit with synchronous=FULL that changed a page (SQLite syncs the WAL at each), none for NORMAL` })]),
+        : [
+            metric({
+              name: `disk.event.${d.name}.fsyncs`,
+              value: round(per.fsyncs, 2),
+              unit: 'fsyncs/event',
+              baseline: null,
+              note: `fsync + fdatasync calls of the gateway per ${d.name} event, ${m.fsyncNote}; one per commit with synchronous=FULL that changed a page (SQLite syncs the WAL at each), none for NORMAL`,
+            }),
+          ]),
     ]
   })
 

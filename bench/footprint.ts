@@ -143,10 +143,7 @@ export const benchmark: Benchmark = {
     let bare: ChildProcess | null = null
     try {
       ctx.log(`starting two households of ${NORMAL_LOAD.terminals} terminals: gateway as is, and under node ${LITE_FLAGS.join(' ')}`)
-      const [plain, lite] = await Promise.all([
-        startHousehold({ dir: dirs.plain, ack: 'auto' }),
-        startHousehold({ dir: dirs.lite, ack: 'auto', nodeFlags: LITE_FLAGS }),
-      ])
+      const [plain, lite] = await Promise.all([startHousehold({ dir: dirs.plain, ack: 'auto' }), startHousehold({ dir: dirs.lite, ack: 'auto', nodeFlags: LITE_FLAGS })])
       households.push(plain.household, lite.household)
 
       // Start-up: one at a time (two cores; parallel starts would slow each other), the
@@ -206,8 +203,22 @@ function metrics(plain: Observed, lite: Observed, bare: Window, bareResident: Re
       meets: under(RSS_GOAL_MB),
       note: `mean VmRSS while idle (peak ${plain.idle.peakMB} MB as the young generation fills before a scavenge), ${NORMAL_LOAD.terminals} terminals heartbeating; at the end ${plain.idleResident.anonMB} MB private (V8 heap, malloc) and ${plain.idleResident.fileMB} MB file-backed (node binary, libraries; bare node: ${bareResident.fileMB} MB)`,
     }),
-    metric({ name: 'footprint.rss.idle.anon', value: plain.idleResident.anonMB, unit: 'MB', baseline: bareResident.anonMB, baselineName: bareName, note: 'RssAnon at the end of the idle window: memory only this process can free' }),
-    metric({ name: 'footprint.rss.idle.file', value: plain.idleResident.fileMB, unit: 'MB', baseline: bareResident.fileMB, baselineName: bareName, note: 'RssFile: pages of the node binary and shared libraries in use, shared and reclaimable' }),
+    metric({
+      name: 'footprint.rss.idle.anon',
+      value: plain.idleResident.anonMB,
+      unit: 'MB',
+      baseline: bareResident.anonMB,
+      baselineName: bareName,
+      note: 'RssAnon at the end of the idle window: memory only this process can free',
+    }),
+    metric({
+      name: 'footprint.rss.idle.file',
+      value: plain.idleResident.fileMB,
+      unit: 'MB',
+      baseline: bareResident.fileMB,
+      baselineName: bareName,
+      note: 'RssFile: pages of the node binary and shared libraries in use, shared and reclaimable',
+    }),
     metric({
       name: 'footprint.rss.burst.peak',
       value: plain.burst.peakMB,

@@ -93,7 +93,12 @@ async function run(ctx: BenchContext): Promise<Metric[]> {
         // `received`; the naive bridge sends no stage back, so its terminal shows `delivered`.
         await expectDelivered(() => [gateway, naive].flatMap((side) => checkDelivery([side], probe.arrivals.keys(), { stage: side.system === 'gateway' ? 'received' : 'delivered' })))
         metrics.push(...toMetrics(baud, samples.get(gateway)!, samples.get(naive)!, fsync))
-        ctx.log(`${baud} baud: ${metrics.filter((m) => m.name.endsWith(`.${baud}`)).map((m) => `${m.name} ${m.value}${m.baseline !== null ? ` (baseline ${m.baseline})` : ''}`).join('; ')}`)
+        ctx.log(
+          `${baud} baud: ${metrics
+            .filter((m) => m.name.endsWith(`.${baud}`))
+            .map((m) => `${m.name} ${m.value}${m.baseline !== null ? ` (baseline ${m.baseline})` : ''}`)
+            .join('; ')}`,
+        )
       } finally {
         await perBaud.run()
       }
@@ -172,8 +177,14 @@ function toMetrics(baud: number, gw: Sample[], nv: Sample[], fsync: Fsync): Metr
   const n = `${gw.length} presses per system${p99Note}`
   // Where the gateway's extra time goes: its ACK waits for the store, the naive one does not.
   const storeNote =
-    `press to the link ACK at the terminal p50 ${p(gw.map((s) => s.ackMs), 50)} ms (gateway: after the SQLite commit with fsync) ` +
-    `vs ${p(nv.map((s) => s.ackMs), 50)} ms (naive: at once); fsync of a 4 KiB write on this disk p50 ${ms(fsync.p50)} ms, p99 ${ms(fsync.p99)} ms`
+    `press to the link ACK at the terminal p50 ${p(
+      gw.map((s) => s.ackMs),
+      50,
+    )} ms (gateway: after the SQLite commit with fsync) ` +
+    `vs ${p(
+      nv.map((s) => s.ackMs),
+      50,
+    )} ms (naive: at once); fsync of a 4 KiB write on this disk p50 ${ms(fsync.p50)} ms, p99 ${ms(fsync.p99)} ms`
   return [
     metric({
       name: `latency.wire.${baud}`,

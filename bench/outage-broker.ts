@@ -230,7 +230,9 @@ async function brokerOutage(ctx: BenchContext, s: Settings): Promise<{ samples: 
     )
     const downAt = Date.now()
     await broker.close()
-    ctx.log(`broker stopped ${Math.round((downAt - Math.min(...households.map((h) => logAt(h.gw.gateway.logs.find((l) => l.msg === 'ALARM stored')!)))) / 1000)} s after the first alarm was stored; down for ${s.outageMs / 1000} s`)
+    ctx.log(
+      `broker stopped ${Math.round((downAt - Math.min(...households.map((h) => logAt(h.gw.gateway.logs.find((l) => l.msg === 'ALARM stored')!)))) / 1000)} s after the first alarm was stored; down for ${s.outageMs / 1000} s`,
+    )
 
     await sleep(downAt + s.secondAlarmAfterMs - Date.now())
     const second = await Promise.all(households.map((h) => pressAlarm(h)))
@@ -247,7 +249,8 @@ async function brokerOutage(ctx: BenchContext, s: Settings): Promise<{ samples: 
     const received = (h: Household, id: string) => h.gw.gateway.logs.some((l) => l.msg === 'alarm received by the platform' && l.id === id && logAt(l) >= backAt)
     await waitUntil(() => households.every((h, i) => received(h, first[i]!) && received(h, second[i]!)), {
       timeoutMs: 30_000,
-      what: () => `every alarm's receipt back at its gateway after the broker's return (${households.map((h, i) => `${first[i]} ${received(h, first[i]!)}, ${second[i]} ${received(h, second[i]!)}`).join('; ')})`,
+      what: () =>
+        `every alarm's receipt back at its gateway after the broker's return (${households.map((h, i) => `${first[i]} ${received(h, first[i]!)}, ${second[i]} ${received(h, second[i]!)}`).join('; ')})`,
     })
     // Long enough for a republication that should not happen (the first comes 4 s after a PUBACK at the earliest).
     await sleep(5_000)
@@ -335,7 +338,16 @@ async function alarmBurst(ctx: BenchContext, platform: Platform, h: Household): 
     allowed += 1 + earliest.filter((t) => t <= waited).length
   }
   const burst = { publications: copies.length, allowed, firstCopies: new Set(copies.map((c) => c.id)).size, receiptsAfterMs: BURST.receiptsAfterMs }
-  ctx.log(`${BURST.presses} presses ${BURST.apartMs} ms apart: ${JSON.stringify(burst)}; attempts ${ids.map((id) => copies.filter((c) => c.id === id).map((c) => c.attempt).join('/')).join(' ')}`)
+  ctx.log(
+    `${BURST.presses} presses ${BURST.apartMs} ms apart: ${JSON.stringify(burst)}; attempts ${ids
+      .map((id) =>
+        copies
+          .filter((c) => c.id === id)
+          .map((c) => c.attempt)
+          .join('/'),
+      )
+      .join(' ')}`,
+  )
   return burst
 }
 

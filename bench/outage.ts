@@ -113,7 +113,9 @@ async function measure(ctx: BenchContext, platform: Platform, dark: DarkLink, al
   const restored = dark.restoredAt()!
   const progress = setInterval(() => {
     const through = [...platform.first.keys()].filter((id) => backlogIds.has(id)).length
-    ctx.log(`${Math.round((performance.now() - restored) / 1000)} s after the restore: ${through} of ${backlogIds.size} backlog items at the platform, alarm ${platform.first.has(alarmId) ? 'there' : 'not yet'}`)
+    ctx.log(
+      `${Math.round((performance.now() - restored) / 1000)} s after the restore: ${through} of ${backlogIds.size} backlog items at the platform, alarm ${platform.first.has(alarmId) ? 'there' : 'not yet'}`,
+    )
   }, 60_000)
   try {
     await waitUntil(() => platform.first.has(alarmId), { timeoutMs: capMs, intervalMs: 2, what: `alarm ${alarmId} at the platform` })
@@ -230,7 +232,9 @@ async function run(ctx: BenchContext): Promise<Metric[]> {
     const runs: Run[] = []
     for (let i = 0; i < s.samples; i++) {
       const r = await runGateway(ctx, platform, broker.port, template, backlogIds, i)
-      ctx.log(`gateway run ${i + 1}: online ${round(r.onlineMs ?? NaN, 0)} ms and alarm at the platform ${round(r.ms!, 0)} ms after the restore; ${r.ahead} backlog items ahead of it, ${r.bytesUp} B up before it`)
+      ctx.log(
+        `gateway run ${i + 1}: online ${round(r.onlineMs ?? NaN, 0)} ms and alarm at the platform ${round(r.ms!, 0)} ms after the restore; ${r.ahead} backlog items ahead of it, ${r.bytesUp} B up before it`,
+      )
       runs.push(r)
     }
     const bridge = await runBridge(ctx, platform, broker.port, backlog, backlogIds, s.bridgeCapMs)

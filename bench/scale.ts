@@ -222,11 +222,7 @@ async function reconnectStorm(f: Fleet, alarms: number, watch: ReturnType<typeof
   const at = Date.now()
   for (const w of f.workers) w.send({ type: 'restore' })
   await Promise.all(f.workers.map((w) => w.next('restored', 10_000)))
-  await p.until(
-    () => p.births.size >= plan.gateways && p.alerts.size >= alarms && p.batches.size >= plan.gateways,
-    STORM_TIMEOUT_MS,
-    'every birth, alarm and batch after the restore',
-  )
+  await p.until(() => p.births.size >= plan.gateways && p.alerts.size >= alarms && p.batches.size >= plan.gateways, STORM_TIMEOUT_MS, 'every birth, alarm and batch after the restore')
   const drained = await Promise.all(f.workers.map((w) => w.next('drained', STORM_TIMEOUT_MS)))
   const clientsAfter = clientPids.map(sample)
   const samples = watch.stop()
@@ -315,13 +311,8 @@ function peakCpu(samples: ProcSample[], from: number): number {
 
 function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
   const n = plan.gateways.toLocaleString('en-US')
-  const side = (
-    name: string,
-    unit: string,
-    pick: (r: BrokerRun) => number,
-    note: string,
-    places = 2,
-  ): Metric => metric({ name: `scale.${name}`, value: round(pick(a), places), unit, baseline: round(pick(m), places), baselineName: 'mosquitto', note })
+  const side = (name: string, unit: string, pick: (r: BrokerRun) => number, note: string, places = 2): Metric =>
+    metric({ name: `scale.${name}`, value: round(pick(a), places), unit, baseline: round(pick(m), places), baselineName: 'mosquitto', note })
   const clients = `gateway workers + platform used ${a.clientsCpuPct.toFixed(0)} % (aedes run) and ${m.clientsCpuPct.toFixed(0)} % (mosquitto run) of one core meanwhile, on the same 2 cores`
   return [
     metric({
@@ -341,7 +332,12 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
         `mosquitto: ${describeFailures(m.connectFailures)}; kernel listen-queue overflows (system-wide) ${a.connectOverflows} / ${m.connectOverflows}`,
     ),
     side('connect.cpu.peak.pct', '%', (r) => r.connectCpuPeakPct, `broker CPU, peak over ${SAMPLE_MS} ms windows, during the connect burst (100 % = one core)`, 0),
-    side('steady.cpu.pct', '%', (r) => r.steadyCpuPct, `broker CPU with ${n} connected, each publishing its status (retained) once a minute, over ${plan.steadyMs / 1000} s (${a.steadyStatuses} / ${m.steadyStatuses} statuses at the platform); the phases are set by the connect burst, so the statuses come as a wave over ${a.connectS.toFixed(0)} / ${m.connectS.toFixed(0)} s`),
+    side(
+      'steady.cpu.pct',
+      '%',
+      (r) => r.steadyCpuPct,
+      `broker CPU with ${n} connected, each publishing its status (retained) once a minute, over ${plan.steadyMs / 1000} s (${a.steadyStatuses} / ${m.steadyStatuses} statuses at the platform); the phases are set by the connect burst, so the statuses come as a wave over ${a.connectS.toFixed(0)} / ${m.connectS.toFixed(0)} s`,
+    ),
     side('steady.rss.mb', 'MB', (r) => r.steadyRssMB, `broker resident memory with ${n} persistent sessions connected`, 1),
     side('outage.wills.s', 's', (r) => r.deathsS, `every connection cut at once (regional outage); until the platform had every will (death)`),
     side(
@@ -361,9 +357,25 @@ function toMetrics(a: BrokerRun, m: BrokerRun, plan: Plan): Metric[] {
       0,
     ),
     side('storm.reconnect.p99.ms', 'ms', (r) => r.reconnectP99Ms, 'the same, 99th percentile over the fleet', 0),
-    side('storm.drained.s', 's', (r) => r.drainedS, `until the platform had every alarm (${a.alarms}, 1 in ${plan.alarmOneIn}) and every batch (${n} × ${plan.backlogStatuses} statuses, zstd); ${clients}`),
-    side('storm.receipted.s', 's', (r) => r.receiptedS, `until every alarm's receipt was back at its gateway (a gateway with an alarm waiting retries within 5 s, [UPLINK-6]); alarm republications (no receipt within 4-6 s): ${a.republished} / ${m.republished}`),
-    side('storm.cpu.peak.pct', '%', (r) => r.stormCpuPeakPct, `broker CPU, peak over ${SAMPLE_MS} ms windows, restore to drained (mean ${a.stormCpuMeanPct.toFixed(0)} / ${m.stormCpuMeanPct.toFixed(0)} %)`, 0),
+    side(
+      'storm.drained.s',
+      's',
+      (r) => r.drainedS,
+      `until the platform had every alarm (${a.alarms}, 1 in ${plan.alarmOneIn}) and every batch (${n} × ${plan.backlogStatuses} statuses, zstd); ${clients}`,
+    ),
+    side(
+      'storm.receipted.s',
+      's',
+      (r) => r.receiptedS,
+      `until every alarm's receipt was back at its gateway (a gateway with an alarm waiting retries within 5 s, [UPLINK-6]); alarm republications (no receipt within 4-6 s): ${a.republished} / ${m.republished}`,
+    ),
+    side(
+      'storm.cpu.peak.pct',
+      '%',
+      (r) => r.stormCpuPeakPct,
+      `broker CPU, peak over ${SAMPLE_MS} ms windows, restore to drained (mean ${a.stormCpuMeanPct.toFixed(0)} / ${m.stormCpuMeanPct.toFixed(0)} %)`,
+      0,
+    ),
     side('storm.rss.peak.mb', 'MB', (r) => r.stormRssPeakMB, 'broker resident memory, peak from the cut to drained', 1),
   ]
 }

@@ -184,8 +184,7 @@ async function flood(side: Side, tap: WireTap, kind: EventKind, ms: number): Pro
 const WHAT = {
   status: 'the gateway, status-class events (test reports: stored with SQLite synchronous=NORMAL, no INDICATE back)',
   alarm: 'the gateway, alarms (fsync per alarm before the ACK; the INDICATEs stored, sent, received come back on the line and are acknowledged)',
-  'status-naive':
-    'the naive bridge of the latency benchmark (ACK at once, no store) on the same rig, status-class events: the ceiling of the rig (pacing timers, socat, ACK wire time), not a goal',
+  'status-naive': 'the naive bridge of the latency benchmark (ACK at once, no store) on the same rig, status-class events: the ceiling of the rig (pacing timers, socat, ACK wire time), not a goal',
 } as const
 type RunName = keyof typeof WHAT
 

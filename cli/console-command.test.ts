@@ -155,33 +155,36 @@ describe('steppelink console', () => {
   it.each(
     (
       [
-    [[], /--broker is required/],
-    [['--broker', 'localhost:1883'], /--broker must be an mqtt:\/\/.* got 'localhost:1883'/],
-    [['--broker', 'not a url'], /--broker must be a URL/],
-    [['--broker', 'mqtt://h', '--ack', 'sometimes'], /--ack must be one of auto, manual, none, got 'sometimes'/],
-    [['--broker', 'mqtt://h', '--dispatch-after', 'soon'], /--dispatch-after must be seconds from 0 to 2000000, got 'soon'/],
-    [['--broker', 'mqtt://h', '--resolve-after=-5'], /--resolve-after must be seconds/],
-    [['--broker', 'mqtt://h', '--eta', '1.5'], /--eta must be whole minutes/],
-    [['--broker', 'mqtt://h', '--id', 'desk/1'], /--id must be 1-59 of/],
-    [['--broker', 'mqtt://h', '--prefix', 'a/#'], /--prefix must be topic levels/],
-    [['--broker', 'mqtt://h', '--unit', ''], /--unit must be 1-100 characters/],
-    [['--broker', 'mqtt://h', '--colour'], /Unknown option '--colour'/],
-    [['--broker', 'mqtt://h', 'extra'], /Unexpected argument 'extra'|positional/i],
-    [['broadcast', '--broker', 'mqtt://h', 'text'], /--to is required/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all'], /text of the broadcast is missing/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', 'Storm', 'tonight'], /one argument: put it in quotes/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--urgency', 'severe', 'x'], /--urgency must be one of info, warning, urgent, got 'severe'/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--expires-in', '0', 'x'], /--expires-in must be seconds above 0/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--broadcast-id', '1.5', 'x'], /--broadcast-id must be a whole number/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a+b', 'x'], /area name 'a\+b'/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '暴'.repeat(901)], /15 display parts/],
-    [['--broker', 'mqtt://h', '--eta'], /argument missing/],
-    [['broadcast', '--broker', 'mqtt://h', '--withdraw', '9001'], /--to is required/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '1.5'], /--withdraw must be a broadcast id, a whole number from 0 to 4294967295, got '1.5'/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '4294967296'], /--withdraw must be a broadcast id/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', 'Storm'], /--withdraw takes no text/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', '--urgency', 'urgent', '--expires-in', '60'], /--withdraw takes a broadcast back: it has no --urgency, --expires-in/],
-    [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a/b', '--withdraw', '9001'], /area name 'a\/b'/],
+        [[], /--broker is required/],
+        [['--broker', 'localhost:1883'], /--broker must be an mqtt:\/\/.* got 'localhost:1883'/],
+        [['--broker', 'not a url'], /--broker must be a URL/],
+        [['--broker', 'mqtt://h', '--ack', 'sometimes'], /--ack must be one of auto, manual, none, got 'sometimes'/],
+        [['--broker', 'mqtt://h', '--dispatch-after', 'soon'], /--dispatch-after must be seconds from 0 to 2000000, got 'soon'/],
+        [['--broker', 'mqtt://h', '--resolve-after=-5'], /--resolve-after must be seconds/],
+        [['--broker', 'mqtt://h', '--eta', '1.5'], /--eta must be whole minutes/],
+        [['--broker', 'mqtt://h', '--id', 'desk/1'], /--id must be 1-59 of/],
+        [['--broker', 'mqtt://h', '--prefix', 'a/#'], /--prefix must be topic levels/],
+        [['--broker', 'mqtt://h', '--unit', ''], /--unit must be 1-100 characters/],
+        [['--broker', 'mqtt://h', '--colour'], /Unknown option '--colour'/],
+        [['--broker', 'mqtt://h', 'extra'], /Unexpected argument 'extra'|positional/i],
+        [['broadcast', '--broker', 'mqtt://h', 'text'], /--to is required/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all'], /text of the broadcast is missing/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', 'Storm', 'tonight'], /one argument: put it in quotes/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--urgency', 'severe', 'x'], /--urgency must be one of info, warning, urgent, got 'severe'/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--expires-in', '0', 'x'], /--expires-in must be seconds above 0/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--broadcast-id', '1.5', 'x'], /--broadcast-id must be a whole number/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a+b', 'x'], /area name 'a\+b'/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '暴'.repeat(901)], /15 display parts/],
+        [['--broker', 'mqtt://h', '--eta'], /argument missing/],
+        [['broadcast', '--broker', 'mqtt://h', '--withdraw', '9001'], /--to is required/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '1.5'], /--withdraw must be a broadcast id, a whole number from 0 to 4294967295, got '1.5'/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '4294967296'], /--withdraw must be a broadcast id/],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', 'Storm'], /--withdraw takes no text/],
+        [
+          ['broadcast', '--broker', 'mqtt://h', '--to', 'all', '--withdraw', '9001', '--urgency', 'urgent', '--expires-in', '60'],
+          /--withdraw takes a broadcast back: it has no --urgency, --expires-in/,
+        ],
+        [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a/b', '--withdraw', '9001'], /area name 'a\/b'/],
       ] as [string[], RegExp][]
     ).map(([args, message]) => [args.join(' ').slice(0, 60), args, message] as const),
   )('usage error: %s', async (_label, args, message) => {
@@ -245,7 +248,13 @@ describe('steppelink console', () => {
 
     const j = io()
     expect(await consoleCommand(['broadcast', '--broker', broker.url, '--to', gw.id, '--withdraw', '0', '--json'], j.io)).toBe(0)
-    expect(JSON.parse(j.out.join(''))).toMatchObject({ type: 'command-sent', kind: 'broadcast-withdraw', gateway: gw.id, topic: gw.topics.command, command: { type: 'broadcast-withdraw', broadcast: 0 } })
+    expect(JSON.parse(j.out.join(''))).toMatchObject({
+      type: 'command-sent',
+      kind: 'broadcast-withdraw',
+      gateway: gw.id,
+      topic: gw.topics.command,
+      command: { type: 'broadcast-withdraw', broadcast: 0 },
+    })
     await waitFor('the second withdrawal', () => gw.of('broadcast-withdraw').length === 2)
   })
 

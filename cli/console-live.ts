@@ -80,11 +80,7 @@ export async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<nu
     const { columns, rows } = o.size()
     const snap = operatorConsole.snapshot()
     const now = Date.now()
-    const footer = [
-      ...notes.slice(-3).map((n) => `  ${n}`),
-      'Keys: a acknowledge  d dispatch  r resolve  1-9 select  b broadcast  q quit',
-      ...(prompt ? [`${prompt.question} ${prompt.buffer}`] : []),
-    ]
+    const footer = [...notes.slice(-3).map((n) => `  ${n}`), 'Keys: a acknowledge  d dispatch  r resolve  1-9 select  b broadcast  q quit', ...(prompt ? [`${prompt.question} ${prompt.buffer}`] : [])]
     const lines = renderView(snap, {
       now,
       width: Math.max(40, columns - 1),

@@ -31,7 +31,9 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       if (what === 'terminal') return (await import('./sim-terminal-command.js')).simTerminalCommand(rest)
       if (what === 'link') return (await import('./sim-link-command.js')).simLinkCommand(rest)
       const out = what === undefined || what === '--help' || what === '-h' ? console.log : console.error
-      out("Usage: steppelink sim terminal [options]   a one-button terminal on a serial device (see 'steppelink sim terminal --help')\n       steppelink sim link [options]       a TCP proxy that makes a good link bad (see 'steppelink sim link --help')")
+      out(
+        "Usage: steppelink sim terminal [options]   a one-button terminal on a serial device (see 'steppelink sim terminal --help')\n       steppelink sim link [options]       a TCP proxy that makes a good link bad (see 'steppelink sim link --help')",
+      )
       return what === undefined || what === '--help' || what === '-h' ? 0 : 2
     },
   },
@@ -53,7 +55,7 @@ function version(): string {
 function usage(): string {
   const width = Math.max(...Object.keys(SUBCOMMANDS).map((n) => n.length))
   return [
-    'steppelink: carries an emergency alarm from a herder\'s button to the county 110 platform.',
+    "steppelink: carries an emergency alarm from a herder's button to the county 110 platform.",
     '',
     'Usage: steppelink <command> [options]     steppelink <command> --help',
     '',

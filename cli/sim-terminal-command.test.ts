@@ -129,7 +129,10 @@ function fakeGateway(path: string, stages: (e: Event) => GatewayMessage[]) {
   return { link, events, messages, hellos, state, running }
 }
 
-const indicate = (...stages: Stage[]) => (e: Event): GatewayMessage[] => stages.map((stage) => ({ type: 'INDICATE', event: e.number, stage, ...(stage === 'acknowledged' ? { text: 'Officer Bao' } : {}) }))
+const indicate =
+  (...stages: Stage[]) =>
+  (e: Event): GatewayMessage[] =>
+    stages.map((stage) => ({ type: 'INDICATE', event: e.number, stage, ...(stage === 'acknowledged' ? { text: 'Officer Bao' } : {}) }))
 
 interface StageLine {
   event: number
@@ -138,7 +141,11 @@ interface StageLine {
   text?: string
   earlier?: true
 }
-const parseLines = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as StageLine)
+const parseLines = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as StageLine)
 
 describe('steppelink sim terminal: scripted, against a gateway link end on a socat pair', () => {
   let pty: PtyPair

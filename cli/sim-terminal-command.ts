@@ -32,7 +32,6 @@ export type Button = keyof typeof BUTTONS
 export const UNTIL_STAGES = ['stored', 'received', 'acknowledged', 'resolved'] as const
 export type UntilStage = (typeof UNTIL_STAGES)[number]
 
-
 /** How long the `u` key pulls the cable, ms. */
 export const UNPLUG_MS = 5_000
 /** Reopen backoff of the simulator's port: a replug is picked up within about 2 s. */
@@ -267,7 +266,9 @@ class Simulator {
     const resent = earlier?.pending ?? []
     this.#info(`terminal ${s.id} (address ${s.address}, boot ${this.device.boot}) on ${s.serial} at ${s.baud} baud${s.noise > 0 ? `, bit error rate ${s.noise}` : ''}`)
     if (resent.length > 0) {
-      this.#info(`${resent.length} event${resent.length === 1 ? '' : 's'} from before the restart, not acknowledged by the gateway, sent again: ${resent.map((e) => `#${e.number} ${e.kind}`).join(', ')}`)
+      this.#info(
+        `${resent.length} event${resent.length === 1 ? '' : 's'} from before the restart, not acknowledged by the gateway, sent again: ${resent.map((e) => `#${e.number} ${e.kind}`).join(', ')}`,
+      )
     }
     this.running = runOnSerial(this.device, {
       path: s.serial,
@@ -333,9 +334,7 @@ class Simulator {
       const k = key.trim().toLowerCase()
       const byName: Record<string, string> = { emergency: 'e', hotline: 'h', callback: 'h', cancel: 'c', fire: 'f', medical: 'm', panic: 'p', read: 'r', unplug: 'u', quit: 'q' }
       const action = k === '\u0003' ? 'q' : (byName[k] ?? k)
-      const button = (
-        { e: 'emergency', h: 'hotline', c: 'cancel', f: 'fire', m: 'medical', p: 'panic' } as const satisfies Record<string, Button>
-      )[action as 'e']
+      const button = ({ e: 'emergency', h: 'hotline', c: 'cancel', f: 'fire', m: 'medical', p: 'panic' } as const satisfies Record<string, Button>)[action as 'e']
       if (button !== undefined) {
         const n = this.press(BUTTONS[button])
         this.#note(`key ${action}: ${button} pressed, event #${n}`)
@@ -417,18 +416,17 @@ class Simulator {
       if (afterKey) this.io.stdout(view.join('\n'))
       return
     }
-    const text = [
-      ...view,
-      '',
-      'keys: e emergency  h hotline  c cancel  f fire  m medical  p panic  r read  u unplug  q quit',
-      '',
-      ...this.log.slice(-8),
-    ].join('\n')
+    const text = [...view, '', 'keys: e emergency  h hotline  c cancel  f fire  m medical  p panic  r read  u unplug  q quit', '', ...this.log.slice(-8)].join('\n')
     if (text === this.#lastScreen) return
     const first = this.#lastScreen === ''
     this.#lastScreen = text
     // Home, each line cleared to its end, then the rest of the screen: no flicker.
-    this.io.stdout(`${first ? '\x1b[2J' : ''}\x1b[H${text.split('\n').map((l) => `${l}\x1b[K`).join('\n')}\x1b[J`)
+    this.io.stdout(
+      `${first ? '\x1b[2J' : ''}\x1b[H${text
+        .split('\n')
+        .map((l) => `${l}\x1b[K`)
+        .join('\n')}\x1b[J`,
+    )
   }
 
   #onUpdate(u: TerminalUpdate): void {
@@ -443,7 +441,14 @@ class Simulator {
         const pressed = this.pressedAt.get(u.event)
         const ms = now - (pressed ?? this.started)
         if (this.s.json) {
-          const line = { event: u.event, stage: u.stage, ms, ...(u.text !== undefined ? { text: u.text } : {}), ...(u.eta !== undefined ? { eta: u.eta } : {}), ...(pressed === undefined ? { earlier: true } : {}) }
+          const line = {
+            event: u.event,
+            stage: u.stage,
+            ms,
+            ...(u.text !== undefined ? { text: u.text } : {}),
+            ...(u.eta !== undefined ? { eta: u.eta } : {}),
+            ...(pressed === undefined ? { earlier: true } : {}),
+          }
           this.io.stdout(JSON.stringify(line))
         } else {
           const kind = this.kinds.get(u.event) ?? null

@@ -34,15 +34,17 @@ class MemoryPort implements PortLike {
 /** Two OpenPort functions whose ports are wired to each other (the path is ignored). */
 export function memorySerialPair(): [OpenPort, OpenPort] {
   const ends: [MemoryPort | null, MemoryPort | null] = [null, null]
-  const opener = (i: 0 | 1): OpenPort => async () => {
-    const port = new MemoryPort()
-    ends[i] = port
-    const other = ends[i === 0 ? 1 : 0]
-    if (other) {
-      port.peer = other
-      other.peer = port
+  const opener =
+    (i: 0 | 1): OpenPort =>
+    async () => {
+      const port = new MemoryPort()
+      ends[i] = port
+      const other = ends[i === 0 ? 1 : 0]
+      if (other) {
+        port.peer = other
+        other.peer = port
+      }
+      return port
     }
-    return port
-  }
   return [opener(0), opener(1)]
 }

@@ -90,11 +90,7 @@ class SocatPair implements PtyPair {
     // Leftover links (socat killed by SIGKILL does not remove them) would make socat fail.
     await this.#removeLinks()
     this.#stderr = ''
-    const child = spawn(
-      this.socat,
-      ['-d', '-d', `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    )
+    const child = spawn(this.socat, ['-d', '-d', `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`], { stdio: ['ignore', 'ignore', 'pipe'] })
     this.#child = child
     // If the test process dies without close(), socat must not outlive it holding ptys.
     const onProcessExit = (): void => {

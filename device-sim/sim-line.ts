@@ -149,10 +149,7 @@ export class SimLine {
 }
 
 /** A link end as it sits on a SimLine: every event it produces goes to `onEvent` at once. */
-export function onLine(
-  end: Endpoint & { nextEvent(): LinkEvent | null },
-  onEvent: (e: LinkEvent) => void,
-): Endpoint {
+export function onLine(end: Endpoint & { nextEvent(): LinkEvent | null }, onEvent: (e: LinkEvent) => void): Endpoint {
   const drain = () => {
     for (let e = end.nextEvent(); e; e = end.nextEvent()) onEvent(e)
   }

@@ -99,7 +99,10 @@ describe('TerminalDevice: stages [LINK-5.7] [LINK-8.2]', () => {
     const r = rig({
       answer: (e) =>
         e.kind === 'emergency'
-          ? [{ type: 'INDICATE', event: e.number, stage: 'stored' }, { type: 'INDICATE', event: e.number, stage: 'received' }]
+          ? [
+              { type: 'INDICATE', event: e.number, stage: 'stored' },
+              { type: 'INDICATE', event: e.number, stage: 'received' },
+            ]
           : [{ type: 'INDICATE', event: e.number, stage: 'stored' }],
     })
     r.run(1000)
@@ -289,18 +292,43 @@ const show = (alerts: AlertState[], extra: Partial<TerminalViewState> = {}, now 
 
 describe('terminalView: the recommended indications of [LINK-5.7]', () => {
   const table: { name: string; alert: AlertState; state?: Partial<TerminalViewState>; want: Indication }[] = [
-    { name: 'saved, no session yet', alert: alert({ stage: 'saved' }), state: { session: 'syncing' }, want: { red: 'fast blink', amber: 'off', green: 'off', buzzer: 'one short beep', display: ['Alarm saved – sending'] } },
-    { name: 'saved, on the line (sending)', alert: alert({ stage: 'saved' }), want: { red: 'fast blink', amber: 'off', green: 'off', buzzer: 'one short beep', display: ['Sending to centre household…'] } },
+    {
+      name: 'saved, no session yet',
+      alert: alert({ stage: 'saved' }),
+      state: { session: 'syncing' },
+      want: { red: 'fast blink', amber: 'off', green: 'off', buzzer: 'one short beep', display: ['Alarm saved – sending'] },
+    },
+    {
+      name: 'saved, on the line (sending)',
+      alert: alert({ stage: 'saved' }),
+      want: { red: 'fast blink', amber: 'off', green: 'off', buzzer: 'one short beep', display: ['Sending to centre household…'] },
+    },
     { name: 'delivered (as stored)', alert: alert({ stage: 'delivered' }), want: { red: 'off', amber: 'slow blink', green: 'off', buzzer: 'two beeps', display: ['Received by centre household'] } },
     { name: 'stored', alert: alert({ stage: 'stored' }), want: { red: 'off', amber: 'slow blink', green: 'off', buzzer: 'two beeps', display: ['Received by centre household'] } },
     { name: 'sent', alert: alert({ stage: 'sent' }), want: { red: 'off', amber: 'steady', green: 'off', buzzer: 'silent', display: ['Sent to 110, waiting for confirmation'] } },
     { name: 'received', alert: alert({ stage: 'received' }), want: { red: 'off', amber: 'off', green: 'slow blink', buzzer: 'three beeps', display: ['110 has your alarm'] } },
-    { name: 'acknowledged', alert: alert({ stage: 'acknowledged', text: 'Officer Bao' }), want: { red: 'off', amber: 'off', green: 'steady', buzzer: 'three beeps', display: ['110 operator: Officer Bao'] } },
-    { name: 'dispatched', alert: alert({ stage: 'dispatched', text: 'patrol car 3', eta: 95 }), want: { red: 'off', amber: 'off', green: 'steady', buzzer: 'one long beep', display: ['Help on the way: patrol car 3', 'about 95 min'] } },
+    {
+      name: 'acknowledged',
+      alert: alert({ stage: 'acknowledged', text: 'Officer Bao' }),
+      want: { red: 'off', amber: 'off', green: 'steady', buzzer: 'three beeps', display: ['110 operator: Officer Bao'] },
+    },
+    {
+      name: 'dispatched',
+      alert: alert({ stage: 'dispatched', text: 'patrol car 3', eta: 95 }),
+      want: { red: 'off', amber: 'off', green: 'steady', buzzer: 'one long beep', display: ['Help on the way: patrol car 3', 'about 95 min'] },
+    },
     { name: 'resolved', alert: alert({ stage: 'resolved', text: 'false alarm' }), want: { red: 'off', amber: 'off', green: 'steady', buzzer: 'one long beep', display: ['Closed: false alarm'] } },
     { name: 'unconfirmed', alert: alert({ stage: 'unconfirmed' }), want: { red: 'steady', amber: 'off', green: 'off', buzzer: 'repeating beep', display: [UNCONFIRMED_TEXT] } },
-    { name: 'a call-back request, stored', alert: alert({ kind: 'callback', stage: 'stored' }), want: { red: 'off', amber: 'slow blink', green: 'off', buzzer: 'two beeps', display: ['Call-back request received'] } },
-    { name: 'a cancel, received', alert: alert({ kind: 'cancel', stage: 'received' }), want: { red: 'off', amber: 'off', green: 'slow blink', buzzer: 'three beeps', display: ['110 has your cancel'] } },
+    {
+      name: 'a call-back request, stored',
+      alert: alert({ kind: 'callback', stage: 'stored' }),
+      want: { red: 'off', amber: 'slow blink', green: 'off', buzzer: 'two beeps', display: ['Call-back request received'] },
+    },
+    {
+      name: 'a cancel, received',
+      alert: alert({ kind: 'cancel', stage: 'received' }),
+      want: { red: 'off', amber: 'off', green: 'slow blink', buzzer: 'three beeps', display: ['110 has your cancel'] },
+    },
   ]
   it.each(table)('$name', ({ alert: a, state, want }) => {
     expect(show([a], state)).toEqual(want)

@@ -559,10 +559,19 @@ describe('steppelink sim link', () => {
       const line = help.split('\n').findIndex((l) => l.startsWith(`  ${flag}`))
       expect(line, flag).toBeGreaterThan(0)
       // The option's text (it may run over following indented lines) gives a default or says required.
-      const text = help.split('\n').slice(line, line + 4).join(' ')
+      const text = help
+        .split('\n')
+        .slice(line, line + 4)
+        .join(' ')
       expect(text, flag).toMatch(/\((required|default [^)]*|default: [^)]*)\)|this help/)
     }
-    for (const [unit, flag] of [['ms', '--latency'], ['ms', '--jitter'], ['kbit/s', '--kbps'], ['seconds', '--drop-every'], ['seconds', '--blackout']] as const) {
+    for (const [unit, flag] of [
+      ['ms', '--latency'],
+      ['ms', '--jitter'],
+      ['kbit/s', '--kbps'],
+      ['seconds', '--drop-every'],
+      ['seconds', '--blackout'],
+    ] as const) {
       expect(help.split(flag)[1]!.split('\n  --')[0], flag).toContain(unit)
     }
     for (const name of Object.keys(PROFILES)) expect(help).toMatch(new RegExp(`^  ${name} +`, 'm'))

@@ -539,10 +539,13 @@ export async function startWeakLink(opts: WeakLinkOptions): Promise<WeakLink> {
   const arm = (c: Conn, p: Pipe) => {
     const head = p.queue[0]
     if (p.timer || !head) return
-    p.timer = setTimeout(() => {
-      p.timer = null
-      deliver(c, p)
-    }, timerDelay(head.at - now()))
+    p.timer = setTimeout(
+      () => {
+        p.timer = null
+        deliver(c, p)
+      },
+      timerDelay(head.at - now()),
+    )
   }
 
   const deliver = (c: Conn, p: Pipe) => {

@@ -7,7 +7,23 @@ const batch: Batch = {
   v: 1,
   id: 'gw-1:b7',
   gateway: 'gw-1',
-  items: [{ v: 1, id: 'SL-T-5:3', class: 'request', kind: 'callback', code: null, restore: false, gateway: 'gw-1', terminal: 'SL-T-5', address: 5, number: 3, time: { at: 1767252600000, estimated: false }, received: 1767252600000, attempt: 1 }],
+  items: [
+    {
+      v: 1,
+      id: 'SL-T-5:3',
+      class: 'request',
+      kind: 'callback',
+      code: null,
+      restore: false,
+      gateway: 'gw-1',
+      terminal: 'SL-T-5',
+      address: 5,
+      number: 3,
+      time: { at: 1767252600000, estimated: false },
+      received: 1767252600000,
+      attempt: 1,
+    },
+  ],
 }
 const isZstd = (b: Buffer) => ZSTD_MAGIC.every((x, i) => b[i] === x)
 const noBinding = () => Promise.reject(new Error("Cannot find module '@mongodb-js/zstd-linux-arm-gnueabihf'"))

@@ -34,10 +34,7 @@ export type ZstdVia = '@mongodb-js/zstd' | 'node:zlib'
 export type BatchCompression = { codec: 'zstd'; via: ZstdVia; compress: ZstdCompress } | { codec: 'none'; error: string }
 
 /** `compression` in the gateway status ([MQTT-3.7]); `pending` only until the finding settles, milliseconds after start. */
-export type CompressionStatus =
-  | { codec: 'zstd'; via: ZstdVia; failures?: number; error?: string }
-  | { codec: 'none'; error: string }
-  | { codec: 'pending' }
+export type CompressionStatus = { codec: 'zstd'; via: ZstdVia; failures?: number; error?: string } | { codec: 'none'; error: string } | { codec: 'pending' }
 
 /** Where zstd may come from, in order. Injectable, so that a test can make zstd unloadable. */
 export interface ZstdLoaders {

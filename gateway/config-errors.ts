@@ -20,7 +20,10 @@ export function schemaErrors(value: Tree, sourceOf: (at: string[]) => string): P
   const out: { at: string[]; text: string }[] = []
   const seen = new Set<string>()
   for (const e of allErrors(value)) {
-    const at = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    const at = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
     if (e.keyword === 'required') {
       for (const key of (e.params as { requiredProperties: string[] }).requiredProperties) out.push({ at: [...at, key], text: missing([...at, key]) })
       continue

@@ -79,7 +79,10 @@ export function readFlags(argv: string[]): FlagLayer {
     if (t.kind !== 'option' || t.name === 'help') continue
     const option = OPTIONS.find((o) => o.flag === t.name)
     if (!option) {
-      const near = nearest(t.name, OPTIONS.map((o) => o.flag))
+      const near = nearest(
+        t.name,
+        OPTIONS.map((o) => o.flag),
+      )
       errors.push(`unknown option ${t.rawName}${near ? `; did you mean --${near}?` : ''}`)
       continue
     }

@@ -19,8 +19,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
 
 export { BROKER_URL_SCHEMES as BROKER_SCHEMES } from '../protocol/mqtt.js'
 
-const integer = (minimum: number, maximum: number, unit: string) =>
-  Type.Integer({ minimum, maximum, description: `an integer from ${minimum} to ${maximum}${unit}` })
+const integer = (minimum: number, maximum: number, unit: string) => Type.Integer({ minimum, maximum, description: `an integer from ${minimum} to ${maximum}${unit}` })
 
 const nonEmpty = (what: string) => Type.String({ minLength: 1, description: `a non-empty ${what}` })
 
@@ -84,10 +83,7 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false, description: 'a table of store limits (maxRequestEvents, maxTroubleEvents, maxRequestAgeDays, maxTroubleAgeDays, maxStoreMB, reserveMB)' },
     ),
-    log: Type.Object(
-      { level: Type.Enum([...LOG_LEVELS], { description: `one of ${LOG_LEVELS.join(', ')}` }) },
-      { additionalProperties: false, description: 'a table of log settings (level)' },
-    ),
+    log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { description: `one of ${LOG_LEVELS.join(', ')}` }) }, { additionalProperties: false, description: 'a table of log settings (level)' }),
   },
   { additionalProperties: false, description: 'a table' },
 )
@@ -166,7 +162,11 @@ export function propertiesOf(schema: TSchema | undefined): Record<string, TSchem
 export function inSchemaOrder(schema: TSchema | undefined, value: unknown): unknown {
   const properties = propertiesOf(schema)
   if (!isTree(value) || Object.keys(properties).length === 0) return value
-  return Object.fromEntries(Object.entries(properties).filter(([k]) => Object.hasOwn(value, k)).map(([k, s]) => [k, inSchemaOrder(s, value[k])]))
+  return Object.fromEntries(
+    Object.entries(properties)
+      .filter(([k]) => Object.hasOwn(value, k))
+      .map(([k, s]) => [k, inSchemaOrder(s, value[k])]),
+  )
 }
 
 /** The dotted path of every leaf under `schema`, in the schema's order. */

@@ -236,13 +236,40 @@ describe('errors', () => {
       argv: ['--baud', '14400'],
       errors: ['config error: serial.baud: expected one of the baud rates 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, got 14400 (from --baud)'],
     },
-    { name: 'a baud rate as a string in the file', file: '[serial]\nbaud = "9600"', errors: [/^config error: serial\.baud: expected one of the baud rates .*, got "9600" \(in \/etc\/steppelink\.toml\)$/] },
+    {
+      name: 'a baud rate as a string in the file',
+      file: '[serial]\nbaud = "9600"',
+      errors: [/^config error: serial\.baud: expected one of the baud rates .*, got "9600" \(in \/etc\/steppelink\.toml\)$/],
+    },
     { name: 'an unknown encoding', argv: ['--encoding', 'xml'], errors: ['config error: mqtt.encoding: expected one of cbor, json, got "xml" (from --encoding)'] },
-    { name: 'an unknown log level', argv: ['--log-level', 'verbose'], errors: ['config error: log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose" (from --log-level)'] },
-    { name: 'a value where a table belongs', file: 'mqtt = 5', errors: [`config error: mqtt: expected a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive), got 5 (in ${F})`] },
-    { name: 'one broker as a string instead of a list', base: requiredExcept('--broker'), file: '[mqtt]\nbrokers = "mqtt://a"', errors: [`config error: mqtt.brokers: expected a list of one or more broker URLs, got "mqtt://a" (in ${F})`] },
-    { name: 'an empty list of brokers', base: requiredExcept('--broker'), file: '[mqtt]\nbrokers = []', errors: [`config error: mqtt.brokers: expected a list of one or more broker URLs, got [] (in ${F})`] },
-    { name: 'a TOML date where a string belongs', base: requiredExcept('--data'), file: 'data = 2024-01-01', errors: [`config error: data: expected a non-empty directory path for the store, got the date 2024-01-01 (in ${F})`] },
+    {
+      name: 'an unknown log level',
+      argv: ['--log-level', 'verbose'],
+      errors: ['config error: log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose" (from --log-level)'],
+    },
+    {
+      name: 'a value where a table belongs',
+      file: 'mqtt = 5',
+      errors: [`config error: mqtt: expected a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive), got 5 (in ${F})`],
+    },
+    {
+      name: 'one broker as a string instead of a list',
+      base: requiredExcept('--broker'),
+      file: '[mqtt]\nbrokers = "mqtt://a"',
+      errors: [`config error: mqtt.brokers: expected a list of one or more broker URLs, got "mqtt://a" (in ${F})`],
+    },
+    {
+      name: 'an empty list of brokers',
+      base: requiredExcept('--broker'),
+      file: '[mqtt]\nbrokers = []',
+      errors: [`config error: mqtt.brokers: expected a list of one or more broker URLs, got [] (in ${F})`],
+    },
+    {
+      name: 'a TOML date where a string belongs',
+      base: requiredExcept('--data'),
+      file: 'data = 2024-01-01',
+      errors: [`config error: data: expected a non-empty directory path for the store, got the date 2024-01-01 (in ${F})`],
+    },
     // unknown keys
     {
       name: 'an unknown key with a near one',
@@ -254,7 +281,11 @@ describe('errors', () => {
       file: 'brokers = ["mqtt://a"]',
       errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
     },
-    { name: 'a short unknown key two edits from a short one (foo, log): no guess', file: 'foo = 1', errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`] },
+    {
+      name: 'a short unknown key two edits from a short one (foo, log): no guess',
+      file: 'foo = 1',
+      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
+    },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
       name: 'a snake_case key',
@@ -272,10 +303,19 @@ describe('errors', () => {
       argv: ['--broker', 'http://broker.local'],
       errors: ['config error: mqtt.brokers[1]: expected a broker URL such as mqtts://broker.example:8883 (mqtt:, mqtts:, tcp:, ssl:, tls:, ws: or wss:), got "http://broker.local" (from --broker)'],
     },
-    { name: 'a broker that is no URL', base: requiredExcept('--broker'), file: '[mqtt]\nbrokers = ["mqtt://ok", "broker.local:1883"]', errors: [/^config error: mqtt\.brokers\[1\]: expected a broker URL .*, got "broker\.local:1883" \(in \/etc\/steppelink\.toml\)$/] },
+    {
+      name: 'a broker that is no URL',
+      base: requiredExcept('--broker'),
+      file: '[mqtt]\nbrokers = ["mqtt://ok", "broker.local:1883"]',
+      errors: [/^config error: mqtt\.brokers\[1\]: expected a broker URL .*, got "broker\.local:1883" \(in \/etc\/steppelink\.toml\)$/],
+    },
     { name: 'a broker URL without a host', argv: ['--broker', 'mqtt:broker'], errors: [/^config error: mqtt\.brokers\[1\]: expected a broker URL .*, got "mqtt:broker" \(from --broker\)$/] },
     // ids and topics
-    { name: 'an id with a slash', argv: ['--id', 'gw/1'], errors: [/^config error: gateway\.id: expected an id of 1 to 64 letters, digits, "\.", "_", ":" or "-" \(it is an MQTT topic level\), got "gw\/1" \(from --id\)$/] },
+    {
+      name: 'an id with a slash',
+      argv: ['--id', 'gw/1'],
+      errors: [/^config error: gateway\.id: expected an id of 1 to 64 letters, digits, "\.", "_", ":" or "-" \(it is an MQTT topic level\), got "gw\/1" \(from --id\)$/],
+    },
     { name: 'an id with a wildcard', argv: ['--id', 'gw+'], errors: [/^config error: gateway\.id: expected an id .*, got "gw\+"/] },
     { name: 'an id too long', argv: ['--id', 'x'.repeat(65)], errors: [/^config error: gateway\.id: expected an id .*, got "x{65}" \(from --id\)$/] },
     { name: 'an empty id', argv: ['--id', ''], errors: [/^config error: gateway\.id: expected an id .*, got "" \(from --id\)$/] },
@@ -289,7 +329,9 @@ describe('errors', () => {
     {
       name: 'a supervision shorter than two heartbeats',
       argv: ['--supervision', '30', '--heartbeat', '20'],
-      errors: ['config error: timing.supervision: 30 s is less than twice timing.heartbeat (20 s), so one lost HEARTBEAT would raise "terminal lost"; raise supervision or lower heartbeat (from --supervision)'],
+      errors: [
+        'config error: timing.supervision: 30 s is less than twice timing.heartbeat (20 s), so one lost HEARTBEAT would raise "terminal lost"; raise supervision or lower heartbeat (from --supervision)',
+      ],
     },
     {
       name: 'a password without a user name',
@@ -309,7 +351,11 @@ describe('errors', () => {
     { name: 'a long flag three edits off is still a guess', argv: ['--recieptTimeot', '30'], errors: ['unknown option --recieptTimeot; did you mean --receipt-timeout?'] },
     { name: 'a stray argument', argv: ['/dev/ttyUSB1'], errors: ['unexpected argument "/dev/ttyUSB1": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
     { name: 'a flag without its value at the end', argv: ['--baud'], errors: ['--baud needs a value: --baud N'] },
-    { name: 'a flag followed by another flag', argv: ['--area', '--baud', '9600'], errors: ['--area needs a value: --area AREA', 'unexpected argument "9600": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
+    {
+      name: 'a flag followed by another flag',
+      argv: ['--area', '--baud', '9600'],
+      errors: ['--area needs a value: --area AREA', 'unexpected argument "9600": every value follows its flag, e.g. --serial /dev/ttyUSB0'],
+    },
   ]
 
   it.each(cases)('names $name', ({ base = REQUIRED_FLAGS, argv = [], file, env = {}, errors: expected }) => {
@@ -402,13 +448,33 @@ describe('errors reading the file', () => {
     { name: 'TOML with an unclosed string', path: 'gw.toml', text: '[gateway]\nid = "gw-1\n', error: /^config error: gw\.toml is not valid TOML: .* at line 2, column \d+$/ },
     { name: 'TOML with a key given twice', path: 'gw.toml', text: '[gateway]\nid = "a"\nid = "b"\n', error: /^config error: gw\.toml is not valid TOML: .* at line 3, column \d+$/ },
     // The JSON reasons are jsonc-parser's, not V8's (whose wording quotes the file); the line and column are computed by us.
-    { name: 'JSON with a missing comma', path: 'gw.json', text: '{\n  "data": "/x",\n  "gateway": {"id": "g"}\n  "serial": {}\n}', error: "config error: gw.json is not valid JSON: expected ',' between values at line 4, column 3" },
-    { name: 'JSON with a trailing comma', path: 'gw.json', text: '{\n  "data": "/x",\n}', error: 'config error: gw.json is not valid JSON: expected a property name in double quotes (a trailing comma?) at line 3, column 1' },
+    {
+      name: 'JSON with a missing comma',
+      path: 'gw.json',
+      text: '{\n  "data": "/x",\n  "gateway": {"id": "g"}\n  "serial": {}\n}',
+      error: "config error: gw.json is not valid JSON: expected ',' between values at line 4, column 3",
+    },
+    {
+      name: 'JSON with a trailing comma',
+      path: 'gw.json',
+      text: '{\n  "data": "/x",\n}',
+      error: 'config error: gw.json is not valid JSON: expected a property name in double quotes (a trailing comma?) at line 3, column 1',
+    },
     { name: 'an empty JSON file', path: 'gw.json', text: '', error: 'config error: gw.json is not valid JSON: expected a value at line 1, column 1' },
-    { name: 'JSON with a comment', path: 'gw.json', text: '{\n  // the box\n  "data": "/x"\n}', error: 'config error: gw.json is not valid JSON: a comment (JSON has none; use a .toml file for comments) at line 2, column 3' },
+    {
+      name: 'JSON with a comment',
+      path: 'gw.json',
+      text: '{\n  // the box\n  "data": "/x"\n}',
+      error: 'config error: gw.json is not valid JSON: a comment (JSON has none; use a .toml file for comments) at line 2, column 3',
+    },
     { name: 'broken JSON without a telling extension', path: 'gw.conf', text: '{"data": }', error: /^config error: gw\.conf is not valid JSON: / },
     { name: 'broken TOML without a telling extension', path: 'gw.conf', text: 'data = ', error: /^config error: gw\.conf is not valid TOML: .* at line 1, column \d+$/ },
-    { name: 'JSON that is not an object', path: 'gw.json', text: '["mqtt://a"]', error: 'config error: gw.json: expected a JSON object with the keys gateway, serial, mqtt, data, timing, limits, log; got a list' },
+    {
+      name: 'JSON that is not an object',
+      path: 'gw.json',
+      text: '["mqtt://a"]',
+      error: 'config error: gw.json: expected a JSON object with the keys gateway, serial, mqtt, data, timing, limits, log; got a list',
+    },
     { name: 'JSON null', path: 'gw.json', text: 'null', error: 'config error: gw.json: expected a JSON object with the keys gateway, serial, mqtt, data, timing, limits, log; got null' },
   ]
 

@@ -29,7 +29,6 @@ describe('gateway: commands', () => {
     expect(r.uplink('/alert')).toHaveLength(1)
   })
 
-
   it('holds back error reports beyond the budget, counts them, and the next report says how many ([MQTT-5.2])', async () => {
     const r = rig({ settings: { replyBudget: { burst: 5, perMinute: 6 } } })
     await r.run(1_000)
@@ -88,7 +87,10 @@ describe('gateway: commands', () => {
     await r.run(5_000)
     const displays = r.tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'DISPLAY' ? [e.message] : []))
     expect(displays.length).toBe(2)
-    expect(displays.map((d) => [d.part, d.parts])).toEqual([[1, 2], [2, 2]])
+    expect(displays.map((d) => [d.part, d.parts])).toEqual([
+      [1, 2],
+      [2, 2],
+    ])
     expect(displays.map((d) => d.text).join('')).toBe('白灾预警：今夜暴雪，请把牲畜赶回棚圈。'.repeat(5))
   })
 

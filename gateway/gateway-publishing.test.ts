@@ -62,7 +62,7 @@ describe('gateway: store and forward', () => {
     expect(r.gateway.alarmWaiting()).toBe(false)
   })
 
-  it('after an outage, the backlog and the status wait for the alarms\' PUBACK (they would share its TCP segment)', async () => {
+  it("after an outage, the backlog and the status wait for the alarms' PUBACK (they would share its TCP segment)", async () => {
     const r = rig()
     r.state.online = false
     r.press('mains-lost')
@@ -100,7 +100,10 @@ describe('gateway: store and forward', () => {
     r.line.replace(1, { receive: () => {}, transmit: () => null, tick: () => null })
     await r.run(35_000)
     expect(r.uplink('/event').map((e) => e.kind)).toContain('terminal-lost')
-    r.line.replace(1, onLine(r.terminal, (e) => r.tLog.push(e)))
+    r.line.replace(
+      1,
+      onLine(r.terminal, (e) => r.tLog.push(e)),
+    )
     r.send({ type: 'HEARTBEAT', uptime: 50, mains: true })
     await r.run(10_000)
     const items = await r.items()
@@ -166,7 +169,7 @@ describe('gateway: store and forward', () => {
     expect((await r.items()).map((i) => i.kind).sort()).toEqual(['callback', 'emergency', 'mains-lost'])
   })
 
-  it('after a reboot, shows each open alert\'s stage on its terminal again', async () => {
+  it("after a reboot, shows each open alert's stage on its terminal again", async () => {
     const first = rig()
     first.press()
     await first.run(5_000)
@@ -297,7 +300,12 @@ describe('issue 10: the uplink after an outage (item 18)', () => {
     expect(alerts.map((a) => a.number)).toEqual([1, 2, 3, 4, 5, 6])
     expect(alerts.map((a) => a.attempt)).toEqual([1, 1, 1, 1, 1, 1])
     await r.run(5_000) // now each is republished on its own schedule: 5 s after its first
-    expect(r.uplink('/alert').slice(6).map((a) => [a.number, a.attempt])).toEqual([1, 2, 3, 4, 5, 6].map((n) => [n, 2]))
+    expect(
+      r
+        .uplink('/alert')
+        .slice(6)
+        .map((a) => [a.number, a.attempt]),
+    ).toEqual([1, 2, 3, 4, 5, 6].map((n) => [n, 2]))
   })
 
   it('after a reconnection every alarm without a receipt goes out at once, even at attempt 5 and later; the uplink counts unconfirmed ones as waiting', async () => {

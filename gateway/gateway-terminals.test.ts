@@ -20,7 +20,11 @@ describe('issue 10: a terminal whose numbers start again (items 1, 2, 17)', () =
     await r.run(2_000)
     r.press('emergency')
     await r.run(5_000, () => r.uplink('/alert').length > 0)
-    for (const [id, type] of [['a1', 'receipt'], ['a2', 'acknowledged'], ['a3', 'resolved']] as const) {
+    for (const [id, type] of [
+      ['a1', 'receipt'],
+      ['a2', 'acknowledged'],
+      ['a3', 'resolved'],
+    ] as const) {
       send(r, OWN, { id, type, ...(type === 'receipt' ? { ids: ['SL-T-5:1'] } : { alert: 'SL-T-5:1', by: 'Bao' }) })
     }
     await r.run(3_000)
@@ -44,7 +48,12 @@ describe('issue 10: a terminal whose numbers start again (items 1, 2, 17)', () =
     send(r, OWN, { id: 'late', type: 'resolved', alert: 'SL-T-5:1', text: 'old case' })
     send(r, OWN, { id: 'new-ack', type: 'acknowledged', alert: 'SL-T-5@gw-1.1:1', by: 'Officer Wu' })
     await r.run(3_000)
-    expect(r.stages().filter((i) => i.event === 1).map((i) => i.text ?? i.stage)).toEqual(['stored', 'sent', 'Officer Wu'])
+    expect(
+      r
+        .stages()
+        .filter((i) => i.event === 1)
+        .map((i) => i.text ?? i.stage),
+    ).toEqual(['stored', 'sent', 'Officer Wu'])
   })
 
   it('item 1: stages queued for the old unit (it was unplugged before they went out) never reach the new one', async () => {
@@ -127,7 +136,16 @@ describe('issue 10: diagnosing a terminal that cannot connect (item 14)', () => 
     await r.run(1_000)
     const bad = { type: 'HELLO', terminal: 'SL-T-9', firmware: 'v1\u0007', capabilities: [], boot: 1, lastEvent: 0, session: 0 } as const
     // Encoded by hand: the reference encoder refuses a message that fails its schema.
-    const body = encodeCbor(new Map<number, unknown>([[0, bad.terminal], [1, bad.firmware], [2, 0], [3, 1], [4, 0], [5, 0]]))
+    const body = encodeCbor(
+      new Map<number, unknown>([
+        [0, bad.terminal],
+        [1, bad.firmware],
+        [2, 0],
+        [3, 1],
+        [4, 0],
+        [5, 0],
+      ]),
+    )
     const frame = new Uint8Array([1, 0, 9, 0x10, 0, ...body])
     const withCrc = new Uint8Array([...frame, ...le32(crc32c(frame))])
     const wire = new Uint8Array([0, ...cobsEncode(withCrc), 0])

@@ -66,7 +66,7 @@ describe('issue 10: what the terminal shows (items 5, 6, 7, 22)', () => {
     expect(alerts.find((a) => a.kind === 'emergency')?.cancels).toBeUndefined()
   })
 
-  it('item 22: alert commands about another gateway\'s alert on the area and all topics are ignored, not answered with an error', async () => {
+  it("item 22: alert commands about another gateway's alert on the area and all topics are ignored, not answered with an error", async () => {
     const r = rig()
     await r.run(1_000)
     send(r, AREA, { id: 'x1', type: 'acknowledged', alert: 'OTHER:1', by: 'Bao' })

@@ -64,9 +64,7 @@ export function rig(
   const link = opts.link ? opts.link(linkOptions) : new GatewayLink(linkOptions)
   const published: Published[] = []
   const logs: { level: string; msg: string; fields: object }[] = []
-  const log: Log = Object.fromEntries(
-    (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (fields: object, msg: string) => logs.push({ level, msg, fields })]),
-  ) as unknown as Log
+  const log: Log = Object.fromEntries((['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (fields: object, msg: string) => logs.push({ level, msg, fields })])) as unknown as Log
   /** While `holdAlerts` is set, an alert's PUBACK waits for it to resolve. */
   const state: { online: boolean; failPublish: boolean; holdAlerts: Promise<void> | null; hurried: number } = { online: true, failPublish: false, holdAlerts: null, hurried: 0 }
   let serialOut: Uint8Array[] = []
@@ -127,11 +125,17 @@ export function rig(
     events = o.lastEvent
     terminal = unit({ ...opts.terminal, ...o })
     line.clear()
-    line.replace(terminalAt, onLine(terminal, (e) => tLog.push(e)))
+    line.replace(
+      terminalAt,
+      onLine(terminal, (e) => tLog.push(e)),
+    )
     tLog.length = 0
   }
   const stages = () => tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'INDICATE' ? [e.message] : []))
-  const stageNames = (n: number) => stages().filter((i) => i.event === n).map((i) => i.stage)
+  const stageNames = (n: number) =>
+    stages()
+      .filter((i) => i.event === n)
+      .map((i) => i.stage)
   const uplink = (suffix: string) => published.filter((p) => p.topic.endsWith(suffix)).map((p) => decodePayload(p.payload) as UplinkEvent & Record<string, unknown>)
   const command = (c: Record<string, unknown>) => gateway.command('steppelink/v1/gw/gw-1/cmd', Buffer.from(JSON.stringify({ v: 1, ...c })))
   /** Runs the line, letting promises (publications) settle between steps of `stepMs`. */
@@ -184,7 +188,6 @@ export type Rig = ReturnType<typeof rig>
 export const ALL = 'steppelink/v1/all/cmd'
 export const AREA = 'steppelink/v1/area/sumu-7/cmd'
 export const OWN = 'steppelink/v1/gw/gw-1/cmd'
-export const send = (r: Rig, topic: string, c: Record<string, unknown>, options?: { retained?: boolean }) =>
-  r.gateway.command(topic, Buffer.from(JSON.stringify({ v: 1, ...c })), options)
+export const send = (r: Rig, topic: string, c: Record<string, unknown>, options?: { retained?: boolean }) => r.gateway.command(topic, Buffer.from(JSON.stringify({ v: 1, ...c })), options)
 export const displays = (r: Rig) => r.tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'DISPLAY' ? [e.message] : []))
 export const replies = (r: Rig) => r.uplink('/reply').map((e) => e.code)

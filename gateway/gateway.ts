@@ -138,10 +138,7 @@ export class Gateway {
   /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
   start(): void {
     const open = this.store.openAlerts()
-    this.log.info(
-      { terminals: this.#known.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised },
-      'gateway started',
-    )
+    this.log.info({ terminals: this.#known.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised }, 'gateway started')
   }
 
   // ------------------------------------------------------------------ serial side

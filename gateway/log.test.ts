@@ -6,7 +6,16 @@ import { REDACTED, createLogger, type Logger } from './log.js'
 function capture(level: LogLevel = 'debug'): { log: Logger; writes: string[]; lines: () => Record<string, unknown>[] } {
   const writes: string[] = []
   const log = createLogger(level, { write: (line) => void writes.push(line) })
-  return { log, writes, lines: () => writes.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }
+  return {
+    log,
+    writes,
+    lines: () =>
+      writes
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  }
 }
 
 describe('createLogger', () => {

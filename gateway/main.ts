@@ -74,7 +74,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   } catch (err) {
     // A StoreError says what is wrong and what to do (another gateway holds it, it is empty,
     // it is not ours); anything else is the file system's word.
-    const message = err instanceof StoreError ? err.message : `cannot open the store at ${dbPath}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`
+    const message =
+      err instanceof StoreError ? err.message : `cannot open the store at ${dbPath}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`
     log.error({ err, path: dbPath, code: (err as { code?: string }).code }, message)
     return 1
   }

@@ -231,7 +231,10 @@ export class MemoryEvents {
     }
     note('dropped.request.age', drop(pending(RANK.request).filter((r) => r.receivedAt < now - L.maxRequestAgeDays * DAY_MS)))
     note('dropped.trouble.age', drop(pending(RANK.trouble).filter((r) => r.receivedAt < now - L.maxTroubleAgeDays * DAY_MS)))
-    for (const [cls, max] of [['request', L.maxRequestEvents], ['trouble', L.maxTroubleEvents]] as const) {
+    for (const [cls, max] of [
+      ['request', L.maxRequestEvents],
+      ['trouble', L.maxTroubleEvents],
+    ] as const) {
       const rows = pending(RANK[cls])
       if (rows.length > max) note(`dropped.${cls}.count`, drop(rows.slice(0, rows.length - max)))
     }

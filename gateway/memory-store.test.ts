@@ -42,9 +42,29 @@ type Call =
 
 const terminal = fc.constantFrom(...TERMINALS)
 const call: fc.Arbitrary<Call> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('add' as const), cls: fc.constantFrom(...CLASSES), terminal: fc.option(terminal, { freq: 4 }), number: fc.integer({ min: 1, max: 6 }), kind: fc.constantFrom('emergency', 'cancel', 'mains-lost'), fingerprint: fc.integer({ min: 0, max: 1 }), pad: fc.integer({ min: 0, max: 300 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('add' as const),
+      cls: fc.constantFrom(...CLASSES),
+      terminal: fc.option(terminal, { freq: 4 }),
+      number: fc.integer({ min: 1, max: 6 }),
+      kind: fc.constantFrom('emergency', 'cancel', 'mains-lost'),
+      fingerprint: fc.integer({ min: 0, max: 1 }),
+      pad: fc.integer({ min: 0, max: 300 }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('published' as const), picks: fc.array(fc.nat(), { maxLength: 4 }), retry: fc.integer({ min: 1, max: 20_000 }) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('advance' as const), pick: fc.nat(), stage: fc.constantFrom(...STAGES), text: fc.option(fc.constantFrom('Officer Bao', 'unit 3')), eta: fc.option(fc.integer({ min: 0, max: HOUR })) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('advance' as const),
+      pick: fc.nat(),
+      stage: fc.constantFrom(...STAGES),
+      text: fc.option(fc.constantFrom('Officer Bao', 'unit 3')),
+      eta: fc.option(fc.integer({ min: 0, max: HOUR })),
+    }),
+  },
   fc.record({ op: fc.constant('retryAt' as const), pick: fc.nat(), at: fc.integer({ min: 0, max: 100_000 }) }),
   fc.record({ op: fc.constantFrom('alarmsDueNow' as const, 'enforceBounds' as const) }),
   { weight: 2, arbitrary: fc.record({ op: fc.constant('time' as const), by: fc.oneof(fc.integer({ min: 0, max: 60_000 }), fc.constantFrom(HOUR, 24 * HOUR, 2 * 24 * HOUR)) }) },
@@ -54,7 +74,16 @@ const call: fc.Arbitrary<Call> = fc.oneof(
   fc.record({ op: fc.constant('statusPublished' as const), pick: fc.nat(), stale: fc.boolean() }),
   fc.record({ op: fc.constant('hello' as const), terminal, boot: fc.integer({ min: 1, max: 4 }), lastEvent: fc.integer({ min: 0, max: 6 }) }),
   fc.record({ op: fc.constant('resetNumbering' as const), terminal, boot: fc.option(fc.integer({ min: 1, max: 4 })) }),
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('recognise' as const), terminal, number: fc.integer({ min: 1, max: 6 }), kind: fc.constantFrom('emergency', 'mains-lost'), fingerprint: fc.integer({ min: 0, max: 1 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('recognise' as const),
+      terminal,
+      number: fc.integer({ min: 1, max: 6 }),
+      kind: fc.constantFrom('emergency', 'mains-lost'),
+      fingerprint: fc.integer({ min: 0, max: 1 }),
+    }),
+  },
   fc.record({ op: fc.constant('putBroadcast' as const), id: fc.integer({ min: 1, max: 3 }), text: fc.constantFrom('storm', 'all clear'), expiresIn: fc.option(fc.integer({ min: 1, max: 2 * HOUR })) }),
   fc.record({ op: fc.constant('withdrawBroadcast' as const), id: fc.integer({ min: 1, max: 4 }) }),
   fc.record({ op: fc.constantFrom('broadcastSent' as const, 'broadcastRead' as const), id: fc.integer({ min: 1, max: 3 }), terminal, revision: fc.integer({ min: 0, max: 3 }) }),
@@ -73,7 +102,18 @@ function apply(s: Store, c: Call, now: number, ids: string[]): unknown {
       const id = c.terminal === null ? `gw:g${c.number}` : terminalEventId(c.terminal, epoch, c.number)
       const body = { kind: c.kind, pad: 'x'.repeat(c.pad) }
       const fp = `${c.kind}||1|${c.fingerprint}|`
-      return s.addEvent({ id, terminal: c.terminal, address: c.terminal === null ? null : 1, number: c.terminal === null ? null : c.number, cls: c.cls, body, receivedAt: now, boot: 1, offset: null, ...(c.terminal === null ? {} : { epoch, fingerprint: fp }) })
+      return s.addEvent({
+        id,
+        terminal: c.terminal,
+        address: c.terminal === null ? null : 1,
+        number: c.terminal === null ? null : c.number,
+        cls: c.cls,
+        body,
+        receivedAt: now,
+        boot: 1,
+        offset: null,
+        ...(c.terminal === null ? {} : { epoch, fingerprint: fp }),
+      })
     }
     case 'published':
       return s.published(c.picks.map(pick), now, (attempts) => now + attempts * c.retry)

@@ -195,7 +195,14 @@ export class Publishing {
       clock: { synchronised: clock.synchronised, offsetMs: clock.offset },
       terminals: [...known.values()].map((t) => {
         const s = link.terminal(t.address)
-        return { address: t.address, terminal: t.terminal, session: s?.state ?? 'closed', answering: s?.up ?? false, lost: t.lost, lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null }
+        return {
+          address: t.address,
+          terminal: t.terminal,
+          session: s?.state ?? 'closed',
+          answering: s?.up ?? false,
+          lost: t.lost,
+          lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null,
+        }
       }),
       backlog: store.backlog(),
       openAlerts: store.openAlerts().map((e) => ({ id: e.id, class: e.cls, stage: e.stage })),

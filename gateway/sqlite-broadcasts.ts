@@ -90,7 +90,10 @@ export class SqliteBroadcasts {
   }
 
   broadcasts(now: number): StoredBroadcast[] {
-    return this.#stmt.broadcasts.all().map(fromRow).filter((b) => b.expires === null || b.expires > now)
+    return this.#stmt.broadcasts
+      .all()
+      .map(fromRow)
+      .filter((b) => b.expires === null || b.expires > now)
   }
 
   delivery(broadcast: number, terminal: string): BroadcastDelivery | undefined {

@@ -226,7 +226,10 @@ function migrate(db: Database.Database, path: string): void {
   }
   const from = appId === 0 ? 1 : version
   if (from > SCHEMA_VERSION) {
-    throw new StoreError('STORE_NEWER', `${path} was written by a newer Steppelink (store layout ${from}; this one knows ${SCHEMA_VERSION}): run the newer version, or restore the older store it replaced.`)
+    throw new StoreError(
+      'STORE_NEWER',
+      `${path} was written by a newer Steppelink (store layout ${from}; this one knows ${SCHEMA_VERSION}): run the newer version, or restore the older store it replaced.`,
+    )
   }
   db.transaction(() => {
     if (from < 2) db.exec(MIGRATE_FROM_1)
@@ -300,7 +303,13 @@ function openError(path: string, err: unknown): StoreError {
     )
   }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new StoreError('STORE_FOREIGN', `${path} is not a SQLite store (${(err as Error).message}): a damaged file, or another program's. Move it aside and start again; the terminals resend what was not acknowledged.`, { cause: err })
+    return new StoreError(
+      'STORE_FOREIGN',
+      `${path} is not a SQLite store (${(err as Error).message}): a damaged file, or another program's. Move it aside and start again; the terminals resend what was not acknowledged.`,
+      { cause: err },
+    )
   }
-  return new StoreError('STORE_OPEN_FAILED', `cannot open the store ${path}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`, { cause: err })
+  return new StoreError('STORE_OPEN_FAILED', `cannot open the store ${path}: ${(err as Error).message}. Check that the data directory exists, is writable by this user, and is not full.`, {
+    cause: err,
+  })
 }

@@ -235,7 +235,10 @@ export class SqliteEvents {
   bound(now: number, L: Limits, note: (name: string, n: number) => void): void {
     note('dropped.request.age', this.#stmt.dropOlderThan.run(RANK.request, now - L.maxRequestAgeDays * DAY_MS).changes)
     note('dropped.trouble.age', this.#stmt.dropOlderThan.run(RANK.trouble, now - L.maxTroubleAgeDays * DAY_MS).changes)
-    for (const [cls, max] of [['request', L.maxRequestEvents], ['trouble', L.maxTroubleEvents]] as const) {
+    for (const [cls, max] of [
+      ['request', L.maxRequestEvents],
+      ['trouble', L.maxTroubleEvents],
+    ] as const) {
       const over = this.#stmt.classCount.get(RANK[cls])!.n - max
       if (over > 0) note(`dropped.${cls}.count`, this.#stmt.dropOldest.run(RANK[cls], over).changes)
     }

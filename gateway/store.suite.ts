@@ -178,7 +178,7 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
       expect(s.dueAlarms(Infinity)).toEqual([])
     })
 
-    it('lists open alerts, oldest first, and a terminal\'s recent ones', () => {
+    it("lists open alerts, oldest first, and a terminal's recent ones", () => {
       const s = harness.open()
       const a = s.addEvent(event('alarm', 'T7'))
       const b = s.addEvent(event('alarm', 'T7'))
@@ -248,7 +248,7 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
       s.close()
     })
 
-    it('within the disk reserve: refuses what the gateway makes itself, never a terminal\'s event (it was or will be told stored) [LINK-4.3]', () => {
+    it("within the disk reserve: refuses what the gateway makes itself, never a terminal's event (it was or will be told stored) [LINK-4.3]", () => {
       const s = harness.open({ freeSpace: () => 1024 * 1024, limits: { reserveMB: 16 } })
       expect(s.addEvent(event('trouble', null))).toEqual({ kind: 'refused', reason: 'disk-reserve' })
       expect(s.addEvent(event('request', 'T1')).kind).toBe('added')
@@ -274,7 +274,7 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
       s.close()
     })
 
-    it('recognises a terminal\'s replayed number for ever, after its row is gone, whatever its class [LINK-5.5]', () => {
+    it("recognises a terminal's replayed number for ever, after its row is gone, whatever its class [LINK-5.5]", () => {
       const s = harness.open()
       const e = event('trouble', 'T9', { fingerprint: 'mains-lost||1|50|' })
       expect(s.recognise('T9', e.number!, 'mains-lost||1|50|')).toEqual({ kind: 'new' })
@@ -358,26 +358,27 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
     })
 
     const reopen = harness.reopen
-    if (reopen) it('keeps everything across a close and reopen (a reboot)', () => {
-      let s = harness.open()
-      const a = s.addEvent(event('alarm', 'T1'))
-      if (a.kind === 'refused') throw new Error('refused')
-      s.advance(a.event.id, 'acknowledged', 5_000, { text: 'Officer Bao' })
-      s.addEvent(event('trouble'))
-      s.putStatus('T1', 1, { uptime: 1, mains: true }, 0)
-      s.bump('boot')
-      s.putBroadcast({ id: 3, text: 'storm', urgency: 'urgent', expires: null, receivedAt: 0 })
-      s.putBroadcast({ id: 3, text: 'all clear', urgency: 'info', expires: null, receivedAt: 1 })
-      s.hello('T1', 1, 0, () => 'x')
-      s = reopen(s)
-      expect(s.openAlerts()).toMatchObject([{ id: a.event.id, stage: 'acknowledged', stageText: 'Officer Bao' }])
-      expect(s.activeBroadcasts(0)).toMatchObject([{ id: 3, text: 'all clear', revision: 1 }])
-      expect(s.recognise('T1', a.event.number!, 'x').kind).not.toBe('new')
-      expect(s.addEvent({ ...event('alarm'), id: a.event.id }).kind).toBe('duplicate')
-      expect(s.backlog().trouble.count).toBe(1)
-      expect(s.dirtyStatuses()).toHaveLength(1)
-      expect(s.bump('boot')).toBe(2)
-      s.close()
-    })
+    if (reopen)
+      it('keeps everything across a close and reopen (a reboot)', () => {
+        let s = harness.open()
+        const a = s.addEvent(event('alarm', 'T1'))
+        if (a.kind === 'refused') throw new Error('refused')
+        s.advance(a.event.id, 'acknowledged', 5_000, { text: 'Officer Bao' })
+        s.addEvent(event('trouble'))
+        s.putStatus('T1', 1, { uptime: 1, mains: true }, 0)
+        s.bump('boot')
+        s.putBroadcast({ id: 3, text: 'storm', urgency: 'urgent', expires: null, receivedAt: 0 })
+        s.putBroadcast({ id: 3, text: 'all clear', urgency: 'info', expires: null, receivedAt: 1 })
+        s.hello('T1', 1, 0, () => 'x')
+        s = reopen(s)
+        expect(s.openAlerts()).toMatchObject([{ id: a.event.id, stage: 'acknowledged', stageText: 'Officer Bao' }])
+        expect(s.activeBroadcasts(0)).toMatchObject([{ id: 3, text: 'all clear', revision: 1 }])
+        expect(s.recognise('T1', a.event.number!, 'x').kind).not.toBe('new')
+        expect(s.addEvent({ ...event('alarm'), id: a.event.id }).kind).toBe('duplicate')
+        expect(s.backlog().trouble.count).toBe(1)
+        expect(s.dirtyStatuses()).toHaveLength(1)
+        expect(s.bump('boot')).toBe(2)
+        s.close()
+      })
   })
 }

@@ -93,7 +93,10 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
   toButton.stored(t.address, m.number)
   const e = result.event
   if (result.kind === 'added') {
-    log.info({ id: e.id, class: cls, kind: m.kind, terminal: t.terminal, address: t.address, ...(e.body.cancels ? { cancels: e.body.cancels } : {}) }, cls === 'alarm' ? 'ALARM stored' : 'event stored')
+    log.info(
+      { id: e.id, class: cls, kind: m.kind, terminal: t.terminal, address: t.address, ...(e.body.cancels ? { cancels: e.body.cancels } : {}) },
+      cls === 'alarm' ? 'ALARM stored' : 'event stored',
+    )
     if (cls === 'alarm' && !io.online()) io.hurry?.()
   } else {
     log.info({ id: e.id, stage: e.stage }, 'event already stored (retransmitted or replayed)')

@@ -155,7 +155,12 @@ export class ToTheButton {
 
   /** A broadcast withdrawn: to every terminal in session now that holds it unread. Returns how many. */
   withdraw(b: StoredBroadcast): number {
-    const holders = new Set(this.d.store.deliveries(b.id).filter((d) => d.readRevision === null || d.readRevision < d.revision).map((d) => d.terminal))
+    const holders = new Set(
+      this.d.store
+        .deliveries(b.id)
+        .filter((d) => d.readRevision === null || d.readRevision < d.revision)
+        .map((d) => d.terminal),
+    )
     const sessions = this.d.known.inSession(this.d.link).filter((t) => holders.has(t.terminal))
     for (const t of sessions) this.#display(t, b)
     return sessions.length

@@ -38,11 +38,7 @@ describe('Uplink against aedes', () => {
     await waitFor('online', () => isOnline(gw))
 
     const sent = gw.log.filter((l) => l.startsWith('send '))
-    expect(sent.slice(0, 3)).toEqual([
-      'send connect',
-      `send publish ${gw.topics.state} q1 r`,
-      `send subscribe ${gw.topics.command} q1, ${gw.topics.allCommand} q1`,
-    ])
+    expect(sent.slice(0, 3)).toEqual(['send connect', `send publish ${gw.topics.state} q1 r`, `send subscribe ${gw.topics.command} q1, ${gw.topics.allCommand} q1`])
     // Online as soon as the birth and the SUBSCRIBE are written: an alarm published now goes
     // on the wire behind them, and the broker reads them in that order.
     await waitFor('the acknowledgements', () => gw.log.includes('recv puback') && gw.log.includes('recv suback'))

@@ -4,15 +4,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { openPtyEnd, openPtyPair, type PtyEnd, type PtyPair } from '../tests/helpers/pty.js'
 import { waitUntil } from '../tests/helpers/system.js'
-import {
-  SerialLine,
-  backoffMs,
-  type OpenPort,
-  type PortLike,
-  type SerialEvent,
-  type SerialLineOptions,
-  type Timers,
-} from './serial-line.js'
+import { SerialLine, backoffMs, type OpenPort, type PortLike, type SerialEvent, type SerialLineOptions, type Timers } from './serial-line.js'
 
 // A stable by-id path, as the gateway is configured on a board.
 const PATH = '/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0'
@@ -173,7 +165,12 @@ describe('SerialLine with a fake port', () => {
     { name: 'Node EBUSY code', error: osError('open failed', 'EBUSY'), code: 'SERIAL_BUSY', says: 'in use by another program' },
     { name: 'not a tty (ENOTTY)', error: osError('Error: Inappropriate ioctl for device setting custom baud rate of 9600'), code: 'SERIAL_IO', says: 'does not look like a serial device' },
     { name: 'driver I/O error', error: osError(`Error: Input/output error, cannot open ${PATH}`), code: 'SERIAL_IO', says: 'dmesg' },
-    { name: 'serialport native module missing', error: osError('No native build was found for platform=linux arch=arm64 runtime=node abi=115'), code: 'SERIAL_IO', says: 'npm rebuild @serialport/bindings-cpp' },
+    {
+      name: 'serialport native module missing',
+      error: osError('No native build was found for platform=linux arch=arm64 runtime=node abi=115'),
+      code: 'SERIAL_IO',
+      says: 'npm rebuild @serialport/bindings-cpp',
+    },
     { name: 'a thrown string', error: 'something odd', code: 'SERIAL_IO', says: 'something odd' },
   ] as const
 
@@ -197,8 +194,7 @@ describe('SerialLine with a fake port', () => {
     h.line.start()
     await settle()
     expect(errors(h.events)[0]?.message).toBe(
-      `no permission to open ${PATH} (Permission denied, cannot open ${PATH}): add the user to the dialout group ` +
-        '("sudo usermod -aG dialout $USER", then log in again or restart the service).',
+      `no permission to open ${PATH} (Permission denied, cannot open ${PATH}): add the user to the dialout group ("sudo usermod -aG dialout $USER", then log in again or restart the service).`,
     )
   })
 

@@ -426,9 +426,7 @@ export function describeOpenError(err: unknown, path: string): { code: Exclude<S
   if (['EACCES', 'EPERM'].includes(errno) || has('Permission denied', 'Operation not permitted')) {
     return {
       code: 'SERIAL_PERMISSION',
-      message:
-        `no permission to open ${path} (${detail}): add the user to the dialout group ` +
-        `("sudo usermod -aG dialout $USER", then log in again or restart the service).`,
+      message: `no permission to open ${path} (${detail}): add the user to the dialout group ("sudo usermod -aG dialout $USER", then log in again or restart the service).`,
     }
   }
   if (['EBUSY', 'EAGAIN', 'EWOULDBLOCK'].includes(errno) || has('busy', 'Cannot lock port', 'Resource temporarily unavailable')) {

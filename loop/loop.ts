@@ -125,11 +125,7 @@ export class DeliveryBrokenError extends Error {
 
 /** The gateway's flags in a loop: its end of the line, the broker as it reaches it, its id, store and log level, the line's baud; `more` after them. */
 export function gatewayArgs(o: { serial: string; broker: string; id: string; dataDir: string; logLevel: string; baud?: number; more?: readonly string[] }): string[] {
-  return [
-    ...['--serial', o.serial, '--broker', o.broker, '--id', o.id, '--data', o.dataDir, '--log-level', o.logLevel],
-    ...(o.baud !== undefined ? ['--baud', String(o.baud)] : []),
-    ...(o.more ?? []),
-  ]
+  return [...['--serial', o.serial, '--broker', o.broker, '--id', o.id, '--data', o.dataDir, '--log-level', o.logLevel], ...(o.baud !== undefined ? ['--baud', String(o.baud)] : []), ...(o.more ?? [])]
 }
 
 /**

@@ -264,30 +264,36 @@ async function soak(o: SoakOptions, dir: string): Promise<boolean> {
     }
     const meanGapMs = 60_000 / o.pressesPerMinute
     const schedulePress = (): void =>
-      later(() => {
-        if (Date.now() >= runUntil || stopping) return
-        pressRandom()
-        schedulePress()
-      }, -Math.log(1 - random()) * meanGapMs)
+      later(
+        () => {
+          if (Date.now() >= runUntil || stopping) return
+          pressRandom()
+          schedulePress()
+        },
+        -Math.log(1 - random()) * meanGapMs,
+      )
     schedulePress()
     const scheduleKill = (): void =>
-      later(() => {
-        void (async () => {
-          if (Date.now() >= runUntil || stopping) return
-          // Half of the kills land while an alarm is on its way (between press, store and publish).
-          if (random() < 0.5) {
-            pressAlarm(anyTerminal(), 'emergency')
-            await sleep(random() * 150)
-          }
-          try {
-            await restart()
-            restarts++
-          } catch (e) {
-            violate({ id: null, what: `the gateway did not come back after a SIGKILL: ${(e as Error).message}` })
-          }
-          scheduleKill()
-        })()
-      }, o.killEveryS * 1000 * (0.5 + random()))
+      later(
+        () => {
+          void (async () => {
+            if (Date.now() >= runUntil || stopping) return
+            // Half of the kills land while an alarm is on its way (between press, store and publish).
+            if (random() < 0.5) {
+              pressAlarm(anyTerminal(), 'emergency')
+              await sleep(random() * 150)
+            }
+            try {
+              await restart()
+              restarts++
+            } catch (e) {
+              violate({ id: null, what: `the gateway did not come back after a SIGKILL: ${(e as Error).message}` })
+            }
+            scheduleKill()
+          })()
+        },
+        o.killEveryS * 1000 * (0.5 + random()),
+      )
     if (o.killEveryS > 0) scheduleKill()
 
     const deadlineMs = o.deadlineS * 1000
@@ -397,7 +403,9 @@ async function soak(o: SoakOptions, dir: string): Promise<boolean> {
     say(`  duplicates on the wire    ${report.duplicatesOnWire} (copies beyond the first of each alarm id)`)
     say(`  press to console          p50 ${ms(report.pressToArrivalMs.p50)}, p99 ${ms(report.pressToArrivalMs.p99)}, max ${ms(report.pressToArrivalMs.max)}`)
     say(`  press to receipt          p50 ${ms(report.pressToReceiptMs.p50)}, p99 ${ms(report.pressToReceiptMs.p99)}, max ${ms(report.pressToReceiptMs.max)} (the terminal shows received)`)
-    say(`  lower-class events        ${report.lowerClassDelivered}/${report.lowerClassPressed} delivered${lowerMissing.length ? ` (missing: ${lowerMissing.slice(0, 20).join(', ')}${lowerMissing.length > 20 ? ', ...' : ''})` : ''}`)
+    say(
+      `  lower-class events        ${report.lowerClassDelivered}/${report.lowerClassPressed} delivered${lowerMissing.length ? ` (missing: ${lowerMissing.slice(0, 20).join(', ')}${lowerMissing.length > 20 ? ', ...' : ''})` : ''}`,
+    )
     say(`  gateway restarts          ${restarts} by SIGKILL; ${unexpectedExits} exits by itself`)
     say(`  gateway RSS               max ${mb(rss.maxKb)}, last ${mb(rss.lastKb)} (${rss.samples} samples, every ${RSS_EVERY_MS / 1000} s)`)
     say(`  console payload errors    ${consoleErrors}`)

@@ -55,10 +55,7 @@ async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: numb
     await new Promise<void>((resolve, reject) => {
       timer = setTimeout(() => {
         reject(
-          new ConsoleError(
-            'CONSOLE_NOT_CONFIRMED',
-            `the broker ${o.broker} did not acknowledge the ${what} within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`,
-          ),
+          new ConsoleError('CONSOLE_NOT_CONFIRMED', `the broker ${o.broker} did not acknowledge the ${what} within ${timeoutMs / 1000} s${lastError === null ? '' : ` (last error: ${lastError})`}`),
         )
       }, timeoutMs)
       // Published at once: mqtt.js keeps it until the connection is up.

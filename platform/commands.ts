@@ -31,7 +31,10 @@ export function checkedCommand(body: Record<string, unknown>): Command {
 export function commandIds(id: string, now: () => number, random: () => number): () => string {
   const start = now().toString(36)
   let counter = 0
-  return () => `${id}-${start}-${++counter}-${Math.floor(random() * 0x10000).toString(16).padStart(4, '0')}`
+  return () =>
+    `${id}-${start}-${++counter}-${Math.floor(random() * 0x10000)
+      .toString(16)
+      .padStart(4, '0')}`
 }
 
 const topicId = new RegExp(TOPIC_ID_PATTERN)

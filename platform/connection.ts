@@ -122,7 +122,16 @@ export class Connection {
     this.#closed = true
     const graceful = this.#client.endAsync(false)
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 1000).unref())
-    if ((await Promise.race([graceful.then(() => 'done' as const, () => 'done' as const), timeout])) === 'timeout') await this.#client.endAsync(true).catch(() => {})
+    if (
+      (await Promise.race([
+        graceful.then(
+          () => 'done' as const,
+          () => 'done' as const,
+        ),
+        timeout,
+      ])) === 'timeout'
+    )
+      await this.#client.endAsync(true).catch(() => {})
     for (const reject of [...this.#pending]) reject(new ConsoleError('CONSOLE_CLOSED', 'the console was closed before the broker acknowledged the command'))
     this.#connected = false
   }

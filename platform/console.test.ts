@@ -324,7 +324,11 @@ describe('broadcast reads', () => {
 
     const view = renderView(s, { now: Date.now(), width: 300 }).join('\n')
     expect(view).toContain('Broadcasts: 3')
-    expect(view).toMatch(new RegExp(`#9001 urgent to area:abag-03, sent \\d\\d:\\d\\d:\\d\\d \\(text replaced 1x\\): "Blizzard: roads closed too\\.": read on 3 terminals \\(${a.id} 2, ${b.id} 1\\), 1 of them the latest text \\(revision 1\\)`))
+    expect(view).toMatch(
+      new RegExp(
+        `#9001 urgent to area:abag-03, sent \\d\\d:\\d\\d:\\d\\d \\(text replaced 1x\\): "Blizzard: roads closed too\\.": read on 3 terminals \\(${a.id} 2, ${b.id} 1\\), 1 of them the latest text \\(revision 1\\)`,
+      ),
+    )
     expect(view).toMatch(new RegExp(`#4242 not sent by this console: read on 1 terminal \\(${b.id} 1\\)\\n`))
     expect(view).toMatch(/#9002 info to .*"Vet visit on Friday": not read yet/)
   })

@@ -191,7 +191,10 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   push(`Terminals: ${s.terminals.length}${lost > 0 ? `, ${lost} lost` : ''}`, 'bold')
   for (const t of s.terminals.slice(0, rows)) {
     const power = [t.mains === false ? 'mains OFF' : t.mains === true ? 'mains on' : null, t.battery === null ? null : `battery ${t.battery}%`].filter((x) => x !== null).join(', ')
-    push(`  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`, t.lost ? 'alarm' : 'plain')
+    push(
+      `  ${t.terminal.padEnd(16)} via ${t.gateway}${t.address === null ? '' : ` #${t.address}`}, ${t.lost ? 'LOST' : `last ${t.lastKind}`} ${duration(o.now - t.lastHeard)} ago${power ? `, ${power}` : ''}`,
+      t.lost ? 'alarm' : 'plain',
+    )
   }
   more(s.terminals.length, rows)
   push(`Open alarms: ${s.openAlarms.length}`, 'bold')
@@ -243,7 +246,10 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
 /** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */
 function broadcastRow(b: BroadcastView): string {
   const short = (t: string) => (t.length > 40 ? `${t.slice(0, 39)}…` : t)
-  const what = b.sent === null ? 'not sent by this console' : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
+  const what =
+    b.sent === null
+      ? 'not sent by this console'
+      : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
   const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
   const latest = b.latestRevision !== null && b.latestRevision > 0 ? `, ${b.terminalsOfLatest} of them the latest text (revision ${b.latestRevision})` : ''
   return `#${b.broadcast} ${what}: ${read}${latest}`

@@ -20,8 +20,23 @@ describe('events, batches and statuses', () => {
     const { c, of } = await consoleFor(broker.url)
     const mains = trouble(gw.id, 11)
     await gw.publish('event', encodePayload(mains, enc))
-    const relay = stageless({ ...alarm(gw.id, 1), id: `${gw.id}:g12`, class: 'request', kind: 'relay', code: null, terminal: null, address: null, number: null, text: 'Neighbour Batu needs a vet' } as UplinkEvent)
-    const batch = { v: 1 as const, id: `${gw.id}:b311`, gateway: gw.id, items: [mains, status(gw.id, 'T4-00123', 71, false), status(gw.id, 'R1-00008', 100, true), relay, trouble(gw.id, 12, 'tamper')] }
+    const relay = stageless({
+      ...alarm(gw.id, 1),
+      id: `${gw.id}:g12`,
+      class: 'request',
+      kind: 'relay',
+      code: null,
+      terminal: null,
+      address: null,
+      number: null,
+      text: 'Neighbour Batu needs a vet',
+    } as UplinkEvent)
+    const batch = {
+      v: 1 as const,
+      id: `${gw.id}:b311`,
+      gateway: gw.id,
+      items: [mains, status(gw.id, 'T4-00123', 71, false), status(gw.id, 'R1-00008', 100, true), relay, trouble(gw.id, 12, 'tamper')],
+    }
     await gw.publish('batch', await encodeBatch(batch, enc))
     await waitFor('five items from the batch', () => of('event').length + of('status').length === 6)
 
@@ -137,7 +152,10 @@ describe('events, batches and statuses', () => {
     const codes = [...COMMAND_ERROR_CODES, 'CMD_FROM_THE_FUTURE']
     expect(codes).toEqual(expect.arrayContaining(['CMD_BAD_VALUE', 'CMD_STALE', 'CMD_RETAINED']))
     for (const [i, code] of codes.entries()) {
-      await gw.publish('reply', encodePayload({ v: 1, type: 'error', gateway: gw.id, command: `c-${i}`, topic: gw.topics.command, code, message: `reason ${i}`, time: { at: T0, estimated: false } }, 'json'))
+      await gw.publish(
+        'reply',
+        encodePayload({ v: 1, type: 'error', gateway: gw.id, command: `c-${i}`, topic: gw.topics.command, code, message: `reason ${i}`, time: { at: T0, estimated: false } }, 'json'),
+      )
     }
     const replies = await waitFor('every reply', () => of('reply').length === codes.length && of('reply'))
     expect(replies.map((r) => r.code)).toEqual(codes)
@@ -189,7 +207,11 @@ describe('liveness [MQTT-2.3] [CONSOLE-5]', () => {
     await gw.publish('state', death(gw.id, 7), true)
     await waitFor('offline again', () => online(gw.id) === false)
 
-    expect(of('state').filter((e) => e.gateway === gw.id).map((e) => [e.kind, e.session, e.online, e.stale ?? false])).toEqual([
+    expect(
+      of('state')
+        .filter((e) => e.gateway === gw.id)
+        .map((e) => [e.kind, e.session, e.online, e.stale ?? false]),
+    ).toEqual([
       ['birth', 5, true, false],
       ['death', 5, false, false],
       ['birth', 7, true, false],

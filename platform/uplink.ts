@@ -14,17 +14,7 @@
 
 import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
-import {
-  Batch,
-  BatchDecodeError,
-  Birth,
-  GatewayStatusHead,
-  Reply,
-  TerminalStatus,
-  UplinkEvent,
-  decodeBatch,
-  decodePayload,
-} from '../protocol/mqtt.js'
+import { Batch, BatchDecodeError, Birth, GatewayStatusHead, Reply, TerminalStatus, UplinkEvent, decodeBatch, decodePayload } from '../protocol/mqtt.js'
 import { assertNever, type PayloadErrorCode } from './errors.js'
 
 /** The uplink topics of a gateway the console subscribes to [MQTT-4.8]. */
@@ -67,9 +57,7 @@ const checkReply = Compile(Reply)
 const checkGatewayStatus = Compile(GatewayStatusHead)
 // The same as UplinkEvent, but any text for kind, class and stage: an item of a newer
 // version of the contract is kept and shown rather than dropped [MQTT-6.1].
-const checkLenientEvent = Compile(
-  Type.Object({ ...UplinkEvent.properties, class: Type.String(), kind: Type.String(), stage: Type.Optional(Type.String()) }, { additionalProperties: true }),
-)
+const checkLenientEvent = Compile(Type.Object({ ...UplinkEvent.properties, class: Type.String(), kind: Type.String(), stage: Type.Optional(Type.String()) }, { additionalProperties: true }))
 // A batch's own fields; its items are narrowed one by one.
 const checkBatch = Compile(Type.Object({ ...Batch.properties, items: Type.Array(Type.Unknown()) }, { additionalProperties: true }))
 

@@ -41,7 +41,15 @@ describe('test vectors [LINK-2.1] [LINK-3.1] [LINK-5.1]', () => {
     expect([...types].sort()).toEqual(['ACK', 'CONFIG', 'DISPLAY', 'DISPLAY_READ', 'EVENT', 'HEARTBEAT', 'HELLO', 'INDICATE', 'NAK', 'PING', 'TIME', 'WELCOME'])
     const codes = new Set(vectors.flatMap(([, v]) => (v.error ? [v.error] : [])))
     expect([...codes].sort()).toEqual([
-      'LINK_BAD_CBOR', 'LINK_BAD_COBS', 'LINK_BAD_CRC', 'LINK_BAD_HEADER', 'LINK_BAD_SCHEMA', 'LINK_BAD_VERSION', 'LINK_OVERSIZE', 'LINK_TOO_SHORT', 'LINK_UNKNOWN_TYPE',
+      'LINK_BAD_CBOR',
+      'LINK_BAD_COBS',
+      'LINK_BAD_CRC',
+      'LINK_BAD_HEADER',
+      'LINK_BAD_SCHEMA',
+      'LINK_BAD_VERSION',
+      'LINK_OVERSIZE',
+      'LINK_TOO_SHORT',
+      'LINK_UNKNOWN_TYPE',
     ])
   })
 

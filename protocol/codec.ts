@@ -129,10 +129,7 @@ function fromWireMap(def: MessageDef, map: Map<unknown, unknown>): Record<string
     const { code, restore } = out
     delete out.code
     delete out.restore
-    const kind: EventKind | undefined =
-      typeof code === 'number' && (restore === undefined || typeof restore === 'boolean')
-        ? eventKindFromWire(code, restore === true)
-        : undefined
+    const kind: EventKind | undefined = typeof code === 'number' && (restore === undefined || typeof restore === 'boolean') ? eventKindFromWire(code, restore === true) : undefined
     out.kind = kind ?? { unknownEventCode: code, restore }
   }
   const caps = out.capabilities

@@ -11,11 +11,7 @@ export const DISPLAY_MAX_PARTS = 15
  * never inside a character; prefers to cut after white space or punctuation near the end
  * of a piece. Text beyond the last part is cut, and `truncated` says so.
  */
-export function splitDisplayText(
-  text: string,
-  maxBytes = DISPLAY_TEXT_MAX_BYTES,
-  maxParts = DISPLAY_MAX_PARTS,
-): { parts: string[]; truncated: boolean } {
+export function splitDisplayText(text: string, maxBytes = DISPLAY_TEXT_MAX_BYTES, maxParts = DISPLAY_MAX_PARTS): { parts: string[]; truncated: boolean } {
   const chars = [...text]
   const parts: string[] = []
   let i = 0

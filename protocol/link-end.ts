@@ -13,17 +13,7 @@
 
 import { FrameDecoder, encodeWire, type Frame, type FrameHeader } from './codec.js'
 import { LocalProtocolError, assertNever, type WireErrorCode } from './errors.js'
-import {
-  FIRST_DATA_CODE,
-  MESSAGE_BY_CODE,
-  MESSAGE_BY_TYPE,
-  type Direction,
-  type DataMessage,
-  type Hello,
-  type Message,
-  type NakReason,
-  type Welcome,
-} from './messages.js'
+import { FIRST_DATA_CODE, MESSAGE_BY_CODE, MESSAGE_BY_TYPE, type Direction, type DataMessage, type Hello, type Message, type NakReason, type Welcome } from './messages.js'
 import { Peer, type Outgoing } from './link-peer.js'
 import type { LinkCounter, LinkEvent, LinkOptions, SendOptions } from './link-types.js'
 import { nextSessionState, type SessionInput } from './session.js'

@@ -64,7 +64,6 @@ describe('refusals [LINK-4.6]', () => {
     expect(gateway.stats().outOfSync).toBeUndefined()
   })
 
-
   it('NAKs a data frame of an unknown type as unsupported and moves on to the next seq', () => {
     const { line, gateway, terminal, gLog } = setup()
     line.run(5_000, () => terminal.status.state === 'open')

@@ -137,7 +137,7 @@ describe('restarts [LINK-7.2] [LINK-7.3]', () => {
 })
 
 describe('two terminals on one line [LINK-3.4]', () => {
-  it('keeps a session per address and delivers both terminals\' events', () => {
+  it("keeps a session per address and delivers both terminals' events", () => {
     const line = new SimLine(BAUD, { corrupt: 0.05, drop: 0.05 }, 5)
     const gateway = new GatewayLink({ gateway: 'gw-1', boot: 7, baud: BAUD, random: seededRandom(1) })
     const a = new TerminalLink({ address: 1, hello: hello(1, 'SL-T-A'), baud: BAUD, random: seededRandom(2) })
@@ -154,6 +154,11 @@ describe('two terminals on one line [LINK-3.4]', () => {
     const from = (addr: number) => gLog.flatMap((e) => (e.kind === 'message' && e.from === addr && e.message.type === 'EVENT' ? [e.message.number] : []))
     expect(from(1)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     expect(from(2)).toEqual([101, 102, 103, 104, 105, 106, 107, 108, 109, 110])
-    expect(gateway.terminals().map((t) => t.hello?.terminal).sort()).toEqual(['SL-T-A', 'SL-T-B'])
+    expect(
+      gateway
+        .terminals()
+        .map((t) => t.hello?.terminal)
+        .sort(),
+    ).toEqual(['SL-T-A', 'SL-T-B'])
   })
 })

@@ -23,8 +23,7 @@ const utf8 = (maxBytes: number, description: string, minBytes = 0) =>
     (v: string) => Buffer.byteLength(v, 'utf8') <= maxBytes,
     () => `must be at most ${maxBytes} bytes of UTF-8`,
   )
-const ident = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._:-]+$', description })
+const ident = (description: string) => Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._:-]+$', description })
 
 // ---------------------------------------------------------------------------------------
 // Enumerations: name in JavaScript, integer on the wire.
@@ -263,13 +262,55 @@ export interface MessageDef {
 export const MESSAGES: readonly MessageDef[] = [
   { type: 'ACK', code: 0x01, schema: Ack, direction: 'both', keys: {}, summary: 'acknowledges the data frame whose seq is in the header; no body' },
   { type: 'NAK', code: 0x02, schema: Nak, direction: 'both', keys: { reason: 0 }, summary: 'refuses the data frame whose seq is in the header' },
-  { type: 'HELLO', code: 0x10, schema: Hello, direction: 'terminal-to-gateway', keys: { terminal: 0, firmware: 1, capabilities: 2, boot: 3, lastEvent: 4, session: 5 }, summary: 'terminal opens a session (after boot, or when told there is none)' },
-  { type: 'WELCOME', code: 0x11, schema: Welcome, direction: 'gateway-to-terminal', keys: { gateway: 0, boot: 1, echo: 2, echoSession: 3 }, summary: 'gateway answers a HELLO, or announces its own start (broadcast, no echo)' },
-  { type: 'EVENT', code: 0x20, schema: Event, direction: 'terminal-to-gateway', keys: { number: 0, code: 1, restore: 2, user: 3, boot: 4, uptime: 5, time: 6 }, summary: 'something happened at the terminal: a press, a trouble, a test' },
-  { type: 'HEARTBEAT', code: 0x21, schema: Heartbeat, direction: 'terminal-to-gateway', keys: { uptime: 0, mains: 1, battery: 2, millivolts: 3, signal: 4, pending: 5, temperature: 6 }, summary: 'periodic status, and the answer to PING' },
+  {
+    type: 'HELLO',
+    code: 0x10,
+    schema: Hello,
+    direction: 'terminal-to-gateway',
+    keys: { terminal: 0, firmware: 1, capabilities: 2, boot: 3, lastEvent: 4, session: 5 },
+    summary: 'terminal opens a session (after boot, or when told there is none)',
+  },
+  {
+    type: 'WELCOME',
+    code: 0x11,
+    schema: Welcome,
+    direction: 'gateway-to-terminal',
+    keys: { gateway: 0, boot: 1, echo: 2, echoSession: 3 },
+    summary: 'gateway answers a HELLO, or announces its own start (broadcast, no echo)',
+  },
+  {
+    type: 'EVENT',
+    code: 0x20,
+    schema: Event,
+    direction: 'terminal-to-gateway',
+    keys: { number: 0, code: 1, restore: 2, user: 3, boot: 4, uptime: 5, time: 6 },
+    summary: 'something happened at the terminal: a press, a trouble, a test',
+  },
+  {
+    type: 'HEARTBEAT',
+    code: 0x21,
+    schema: Heartbeat,
+    direction: 'terminal-to-gateway',
+    keys: { uptime: 0, mains: 1, battery: 2, millivolts: 3, signal: 4, pending: 5, temperature: 6 },
+    summary: 'periodic status, and the answer to PING',
+  },
   { type: 'DISPLAY_READ', code: 0x22, schema: DisplayRead, direction: 'terminal-to-gateway', keys: { id: 0, revision: 1 }, summary: 'the user has read a DISPLAY text' },
-  { type: 'INDICATE', code: 0x30, schema: Indicate, direction: 'gateway-to-terminal', keys: { event: 0, stage: 1, text: 2, eta: 3 }, summary: 'the stage an alert has reached, for LEDs, buzzer and display' },
-  { type: 'DISPLAY', code: 0x31, schema: Display, direction: 'gateway-to-terminal', keys: { id: 0, text: 1, urgency: 2, expires: 3, part: 4, parts: 5, revision: 6 }, summary: 'a broadcast text to show until read, expired or withdrawn' },
+  {
+    type: 'INDICATE',
+    code: 0x30,
+    schema: Indicate,
+    direction: 'gateway-to-terminal',
+    keys: { event: 0, stage: 1, text: 2, eta: 3 },
+    summary: 'the stage an alert has reached, for LEDs, buzzer and display',
+  },
+  {
+    type: 'DISPLAY',
+    code: 0x31,
+    schema: Display,
+    direction: 'gateway-to-terminal',
+    keys: { id: 0, text: 1, urgency: 2, expires: 3, part: 4, parts: 5, revision: 6 },
+    summary: 'a broadcast text to show until read, expired or withdrawn',
+  },
   { type: 'TIME', code: 0x32, schema: Time, direction: 'gateway-to-terminal', keys: { unix: 0, estimate: 1 }, summary: 'the time, so that events can carry it' },
   { type: 'CONFIG', code: 0x33, schema: Config, direction: 'gateway-to-terminal', keys: { heartbeat: 0, buzzer: 1 }, summary: 'settings for the terminal' },
   { type: 'PING', code: 0x34, schema: Ping, direction: 'gateway-to-terminal', keys: {}, summary: 'asks for a HEARTBEAT now' },

@@ -9,18 +9,7 @@ import fc from 'fast-check'
 import { Compile } from 'typebox/compile'
 import { describe, expect, it } from 'vitest'
 import * as mqtt from './mqtt.js'
-import {
-  BATCH_MAX_DECOMPRESSED_BYTES,
-  BatchDecodeError,
-  decodeBatch,
-  encodeBatch,
-  encodePayload,
-  referenceZstd,
-  ZSTD_MAGIC,
-  ZSTD_MAX_WINDOW_BYTES,
-  type Batch,
-  type BatchErrorCode,
-} from './mqtt.js'
+import { BATCH_MAX_DECOMPRESSED_BYTES, BatchDecodeError, decodeBatch, encodeBatch, encodePayload, referenceZstd, ZSTD_MAGIC, ZSTD_MAX_WINDOW_BYTES, type Batch, type BatchErrorCode } from './mqtt.js'
 import { ENCODINGS, alarm, status } from './mqtt.suite.js'
 
 describe('batches [MQTT-4.2]', () => {

@@ -88,7 +88,12 @@ const REJECTIONS: RejectFixture[] = [
   { name: 'time after 2106', payload: json({ v: 1, id: 'c-1', type: 'time', now: 4_294_967_296_000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   // UNIX seconds where ms are meant would be 1970. (issue 10, item 19)
   { name: 'broadcast expires in seconds', payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x', urgency: 'info', expires: 1767312000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
-  { name: 'broadcast expires after 2106', payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x', urgency: 'info', expires: 4_294_967_296_000 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
+  {
+    name: 'broadcast expires after 2106',
+    payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x', urgency: 'info', expires: 4_294_967_296_000 }),
+    code: 'CMD_BAD_SCHEMA',
+    id: 'c-1',
+  },
   { name: 'id longer than 128', payload: json({ v: 1, id: 'c'.repeat(129), type: 'rebirth' }), code: 'CMD_BAD_SCHEMA', id: null },
   { name: 'wrong type (eta as text)', payload: json({ v: 1, id: 'c-1', type: 'dispatched', alert: 'T4-00123:42', unit: 'Car 3', eta: '95' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'wrong type (ids not a list)', payload: cbor({ v: 1, id: 'c-1', type: 'receipt', ids: 'T4-00123:42' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
@@ -99,7 +104,12 @@ const REJECTIONS: RejectFixture[] = [
   { name: 'eta out of range', payload: cbor({ v: 1, id: 'c-1', type: 'dispatched', alert: 'a:1', unit: 'Car 3', eta: 65536 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'config out of range (receipt timeout under 5 s)', payload: json({ v: 1, id: 'c-1', type: 'config', receiptTimeout: 4 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   { name: 'config out of range (receipt timeout over a day)', payload: json({ v: 1, id: 'c-1', type: 'config', receiptTimeout: 86401 }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
-  { name: 'broadcast of 901 Chinese characters (a 16th DISPLAY part)', payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: '白'.repeat(901), urgency: 'urgent' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
+  {
+    name: 'broadcast of 901 Chinese characters (a 16th DISPLAY part)',
+    payload: json({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: '白'.repeat(901), urgency: 'urgent' }),
+    code: 'CMD_BAD_SCHEMA',
+    id: 'c-1',
+  },
   { name: 'broadcast of 2701 Latin letters', payload: cbor({ v: 1, id: 'c-1', type: 'broadcast', broadcast: 1, text: 'x'.repeat(2701), urgency: 'info' }), code: 'CMD_BAD_SCHEMA', id: 'c-1' },
   {
     name: 'broadcast within 2700 characters that the gateway would split into 16 parts',

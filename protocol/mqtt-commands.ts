@@ -26,8 +26,7 @@ const envelope = {
   /** Reserved for a signature, a nonce and a timestamp; ignored by this version. */
   auth: Type.Optional(Type.Unknown()),
 }
-const command = <T extends string, P extends Record<string, Type.TSchema>>(type: T, props: P) =>
-  Type.Object({ ...envelope, type: Type.Literal(type), ...props }, { additionalProperties: true })
+const command = <T extends string, P extends Record<string, Type.TSchema>>(type: T, props: P) => Type.Object({ ...envelope, type: Type.Literal(type), ...props }, { additionalProperties: true })
 
 export const Receipt = command('receipt', { ids: Type.Array(alertId, { minItems: 1, maxItems: 1000 }) })
 export const Acknowledged = command('acknowledged', { alert: alertId, by: Type.String({ minLength: 1, maxLength: 100 }), text: Type.Optional(Type.String({ maxLength: 200 })) })
@@ -78,10 +77,7 @@ export const COMMAND_SCHEMAS = {
   rebirth: Rebirth,
 } as const satisfies Record<CommandType, unknown>
 
-const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([k, v]) => [k, Compile(v as never)])) as Record<
-  CommandType,
-  ReturnType<typeof Compile>
->
+const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([k, v]) => [k, Compile(v as never)])) as Record<CommandType, ReturnType<typeof Compile>>
 
 /** Commands are small (a receipt of 1000 long ids is about 45 KiB); anything larger is refused before it is parsed. */
 export const MAX_COMMAND_BYTES = 64 * 1024

@@ -62,10 +62,9 @@ export const GatewayStatus = Type.Object(
       }),
     ),
     openAlerts: Type.Optional(
-      Type.Array(
-        Type.Object({ id: Type.String(), class: Type.Enum(['alarm', 'request']), stage: names(STAGES) }, { additionalProperties: true }),
-        { description: 'every alarm and request not yet resolved' },
-      ),
+      Type.Array(Type.Object({ id: Type.String(), class: Type.Enum(['alarm', 'request']), stage: names(STAGES) }, { additionalProperties: true }), {
+        description: 'every alarm and request not yet resolved',
+      }),
     ),
     counters: Type.Optional(counters('named counters since the store was made, e.g. dropped.trouble.age')),
     store: Type.Optional(

@@ -47,6 +47,11 @@ describe('schemas [MQTT-3.1] [MQTT-3.4] [MQTT-3.6] [MQTT-3.8]', () => {
     const kinds = [...Object.keys(EVENT_KINDS), ...Object.keys(GATEWAY_KINDS)]
     expect(new Set(Object.keys(CLASS_OF))).toEqual(new Set(kinds))
     for (const k of kinds) expect(CLASSES).toContain(CLASS_OF[k as keyof typeof CLASS_OF])
-    expect(Object.entries(CLASS_OF).filter(([, c]) => c === 'alarm').map(([k]) => k).sort()).toEqual(['cancel', 'emergency', 'fire', 'medical', 'panic'])
+    expect(
+      Object.entries(CLASS_OF)
+        .filter(([, c]) => c === 'alarm')
+        .map(([k]) => k)
+        .sort(),
+    ).toEqual(['cancel', 'emergency', 'fire', 'medical', 'panic'])
   })
 })

@@ -141,9 +141,7 @@ export const Reply = Type.Object(
     code: Type.String({ description: 'stable error code, e.g. CMD_BAD_SCHEMA' }),
     message: Type.String(),
     time: Time,
-    suppressed: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'error reports held back by the rate limit since the previous one that went out [MQTT-5.2]' }),
-    ),
+    suppressed: Type.Optional(Type.Integer({ minimum: 1, description: 'error reports held back by the rate limit since the previous one that went out [MQTT-5.2]' })),
   },
   { additionalProperties: true },
 )

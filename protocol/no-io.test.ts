@@ -17,7 +17,22 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { de
 const PURE_DEPENDENCIES = ['cbor-x', 'fzstd', 'typebox', '@mongodb-js/zstd']
 
 /** Globals that wait, read the clock, or reach outside the process's memory. */
-const FORBIDDEN_GLOBALS = ['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'process', 'performance', 'fetch', 'require', 'globalThis', 'WebSocket', 'XMLHttpRequest']
+const FORBIDDEN_GLOBALS = [
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'clearTimeout',
+  'clearInterval',
+  'clearImmediate',
+  'queueMicrotask',
+  'process',
+  'performance',
+  'fetch',
+  'require',
+  'globalThis',
+  'WebSocket',
+  'XMLHttpRequest',
+]
 
 /** The protocol's shipped sources: every .ts under protocol/ but the tests and their shared fixtures (*.suite.ts, never built). */
 function sources(dir: string): string[] {
@@ -29,7 +44,11 @@ function sources(dir: string): string[] {
 }
 const SOURCES = sources(import.meta.dirname)
 
-const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/')
+const packageOf = (specifier: string) =>
+  specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/')
 
 /** What a file at `file` does that the protocol must not: each as `what` (at line n). */
 function problems(file: string, text = readFileSync(file, 'utf8')): string[] {
@@ -47,7 +66,12 @@ function problems(file: string, text = readFileSync(file, 'utf8')): string[] {
   const visit = (node: ts.Node): void => {
     if (ts.isIdentifier(node) && FORBIDDEN_GLOBALS.includes(node.text)) {
       const parent = node.parent
-      const isMemberName = (ts.isPropertyAccessExpression(parent) && parent.name === node) || (ts.isPropertyAssignment(parent) && parent.name === node) || ts.isPropertySignature(parent) || ts.isPropertyDeclaration(parent) || ts.isMethodDeclaration(parent)
+      const isMemberName =
+        (ts.isPropertyAccessExpression(parent) && parent.name === node) ||
+        (ts.isPropertyAssignment(parent) && parent.name === node) ||
+        ts.isPropertySignature(parent) ||
+        ts.isPropertyDeclaration(parent) ||
+        ts.isMethodDeclaration(parent)
       if (!isMemberName) found.push(`uses ${node.text} (${at(node)})`)
     }
     if (ts.isPropertyAccessExpression(node) && node.getText(source) === 'Date.now') found.push(`reads the clock: Date.now (${at(node)})`)

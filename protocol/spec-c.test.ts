@@ -90,7 +90,21 @@ describe('the C of PROTOCOL.md', () => {
 
   it('has every piece the text names', () => {
     const c = cBlocks().join('\n')
-    for (const f of ['cobs_encode', 'cobs_decode', 'rx_byte', 'crc32c', 'frame_check', 'cbor_put', 'cbor_head', 'cbor_skip_rest', 'cbor_skip', 'cbor_uint', 'cbor_text', 'cbor_bool', 'decode_indicate']) {
+    for (const f of [
+      'cobs_encode',
+      'cobs_decode',
+      'rx_byte',
+      'crc32c',
+      'frame_check',
+      'cbor_put',
+      'cbor_head',
+      'cbor_skip_rest',
+      'cbor_skip',
+      'cbor_uint',
+      'cbor_text',
+      'cbor_bool',
+      'decode_indicate',
+    ]) {
       expect(c, f).toMatch(new RegExp(`^\\w[\\w\\s*]*\\b${f}\\(`, 'm'))
     }
   })
@@ -146,11 +160,28 @@ describe('the C of PROTOCOL.md', () => {
   it('skips any item within its limits, and no further [LINK-5.1]', () => {
     const nest = (n: number) => `${'81'.repeat(n)}00`
     const items: [string, string][] = [
-      ['00', 'ok:1'], ['1affffffff', 'ok:5'], ['3901f3', 'ok:3'], ['f5', 'ok:1'], ['f93e00', 'ok:3'], ['fa3fc00000', 'ok:5'],
-      ['42cafe', 'ok:3'], ['6378797a', 'ok:4'], ['8301617981', 'fail'], ['830161798102', 'ok:6'], ['a201f60280', 'ok:5'],
-      ['c11a6955b900', 'ok:6'], [nest(8), 'ok:9'], [nest(9), 'fail'],
-      ['1bffffffffffffffff', 'fail'], ['fb3ff8000000000000', 'fail'], ['9fff', 'fail'], ['5f41ff', 'fail'], ['', 'fail'],
-      ['7a00000005616263', 'fail'], ['ba80000000', 'fail'], ['9affffffff00', 'fail'],
+      ['00', 'ok:1'],
+      ['1affffffff', 'ok:5'],
+      ['3901f3', 'ok:3'],
+      ['f5', 'ok:1'],
+      ['f93e00', 'ok:3'],
+      ['fa3fc00000', 'ok:5'],
+      ['42cafe', 'ok:3'],
+      ['6378797a', 'ok:4'],
+      ['8301617981', 'fail'],
+      ['830161798102', 'ok:6'],
+      ['a201f60280', 'ok:5'],
+      ['c11a6955b900', 'ok:6'],
+      [nest(8), 'ok:9'],
+      [nest(9), 'fail'],
+      ['1bffffffffffffffff', 'fail'],
+      ['fb3ff8000000000000', 'fail'],
+      ['9fff', 'fail'],
+      ['5f41ff', 'fail'],
+      ['', 'fail'],
+      ['7a00000005616263', 'fail'],
+      ['ba80000000', 'fail'],
+      ['9affffffff00', 'fail'],
     ]
     const answers = run(items.map(([h]) => `skip ${h}`))
     items.forEach(([h, want], i) => {

@@ -15,7 +15,11 @@ describe('PROTOCOL.md and the code agree', () => {
     const defined = ids(spec)
     // The protocol's code and tests, and the tools that make its vectors and fuzz it.
     const tools = join(import.meta.dirname, '..', 'tools')
-    const sources = [import.meta.dirname, tools].flatMap((dir) => readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f)))
+    const sources = [import.meta.dirname, tools].flatMap((dir) =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => join(dir, f)),
+    )
     expect(sources).toContain(join(tools, 'vectors-gen.ts'))
     for (const f of sources) {
       for (const id of ids(readFileSync(f, 'utf8'))) {
@@ -51,9 +55,7 @@ describe('PROTOCOL.md and the code agree', () => {
     }
     const plain = sizes(largest)
     // `revision` (key 6, at most 65 535) adds `06 19 ff ff`; once the codec knows the key, it says so itself.
-    const full = 'revision' in MESSAGE_BY_TYPE.get('DISPLAY')!.keys
-      ? sizes({ ...largest, revision: 0xffff })
-      : { frame: plain.frame + 4, wire: plain.wire + 4 }
+    const full = 'revision' in MESSAGE_BY_TYPE.get('DISPLAY')!.keys ? sizes({ ...largest, revision: 0xffff }) : { frame: plain.frame + 4, wire: plain.wire + 4 }
     for (const sentence of [
       `is a ${full.frame}-byte frame, ${full.wire} bytes on the wire (without \`revision\`: ${plain.frame} and ${plain.wire})`,
       `| DISPLAY, every field at its maximum (\`revision\` included) | ${full.wire} |`,

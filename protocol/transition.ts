@@ -9,13 +9,7 @@
 export type TransitionTable<S extends string, I extends string> = Readonly<Record<S, Partial<Record<I, S>>>>
 
 /** The state `input` leads to from `from`; throws `bug(message)` (default an Error) when the table has none. */
-export function transition<S extends string, I extends string>(
-  table: TransitionTable<S, I>,
-  from: S,
-  input: I,
-  what: string,
-  bug: (message: string) => Error = (message) => new Error(message),
-): S {
+export function transition<S extends string, I extends string>(table: TransitionTable<S, I>, from: S, input: I, what: string, bug: (message: string) => Error = (message) => new Error(message)): S {
   const to = table[from][input]
   if (to === undefined) throw bug(`${what}: no transition from ${from} on ${input} (a bug)`)
   return to

@@ -33,5 +33,7 @@ if (root && onPath('apt-get')) {
     process.exit(1)
   }
 }
-console.error(`The tests need ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. Run:\n  sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}\nthen npm test again.`)
+console.error(
+  `The tests need ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. Run:\n  sudo apt-get update && sudo apt-get install -y ${missing.join(' ')}\nthen npm test again.`,
+)
 process.exit(1)

@@ -57,7 +57,7 @@ describe('a wiped terminal, end to end (issue 10, item 1)', () => {
     await broker.close()
   })
 
-  it('its state file deleted between two runs: the new alarm #1 is published under a new id, received, never shown the old one\'s stage', async () => {
+  it("its state file deleted between two runs: the new alarm #1 is published under a new id, received, never shown the old one's stage", async () => {
     // The loop harness with no terminal of its own (the simulator runs as a process) and
     // the platform above in place of the operator console.
     loop = await startLoop({ broker, console: false, gatewayId: 'gw-e2e', terminals: 0 })

@@ -28,17 +28,25 @@ interface Output {
 
 /** Every file tsc writes for a project, from the project's own configuration. */
 function outputs(project: string): Output[] {
-  const config = ts.getParsedCommandLineOfConfigFile(join(root, project), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(`${project}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(root, project),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(`${project}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+      },
     },
-  })
+  )
   if (!config) throw new Error(`${project}: cannot be read`)
   return config.fileNames.flatMap((source) => ts.getOutputFileNames(config, source, false).map((output) => ({ source: relative(root, source), output: relative(root, output) })))
 }
 
-const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/')
+const packageOf = (specifier: string) =>
+  specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/')
 const devImports = (source: string) =>
   ts
     .preProcessFile(readFileSync(join(root, source), 'utf8'), true, true)

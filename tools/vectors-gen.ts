@@ -1,3 +1,4 @@
+// biome-ignore-all format: the vectors are byte tables laid out by hand, one frame to a line
 /**
  * Writes protocol/vectors/*.json from the frames below: `npm run vectors`.
  *

@@ -23,7 +23,18 @@ export async function startGatewayOnPty(opts: { dataDir: string; broker: string;
     await pty.close()
   }
   try {
-    gateway = startGateway(['--serial', pty.a, '--broker', opts.broker, '--id', opts.id, '--data', opts.dataDir, ...(opts.args?.includes('--log-level') ? [] : ['--log-level', 'info']), ...(opts.args ?? [])])
+    gateway = startGateway([
+      '--serial',
+      pty.a,
+      '--broker',
+      opts.broker,
+      '--id',
+      opts.id,
+      '--data',
+      opts.dataDir,
+      ...(opts.args?.includes('--log-level') ? [] : ['--log-level', 'info']),
+      ...(opts.args ?? []),
+    ])
     await gateway.waitForLog((l) => l.msg === 'gateway ready', 'ready')
     return { gateway, pty, close }
   } catch (e) {

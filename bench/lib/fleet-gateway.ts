@@ -250,6 +250,18 @@ export class FleetGateway {
       address: 1,
       number,
     }
-    return { id, terminal, address: 1, number, cls: CLASS_OF.emergency, body, receivedAt: now, boot: this.#gateway.clock.boot, offset: this.#gateway.clock.offset, epoch: '', fingerprint: eventFingerprint(m) }
+    return {
+      id,
+      terminal,
+      address: 1,
+      number,
+      cls: CLASS_OF.emergency,
+      body,
+      receivedAt: now,
+      boot: this.#gateway.clock.boot,
+      offset: this.#gateway.clock.offset,
+      epoch: '',
+      fingerprint: eventFingerprint(m),
+    }
   }
 }

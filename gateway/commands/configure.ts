@@ -20,7 +20,10 @@ export function configure(c: CommandOf<'config'>, { settings, store, link, known
   if (c.statusInterval !== undefined) settings.statusIntervalMs = c.statusInterval * 1000
   saveSettings(store, settings)
   if (c.heartbeat !== undefined) for (const t of known.values()) link.send(t.address, { type: 'CONFIG', heartbeat: c.heartbeat }, { coalesce: 'config' })
-  log.info({ heartbeatS: settings.heartbeatS, supervisionMs: settings.supervisionMs, receiptTimeoutMs: settings.receiptTimeoutMs, statusIntervalMs: settings.statusIntervalMs }, 'configuration changed by the platform')
+  log.info(
+    { heartbeatS: settings.heartbeatS, supervisionMs: settings.supervisionMs, receiptTimeoutMs: settings.receiptTimeoutMs, statusIntervalMs: settings.statusIntervalMs },
+    'configuration changed by the platform',
+  )
 }
 
 /** Settings changed by the platform survive a restart. */

@@ -35,6 +35,6 @@ function advance(ctx: CommandContext, command: string, alert: string, to: Stage,
   } else if (!store.get(alert)) {
     // On an area or all topic, an alert of another gateway is not this one's business. [MQTT-5.4]
     if (ctx.own) ctx.refuse('CMD_UNKNOWN_ALERT', `no alert ${alert} at this gateway (resolved long ago, or another gateway's)`)
-    else log.debug({ id: alert, topic: ctx.topic, command }, 'command about another gateway\'s alert: ignored')
+    else log.debug({ id: alert, topic: ctx.topic, command }, "command about another gateway's alert: ignored")
   }
 }

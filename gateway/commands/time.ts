@@ -21,7 +21,10 @@ export function time(c: CommandOf<'time'>, { clock, link, known, log, publishing
   }
   if (c.session === undefined && clock.synchronised && clock.now().at - c.now > STALE_TIME_MS) {
     const behind = Math.round((clock.now().at - c.now) / 1000)
-    return refuse('CMD_STALE', `time ${behind} s behind this gateway's clock, already set by the platform: it waited in the broker; not applied (send time with the birth's session to set the clock back)`)
+    return refuse(
+      'CMD_STALE',
+      `time ${behind} s behind this gateway's clock, already set by the platform: it waited in the broker; not applied (send time with the birth's session to set the clock back)`,
+    )
   }
   const offset = clock.setPlatformTime(c.now)
   log.info({ offsetMs: offset }, 'clock synchronised with the platform')

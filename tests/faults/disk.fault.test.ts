@@ -205,7 +205,9 @@ describe('fault: the gateway disk nearly full, then full (tmpfs)', () => {
     const c = await counters(l)
     expect(c['dropped.trouble.disk'], `counters ${JSON.stringify(c)}`).toBeUndefined()
     expectGatewayAlive(l, pid)
-    console.log(`[disk] ${(free / MiB).toFixed(2)} MB free of ${TMPFS_MB} MB, reserve ${RESERVE_MB} MB: ${l.arrivals.length} alarms delivered (${duplicates} duplicate copies), ${trouble.length} mains-lost stored and delivered`)
+    console.log(
+      `[disk] ${(free / MiB).toFixed(2)} MB free of ${TMPFS_MB} MB, reserve ${RESERVE_MB} MB: ${l.arrivals.length} alarms delivered (${duplicates} duplicate copies), ${trouble.length} mains-lost stored and delivered`,
+    )
   })
 
   it(`below the reserve: a HEARTBEAT is dropped and counted ('dropped.status.disk'): status is what the gateway keeps for itself, nothing the terminal was promised`, async () => {
@@ -242,7 +244,10 @@ describe('fault: the gateway disk nearly full, then full (tmpfs)', () => {
     const line = failed()[0]!
     expect(line).toMatchObject({ level: 'error', class: 'alarm' })
     expect(JSON.stringify(line.err), 'the log names the cause').toMatch(/SQLITE_FULL|disk is full/)
-    expect(t.device.pending.map((e) => e.number), 'the terminal still holds the alarm').toContain(n)
+    expect(
+      t.device.pending.map((e) => e.number),
+      'the terminal still holds the alarm',
+    ).toContain(n)
     // Told by the gateway with the first failure, not after minutes (issue 10, item 23).
     expect(t.device.stages.get(n), 'the terminal shows "not confirmed: call 110 by phone"').toBe('unconfirmed')
     expect(l.copies.has(id)).toBe(false)

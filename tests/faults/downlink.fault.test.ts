@@ -267,8 +267,26 @@ function fuzzPayloads(seed: number, n: number): Fuzz[] {
         const [name, value] = pick(EXOTIC_CBOR)
         const id = newId()
         return random() < 0.5
-          ? { category: `CBOR exotic v: ${name}`, payload: cborMap([['v', value], ['id', cborText(id)], ['type', cborText('rebirth')]]), expect: 'CMD_BAD_VERSION', id }
-          : { category: `CBOR exotic type: ${name}`, payload: cborMap([['v', CBOR_ONE], ['id', cborText(id)], ['type', value]]), expect: 'CMD_UNKNOWN_TYPE', id }
+          ? {
+              category: `CBOR exotic v: ${name}`,
+              payload: cborMap([
+                ['v', value],
+                ['id', cborText(id)],
+                ['type', cborText('rebirth')],
+              ]),
+              expect: 'CMD_BAD_VERSION',
+              id,
+            }
+          : {
+              category: `CBOR exotic type: ${name}`,
+              payload: cborMap([
+                ['v', CBOR_ONE],
+                ['id', cborText(id)],
+                ['type', value],
+              ]),
+              expect: 'CMD_UNKNOWN_TYPE',
+              id,
+            }
       },
     ],
     [
@@ -278,7 +296,12 @@ function fuzzPayloads(seed: number, n: number): Fuzz[] {
         const size = MAX_COMMAND_BYTES + 1 + int(120_000)
         return pick<Fuzz>([
           { category: 'huge: random bytes', payload: bytes(size), expect: 'CMD_TOO_LARGE', id: null },
-          { category: 'huge: receipt of long ids', payload: json({ v: 1, id: newId(), type: 'receipt', ids: Array.from({ length: Math.ceil(size / 103) }, () => text(100)) }), expect: 'CMD_TOO_LARGE', id: null },
+          {
+            category: 'huge: receipt of long ids',
+            payload: json({ v: 1, id: newId(), type: 'receipt', ids: Array.from({ length: Math.ceil(size / 103) }, () => text(100)) }),
+            expect: 'CMD_TOO_LARGE',
+            id: null,
+          },
           { category: 'huge: broadcast text', payload: cbor({ v: 1, id: newId(), type: 'broadcast', broadcast: 1, urgency: 'info', text: text(size) }), expect: 'CMD_TOO_LARGE', id: null },
         ])
       },
@@ -288,11 +311,15 @@ function fuzzPayloads(seed: number, n: number): Fuzz[] {
       () => {
         // Parses; names an alert this gateway does not have: CMD_UNKNOWN_ALERT, once per id.
         const id = newId()
-        const m = { v: 1, id, ...pick<Record<string, unknown>>([
-          { type: 'acknowledged', alert: unknownAlert(), by: 'Officer Bao' },
-          { type: 'dispatched', alert: unknownAlert(), unit: 'Patrol car 3' },
-          { type: 'resolved', alert: unknownAlert() },
-        ]) }
+        const m = {
+          v: 1,
+          id,
+          ...pick<Record<string, unknown>>([
+            { type: 'acknowledged', alert: unknownAlert(), by: 'Officer Bao' },
+            { type: 'dispatched', alert: unknownAlert(), unit: 'Patrol car 3' },
+            { type: 'resolved', alert: unknownAlert() },
+          ]),
+        }
         return { category: 'unknown alert', payload: random() < 0.5 ? json(m) : cbor(m), expect: 'CMD_UNKNOWN_ALERT', id }
       },
     ],
@@ -313,10 +340,11 @@ function fuzzPayloads(seed: number, n: number): Fuzz[] {
   const total = generators.reduce((s, [w]) => s + w, 0)
   for (let i = 0; i < n; i++) {
     let r = random() * total
-    const g = generators.find(([w]) => {
-      r -= w
-      return r < 0
-    })?.[1] ?? generators[0]![1]
+    const g =
+      generators.find(([w]) => {
+        r -= w
+        return r < 0
+      })?.[1] ?? generators[0]![1]
     const f = g()
     out.push(f)
     const recent = f.expect === 'CMD_UNKNOWN_ALERT' || f.expect === 'none' ? recentValid : f.id ? recentInvalid : null
@@ -367,8 +395,8 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
     // An empty payload is not a command (it clears a retained message: ignored), and a
     // command about an alert the gateway does not have is answered only on its own topic
     // (on the area and all topics it is some other gateway's). [MQTT-5.2] [MQTT-5.4]
-    const fuzz = fuzzPayloads(SEED, PAYLOADS).map((f, i): Fuzz =>
-      f.payload.length === 0 || (f.expect === 'CMD_UNKNOWN_ALERT' && downlink[i % downlink.length] !== topics.command) ? { ...f, expect: 'none' } : f,
+    const fuzz = fuzzPayloads(SEED, PAYLOADS).map(
+      (f, i): Fuzz => (f.payload.length === 0 || (f.expect === 'CMD_UNKNOWN_ALERT' && downlink[i % downlink.length] !== topics.command) ? { ...f, expect: 'none' } : f),
     )
     // What the gateway counts in `commands.rejected`: every rejection, answered or held back.
     const expectedRejections = fuzz.filter((f) => f.expect !== 'none').length
@@ -414,8 +442,7 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
     // in `commands.rejected`, and every rejection is either a Reply that reached the console
     // or counted in `replies.suppressed`. The status is asked for again until then.
     let counters: Record<string, number> = {}
-    const settled = () =>
-      counters['commands.rejected'] === expectedRejections && collectReplies().length + (counters['replies.suppressed'] ?? 0) === expectedRejections
+    const settled = () => counters['commands.rejected'] === expectedRejections && collectReplies().length + (counters['replies.suppressed'] ?? 0) === expectedRejections
     const handledBy = Date.now() + 120_000
     while (!dead()) {
       counters = ((await requestGatewayStatus(l, { timeoutMs: 30_000 })).counters ?? {}) as Record<string, number>
@@ -446,9 +473,15 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
     expect(got.length, 'at least the burst of 20 Replies').toBeGreaterThanOrEqual(20)
     expect(got.length, `at most 20 + 10 a minute Replies over ${minutes.toFixed(2)} min`).toBeLessThanOrEqual(20 + Math.ceil(10 * minutes) + 1)
     // Each Reply is one of [MQTT-5.2]'s codes, about a payload of the flood, on the topic it came on.
-    expect([...new Set(got.map((r) => r.code))].filter((c) => !(COMMAND_ERROR_CODES as readonly string[]).includes(c as string)), 'only the codes of [MQTT-5.2]').toEqual([])
+    expect(
+      [...new Set(got.map((r) => r.code))].filter((c) => !(COMMAND_ERROR_CODES as readonly string[]).includes(c as string)),
+      'only the codes of [MQTT-5.2]',
+    ).toEqual([])
     const ids = new Set(fuzz.map((f) => f.id))
-    expect(got.filter((r) => r.command !== null && !ids.has(r.command)).map((r) => r.command), 'Replies naming a command that was not sent').toEqual([])
+    expect(
+      got.filter((r) => r.command !== null && !ids.has(r.command)).map((r) => r.command),
+      'Replies naming a command that was not sent',
+    ).toEqual([])
     for (const r of got) expect(downlink).toContain(r.topic)
     // One warn line per Reply sent at most: the held-back rejections are logged at debug.
     const warned = gw.logs.filter((x) => x.level === 'warn' && x.msg.startsWith('command rejected'))
@@ -463,7 +496,10 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
     await waitUntil(() => collectReplies().some((r) => r.command === 'after-the-flood'), { timeoutMs: 15_000, what: 'the Reply to a bad command after the flood' })
     const all = collectReplies()
     expect(all.at(-1)).toMatchObject({ command: 'after-the-flood', code: 'CMD_UNKNOWN_TYPE' })
-    expect(all.reduce((n, r) => n + r.suppressed, 0), 'the suppressed counts of the Replies = replies.suppressed').toBe(counters['replies.suppressed'] ?? 0)
+    expect(
+      all.reduce((n, r) => n + r.suppressed, 0),
+      'the suppressed counts of the Replies = replies.suppressed',
+    ).toBe(counters['replies.suppressed'] ?? 0)
 
     // The alarms pressed during the flood: all delivered, once, in order, terminal at `received`.
     const duplicates = await l.expectEveryAlarmDelivered({ timeoutMs: 60_000 })
@@ -474,7 +510,10 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
     const codes = new Map<string, number>()
     for (const r of got) codes.set(r.code as string, (codes.get(r.code as string) ?? 0) + 1)
     // What the error reports cost the uplink, as the gateway encodes them (CBOR).
-    const replyBytes = got.reduce((n, r) => n + encodePayload({ v: 1, type: 'error', gateway: GATEWAY, command: r.command, topic: r.topic, code: r.code, message: r.message, time: r.time }, 'cbor').length, 0)
+    const replyBytes = got.reduce(
+      (n, r) => n + encodePayload({ v: 1, type: 'error', gateway: GATEWAY, command: r.command, topic: r.topic, code: r.code, message: r.message, time: r.time }, 'cbor').length,
+      0,
+    )
     const byCategory = new Map<string, number>()
     for (const f of fuzz) byCategory.set(f.category.replace(/:.*/, ''), (byCategory.get(f.category.replace(/:.*/, '')) ?? 0) + 1)
     console.log(

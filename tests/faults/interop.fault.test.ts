@@ -237,7 +237,6 @@ async function subscribeOnce(port: number, topic: string, timeoutS: number): Pro
   return { topic: t, payload: decodePayload(hex(h)) }
 }
 
-
 // ---------------------------------------------------------------------------------------
 
 describe('interop: the decoder of this file reads MQTT.md', () => {
@@ -334,7 +333,10 @@ describe.each<[BrokerKind, 'cbor' | 'json']>([
       expect(t.device.stages.get(n), `terminal shows ${alert.id}`).toBe('received')
     }
     expect(platform.receipts.length, 'a receipt for every copy').toBe(platform.copies.length)
-    expect(platform.receipts.filter((r) => r.code !== 0), 'every mosquitto_pub succeeded').toEqual([])
+    expect(
+      platform.receipts.filter((r) => r.code !== 0),
+      'every mosquitto_pub succeeded',
+    ).toEqual([])
     console.log(
       `[interop ${broker}/${encoding}] ${expected.length} alarms read by mosquitto_sub + an independent decoder, ` +
         `${platform.copies.length} copies, ${platform.receipts.length} receipts by mosquitto_pub; terminal: all received`,

@@ -221,8 +221,7 @@ describe('fault: the uplink misbehaves', () => {
     const after = l.events.map((e, index) => ({ e, index })).slice(restoredAt ?? 0)
     const firstAlarm = new Map<string, { index: number; at: number }>()
     for (const { e, index } of after) if (e.type === 'alert' && alarms.includes(e.id) && !firstAlarm.has(e.id)) firstAlarm.set(e.id, { index, at: e.receivedAt })
-    const isBacklog = (e: ConsoleEvent) =>
-      (e.type === 'event' && backlog.includes(e.id)) || (e.type === 'status' && e.scope === 'terminal' && e.time !== null && e.time.at > offlineAt)
+    const isBacklog = (e: ConsoleEvent) => (e.type === 'event' && backlog.includes(e.id)) || (e.type === 'status' && e.scope === 'terminal' && e.time !== null && e.time.at > offlineAt)
     const lower = after.filter(({ e }) => isBacklog(e))
     expect(restoredAt, 'the console saw the link return').not.toBeNull()
     expect([...firstAlarm.keys()].sort(), 'every alarm pressed in the blackout first reached the platform after it').toEqual([...alarms].sort())

@@ -81,7 +81,10 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
       expect(a.terminal, `terminal of ${a.id}`).toBe(t.id)
       expect(`${a.terminal}:${a.number}`, `number of ${a.id}`).toBe(a.id)
     }
-    expect(loop.events.filter((e) => e.type === 'error'), 'payloads the console could not read').toEqual([])
+    expect(
+      loop.events.filter((e) => e.type === 'error'),
+      'payloads the console could not read',
+    ).toEqual([])
     // The gateway stored each alarm once, with the kind pressed.
     const stored = logs(loop, 'ALARM stored')
     expect(stored.map((s) => s.id).sort(), 'alarms the gateway stored').toEqual([...kindOf.keys()].sort())
@@ -100,13 +103,13 @@ describe('fault: noise on the serial line (scenario 4a)', () => {
         `gateway counted ${JSON.stringify(Object.fromEntries(WIRE_ERRORS.map((k) => [k, gw[k] ?? 0])))}, retransmissions ${gw.retransmissions ?? 0}, duplicates ${gw.duplicates ?? 0}; ` +
         `terminal counted ${JSON.stringify(Object.fromEntries(WIRE_ERRORS.map((k) => [k, term[k] ?? 0])))}, retransmissions ${term.retransmissions ?? 0}`,
     )
-    expect(flippedOut, 'bits flipped on the terminal\'s output during the burst (seeded)').toBeGreaterThan(0)
+    expect(flippedOut, "bits flipped on the terminal's output during the burst (seeded)").toBeGreaterThan(0)
     expect(caught, 'frames the gateway rejected at the CRC or the framing during the burst').toBeGreaterThan(0)
     // Each flipped bit spoils at most two frames (a 0x00 made inside a frame splits it in
     // two): the frames rejected all come from the noise, not from the line or the harness.
-    expect(caught, 'the gateway\'s wire errors during the burst, at most 2 per flipped bit').toBeLessThanOrEqual(2 * flippedOut)
+    expect(caught, "the gateway's wire errors during the burst, at most 2 per flipped bit").toBeLessThanOrEqual(2 * flippedOut)
     if (runner.bitsFlippedIn > 0) expect(sum(term, WIRE_ERRORS), 'frames the terminal rejected').toBeGreaterThan(0)
-    expect(sum(term, WIRE_ERRORS), 'the terminal\'s wire errors, at most 2 per flipped bit').toBeLessThanOrEqual(2 * runner.bitsFlippedIn)
+    expect(sum(term, WIRE_ERRORS), "the terminal's wire errors, at most 2 per flipped bit").toBeLessThanOrEqual(2 * runner.bitsFlippedIn)
     for (const k of PAST_THE_CRC) {
       expect(gw[k] ?? 0, `gateway ${k}: a corrupted frame got past the CRC`).toBe(0)
       expect(term[k] ?? 0, `terminal ${k}: a corrupted frame got past the CRC`).toBe(0)

@@ -70,16 +70,25 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     const unacked = [l.press(0, 'fire'), l.press(0, 'emergency')]
     // The terminal tries to send them, into a pulled cable: they are in NV memory, and only there.
     await waitUntil(() => l.terminals[0]!.running.stats().bytesLost > lostBefore, { timeoutMs: 10_000, what: 'the terminal to send into the pulled cable' })
-    expect(nv.read().pending.map((e) => e.number), 'events in NV memory before the power cut').toEqual(unacked)
+    expect(
+      nv.read().pending.map((e) => e.number),
+      'events in NV memory before the power cut',
+    ).toEqual(unacked)
     const bootBefore = l.terminals[0]!.device.boot
     let t = await powerCycle(l, nv.path)
     expect(t.device.boot, 'boot counter after the power cut').toBe(bootBefore + 1)
-    expect(t.device.pending.map((e) => e.number), 'events the new boot found in NV memory').toEqual(unacked)
+    expect(
+      t.device.pending.map((e) => e.number),
+      'events the new boot found in NV memory',
+    ).toEqual(unacked)
     // Another press and another power cut, the cable still out: three events of two boots wait.
     unacked.push(l.press(0, 'panic'))
     t = await powerCycle(l, nv.path)
     expect(t.device.boot, 'boot counter after the second power cut').toBe(bootBefore + 2)
-    expect(t.device.pending.map((e) => e.number), 'events the third boot found in NV memory').toEqual(unacked)
+    expect(
+      t.device.pending.map((e) => e.number),
+      'events the third boot found in NV memory',
+    ).toEqual(unacked)
     expect(nv.read().lastEvent, 'last event number kept across the power cuts').toBe(unacked.at(-1))
     await l.pty.replug()
 
@@ -124,7 +133,10 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     const deafId = `${t.id}:${deafNumber}`
     await waitUntil(() => logs(l, STORED).some((x) => x.id === deafId), { timeoutMs: 15_000, what: `the gateway to store ${deafId}` })
     t = await powerCycle(l, nv.path)
-    expect(t.device.pending.map((e) => e.number), 'the stored event is still in the terminal\'s NV memory').toContain(deafNumber)
+    expect(
+      t.device.pending.map((e) => e.number),
+      "the stored event is still in the terminal's NV memory",
+    ).toContain(deafNumber)
     const cuts: { boot: number; pending: number[] }[] = [{ boot: t.device.boot, pending: [deafNumber] }]
     await waitUntil(() => logs(l, ALREADY_STORED).some((x) => x.id === deafId), {
       timeoutMs: 15_000,
@@ -184,7 +196,7 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
 describe.each([0, 1e-4])('fault: two terminals on one line pressing at once, noise %s (scenario 8)', (noise) => {
   const loops = useLoop(`two-${noise}`)
 
-  it('interleaved bursts from addresses 1 and 2: each terminal\'s alarms all delivered, in order', async () => {
+  it("interleaved bursts from addresses 1 and 2: each terminal's alarms all delivered, in order", async () => {
     const started = Date.now()
     const random = seededRandom(noise === 0 ? 81 : 82)
     const loop = await loops.start({ broker: 'aedes', terminals: 2, serial: { noise, random: seededRandom(83) } })

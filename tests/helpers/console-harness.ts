@@ -44,8 +44,7 @@ export async function fakeGateway(url: string, id = uniq('gw'), area: string | n
     client,
     commands,
     rejected,
-    publish: (what: 'alert' | 'event' | 'batch' | 'state' | 'status' | 'reply', payload: Buffer, retain = false) =>
-      client.publishAsync(topics[what], payload, { qos: 1, retain }),
+    publish: (what: 'alert' | 'event' | 'batch' | 'state' | 'status' | 'reply', payload: Buffer, retain = false) => client.publishAsync(topics[what], payload, { qos: 1, retain }),
     of: <T extends Command['type']>(type: T) => commands.filter((c): c is Extract<Command, { type: T }> & { topic: string } => c.type === type),
   }
   return gw
@@ -132,7 +131,11 @@ export function io() {
     out,
     err,
     abort,
-    lines: () => out.join('').split('\n').filter((l) => l !== ''),
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter((l) => l !== ''),
     io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), stdin: null, isTTY: false, signal: abort.signal },
   }
 }
@@ -152,7 +155,16 @@ export async function hostileGateway(url: string) {
   // An alarm of a kind this version does not know, so that its kind is free text too.
   const a = alarm(gw.id, 1, { id: `T4-00123:1${hostile('')}`, terminal: `T4-00123${hostile('')}`, kind: `avalanche${hostile('')}` as never, text: hostile('Fire at the north well') })
   const relay = { ...trouble(gw.id, 2), id: `${gw.id}:g1`, class: 'request', kind: 'relay', code: null, terminal: null, text: hostile('Batu needs a vet') }
-  const reply = { v: 1, type: 'error', gateway: gw.id, command: `c-1${hostile('')}`, topic: gw.topics.command, code: `CMD_STALE${hostile('')}`, message: hostile('time for session 3'), time: { at: T0, estimated: false } }
+  const reply = {
+    v: 1,
+    type: 'error',
+    gateway: gw.id,
+    command: `c-1${hostile('')}`,
+    topic: gw.topics.command,
+    code: `CMD_STALE${hostile('')}`,
+    message: hostile('time for session 3'),
+    time: { at: T0, estimated: false },
+  }
   return {
     gw,
     a,

@@ -10,9 +10,7 @@
 
 const dataModule = (source) => `data:text/javascript,${encodeURIComponent(source)}`
 
-const NO_BINDING = dataModule(
-  `throw new Error("Cannot find module '@mongodb-js/zstd-linux-arm-gnueabihf' (made unloadable by tests/helpers/no-zstd.mjs)")`,
-)
+const NO_BINDING = dataModule(`throw new Error("Cannot find module '@mongodb-js/zstd-linux-arm-gnueabihf' (made unloadable by tests/helpers/no-zstd.mjs)")`)
 const ZLIB_WITHOUT_ZSTD = dataModule(`import zlib from 'node:zlib'\nexport default { ...zlib, zstdCompress: undefined, zstdCompressSync: undefined }\n`)
 
 export async function resolve(specifier, context, nextResolve) {

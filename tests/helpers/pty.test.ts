@@ -30,7 +30,10 @@ describe('requireTool', () => {
     scratch = mkdtempSync(join(tmpdir(), 'steppelink-tool-'))
     const plain = join(scratch, 'plain')
     const exec = join(scratch, 'exec')
-    for (const [dir, mode] of [[plain, 0o644], [exec, 0o755]] as const) {
+    for (const [dir, mode] of [
+      [plain, 0o644],
+      [exec, 0o755],
+    ] as const) {
       mkdirSync(dir)
       writeFileSync(join(dir, 'mosquitto'), '#!/bin/sh\n')
       // Even root needs an x bit for X_OK, so this holds when the tests run as root.
@@ -49,9 +52,7 @@ describe('waitUntil', () => {
   })
 
   it('rejects after the deadline, naming what it waited for', async () => {
-    await expect(waitUntil(() => false, { timeoutMs: 20, what: 'the moon' })).rejects.toThrow(
-      'timed out after 20 ms waiting for the moon',
-    )
+    await expect(waitUntil(() => false, { timeoutMs: 20, what: 'the moon' })).rejects.toThrow('timed out after 20 ms waiting for the moon')
   })
 })
 
