@@ -83,10 +83,12 @@ export function readFlags(argv: string[]): FlagLayer {
     if (t.kind !== 'option' || t.name === 'help') continue
     const option = OPTIONS.find((o) => o.flag === t.name)
     if (!option) {
-      const near = nearest(
-        t.name,
-        OPTIONS.map((o) => o.flag),
-      )
+      // The console's TLS flags (--ca, --cert ...) are the gateway's with mqtt- before them.
+      const near =
+        nearest(
+          t.name,
+          OPTIONS.map((o) => o.flag),
+        ) ?? OPTIONS.find((o) => o.flag === `mqtt-${t.name}`)?.flag
       errors.push(`unknown option ${t.rawName}${near ? `; did you mean --${near}?` : ''}`)
       continue
     }

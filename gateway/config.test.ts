@@ -353,6 +353,8 @@ describe('errors', () => {
     { name: 'an unknown flag, with the near one', argv: ['--keep-alive', '30'], errors: ['unknown option --keep-alive; did you mean --keepalive?'] },
     { name: 'a camelCase flag', argv: ['--receiptTimeout', '30'], errors: ['unknown option --receiptTimeout; did you mean --receipt-timeout?'] },
     { name: 'an unknown flag with nothing near', argv: ['--colour'], errors: ['unknown option --colour'] },
+    { name: "the console's TLS flag (issue 12)", argv: ['--cert', 'gw.crt'], errors: ['unknown option --cert; did you mean --mqtt-cert?'] },
+    { name: 'a mistyped TLS flag', argv: ['--mqtt-crt', 'gw.crt'], errors: ['unknown option --mqtt-crt; did you mean --mqtt-cert?'] },
     { name: 'a long flag three edits off is still a guess', argv: ['--recieptTimeot', '30'], errors: ['unknown option --recieptTimeot; did you mean --receipt-timeout?'] },
     { name: 'a stray argument', argv: ['/dev/ttyUSB1'], errors: ['unexpected argument "/dev/ttyUSB1": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
     { name: 'a flag without its value at the end', argv: ['--baud'], errors: ['--baud needs a value: --baud N'] },
