@@ -61,6 +61,14 @@ Options:
   --eta MIN           the unit's expected arrival, minutes, 0-65535 (default ${CONSOLE_DEFAULTS.etaMin})
   --username NAME     MQTT user name (default: none); the password comes from
                       ${PASSWORD_ENV}
+  --ca FILE           TLS: the CA certificate (PEM) that signed the broker's certificate,
+                      for a private CA; needs an mqtts:// or wss:// broker (default: the
+                      public CAs)
+  --cert FILE         TLS: client certificate (PEM), for a broker that requires one
+                      (mutual TLS); with --key (default: none)
+  --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
+  --servername NAME   TLS: the name on the broker's certificate, when it is not the
+                      host of --broker (default: that host)
   --json              one JSON object per line on standard output instead of the view
   --help, -h          this help
 
@@ -119,6 +127,14 @@ Options:
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
   --username NAME     MQTT user name (default: none); the password comes from
                       ${PASSWORD_ENV}
+  --ca FILE           TLS: the CA certificate (PEM) that signed the broker's certificate,
+                      for a private CA; needs an mqtts:// or wss:// broker (default: the
+                      public CAs)
+  --cert FILE         TLS: client certificate (PEM), for a broker that requires one
+                      (mutual TLS); with --key (default: none)
+  --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
+  --servername NAME   TLS: the name on the broker's certificate, when it is not the
+                      host of --broker (default: that host)
   --json              print the command sent as one JSON line
   --help, -h          this help`
 
@@ -152,6 +168,10 @@ const CONSOLE_OPTIONS = {
   unit: { type: 'string' },
   eta: { type: 'string' },
   username: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  servername: { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
@@ -167,6 +187,10 @@ const BROADCAST_OPTIONS = {
   id: { type: 'string' },
   timeout: { type: 'string' },
   username: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  servername: { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 

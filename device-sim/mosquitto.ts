@@ -17,6 +17,7 @@ export const MOSQUITTO_PATH = '/usr/sbin/mosquitto'
 export const MOSQUITTO_INSTALL = 'apt-get update && apt-get install -y mosquitto'
 
 export interface MosquittoBroker {
+  /** mqtt://127.0.0.1:port, or mqtts:// with `tls`. */
   url: string
   port: number
   /** Holds mosquitto.conf and, with persistence, mosquitto.db. */
@@ -47,6 +48,13 @@ export async function startMosquitto(
     conf?: string[]
     /** Called when mosquitto exits by itself (not by close or restart), with its last stderr. */
     onCrash?: (how: string, stderr: string) => void
+    /**
+     * A TLS listener instead of plain TCP (file paths, PEM): the CA that client
+     * certificates must be signed by, and the broker's own certificate and key. With
+     * `requireCertificate` (mutual TLS) a client without a valid certificate is refused in
+     * the handshake.
+     */
+    tls?: { cafile: string; certfile: string; keyfile: string; requireCertificate?: boolean }
   } = {},
 ): Promise<MosquittoBroker> {
   if (!existsSync(MOSQUITTO_PATH)) throw new Error(MOSQUITTO_INSTALL)
@@ -67,6 +75,7 @@ export async function startMosquitto(
       [
         `listener ${port} 127.0.0.1`,
         'allow_anonymous true',
+        ...(opts.tls ? [`cafile ${opts.tls.cafile}`, `certfile ${opts.tls.certfile}`, `keyfile ${opts.tls.keyfile}`, `require_certificate ${opts.tls.requireCertificate ?? false}`] : []),
         `persistence ${persistence}`,
         `persistence_location ${dir}${path.sep}`,
         'log_dest stderr',
@@ -110,7 +119,7 @@ export async function startMosquitto(
   }
   let closing: Promise<void> | undefined
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
     dir,
     close: () =>

@@ -1,18 +1,19 @@
 /**
  * External tools the simulators need from the machine (socat for pseudo-terminal pairs,
- * mosquitto as a second broker). A missing tool is reported with the one line that
+ * mosquitto as a second broker, openssl for the TLS tests' certificates). A missing tool is reported with the one line that
  * installs it.
  */
 
 import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
-export type Tool = 'socat' | 'mosquitto'
+export type Tool = 'socat' | 'mosquitto' | 'openssl'
 
 /** Debian/Ubuntu package that provides each tool. */
 const PACKAGE: Record<Tool, string> = {
   socat: 'socat',
   mosquitto: 'mosquitto',
+  openssl: 'openssl',
 }
 
 /**

@@ -1,6 +1,8 @@
 /** Rules of the configuration that span keys, which the schema cannot say. */
 
-import { getPath, type Tree } from './config-tree.js'
+import type { ReadFile } from './config-file.js'
+import { getPath, isTree, type Tree } from './config-tree.js'
+import { tlsProblems, type TlsSettings } from './tls.js'
 
 /**
  * The rule between the terminal's heartbeat and the gateway's supervision, seconds: what
@@ -23,4 +25,17 @@ export function crossChecks(merged: Tree, bad: Set<string>, sourceOf: (at: strin
     errors.push('config error: mqtt.password is set but mqtt.username is not: MQTT sends a password only with a user name; give --username NAME or set mqtt.username')
   }
   return errors
+}
+
+/**
+ * The TLS files of `mqtt.tls`, looked at once at start (tls.ts, tlsProblems): they can be
+ * read, are PEM, the certificate and key are a pair, and the brokers speak TLS. Runs only
+ * when `mqtt.tls` and `mqtt.brokers` passed the schema.
+ */
+export function tlsChecks(merged: Tree, bad: Set<string>, sourceOf: (at: string[]) => string, readFile: ReadFile): string[] {
+  const tls = getPath(merged, 'mqtt.tls')
+  const brokers = getPath(merged, 'mqtt.brokers')
+  if (!isTree(tls) || !Array.isArray(brokers)) return []
+  if ([...bad].some((b) => b === 'mqtt' || b.startsWith('mqtt.tls') || b.startsWith('mqtt.brokers'))) return []
+  return tlsProblems(tls as TlsSettings, brokers as string[], readFile, sourceOf)
 }

@@ -36,6 +36,10 @@ export const OPTIONS: readonly GatewayOption[] = [
   { flag: 'username', path: 'mqtt.username', value: 'string', arg: 'NAME', help: 'MQTT user name' },
   { flag: 'password', path: 'mqtt.password', value: 'string', arg: 'SECRET', help: `MQTT password, never logged; better in ${PASSWORD_ENV} (ps shows flags)` },
   { flag: 'keepalive', path: 'mqtt.keepalive', value: 'number', arg: 'S', help: 'MQTT keepalive, seconds (5-3600)' },
+  { flag: 'mqtt-ca', path: 'mqtt.tls.ca', value: 'string', arg: 'FILE', help: "CA certificate (PEM) that signed the broker's certificate: a private CA; needs an mqtts:// broker" },
+  { flag: 'mqtt-cert', path: 'mqtt.tls.cert', value: 'string', arg: 'FILE', help: 'client certificate (PEM) for mutual TLS; read again at each connection attempt (renewal without restart)' },
+  { flag: 'mqtt-key', path: 'mqtt.tls.key', value: 'string', arg: 'FILE', help: "the client certificate's private key (PEM, unencrypted; keep it mode 0600)" },
+  { flag: 'mqtt-servername', path: 'mqtt.tls.servername', value: 'string', arg: 'NAME', help: "the name on the broker's certificate, when it is not the host of the broker URL" },
   { flag: 'supervision', path: 'timing.supervision', value: 'number', arg: 'S', help: 'seconds without a frame from a terminal before "terminal lost"; at least 2x heartbeat' },
   { flag: 'receipt-timeout', path: 'timing.receiptTimeout', value: 'number', arg: 'S', help: `seconds without the platform's receipt of an alarm before the terminal says "call 110 by phone"` },
   { flag: 'heartbeat', path: 'timing.heartbeat', value: 'number', arg: 'S', help: "seconds between the terminal's HEARTBEATs (10-86400)" },
@@ -79,10 +83,12 @@ export function readFlags(argv: string[]): FlagLayer {
     if (t.kind !== 'option' || t.name === 'help') continue
     const option = OPTIONS.find((o) => o.flag === t.name)
     if (!option) {
-      const near = nearest(
-        t.name,
-        OPTIONS.map((o) => o.flag),
-      )
+      // The console's TLS flags (--ca, --cert ...) are the gateway's with mqtt- before them.
+      const near =
+        nearest(
+          t.name,
+          OPTIONS.map((o) => o.flag),
+        ) ?? OPTIONS.find((o) => o.flag === `mqtt-${t.name}`)?.flag
       errors.push(`unknown option ${t.rawName}${near ? `; did you mean --${near}?` : ''}`)
       continue
     }

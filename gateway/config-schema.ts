@@ -59,8 +59,19 @@ export const GatewayConfigSchema = Type.Object(
         username: Type.Optional(nonEmpty('user name')),
         password: Type.Optional(nonEmpty('password')),
         keepalive: integer(5, 3600, ' (seconds)'),
+        tls: Type.Optional(
+          Type.Object(
+            {
+              ca: Type.Optional(nonEmpty("path of the CA certificate file (PEM) that signed the broker's certificate")),
+              cert: Type.Optional(nonEmpty('path of the client certificate file (PEM)')),
+              key: Type.Optional(nonEmpty("path of the client certificate's private key file (PEM)")),
+              servername: Type.Optional(nonEmpty("host name the broker's certificate is for")),
+            },
+            { additionalProperties: false, description: 'a table of TLS settings (ca, cert, key, servername)' },
+          ),
+        ),
       },
-      { additionalProperties: false, description: 'a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive)' },
+      { additionalProperties: false, description: 'a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive, tls)' },
     ),
     data: nonEmpty('directory path for the store'),
     timing: Type.Object(

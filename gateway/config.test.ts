@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify as toToml } from 'smol-toml'
 import { afterAll, describe, expect, it } from 'vitest'
+import { makeTestPki } from '../tests/helpers/tls-certs.js'
 import { DEFAULTS, OPTIONS, PASSWORD_ENV, loadConfig, redact, wantsHelp, type GatewayConfig, type LoadResult } from './config.js'
 
 /** An in-memory file system for `readFile`: unknown paths fail as the real one does. */
@@ -23,6 +25,9 @@ const tempDir = () => {
 afterAll(() => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
 })
+
+/** The keys the TLS flags set, covered by the TLS tests below (they need real files). */
+const TLS_FLAG_PATHS = ['mqtt.tls.ca', 'mqtt.tls.cert', 'mqtt.tls.key', 'mqtt.tls.servername']
 
 const REQUIRED_FLAGS = ['--serial', '/dev/ttyUSB0', '--broker', 'mqtt://broker.local', '--id', 'gw-1', '--data', '/var/lib/steppelink']
 
@@ -111,7 +116,7 @@ describe('flags', () => {
   })
 
   it('covers every option that sets a key', () => {
-    const covered = new Set(cases.map((c) => c.path))
+    const covered = new Set([...cases.map((c) => c.path), ...TLS_FLAG_PATHS])
     expect(OPTIONS.filter((o) => o.path !== null && !covered.has(o.path)).map((o) => o.flag)).toEqual([])
   })
 
@@ -250,7 +255,7 @@ describe('errors', () => {
     {
       name: 'a value where a table belongs',
       file: 'mqtt = 5',
-      errors: [`config error: mqtt: expected a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive), got 5 (in ${F})`],
+      errors: [`config error: mqtt: expected a table of MQTT settings (brokers, prefix, encoding, username, password, keepalive, tls), got 5 (in ${F})`],
     },
     {
       name: 'one broker as a string instead of a list',
@@ -274,7 +279,7 @@ describe('errors', () => {
     {
       name: 'an unknown key with a near one',
       file: '[mqtt]\nkeepAlive = 60',
-      errors: [`config error: mqtt.keepAlive: unknown key (in ${F}). Did you mean mqtt.keepalive? Known keys in mqtt: brokers, prefix, encoding, username, password, keepalive`],
+      errors: [`config error: mqtt.keepAlive: unknown key (in ${F}). Did you mean mqtt.keepalive? Known keys in mqtt: brokers, prefix, encoding, username, password, keepalive, tls`],
     },
     {
       name: 'a key in the wrong section',
@@ -348,6 +353,8 @@ describe('errors', () => {
     { name: 'an unknown flag, with the near one', argv: ['--keep-alive', '30'], errors: ['unknown option --keep-alive; did you mean --keepalive?'] },
     { name: 'a camelCase flag', argv: ['--receiptTimeout', '30'], errors: ['unknown option --receiptTimeout; did you mean --receipt-timeout?'] },
     { name: 'an unknown flag with nothing near', argv: ['--colour'], errors: ['unknown option --colour'] },
+    { name: "the console's TLS flag (issue 12)", argv: ['--cert', 'gw.crt'], errors: ['unknown option --cert; did you mean --mqtt-cert?'] },
+    { name: 'a mistyped TLS flag', argv: ['--mqtt-crt', 'gw.crt'], errors: ['unknown option --mqtt-crt; did you mean --mqtt-cert?'] },
     { name: 'a long flag three edits off is still a guess', argv: ['--recieptTimeot', '30'], errors: ['unknown option --recieptTimeot; did you mean --receipt-timeout?'] },
     { name: 'a stray argument', argv: ['/dev/ttyUSB1'], errors: ['unexpected argument "/dev/ttyUSB1": every value follows its flag, e.g. --serial /dev/ttyUSB0'] },
     { name: 'a flag without its value at the end', argv: ['--baud'], errors: ['--baud needs a value: --baud N'] },
@@ -512,5 +519,81 @@ describe('redact', () => {
 
   it('adds no password where there was none', () => {
     expect(redact(ok(loadConfig(REQUIRED_FLAGS, {}))).mqtt).not.toHaveProperty('password')
+  })
+})
+
+describe('TLS files: mqtt.tls, checked once at start (issue 12)', () => {
+  const pki = makeTestPki()
+  afterAll(() => pki.remove())
+  const TLS_BASE = [...requiredExcept('--broker'), '--broker', 'mqtts://110.example.cn:8883']
+  const tlsFlags = (cert = pki.client) => ['--mqtt-ca', pki.ca.cert, '--mqtt-cert', cert.cert, '--mqtt-key', cert.key]
+
+  it('takes --mqtt-ca, --mqtt-cert, --mqtt-key and --mqtt-servername into mqtt.tls', () => {
+    const config = ok(loadConfig([...TLS_BASE, ...tlsFlags(), '--mqtt-servername', 'broker.internal'], {}))
+    expect(config.mqtt.tls).toEqual({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key, servername: 'broker.internal' })
+    expect(TLS_FLAG_PATHS.every((path) => at(config, path) !== undefined)).toBe(true)
+  })
+
+  it('takes them from the file, a CA alone too (the broker checked, no client certificate)', () => {
+    const file = pki.write('gw.toml', `[mqtt]\nbrokers = ["tls://b:8883"]\n[mqtt.tls]\nca = ${JSON.stringify(pki.ca.cert)}\n`)
+    expect(ok(loadConfig([...requiredExcept('--broker'), '--config', file], {})).mqtt.tls).toEqual({ ca: pki.ca.cert })
+  })
+
+  it('takes an expired certificate at start: its expiry is logged, not a config error (the clock may be wrong)', () => {
+    expect(ok(loadConfig([...TLS_BASE, ...tlsFlags(pki.expiredClient)], {})).mqtt.tls?.cert).toBe(pki.expiredClient.cert)
+  })
+
+  it('refuses TLS options with an mqtt:// broker, naming it', () => {
+    expect(errors(loadConfig([...REQUIRED_FLAGS, '--mqtt-ca', pki.ca.cert], {}))).toEqual([
+      'config error: mqtt.tls: TLS options need an mqtts:// or tls:// broker URL; mqtt.brokers[0] is "mqtt://broker.local" (from --broker). Use mqtts://host:8883, or leave out the TLS options',
+    ])
+  })
+
+  it('names a file that is not there, with the flag it came from', () => {
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-ca', '/etc/steppelink/nope.crt'], {}))).toEqual([
+      "config error: mqtt.tls.ca: cannot read /etc/steppelink/nope.crt (ENOENT: no such file or directory, open '/etc/steppelink/nope.crt'); check the path, and that the user the gateway runs as may read it (from --mqtt-ca)",
+    ])
+  })
+
+  it('names a file that is not PEM', () => {
+    const der = pki.write('client.der', '0\x82\x01\x0a binary')
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-cert', der, '--mqtt-key', pki.client.key], {}))).toEqual([
+      `config error: mqtt.tls.cert: ${der} is not a certificate in PEM form (no "-----BEGIN CERTIFICATE-----" line); convert a DER file with: openssl x509 -inform DER -in FILE -out FILE.pem (from --mqtt-cert)`,
+    ])
+  })
+
+  it('names a key given as the certificate, and a certificate given as the key', () => {
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-cert', pki.client.key, '--mqtt-key', pki.client.cert], {}))).toEqual([
+      `config error: mqtt.tls.cert: ${pki.client.key} holds a private key, not a certificate; give the certificate file (PEM, "-----BEGIN CERTIFICATE-----") (from --mqtt-cert)`,
+      `config error: mqtt.tls.key: ${pki.client.cert} holds a certificate, not a private key; give the key file ("-----BEGIN PRIVATE KEY-----") (from --mqtt-key)`,
+    ])
+  })
+
+  it('names a certificate and a key that are not a pair', () => {
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-cert', pki.client.cert, '--mqtt-key', pki.foreignClient.key], {}))).toEqual([
+      `config error: mqtt.tls.key: ${pki.foreignClient.key} is not the private key of the certificate ${pki.client.cert} (CN gw-test); give the key the certificate was made for (from --mqtt-key)`,
+    ])
+  })
+
+  it('names a certificate without its key, and a key without its certificate', () => {
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-cert', pki.client.cert], {}))).toEqual([
+      'config error: mqtt.tls.cert is set but mqtt.tls.key is not: a client certificate needs its private key; give --mqtt-key FILE or set mqtt.tls.key',
+    ])
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-key', pki.client.key], {}))).toEqual([
+      'config error: mqtt.tls.key is set but mqtt.tls.cert is not: give the client certificate too, --mqtt-cert FILE or mqtt.tls.cert',
+    ])
+  })
+
+  it('names a key encrypted with a passphrase, which a service cannot type', () => {
+    const key = join(pki.dir, 'client.enc.key')
+    execFileSync('openssl', ['pkey', '-in', pki.client.key, '-out', key, '-aes256', '-passout', 'pass:secret'])
+    expect(errors(loadConfig([...TLS_BASE, '--mqtt-cert', pki.client.cert, '--mqtt-key', key], {}))).toEqual([
+      `config error: mqtt.tls.key: ${key} is encrypted with a passphrase, which the gateway cannot ask for; write it out unencrypted (openssl pkey -in KEY -out KEY.plain) and keep that file mode 0600 (from --mqtt-key)`,
+    ])
+  })
+
+  it('names an unknown key in mqtt.tls with the near one, in the file', () => {
+    const file = pki.write('typo.toml', '[mqtt.tls]\ncafile = "/x"\n')
+    expect(errors(loadConfig([...TLS_BASE, '--config', file], {}))).toEqual([`config error: mqtt.tls.cafile: unknown key (in ${file}). Known keys in mqtt.tls: ca, cert, key, servername`])
   })
 })

@@ -8,8 +8,9 @@
  * what was expected, what was found and where it came from (the file, a flag, the
  * environment), and all of them are reported at once, so one edit fixes them all.
  *
- * Nothing here does I/O except the injected `readFile`, and nothing here ever prints or
- * returns a password.
+ * Nothing here does I/O except the injected `readFile` (the config file, and the TLS files
+ * of `mqtt.tls`, checked once here: tls.ts), and nothing here ever prints or returns a
+ * password or a key.
  *
  * This file merges the layers and checks the result; the parts, in the order a value goes
  * through them: config-flags.ts (OPTIONS, the flags as a layer), config-file.ts (reading
@@ -18,7 +19,7 @@
  * config-tree.ts (tables and dotted paths) and config-nearest.ts (did you mean) beside.
  */
 
-import { crossChecks } from './config-checks.js'
+import { crossChecks, tlsChecks } from './config-checks.js'
 import { schemaErrors } from './config-errors.js'
 import { defaultReadFile, readConfigFile, type ReadFile } from './config-file.js'
 import { readFlags } from './config-flags.js'
@@ -73,7 +74,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, readFile: Rea
   }
 
   const found = validator.Check(merged) ? [] : schemaErrors(merged, sourceOf)
-  const problems = [...found.map((p) => p.text), ...crossChecks(merged, new Set(found.map((p) => p.path)), sourceOf)]
+  const bad = new Set(found.map((p) => p.path))
+  const problems = [...found.map((p) => p.text), ...crossChecks(merged, bad, sourceOf), ...tlsChecks(merged, bad, sourceOf, readFile)]
   if (problems.length > 0) return { ok: false, errors: problems }
   return { ok: true, config: inSchemaOrder(GatewayConfigSchema, merged) as GatewayConfig }
 }

@@ -12,7 +12,8 @@
 
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { onLine } from '../device-sim/sim-line.js'
-import { ZSTD_MAGIC, decodeBatch } from '../protocol/mqtt.js'
+import { Compile } from 'typebox/compile'
+import { GatewayStatus, ZSTD_MAGIC, decodeBatch } from '../protocol/mqtt.js'
 import { findCompression } from './compression.js'
 import { rig, warmUpBatches } from './gateway.suite.js'
 import { SqliteStore } from './sqlite-store.js'
@@ -264,6 +265,20 @@ describe('gateway: batches without zstd [MQTT-4.2] [MQTT-3.7]', () => {
     await r.run(100)
     expect(gatewayStatus(r)?.compression).toEqual({ codec: 'zstd', via: '@mongodb-js/zstd' })
     expect(r.logs.some((l) => l.level === 'info' && l.msg === 'batches compressed with zstd (@mongodb-js/zstd)')).toBe(true)
+  })
+
+  it('[MQTT-3.7] carries the TLS client certificate in the status: its expiry and subject (issue 12); none without one', async () => {
+    const tls = { clientCertExpires: Date.UTC(2027, 11, 3), clientCertSubject: 'xlg-abag-0042' }
+    const r = rig({ tls: () => tls })
+    r.command({ id: 's', type: 'status-request' })
+    await r.run(100)
+    const status = gatewayStatus(r)
+    expect(status?.tls).toEqual(tls)
+    expect(Compile(GatewayStatus).Check(status)).toBe(true)
+    const plain = rig()
+    plain.command({ id: 's', type: 'status-request' })
+    await plain.run(100)
+    expect(gatewayStatus(plain)).not.toHaveProperty('tls')
   })
 
   it('logs a backlog failure that is not the uplink going offline as a warning, at most once a minute', async () => {

@@ -52,6 +52,8 @@ export function rig(
     boot?: number
     /** The batch compressor the gateway is given (default: found as main.ts does). */
     compression?: GatewayIo['compression']
+    /** The TLS client certificate for the status (default: none). */
+    tls?: GatewayIo['tls']
     /** The gateway's end of the serial link, to watch it (default a GatewayLink). */
     link?: (o: GatewayLinkOptions) => GatewayLink
     /** The terminal's boot counter and last event number, as its NV memory holds them. */
@@ -84,6 +86,7 @@ export function rig(
       now: () => line.now,
       random: () => 0.5,
       ...(opts.compression ? { compression: opts.compression } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     },
     log,
     opts.boot ?? 1,

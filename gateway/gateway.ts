@@ -79,6 +79,8 @@ export interface GatewayIo {
   random?: () => number
   /** How batches are compressed ([MQTT-4.2]), or the finding of it. Default: findCompression() (@mongodb-js/zstd, else node:zlib, else none). */
   compression?: BatchCompression | Promise<BatchCompression>
+  /** The TLS client certificate connected with, for the status ([MQTT-3.7] `tls`); null or absent without one. */
+  tls?: () => { clientCertExpires: number; clientCertSubject: string } | null
 }
 
 const BOUNDS_EVERY_MS = 60_000

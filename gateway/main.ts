@@ -19,7 +19,9 @@ import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
 import { SerialLine, type OpenPort } from '../io/serial-line.js'
 import { SqliteStore, StoreError } from './sqlite-store.js'
+import { CertExpiryWatch, TlsFiles } from './tls.js'
 import { Uplink } from './uplink.js'
+import { realTimers } from '../io/timers.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
 const MAX_SLEEP_MS = 1_000
@@ -96,6 +98,29 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   // Found before the core starts, so that its first status already says which. [MQTT-3.7]
   const compression = await findCompression()
 
+  // Read once here (the config checks have seen the files), then again before every
+  // connection attempt: a renewed certificate is used without a restart (tls.ts).
+  const tlsFiles = config.mqtt.tls
+    ? new TlsFiles(config.mqtt.tls, {
+        onChange: (now, before) => {
+          log.info(
+            { subject: now.subject, expires: new Date(now.validTo).toISOString(), before: { subject: before.subject, expires: new Date(before.validTo).toISOString() } },
+            `the client certificate changed on disk (renewed?): connecting with CN ${now.subject}, valid until ${new Date(now.validTo).toISOString()}`,
+          )
+          // Its expiry is judged at once, not at the next daily look.
+          expiry.check()
+        },
+        onError: (message) => log.error({}, message),
+      })
+    : null
+  try {
+    tlsFiles?.load()
+  } catch (err) {
+    log.error({ err }, `cannot read the TLS files of mqtt.tls: ${(err as Error).message}`)
+    store.close()
+    return 1
+  }
+
   // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
   let serial: SerialLine | null = null
   let uplink: Uplink | null = null
@@ -116,6 +141,10 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       },
       now: () => Date.now(),
       compression,
+      tls: () => {
+        const c = tlsFiles?.client
+        return c ? { clientCertExpires: c.validTo, clientCertSubject: c.subject } : null
+      },
     },
     log,
     boot,
@@ -152,6 +181,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     ...(config.mqtt.username !== undefined ? { username: config.mqtt.username } : {}),
     ...(config.mqtt.password !== undefined ? { password: config.mqtt.password } : {}),
     keepaliveS: config.mqtt.keepalive,
+    ...(tlsFiles ? { tls: () => tlsFiles.load() } : {}),
     subscriptions: [topics.command, topics.allCommand, ...(topics.areaCommand ? [topics.areaCommand] : [])],
     will: () => gateway.will(),
     birth: () => gateway.birth(),
@@ -168,9 +198,20 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     },
   })
 
+  // The client certificate's expiry: at start and once a day, judged by the gateway's
+  // clock once the platform has set it, or once it reads a time after the certificate
+  // was issued (a board without RTC after a power cut reads 1970).
+  const expiry = new CertExpiryWatch({
+    info: () => tlsFiles?.client ?? null,
+    time: () => gateway.clock.now(),
+    timers: realTimers,
+    log,
+  })
+
   gateway.start()
   serial.start()
   uplink.start()
+  expiry.start()
 
   let timer: NodeJS.Timeout | null = null
   const loop = () => {
@@ -187,6 +228,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       stopping = true
       log.info({ signal }, 'stopping: death message, then close the port and the store')
       if (timer) clearTimeout(timer)
+      expiry.stop()
       gateway.stop()
       try {
         await Promise.all([serial!.stop(), uplink!.stop({ graceful: true })])

@@ -31,7 +31,7 @@ export interface PublishingDeps {
   link: GatewayLink
   clock: GatewayClock
   outbox: Outbox
-  io: Pick<GatewayIo, 'publish' | 'online' | 'now' | 'compression'>
+  io: Pick<GatewayIo, 'publish' | 'online' | 'now' | 'compression' | 'tls'>
   log: Log
   known: KnownTerminals
   toButton: ToTheButton
@@ -181,10 +181,11 @@ export class Publishing {
     return { topic: this.d.topics.state, payload: encodePayload(d, settings.encoding) }
   }
 
-  /** The gateway's own status: terminals, store, drops, link counters, clock. Retained. */
+  /** The gateway's own status: terminals, store, drops, link counters, clock, TLS certificate. Retained. */
   statusPayload(): Record<string, unknown> {
     const { settings, store, link, clock, io, known } = this.d
     const now = io.now()
+    const tls = io.tls?.() ?? null
     return {
       v: MQTT_CONTRACT_VERSION,
       type: 'status',
@@ -210,6 +211,7 @@ export class Publishing {
       store: { writes: store.writes() },
       serial: link.stats(),
       compression: this.#batches.status(),
+      ...(tls !== null ? { tls } : {}),
     }
   }
 

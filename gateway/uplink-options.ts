@@ -5,6 +5,7 @@
 
 import type mqtt from 'mqtt'
 import type { Timers } from '../io/timers.js'
+import type { TlsMaterial } from './tls.js'
 
 export interface UplinkState {
   online: boolean
@@ -26,6 +27,13 @@ export interface UplinkOptions {
   clientId: string
   username?: string
   password?: string
+  /**
+   * TLS for mqtts:// (tls://, wss://) brokers: asked before every connection attempt, so
+   * that certificate files renewed on disk take effect at the next reconnect. Must not
+   * throw. The broker's certificate is always verified (`rejectUnauthorized: true`).
+   * Default: none (plain TCP, or TLS against the public CAs for an mqtts:// URL).
+   */
+  tls?: () => TlsMaterial
   /** MQTT keepalive, s. Default 60. A silent link is noticed within 1.5 × this. [UPLINK-8] */
   keepaliveS?: number
   /** Command topics, subscribed with QoS 1 unless a resumed session has them. [UPLINK-4] */

@@ -130,9 +130,9 @@ export interface Observer {
   messages: { topic: string; payload: string; retain: boolean }[]
 }
 
-/** A platform-side client: subscribes (QoS 1) and can publish. */
-export async function platformClient(url: string, topics: string[] = []): Promise<Observer> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: 4, clean: true, reconnectPeriod: 0, clientId: `platform-${process.pid}-${++seq}` })
+/** A platform-side client: subscribes (QoS 1) and can publish. `extra`: more options (TLS files). */
+export async function platformClient(url: string, topics: string[] = [], extra: IClientOptions = {}): Promise<Observer> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: 4, clean: true, reconnectPeriod: 0, clientId: `platform-${process.pid}-${++seq}`, ...extra })
   cleanups.push(() => client.endAsync(true))
   const messages: Observer['messages'] = []
   client.on('message', (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }))

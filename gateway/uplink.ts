@@ -57,6 +57,11 @@
  *   mqtt.js sends PINGREQ once no ack has come back for `keepaliveS` and drops the
  *   connection at 1.5 × keepaliveS without an answer; the broker, on its side, publishes
  *   the will after 1.5 × keepaliveS without a packet [MQTT-3.1.2-24].
+ * - [UPLINK-9] TLS (issue 12): `tls()` is asked before every attempt, so certificate files
+ *   renewed on disk are used from the next one; the broker's certificate is always
+ *   verified. A handshake that fails is an attempt that fails, said in plain words in the
+ *   state's reason (describeTlsError in uplink-client.ts), and retried with the backoff:
+ *   a refused certificate may be renewed meanwhile.
  */
 
 import mqtt, { type MqttClient } from 'mqtt'
@@ -67,6 +72,7 @@ import { transition, type TransitionTable } from '../protocol/transition.js'
 import { backoffDelay } from './uplink-backoff.js'
 import { clientOptions, describeClose, endClient, within } from './uplink-client.js'
 import type { UplinkOptions } from './uplink-options.js'
+import type { TlsMaterial } from './tls.js'
 import { UplinkError, UplinkRequests } from './uplink-requests.js'
 
 export type { Timers } from '../io/timers.js'
@@ -110,6 +116,8 @@ export class Uplink {
   #will: { topic: string; payload: Buffer } = { topic: '', payload: Buffer.alloc(0) }
   #broker: string | null = null
   #lastError: Error | null = null
+  /** The TLS material of the current (or last) attempt, for the words of a TLS failure. */
+  #tls: TlsMaterial | undefined = undefined
   /** Index into brokers of the next attempt. */
   #next = 0
   #failures = 0
@@ -222,6 +230,8 @@ export class Uplink {
     this.#broker = url
     this.#lastError = null
     this.#will = typeof this.#o.will === 'function' ? this.#o.will() : this.#o.will
+    // Read again at each attempt: a certificate renewed on disk is used from the next one.
+    this.#tls = this.#o.tls?.()
     const options = clientOptions({
       clientId: this.#o.clientId,
       username: this.#o.username,
@@ -229,6 +239,7 @@ export class Uplink {
       keepaliveS: this.#keepaliveS,
       connectTimeoutMs: this.#connectTimeoutMs,
       will: this.#will,
+      tls: this.#tls,
     })
     const client = this.#connect(url, options) // [UPLINK-1] a client of its own for each attempt
     this.#client = client
@@ -305,7 +316,7 @@ export class Uplink {
     this.#o.onState({
       online: false,
       broker: url,
-      reason: `${what}: ${describeClose(this.#lastError, this.#keepaliveS, this.#connectTimeoutMs)}; attempt ${this.#failures + 1} in ${delay} ms to ${nextUrl}`,
+      reason: `${what}: ${describeClose(this.#lastError, this.#keepaliveS, this.#connectTimeoutMs, this.#tls)}; attempt ${this.#failures + 1} in ${delay} ms to ${nextUrl}`,
       retryInMs: delay,
     })
   }

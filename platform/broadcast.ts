@@ -4,6 +4,7 @@
  */
 
 import mqtt from 'mqtt'
+import { tlsClientOptions } from './connection.js'
 import { COMMAND_PUBLISH, broadcastBody, checkedCommand, commandIds, commandPayload, targetTopic } from './commands.js'
 import { ConsoleError } from './errors.js'
 import { commandLine, type CommandLine } from './events.js'
@@ -36,6 +37,7 @@ async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: numb
   const newId = commandIds(id, now, Math.random)
   const command = checkedCommand({ v: 1, id: newId(), ...body(now()), at: now() })
   const timeoutMs = o.timeoutMs ?? 30_000
+  const tls = tlsClientOptions(o.broker, o)
   const client = mqtt.connect(o.broker, {
     // A client id of its own (never the console's, whose session it would take over), clean.
     clientId: `steppelink-console-${id.slice(0, 40)}-b${Math.floor(Math.random() * 0xffffffff).toString(16)}`,
@@ -45,6 +47,7 @@ async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: numb
     connectTimeout: Math.min(timeoutMs, 30_000),
     ...(o.username === undefined ? {} : { username: o.username }),
     ...(o.password === undefined ? {} : { password: o.password }),
+    ...tls,
   })
   let lastError: string | null = null
   client.on('error', (e) => {

@@ -9,12 +9,54 @@
  *   console is away and delivers it when the console comes back.
  */
 
+import { readFileSync } from 'node:fs'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { noDelay } from '../io/tcp.js'
 import { COMMAND_PUBLISH } from './commands.js'
 import { ConsoleError } from './errors.js'
 
-export interface ConnectionOptions {
+/** The TLS options of a console or a one-off command: file paths (PEM) and a server name. */
+export interface TlsPaths {
+  ca?: string | undefined
+  cert?: string | undefined
+  key?: string | undefined
+  servername?: string | undefined
+}
+
+/**
+ * The mqtt.js TLS options for `o`: the files read (once), the broker's certificate always
+ * verified. Throws a ConsoleError CONSOLE_BAD_OPTION that says what is wrong and what to do:
+ * a file that cannot be read, a certificate without its key, TLS options with a broker that
+ * does not speak TLS. Nothing for a console without TLS options.
+ */
+export function tlsClientOptions(broker: string, o: TlsPaths): IClientOptions {
+  const given = (['ca', 'cert', 'key', 'servername'] as const).filter((k) => o[k] !== undefined)
+  if (given.length === 0) return {}
+  const bad = (message: string) => new ConsoleError('CONSOLE_BAD_OPTION', message)
+  if (!/^(mqtts|tls|ssl|wss):/.test(broker)) {
+    throw bad(`${given.map((k) => `--${k}`).join(', ')}: TLS options need an mqtts:// or wss:// broker URL, got ${broker}`)
+  }
+  if ((o.cert === undefined) !== (o.key === undefined)) {
+    throw bad(o.cert === undefined ? '--key is given but --cert is not: give the client certificate too' : '--cert is given but --key is not: a client certificate needs its private key')
+  }
+  const read = (flag: string, path: string | undefined): { [k: string]: Buffer } => {
+    if (path === undefined) return {}
+    try {
+      return { [flag]: readFileSync(path) }
+    } catch (e) {
+      throw bad(`--${flag}: cannot read ${path} (${(e as Error).message})`)
+    }
+  }
+  return {
+    ...read('ca', o.ca),
+    ...read('cert', o.cert),
+    ...read('key', o.key),
+    ...(o.servername !== undefined ? { servername: o.servername } : {}),
+    rejectUnauthorized: true,
+  }
+}
+
+export interface ConnectionOptions extends TlsPaths {
   broker: string
   clientId: string
   username?: string | undefined
@@ -57,6 +99,7 @@ export class Connection {
       resubscribe: false, // we subscribe ourselves at every CONNACK
       ...(o.username === undefined ? {} : { username: o.username }),
       ...(o.password === undefined ? {} : { password: o.password }),
+      ...tlsClientOptions(o.broker, o),
     }
     this.#client = mqtt.connect(o.broker, options)
     this.#client.on('connect', (connack) => {

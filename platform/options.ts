@@ -73,6 +73,14 @@ const connection = {
   id: Type.Optional(Type.String({ pattern: CONSOLE_ID_PATTERN, description: '1-59 of A-Z a-z 0-9 . _ : -' })),
   username: Type.Optional(Type.String({ description: 'an MQTT user name' })),
   password: Type.Optional(Type.String({ description: 'an MQTT password' })),
+  /** TLS (an mqtts:// or wss:// broker): the CA file (PEM) that signed the broker's certificate, when it is a private CA. Read once, at start. */
+  ca: Type.Optional(Type.String({ minLength: 1, description: 'a CA certificate file (PEM)' })),
+  /** TLS: the client certificate file (PEM), for a broker that requires one (mutual TLS); needs `key`. */
+  cert: Type.Optional(Type.String({ minLength: 1, description: 'a client certificate file (PEM)' })),
+  /** TLS: the client certificate's private key file (PEM, unencrypted); needs `cert`. */
+  key: Type.Optional(Type.String({ minLength: 1, description: 'a private key file (PEM)' })),
+  /** TLS: the name on the broker's certificate, when it is not the host of the broker URL. */
+  servername: Type.Optional(Type.String({ minLength: 1, description: "the host name on the broker's certificate" })),
 }
 
 /** The options of startConsole that are data. */

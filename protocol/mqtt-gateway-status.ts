@@ -94,6 +94,15 @@ export const GatewayStatus = Type.Object(
         { additionalProperties: true },
       ),
     ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          clientCertExpires: Type.Integer({ description: "when the gateway's TLS client certificate expires, UNIX ms (its notAfter)" }),
+          clientCertSubject: Type.String({ description: "the certificate's subject CN" }),
+        },
+        { additionalProperties: true, description: 'the TLS client certificate the gateway connects with; absent without one' },
+      ),
+    ),
   },
   { additionalProperties: true },
 )

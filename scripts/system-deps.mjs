@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Makes sure the system tools the tests use are here: socat (a real pseudo-terminal pair),
 // mosquitto (a real second broker), mosquitto-clients (mosquitto_sub and mosquitto_pub:
-// the shell platform of protocol/MQTT.md section 8, in the interop fault test) and gcc (cc,
-// which compiles the C of protocol/PROTOCOL.md in protocol/spec-c.test.ts). As root
+// the shell platform of protocol/MQTT.md section 8, in the interop fault test), gcc (cc,
+// which compiles the C of protocol/PROTOCOL.md in protocol/spec-c.test.ts) and openssl (the
+// TLS tests make a private CA and certificates with it, tests/helpers/tls-certs.ts). As root
 // with apt-get, installs what is missing; otherwise stops with the exact line to run.
 // Never lets the tests skip them silently.
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -15,6 +16,7 @@ const TOOLS = [
   { name: 'mosquitto_sub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_sub', '/usr/local/bin/mosquitto_sub'] },
   { name: 'mosquitto_pub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'] },
   { name: 'cc', pkg: 'gcc', paths: ['/usr/bin/cc', '/usr/local/bin/cc'] },
+  { name: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'] },
 ]
 
 const onPath = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
