@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { terminalsCommand } from '../cli/terminals-command.js'
 import { encodeWire } from '../protocol/codec.js'
 import { OWN, rig, send, warmUpBatches } from './gateway.suite.js'
+import { KnownTerminals } from './known-terminals.js'
 import { SqliteStore } from './sqlite-store.js'
 
 beforeAll(warmUpBatches)
@@ -160,6 +161,27 @@ describe('issue 12: the binding outlives a restart, and a technician moves it', 
     expect(second.stageNames(2)).toEqual(['stored', 'sent'])
     expect((await second.items()).find((i) => i.kind === 'terminal-id-conflict')).toMatchObject({ conflict: { boundAddress: 5, address: 7 } })
     second.store.close()
+  })
+
+  it('a store from before the bindings binds each id where it was known; one known at two addresses (the attack, before the fix) is bound at the first only', () => {
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
+    store.setMeta(
+      'terminals',
+      JSON.stringify([
+        { address: 5, terminal: 'SL-T-5', capabilities: [] },
+        { address: 7, terminal: 'SL-T-5', capabilities: [] },
+        { address: 9, terminal: 'SL-T-9', capabilities: [] },
+      ]),
+    )
+    const known = new KnownTerminals(store)
+    known.load()
+    expect(known.bindings().sort()).toEqual([
+      ['SL-T-5', 5],
+      ['SL-T-9', 9],
+    ])
+    expect(known.named('SL-T-5')?.address).toBe(5)
+    expect(known.at(7)).toBeUndefined()
+    store.close()
   })
 
   it('`steppelink terminals rebind` (gateway stopped) moves A to its new address: its alarms are A’s again, no conflict', async () => {

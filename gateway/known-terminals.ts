@@ -71,6 +71,10 @@ export class KnownTerminals {
     for (const [terminal, address] of Object.entries(JSON.parse(this.store.meta('bindings') ?? '{}') as Record<string, number>)) this.#bound.set(terminal, address)
     // A store from before the bindings, or a crash between the two meta writes of save().
     for (const t of this.#byAddress.values()) if (t.claims === undefined && !this.#bound.has(t.terminal)) this.#bound.set(t.terminal, t.address)
+    // A store from before the bindings may know one id at two addresses (the attack of issue
+    // 12): the one not bound is forgotten, so that named() finds the bound one only; it is a
+    // claimant again at its next HELLO.
+    for (const t of [...this.#byAddress.values()]) if (t.claims === undefined && this.#bound.get(t.terminal) !== t.address) this.#byAddress.delete(t.address)
   }
 
   /** The address this terminal id is bound to, if it has been heard. [LINK-7.4] */
