@@ -37,6 +37,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
       return what === undefined || what === '--help' || what === '-h' ? 0 : 2
     },
   },
+  terminals: {
+    summary: "the gateway's terminal bindings: `terminals list`, `terminals rebind ID ADDRESS` after a terminal was re-wired",
+    run: async (args) => (await import('./terminals-command.js')).terminalsCommand(args),
+  },
   console: {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),

@@ -134,6 +134,40 @@ export function rig(
     )
     tLog.length = 0
   }
+  /**
+   * A second unit on the same line, at its own address (multidrop, [LINK-3.4]): a terminal
+   * of its own, or a device that claims another's id (issue 12). What it is shown is in its
+   * own log.
+   */
+  const addTerminal = (o: { address: number; terminal: string; boot?: number; lastEvent?: number; capabilities?: Capability[] }) => {
+    const log: LinkEvent[] = []
+    let last = o.lastEvent ?? 0
+    const boot = o.boot ?? 1
+    const link = new TerminalLink({
+      address: o.address,
+      hello: () => ({ terminal: o.terminal, firmware: '1.0', capabilities: o.capabilities ?? ['buzzer'], boot, lastEvent: last }),
+      random: seededRandom(o.address),
+    })
+    line.add(onLine(link, (e) => log.push(e)))
+    const shown = () => log.flatMap((e) => (e.kind === 'message' && e.message.type === 'INDICATE' ? [e.message] : []))
+    return {
+      link,
+      log,
+      press: (kind: Event['kind'] = 'emergency', number = ++last, uptime = 100): Event => {
+        last = Math.max(last, number)
+        const m: Event = { type: 'EVENT', number, kind, boot, uptime }
+        link.send(m, { priority: 10 })
+        return m
+      },
+      stages: shown,
+      stageNames: (n: number) =>
+        shown()
+          .filter((i) => i.event === n)
+          .map((i) => i.stage),
+      /** Its session is open: the gateway answered its HELLO. */
+      open: () => log.some((e) => e.kind === 'session' && e.state === 'open'),
+    }
+  }
   const stages = () => tLog.flatMap((e) => (e.kind === 'message' && e.message.type === 'INDICATE' ? [e.message] : []))
   const stageNames = (n: number) =>
     stages()
@@ -174,6 +208,7 @@ export function rig(
     state,
     press,
     swapTerminal,
+    addTerminal,
     stages,
     stageNames,
     uplink,

@@ -15,6 +15,15 @@ export function epochTag(gateway: string, n: number): string {
   return `${gateway}.${n}`
 }
 
+/**
+ * The epoch tags of one terminal's numbering. A second claimant's identity already holds
+ * the gateway (`claimantId`), so its epochs are `r<n>`: unique all the same, and its ids
+ * stay within the 160 characters of [MQTT-3.1] (`<id 32>@<gateway 64>.a254@r<n>:<number>`).
+ */
+export function epochTagFor(gateway: string, terminal: string): (n: number) => string {
+  return terminal.includes('@') ? (n) => `r${n}` : (n) => epochTag(gateway, n)
+}
+
 /** A terminal's numbers started again: say so loudly, and tell the platform. */
 export function numberingRestarted(d: Pick<TerminalsDeps, 'link' | 'log' | 'toButton' | 'events'>, t: KnownTerminal, reset: Reset, lastEvent: number): void {
   t.epoch = reset.epoch

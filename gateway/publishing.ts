@@ -203,6 +203,7 @@ export class Publishing {
           answering: s?.up ?? false,
           lost: t.lost,
           lastHeardS: s?.lastHeard != null ? Math.round((now - s.lastHeard) / 1000) : null,
+          ...(t.claims !== undefined ? { claims: t.claims } : {}),
         }
       }),
       backlog: store.backlog(),

@@ -13,7 +13,7 @@
 import { EVENT_KINDS, contactIdOf, type Event } from '../protocol/messages.js'
 import { CLASS_OF, MQTT_CONTRACT_VERSION } from '../protocol/mqtt.js'
 import type { KnownTerminal } from './known-terminals.js'
-import { epochTag, numberingRestarted } from './numbering.js'
+import { epochTagFor, numberingRestarted } from './numbering.js'
 import { terminalEventId, type AddResult, type NewEvent } from './store.js'
 import type { TerminalsDeps } from './terminals.js'
 import { INDICATED_CLASSES } from './to-the-button.js'
@@ -41,7 +41,7 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
     if (seen.kind === 'differs') {
       // A number already taken, for another event: the numbers started again without a
       // HELLO that showed it. The old event keeps its id; this one gets a new epoch.
-      const reset = store.resetNumbering(t.terminal, 'event-differs', link.terminal(t.address)?.hello?.boot ?? m.boot, (n) => epochTag(settings.gateway, n))
+      const reset = store.resetNumbering(t.terminal, 'event-differs', link.terminal(t.address)?.hello?.boot ?? m.boot, epochTagFor(settings.gateway, t.terminal))
       numberingRestarted(d, t, reset, link.terminal(t.address)?.hello?.lastEvent ?? m.number)
     }
     const id = terminalEventId(t.terminal, t.epoch, m.number)
@@ -60,6 +60,9 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
       ...(m.user !== undefined ? { user: m.user } : {}),
       ...(m.time !== undefined ? { terminalTime: m.time * 1000 } : {}),
       ...(cancels !== undefined ? { cancels } : {}),
+      // An unverified claimant's event: filed under its own identity, never the bound
+      // terminal's; the platform sees which id it claimed. [LINK-7.4] [MQTT-3.10]
+      ...(t.claims !== undefined ? { claims: t.claims } : {}),
     }
     const event: NewEvent = {
       id,

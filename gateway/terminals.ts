@@ -12,14 +12,16 @@ import type { DataMessage, Heartbeat, Hello } from '../protocol/messages.js'
 import type { GatewayClock } from './clock.js'
 import type { GatewayIo, GatewaySettings, Log } from './gateway.js'
 import type { GatewayEvents } from './gateway-events.js'
-import type { KnownTerminal, KnownTerminals } from './known-terminals.js'
-import { epochTag, numberingRestarted } from './numbering.js'
+import { claimantId, type KnownTerminal, type KnownTerminals } from './known-terminals.js'
+import { epochTagFor, numberingRestarted } from './numbering.js'
 import type { Reset, Store } from './store.js'
 import { handleEvent } from './terminal-event.js'
 import type { ToTheButton } from './to-the-button.js'
 
 /** Frame errors from one terminal are logged once, then at most once in this long, ms. */
 const FRAME_ERROR_LOG_MS = 60_000
+/** A second claimant of a bound id is logged once, then at most once in this long, ms (as frame errors). */
+const CONFLICT_LOG_MS = 60_000
 
 export interface TerminalsDeps {
   /** Live: the `config` command changes the heartbeat and the supervision time. */
@@ -40,6 +42,8 @@ export interface TerminalsDeps {
 
 export class Terminals {
   readonly #frameErrors = new Map<string, { next: number; repeated: number }>()
+  /** Second claimants seen this run, by `id|bound address|address`: reported to the platform once, logged at most once a minute. */
+  readonly #conflicts = new Map<string, { next: number; repeated: number }>()
 
   constructor(private readonly d: TerminalsDeps) {}
 
@@ -111,39 +115,95 @@ export class Terminals {
     this.d.log.warn({ address: e.from, type: e.type, code: e.code, detail: e.detail, ...(seen ? { repeatedSinceLast: seen.repeated } : {}) }, `${what}: ${e.detail}`)
   }
 
+  /**
+   * A HELLO opened a session at this address. Who is it? The id it claims, if that id is
+   * bound here or nowhere yet (then it is bound here now); if the id is bound to another
+   * address, a second claimant ([LINK-7.4], issue 12). The serial line has no authentication,
+   * so the gateway cannot tell an impersonator from the real terminal re-wired to a new
+   * address, and it must not let either act as the bound terminal, nor lose the alarms of
+   * either:
+   *
+   * - everything the claimant says is filed under an identity of its own (`claimantId`:
+   *   `SL-T-5@gw-1.a7`), with its own numbering, replay window and epoch. So its HELLO
+   *   cannot reset the bound terminal's numbering (the old way, a lower `boot` or
+   *   `lastEvent` started a new epoch and cut the bound terminal off its stages), its EVENT
+   *   numbers cannot take the bound terminal's next numbers (the old way, a high number
+   *   made the bound terminal's next emergency fall below the replay window: ACKed as a
+   *   replay and never published), its cancel cancels only its own alarms, and the bound
+   *   terminal's stages are never sent to it;
+   * - its alarms are stored, published (marked `claims`) and shown their own stages: if it
+   *   is the real terminal moved to another address, its emergency still reaches 110, and
+   *   its herder is told `received` only when the platform has it, under that identity. An
+   *   impersonator gains nothing it did not have: it could send alarms under any unbound id;
+   * - the platform hears of it once per run (trouble `terminal-id-conflict`, both
+   *   addresses), the log at most once a minute.
+   *
+   * A terminal honestly moved is re-bound by a person at the board (`steppelink terminals
+   * rebind`), never by what the line says.
+   */
   #onSession(address: number, hello: Hello, restarted: boolean): void {
     const { settings, store, link, clock, log, known, toButton } = this.d
     const previous = known.at(address)
-    if (previous && previous.terminal !== hello.terminal) {
-      log.warn({ address, was: previous.terminal, now: hello.terminal }, 'a different terminal answers at this address')
+    const bound = known.boundAddress(hello.terminal)
+    const claims = bound !== undefined && bound !== address ? hello.terminal : undefined
+    const terminal = claims !== undefined ? claimantId(claims, settings.gateway, address) : hello.terminal
+    if (bound === undefined) known.bind(hello.terminal, address)
+    if (previous && previous.terminal !== terminal) {
+      log.warn({ address, was: previous.terminal, now: terminal }, 'a different terminal answers at this address')
     }
     let reset: Reset | null = null
     try {
-      reset = store.hello(hello.terminal, hello.boot, hello.lastEvent, (n) => epochTag(settings.gateway, n))
+      reset = store.hello(terminal, hello.boot, hello.lastEvent, epochTagFor(settings.gateway, terminal))
     } catch (err) {
-      log.error({ err, terminal: hello.terminal }, 'could not record the terminal HELLO in the store')
+      log.error({ err, terminal }, 'could not record the terminal HELLO in the store')
     }
     const t: KnownTerminal = {
       address,
-      terminal: hello.terminal,
+      terminal,
       lost: previous?.lost ?? false,
       capabilities: hello.capabilities,
-      epoch: reset?.epoch ?? store.numbering(hello.terminal)?.epoch ?? '',
+      epoch: reset?.epoch ?? store.numbering(terminal)?.epoch ?? '',
+      ...(claims !== undefined ? { claims } : {}),
     }
     known.set(t)
+    if (claims !== undefined && bound !== undefined) this.#conflict(t, claims, bound)
     toButton.forget(address)
     try {
       known.save()
     } catch (err) {
       // A failing disk must not cost the terminal its CONFIG, TIME and stages below; the
       // list is saved again at the next session.
-      log.error({ err, terminal: hello.terminal }, 'could not save the known terminals; the session goes on')
+      log.error({ err, terminal }, 'could not save the known terminals; the session goes on')
     }
-    log.info({ address, terminal: hello.terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted }, 'terminal session open')
+    log.info({ address, terminal, firmware: hello.firmware, boot: hello.boot, lastEvent: hello.lastEvent, restarted, ...(claims !== undefined ? { claims } : {}) }, 'terminal session open')
     if (reset) numberingRestarted(this.d, t, reset, hello.lastEvent)
     link.send(address, { type: 'CONFIG', heartbeat: settings.heartbeatS })
     if (clock.synchronised) link.send(address, { type: 'TIME', unix: Math.floor(clock.now().at / 1000), estimate: false })
     toButton.sessionOpened(t)
+  }
+
+  /**
+   * A second claimant of a bound id: the platform is told once per run and pair of
+   * addresses (not at every HELLO: a claimant can send one a second), the log once, then at
+   * most once a minute with how many HELLOs came meanwhile. [LINK-7.4]
+   */
+  #conflict(t: KnownTerminal, claims: string, boundAddress: number): void {
+    const key = `${claims}|${boundAddress}|${t.address}`
+    const now = this.d.io.now()
+    const seen = this.#conflicts.get(key)
+    if (seen && now < seen.next) {
+      seen.repeated++
+      return
+    }
+    this.#conflicts.set(key, { next: now + CONFLICT_LOG_MS, repeated: 0 })
+    this.d.log.warn(
+      { terminal: claims, boundAddress, address: t.address, as: t.terminal, ...(seen ? { repeatedSinceLast: seen.repeated } : {}) },
+      `terminal id ${claims} is bound to address ${boundAddress}, and a second device claims it from address ${t.address}: it never acts as ${claims}; its events are filed apart, as ${t.terminal}. If ${claims} was re-wired to address ${t.address}, stop the gateway and run 'steppelink terminals rebind ${claims} ${t.address}'`,
+    )
+    if (seen) return
+    this.d.events.record('terminal-id-conflict', { ...t, terminal: claims }, `terminal id ${claims}, bound to address ${boundAddress}, claimed from address ${t.address}`, {
+      conflict: { terminal: claims, boundAddress, address: t.address, as: t.terminal },
+    })
   }
 
   #onMessage(address: number, ref: number, m: DataMessage): void {

@@ -71,6 +71,9 @@ describe('the delivery promise', () => {
   it.each([
     ['SL-T-F1:12', 'SL-T-F1'],
     ['SL-T-WIPE@gw-e2e.1:1', 'SL-T-WIPE'],
+    ['SL-T-F1@gw-e2e.a2:3', 'SL-T-F1@gw-e2e.a2'],
+    ['SL-T-F1@gw.a7.a2@r4:3', 'SL-T-F1@gw.a7.a2'],
+    ['SL-T-F1@gw.a7.1:3', 'SL-T-F1'],
     ['nonsense', ''],
   ])('the terminal of %s is %s', (id, t) => {
     expect(terminalOf(id)).toBe(t)

@@ -67,11 +67,15 @@ export interface VerdictOptions {
 /** The alert id the platform gives alarm `number` of `terminal` ([MQTT-3.3]). */
 export const alertId = (terminal: string, number: number): string => `${terminal}:${number}`
 
-/** The terminal an alert id names: `T:7` and `T@epoch:7` are both of T. */
+/**
+ * The terminal an alert id names: `T:7` and `T@epoch:7` are both of T. A second claimant
+ * of T's id at address 7 of gateway G ([MQTT-3.10]) is a terminal of its own, `T@G.a7`:
+ * `T@G.a7:1` and `T@G.a7@r2:1` are of it. (An epoch ends in `.<n>`, a claimant in `.a<n>`.)
+ */
 export function terminalOf(id: string): string {
   const head = id.slice(0, Math.max(0, id.lastIndexOf(':')))
-  const at = head.indexOf('@')
-  return at < 0 ? head : head.slice(0, at)
+  const [terminal = '', second] = head.split('@')
+  return second !== undefined && /\.a\d+$/.test(second) ? `${terminal}@${second}` : terminal
 }
 
 interface Track {

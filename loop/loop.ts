@@ -304,13 +304,14 @@ export class Loop {
     for (const m of made) this.terminals.push({ ...m, running, pressed: this.delivery.addTerminal(m.id), startedAt })
   }
 
-  #device(address: number, memory: NvMemory, now: number): { id: string; address: number; device: TerminalDevice; memory: NvMemory } {
-    const id = (this.options.terminalId ?? ((a) => `SL-T-L${a}`))(address)
+  /** `claims`: the device says HELLO with this id, bound at another address; the platform knows it as `<claims>@<gateway>.a<address>` ([MQTT-3.10]). */
+  #device(address: number, memory: NvMemory, now: number, claims?: string): { id: string; address: number; device: TerminalDevice; memory: NvMemory } {
+    const id = claims !== undefined ? `${claims}@${this.gatewayId}.a${address}` : (this.options.terminalId ?? ((a) => `SL-T-L${a}`))(address)
     const onUpdate = this.options.onTerminalUpdate
     const baud = this.options.serial?.baud
     const device = new TerminalDevice({
       address,
-      terminal: id,
+      terminal: claims ?? id,
       memory,
       now,
       ...(baud !== undefined ? { baud } : {}),
@@ -331,6 +332,25 @@ export class Loop {
     const running = runOnSerial(made.device, { ...this.options.serial, path: this.pty.b, ...(shared ? { openPort: this.#line } : {}) })
     const t: Terminal = { ...made, running, pressed: this.delivery.addTerminal(made.id), startedAt }
     const at = this.terminals.findIndex((x) => x.id === made.id)
+    if (at >= 0) this.terminals[at] = t
+    else this.terminals.push(t)
+    return t
+  }
+
+  /**
+   * Switches on, at `address`, a second device that claims the id `claims` of a terminal
+   * bound to another address (issue 12), replacing what ran at `address` (stop it first).
+   * The gateway files its alarms apart, under `<claims>@<gateway>.a<address>`: its `id`
+   * here, under which the delivery promise is checked for it like for any terminal.
+   * A shared line only (several terminals).
+   */
+  addClaimant(address: number, claims: string): Terminal {
+    if (this.options.line === 'multidrop' || (this.options.terminals ?? 1) < 2) throw new Error('a claimant needs a shared line of several terminals')
+    const startedAt = Date.now()
+    const made = this.#device(address, ramMemory(), startedAt, claims)
+    const running = runOnSerial(made.device, { ...this.options.serial, path: this.pty.b, ...(this.options.serial?.openPort === undefined ? { openPort: this.#line } : {}) })
+    const t: Terminal = { ...made, running, pressed: this.delivery.addTerminal(made.id), startedAt }
+    const at = this.terminals.findIndex((x) => x.address === address)
     if (at >= 0) this.terminals[at] = t
     else this.terminals.push(t)
     return t

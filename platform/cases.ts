@@ -135,6 +135,7 @@ export class CaseBook {
         eta: null,
         unknownKind,
         cancels: e.cancels ?? null,
+        claims: e.claims ?? null,
         cancelledBy: this.#cancelledBy.get(e.id) ?? null,
         timers: [],
       }

@@ -48,6 +48,8 @@ export interface AlertLine extends LineBase {
   text?: string
   /** A cancel: the id of the alarm it cancels, when the gateway knows it. */
   cancels?: string
+  /** From a second claimant of a bound terminal id ([MQTT-3.10]): the id it claimed. Unverified: it may be that terminal moved, or an impersonator. */
+  claims?: string
   unknownKind?: true
 }
 

@@ -15,7 +15,7 @@ import type { Command } from '../protocol/mqtt.js'
 import { canTake } from './cases.js'
 import { assertNever } from './errors.js'
 import type { ConsoleEvent, TerminalReset } from './events.js'
-import type { BroadcastView, CaseView, ConsoleSnapshot } from './view.js'
+import type { BroadcastView, CaseView, ConsoleSnapshot, TroubleView } from './view.js'
 
 /**
  * What a terminal would obey rather than print: C0 controls (ESC, BEL, CR, LF, BS ...),
@@ -68,7 +68,8 @@ function eventLine(e: ConsoleEvent): string {
       const dup = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW ALARM'
       const unconfirmed = e.gatewayStage === 'unconfirmed' ? '; herder told "call 110 by phone": expect a call' : ''
       const cancels = e.cancels === undefined ? '' : `; the terminal cancels ${e.cancels} (close it)`
-      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${e.text ? `: ${e.text}` : ''}`
+      const claims = e.claims === undefined ? '' : `; UNVERIFIED: a second device claiming ${e.claims}'s id (moved, or an impersonator)`
+      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${claims}${e.text ? `: ${e.text}` : ''}`
     }
     case 'event':
       if (e.copies !== undefined) {
@@ -115,8 +116,12 @@ export function describeReset(terminal: string | null, reset: TerminalReset | nu
   return `terminal ${who} restarted its event numbers (${why}): memory wiped or a new unit; new ids ${who}@${reset.epoch}:n`
 }
 
-/** What a trouble item says beyond its kind: for now, a terminal-reset's explanation. */
-function troubleDetail(t: { kind: string | null; terminal: string | null; reset?: TerminalReset | null }): string {
+/** What a trouble item says beyond its kind: a terminal-reset's explanation, a terminal-id-conflict's addresses. */
+function troubleDetail(t: { kind: string | null; terminal: string | null; reset?: TerminalReset | null; conflict?: TroubleView['conflict'] }): string {
+  if (t.kind === 'terminal-id-conflict' && t.conflict) {
+    const c = t.conflict
+    return `: terminal id ${c.terminal} is bound to address ${c.boundAddress}, and a second device claims it from address ${c.address}; its alarms come as ${c.as}, unverified`
+  }
   return t.kind === 'terminal-reset' ? `: ${describeReset(t.terminal, t.reset ?? null)}` : ''
 }
 
@@ -237,10 +242,11 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const phone = a.gatewayStage === 'unconfirmed' && a.stage === 'stored' ? ', UNCONFIRMED: expect a phone call' : ''
   const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
   const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
+  const claims = a.claims === null ? '' : `, UNVERIFIED (claims ${a.claims}'s id)`
   // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
   const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
   const mark = a.id === o.selected ? '>' : ' '
-  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${cancel}${text}`
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${claims}${cancel}${text}`
 }
 
 /** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */

@@ -100,6 +100,42 @@ describe('events, batches and statuses', () => {
     expect(view.join('\n')).toMatch(new RegExp(`2\\. T4-00123@${gw.id}\\.1:1 +emergency +T4-00123`))
   })
 
+  it('[MQTT-3.10] a second claimant of a terminal id: its alarm is a case of its own, marked unverified; the conflict is said with both addresses', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const as = `T4-00123@${gw.id}.a7`
+    const own = alarm(gw.id, 2)
+    const claimed = alarm(gw.id, 2, { id: `${as}:2`, terminal: as, address: 7, claims: 'T4-00123' })
+    const conflict = {
+      ...trouble(gw.id, 1),
+      id: `${gw.id}:g16`,
+      kind: 'terminal-id-conflict',
+      code: 380,
+      address: 7,
+      number: null,
+      text: `terminal id T4-00123, bound to address 3, claimed from address 7`,
+      conflict: { terminal: 'T4-00123', boundAddress: 3, address: 7, as },
+    } as UplinkEvent
+    await gw.publish('alert', encodePayload(own, 'cbor'))
+    await gw.publish('event', encodePayload(conflict, 'json'))
+    await gw.publish('alert', encodePayload(claimed, 'cbor'))
+    await waitFor('two receipts', () => gw.of('receipt').length === 2)
+    expect(c.snapshot().openAlarms.map((a) => [a.id, a.terminal, a.claims])).toEqual([
+      [own.id, 'T4-00123', null],
+      [claimed.id, as, 'T4-00123'],
+    ])
+    expect(describeEvent(of('alert').find((e) => e.id === claimed.id)!)).toMatch(/UNVERIFIED: a second device claiming T4-00123's id/)
+    expect(describeEvent(of('alert').find((e) => e.id === own.id)!)).not.toMatch(/UNVERIFIED/)
+    const view = renderView(c.snapshot(), { now: T0, width: 400 }).join('\n')
+    expect(view).toMatch(/UNVERIFIED \(claims T4-00123's id\)/)
+    expect(view).toMatch(
+      new RegExp(
+        `terminal-id-conflict \\(380\\): terminal id T4-00123 is bound to address 3, and a second device claims it from address 7; its alarms come as ${as.replace(/\./g, '\\.')}, unverified`,
+      ),
+    )
+  })
+
   it('[CONSOLE-2] [MQTT-4.9] malformed payloads are reported with a code and dropped; the console goes on', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)

@@ -74,6 +74,8 @@ export interface CaseView {
   unknownKind: boolean
   /** A cancel: the alarm it cancels (the latest open one of its terminal), when the gateway knows it. */
   cancels: string | null
+  /** A second claimant's alarm ([MQTT-3.10]): the terminal id it claimed; unverified. Null for a terminal's own. */
+  claims: string | null
   /** The cancel by which the terminal took this alarm back; the operator still closes it. */
   cancelledBy: string | null
 }
@@ -89,6 +91,8 @@ export interface TroubleView {
   receivedAt: number
   /** A terminal-reset's details, or null. */
   reset: TerminalReset | null
+  /** A terminal-id-conflict's details ([MQTT-3.10]), or null. */
+  conflict?: { terminal: string; boundAddress: number; address: number; as: string } | null
 }
 
 export interface ConsoleCounters {

@@ -51,6 +51,7 @@ export const GatewayStatus = Type.Object(
             answering: Type.Boolean({ description: 'whether the terminal answers on the serial line' }),
             lost: Type.Boolean({ description: 'terminal-lost raised and not restored' }),
             lastHeardS: Type.Union([Type.Integer(), Type.Null()], { description: 'seconds since its last frame, or null if never heard in this run' }),
+            claims: Type.Optional(Type.String({ description: 'a second claimant: the terminal id its HELLO claimed, bound to another address; `terminal` is its own identity [MQTT-3.10]' })),
           },
           { additionalProperties: true },
         ),

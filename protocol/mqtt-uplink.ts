@@ -17,6 +17,7 @@ export const GATEWAY_KINDS = {
   'terminal-lost': { code: 355, restore: false, text: 'no frame from the terminal for the supervision time' },
   'terminal-restored': { code: 355, restore: true, text: 'the terminal is heard again' },
   'terminal-reset': { code: 305, restore: false, text: "the terminal's event numbers restarted (memory wiped, or a new unit under the same id)" },
+  'terminal-id-conflict': { code: 380, restore: false, text: 'a second device on the serial line claims a terminal id bound to another address' },
   relay: { code: null, restore: false, text: 'a message relayed by the center household for a neighbour' },
   'broadcast-read': { code: null, restore: false, text: 'a terminal user has read a broadcast (DISPLAY_READ)' },
 } as const
@@ -40,6 +41,7 @@ export const CLASS_OF: Readonly<Record<keyof typeof EVENT_KINDS | GatewayKind, P
   'terminal-lost': 'trouble',
   'terminal-restored': 'trouble',
   'terminal-reset': 'trouble',
+  'terminal-id-conflict': 'trouble',
   test: 'status',
   'broadcast-read': 'status',
 }
@@ -68,6 +70,25 @@ export const UplinkEvent = Type.Object(
     broadcast: Type.Optional(Type.Integer({ description: 'broadcast id, for kind broadcast-read' })),
     revision: Type.Optional(Type.Integer({ minimum: 0, description: 'which text of the broadcast was read (0 the first; +1 at each replacement), for kind broadcast-read' })),
     cancels: Type.Optional(Type.String({ minLength: 1, maxLength: 160, description: 'for kind cancel: the id of the alarm it cancels, the latest open one of its terminal' })),
+    claims: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 32,
+        description:
+          'an event of an unverified claimant: the terminal id its HELLO claimed, which is bound to another address; `terminal` is then that id qualified by gateway and address [MQTT-3.10]',
+      }),
+    ),
+    conflict: Type.Optional(
+      Type.Object(
+        {
+          terminal: Type.String({ description: 'the terminal id claimed' }),
+          boundAddress: Type.Integer({ minimum: 1, maximum: 254, description: 'the address the id is bound to' }),
+          address: Type.Integer({ minimum: 1, maximum: 254, description: 'the address of the second claimant' }),
+          as: Type.String({ description: "the identity the claimant's events are filed under (`<terminal>@<gateway>.a<address>`)" }),
+        },
+        { additionalProperties: true },
+      ),
+    ),
     reset: Type.Optional(
       Type.Object(
         {

@@ -30,6 +30,7 @@ export function alarm(ctx: HandlerContext, e: UplinkEvent, unknownKind: boolean,
     ...(duplicate ? { duplicate: true as const } : {}),
     ...(e.text === undefined ? {} : { text: e.text }),
     ...(e.cancels === undefined ? {} : { cancels: e.cancels }),
+    ...(e.claims === undefined ? {} : { claims: e.claims }),
     ...(unknownKind ? { unknownKind: true as const } : {}),
   })
   followCopy(h.followup, a, duplicate, ctx.ack)

@@ -34,7 +34,18 @@ function other(ctx: HandlerContext, e: UplinkEvent, batch: string | null, unknow
       if (e.kind === 'mains-restored') t.mains = true
     }
     if (e.class === 'trouble') {
-      state.addTrouble({ id: e.id, gateway: h.gateway, terminal: e.terminal, kind: e.kind, code: e.code, restore: e.restore, time: e.time, receivedAt: h.receivedAt, reset: e.reset ?? null })
+      state.addTrouble({
+        id: e.id,
+        gateway: h.gateway,
+        terminal: e.terminal,
+        kind: e.kind,
+        code: e.code,
+        restore: e.restore,
+        time: e.time,
+        receivedAt: h.receivedAt,
+        reset: e.reset ?? null,
+        conflict: e.conflict ?? null,
+      })
     }
   }
   // Reads are kept by id too, beyond the window of `seen`: each id is one terminal reading one text.

@@ -10,6 +10,9 @@
  * Scenario 8: two terminals on one line (addresses 1 and 2) pressing at once, in
  * interleaved bursts, also with noise 1e-4: each terminal's alarms all delivered, in
  * order per terminal, each attributed to its own terminal.
+ * Issue 12: a second device on the line claims terminal 1's id from address 2, cancels
+ * and presses: terminal 1's alarms are not cancelled and its next ones delivered; the
+ * claimant's are delivered apart, under its own identity; the platform hears of it once.
  */
 
 import { readFileSync } from 'node:fs'
@@ -20,7 +23,7 @@ import type { EventKind } from '../../protocol/messages.js'
 import { seededRandom } from '../../protocol/random.js'
 import type { LogLine } from '../helpers/gateway-process.js'
 import { waitUntil } from '../helpers/system.js'
-import { logs, requestGatewayStatus, sleep, useLoop, type Loop, type Terminal } from './loop.js'
+import { GATEWAY, logs, requestGatewayStatus, sleep, useLoop, type Loop, type Terminal } from './loop.js'
 
 const KINDS: EventKind[] = ['emergency', 'fire', 'medical', 'panic']
 const STORED = 'ALARM stored'
@@ -238,5 +241,64 @@ describe.each([0, 1e-4])('fault: two terminals on one line pressing at once, noi
         `${duplicates} duplicate copies reached the wire; gateway LINK_BAD_CRC ${gw.LINK_BAD_CRC ?? 0}, LINK_BAD_COBS ${gw.LINK_BAD_COBS ?? 0}, retransmissions ${gw.retransmissions ?? 0}; ` +
         `bits flipped ${l.terminals.map((t) => t.running.stats().bitsFlippedOut + t.running.stats().bitsFlippedIn).join('+')}`,
     )
+  })
+})
+
+describe('fault: a second device claims terminal 1’s id from address 2 (issue 12)', () => {
+  const loops = useLoop('claimant')
+
+  it('terminal 1’s alarms are never cancelled nor taken for replays; the claimant’s are delivered apart; one conflict at the platform', async () => {
+    const l = await loops.start({ broker: 'aedes', terminals: 2 })
+    await l.waitForSessions()
+    const a = () => l.terminals[0]!
+    expect(a().id).toBe('SL-T-F1')
+    l.press(0, 'emergency')
+    l.press(0, 'fire')
+    await l.waitForAll()
+
+    // The device at address 2 is replaced by one that says it is SL-T-F1, fresh from the
+    // factory (boot 1, nothing assigned), and cancels, presses, and says HELLO again.
+    await l.terminals[1]!.running.stop()
+    const claimant = l.addClaimant(2, 'SL-T-F1')
+    expect(claimant.id).toBe(`SL-T-F1@${GATEWAY}.a2`)
+    await waitUntil(() => claimant.device.link.status.state === 'open', { timeoutMs: 15_000, what: "the claimant's session" })
+    l.press(1, 'cancel')
+    l.press(1, 'emergency')
+    l.press(0, 'emergency') // terminal 1's next alarm, under a number the claimant also used
+    l.press(1, 'panic')
+    l.press(0, 'medical')
+    await l.expectEveryAlarmDelivered()
+
+    const alerts = l.events.flatMap((e) => (e.type === 'alert' && e.duplicate === undefined ? [e] : []))
+    const own = alerts.filter((e) => e.terminal === 'SL-T-F1')
+    expect(own.map((e) => [e.number, e.kind, e.address])).toEqual([
+      [1, 'emergency', 1],
+      [2, 'fire', 1],
+      [3, 'emergency', 1],
+      [4, 'medical', 1],
+    ])
+    const claimed = alerts.filter((e) => e.terminal === claimant.id)
+    expect(claimed.map((e) => [e.id, e.kind, e.address])).toEqual([
+      [`${claimant.id}:1`, 'cancel', 2],
+      [`${claimant.id}:2`, 'emergency', 2],
+      [`${claimant.id}:3`, 'panic', 2],
+    ])
+    for (const e of alerts) expect(e.cancels === undefined || !e.cancels.startsWith('SL-T-F1:'), `${e.id} cancels ${e.cancels}`).toBe(true)
+    expect(logs(l, 'event already stored (retransmitted or replayed)'), 'an alarm taken for a replay').toEqual([])
+    expect(
+      l.gateway.logs.filter((x) => /started its event numbers again/.test(x.msg)),
+      'a numbering reset',
+    ).toEqual([])
+    // Terminal 1 was shown only its own alarms' stages.
+    expect([...a().device.stages.keys()].sort()).toEqual([1, 2, 3, 4])
+
+    const conflicts = l.events.filter((e) => e.type === 'event' && e.kind === 'terminal-id-conflict' && e.duplicate === undefined)
+    expect(conflicts).toHaveLength(1)
+    expect(conflicts[0]).toMatchObject({ terminal: 'SL-T-F1', address: 2, class: 'trouble', code: 380 })
+    expect(l.gateway.logs.filter((x) => x.level === 'warn' && /a second device claims it from address 2/.test(x.msg))).toHaveLength(1)
+    const status = await requestGatewayStatus(l)
+    const terminals = status.terminals as { address: number; terminal: string; claims?: string }[]
+    expect(terminals.find((x) => x.address === 2)).toMatchObject({ terminal: claimant.id, claims: 'SL-T-F1' })
+    expect(terminals.find((x) => x.address === 1)).toMatchObject({ terminal: 'SL-T-F1' })
   })
 })
