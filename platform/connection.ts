@@ -11,6 +11,7 @@
 
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { noDelay } from '../io/tcp.js'
+import { connackRefusal } from '../protocol/mqtt-acl.js'
 import { COMMAND_PUBLISH } from './commands.js'
 import { ConsoleError } from './errors.js'
 
@@ -35,7 +36,8 @@ export interface ConnectionEvents {
   disconnected(): void
   /** Connecting failed; said once per distinct failure, not at every retry. */
   failed(message: string): void
-  message(topic: string, payload: Buffer): void
+  /** `retained`: the broker delivered it with the retain flag (a retained message, at a subscription). */
+  message(topic: string, payload: Buffer, retained: boolean): void
 }
 
 export class Connection {
@@ -81,11 +83,12 @@ export class Connection {
     })
     this.#client.on('error', (e) => {
       // mqtt.js retries by itself; say so once per distinct failure, not every second.
-      if (e.message === this.#lastFailure) return
-      this.#lastFailure = e.message
-      on.failed(e.message)
+      const message = connackRefusal((e as { code?: unknown }).code, '--username/--password') ?? e.message
+      if (message === this.#lastFailure) return
+      this.#lastFailure = message
+      on.failed(message)
     })
-    this.#client.on('message', (topic, payload) => on.message(topic, payload))
+    this.#client.on('message', (topic, payload, packet) => on.message(topic, payload, packet.retain))
   }
 
   /** Subscribed to the broker now. */
