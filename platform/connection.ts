@@ -65,11 +65,15 @@ export class Connection {
       // A receipt must not wait for the broker's delayed ACK (see noDelay).
       noDelay(this.#client)
       this.#client.subscribe(o.filters, { qos: 1 }, (err, granted) => {
-        if (err) {
+        // mqtt.js reports a SUBACK with a refused filter (0x80) as an error carrying the
+        // SUBACK: that is a refusal to report [MQTT-2.8], not a lost connection.
+        const suback = err && 'packet' in err ? (err as { packet?: { granted?: unknown } }).packet : undefined
+        if (err && !Array.isArray(suback?.granted)) {
           // The connection went away meanwhile; the next CONNACK subscribes again.
           return
         }
-        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic)
+        const codes: unknown[] = Array.isArray(suback?.granted) ? suback.granted : (granted ?? []).map((g) => g.qos)
+        const refused = o.filters.filter((_, i) => typeof codes[i] === 'number' && ((codes[i] as number) & 0x80) !== 0)
         if (refused.length > 0) on.refused(refused)
         this.#connected = true
         this.#lastFailure = null
