@@ -13,14 +13,15 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../gateway/config.js'
+import { loadConfig, PASSWORD_ENV } from '../gateway/config.js'
 import { createLogger } from '../gateway/log.js'
 import { runGateway } from '../gateway/main.js'
 import type { OpenPort } from '../io/serial-line.js'
 import { startConsole, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
 import { PROGRESS } from '../protocol/lifecycle.js'
+import { DEFAULT_TOPIC_PREFIX } from '../protocol/mqtt.js'
 import { contactIdOf, type EventKind } from '../protocol/messages.js'
-import { startAedes } from '../device-sim/broker.js'
+import { brokerAcl, credentialsOf, startAedes } from '../device-sim/broker.js'
 import { memorySerialPair } from '../device-sim/memory-serial.js'
 import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
@@ -92,8 +93,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   }
 
   try {
-    // The platform's broker, and the weak link in front of it.
-    const broker = await startAedes()
+    // The platform's broker, with the topic permissions of a real deployment [MQTT-2.7]-[MQTT-2.10]:
+    // the gateway and the console log in, each may touch only its own topics, and what the
+    // broker refuses is shown on the timeline. The weak link in front of it.
+    const acl = brokerAcl(DEFAULT_TOPIC_PREFIX, { platform: ['platform'], gateways: [{ id: GATEWAY_ID, area: null }] }, (what) => say(null, 'broker', `refused: ${what}`))
+    const broker = await startAedes({ acl })
     cleanups.push(() => broker.close())
     let gatewayBroker = broker.url
     let weak: WeakLink | null = null
@@ -147,6 +151,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const console_: OperatorConsole = await startConsole({
       broker: broker.url,
       id: `demo-${process.pid}`,
+      ...credentialsOf(acl, 'platform'),
       ack: 'auto',
       dispatchAfterS: o.dispatchAfterS ?? 2,
       resolveAfterS: o.resolveAfterS ?? 5,
@@ -155,7 +160,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     cleanups.push(() => console_.close())
 
     // The gateway: the real one, its JSON log lines read for the timeline.
-    const loaded = loadConfig(['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud)], {})
+    const loaded = loadConfig(['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--username', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud)], {
+      [PASSWORD_ENV]: credentialsOf(acl, GATEWAY_ID).password,
+    })
     if (!loaded.ok) throw new Error(`demo config: ${loaded.errors.join('; ')}`)
     const stop = new AbortController()
     let gatewayReady = false
@@ -200,6 +207,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     o.out(`Steppelink demo: the whole alarm loop on this machine.`)
     o.out(`  broker   aedes on ${broker.url}${weak ? `, reached by the gateway through a ${o.link} link (${gatewayBroker})` : ''}`)
+    o.out(`           with the topic permissions of MQTT.md [MQTT-2.8]: user ${GATEWAY_ID} and user platform, each with a password`)
     o.out(`  gateway  ${GATEWAY_ID}, store in ${join(dir, 'gateway')}`)
     o.out(`  serial   ${serialNote}, ${baud} baud`)
     o.out(`  terminal ${TERMINAL_ID}; console: acknowledges at once, dispatches after ${o.dispatchAfterS ?? 2} s, resolves after ${o.resolveAfterS ?? 5} s`)

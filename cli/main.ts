@@ -45,6 +45,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),
   },
+  'broker-acl': {
+    summary: 'write the mosquitto ACL file of the topic permissions for a list of gateways and their areas',
+    run: async (args) => (await import('./broker-acl-command.js')).brokerAclCommand(args),
+  },
   demo: {
     summary: 'the whole alarm loop on this machine: broker, gateway, terminal on a pseudo-terminal, console',
     run: async (args) => (await import('./demo-command.js')).demoCommand(args),

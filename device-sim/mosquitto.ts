@@ -4,15 +4,17 @@
  * beside startAedes rather than in tests/).
  */
 
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { listen } from './broker.js'
+import { mosquittoAcl } from '../protocol/mqtt-acl.js'
+import { listen, type BrokerAcl } from './broker.js'
 
 export const MOSQUITTO_PATH = '/usr/sbin/mosquitto'
+export const MOSQUITTO_PASSWD_PATH = '/usr/bin/mosquitto_passwd'
 /** The message of the error thrown when mosquitto is missing: the line to run. */
 export const MOSQUITTO_INSTALL = 'apt-get update && apt-get install -y mosquitto'
 
@@ -38,6 +40,10 @@ let exitHookInstalled = false
 /**
  * Spawns /usr/sbin/mosquitto with a generated config: a listener on 127.0.0.1:port,
  * anonymous access, persistence in `dir` when asked. Resolves once it accepts connections.
+ * With `acl`, the topic permissions of MQTT.md [MQTT-2.7]-[MQTT-2.10] as deployed: no
+ * anonymous access, a password file made by `mosquitto_passwd` from the accounts, and
+ * the ACL file generated from the rules for them (`aclText` instead, if given: the
+ * shipped deploy/mosquitto/acl and its area lines, say).
  */
 export async function startMosquitto(
   opts: {
@@ -55,6 +61,10 @@ export async function startMosquitto(
      * the handshake.
      */
     tls?: { cafile: string; certfile: string; keyfile: string; requireCertificate?: boolean }
+    /** Topic permissions: the accounts (password file) and the rules (acl_file). */
+    acl?: BrokerAcl
+    /** The acl_file's text; default: mosquittoAcl of `acl`'s accounts. */
+    aclText?: string
   } = {},
 ): Promise<MosquittoBroker> {
   if (!existsSync(MOSQUITTO_PATH)) throw new Error(MOSQUITTO_INSTALL)
@@ -68,14 +78,17 @@ export async function startMosquitto(
   const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'steppelink-mosquitto-')))
   const confPath = path.join(dir, 'mosquitto.conf')
   const persistence = opts.persistence ?? false
+  const auth = opts.acl ? await writeAuthFiles(dir, opts.acl, opts.aclText) : null
 
   const writeConf = (port: number) =>
     writeFile(
       confPath,
       [
         `listener ${port} 127.0.0.1`,
-        'allow_anonymous true',
+        ...(auth ? ['allow_anonymous false', `password_file ${auth.passwordFile}`, `acl_file ${auth.aclFile}`] : ['allow_anonymous true']),
         ...(opts.tls ? [`cafile ${opts.tls.cafile}`, `certfile ${opts.tls.certfile}`, `keyfile ${opts.tls.keyfile}`, `require_certificate ${opts.tls.requireCertificate ?? false}`] : []),
+        // With both, the client certificate's CN is the user name the ACL sees (deploy/mosquitto/mosquitto.conf, port 8884).
+        ...(opts.tls?.requireCertificate && auth ? ['use_identity_as_username true'] : []),
         `persistence ${persistence}`,
         `persistence_location ${dir}${path.sep}`,
         'log_dest stderr',
@@ -135,6 +148,30 @@ export async function startMosquitto(
       return running?.pid
     },
   }
+}
+
+/**
+ * The password file (`mosquitto_passwd -U` over `user:password` lines, which hashes them in
+ * place) and the ACL file of `acl`, in `dir`.
+ */
+async function writeAuthFiles(dir: string, acl: BrokerAcl, aclText?: string): Promise<{ passwordFile: string; aclFile: string }> {
+  const passwordFile = path.join(dir, 'passwd')
+  const aclFile = path.join(dir, 'acl')
+  const users = Object.entries(acl.accounts)
+  for (const [user, a] of users)
+    if (/[:\n]/.test(user) || a.password.includes('\n')) throw new Error(`mosquitto password file: user name ${JSON.stringify(user)} or its password has ':' or a new line`)
+  await writeFile(passwordFile, users.map(([user, a]) => `${user}:${a.password}\n`).join(''), { mode: 0o600 })
+  const made = spawnSync(MOSQUITTO_PASSWD_PATH, ['-U', passwordFile], { encoding: 'utf8' })
+  if (made.status !== 0) throw new Error(`mosquitto_passwd -U ${passwordFile} failed (${made.status ?? made.error?.message}): ${made.stderr}`)
+  const text =
+    aclText ??
+    mosquittoAcl({
+      prefix: acl.prefix,
+      platformUsers: users.filter(([, a]) => a.who.role === 'platform').map(([user]) => user),
+      gateways: users.flatMap(([user, a]) => (a.who.role === 'gateway' ? [{ id: user, area: a.who.area }] : [])),
+    })
+  await writeFile(aclFile, text, { mode: 0o600 })
+  return { passwordFile, aclFile }
 }
 
 async function spawnReady(confPath: string, port: number): Promise<ChildProcess> {

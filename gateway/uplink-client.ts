@@ -6,6 +6,7 @@
 
 import type { IClientOptions, MqttClient } from 'mqtt'
 import type { Timers } from '../io/timers.js'
+import { connackRefusal } from '../protocol/mqtt-acl.js'
 import type { TlsMaterial } from './tls.js'
 
 /** The client options of one connection attempt. */
@@ -46,6 +47,9 @@ export function describeClose(err: Error | null, keepaliveS: number, connectTime
   }
   if (err.message === 'connack timeout') return `no CONNACK within ${connectTimeoutMs} ms`
   const code = (err as { code?: unknown }).code
+  // [MQTT-2.7] A refused CONNECT says which setting to check, not just mqtt.js's words.
+  const refusal = connackRefusal(code, 'mqtt.username')
+  if (refusal !== null) return refusal
   return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message
 }
 

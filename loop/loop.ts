@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { startAedes, type AedesBroker } from '../device-sim/broker.js'
+import { brokerAcl, credentialsOf, startAedes, type AedesBroker, type BrokerAcl, type BrokerCredentials } from '../device-sim/broker.js'
 import { startGateway, type GatewayOutput, type GatewayProcess, type LogLine } from '../device-sim/gateway-process.js'
 import { startMosquitto, type MosquittoBroker } from '../device-sim/mosquitto.js'
 import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
@@ -52,6 +52,13 @@ export interface LoopOptions {
   broker: BrokerKind | AedesBroker | MosquittoBroker
   /** mosquitto: keep its state across a restart, as [MQTT-2.6] requires. Default true. */
   persistence?: boolean
+  /**
+   * The topic permissions of MQTT.md [MQTT-2.7]-[MQTT-2.10] on the broker the loop starts
+   * (aedes with its hooks, mosquitto with a password file and the generated ACL). Default
+   * true. The gateway and the console always get their credentials (`loop.acl`), so a
+   * broker the caller brings may enforce them too (`startAedes({ acl: loop.acl })`).
+   */
+  acl?: boolean
   /** mosquitto: called when it exits by itself (not by close or restart), with its last stderr. */
   onBrokerCrash?: (how: string, stderr: string) => void
   /** A weak link between the gateway and the broker. Default none. */
@@ -60,6 +67,8 @@ export interface LoopOptions {
   console?: ConsoleSetup | false
   /** The gateway's id. Default `gw-loop`. */
   gatewayId?: string
+  /** The gateway's area (`--area`, and its account's area on the broker [MQTT-2.10]). Default none. */
+  area?: string
   /** The gateway's log level. Default `debug` (the fault scenarios read its debug lines). */
   logLevel?: string
   /** More gateway flags, after the loop's own. */
@@ -150,6 +159,8 @@ export class Loop {
   readonly dir: string
   readonly dataDir: string
   readonly gatewayId: string
+  /** The broker accounts: the gateway under its id, the platform (the console) as `platform`; random passwords. */
+  readonly acl: BrokerAcl
   broker!: AedesBroker | MosquittoBroker
   weak: WeakLink | null = null
   pty!: PtyPair
@@ -179,6 +190,7 @@ export class Loop {
     this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'steppelink-loop-'))
     this.dataDir = options.dataDir ?? join(this.dir, 'gateway')
     this.gatewayId = options.gatewayId ?? 'gw-loop'
+    this.acl = brokerAcl(DEFAULT_TOPIC_PREFIX, { platform: ['platform'], gateways: [{ id: this.gatewayId, area: options.area ?? null }] })
     const several = (options.terminals ?? 1) > 1
     if (several && options.serial?.pace && (options.line ?? 'shared') === 'shared') {
       throw new Error("several terminals paced on one line need line: 'multidrop': paced runners sharing a line would interleave their bytes")
@@ -193,6 +205,16 @@ export class Loop {
 
   get brokerUrl(): string {
     return this.broker.url
+  }
+
+  /** The platform's user name and password: for a client of the caller's that plays the platform. */
+  get platformCredentials(): BrokerCredentials {
+    return credentialsOf(this.acl, 'platform')
+  }
+
+  /** The gateway's user name (its id) and password. */
+  get gatewayCredentials(): BrokerCredentials {
+    return credentialsOf(this.acl, this.gatewayId)
   }
 
   /** Where the gateway reaches the broker: through the weak link when there is one. */
@@ -223,9 +245,10 @@ export class Loop {
         // mosquitto's default of 1000 would drop a flood of commands without a word.
         conf: ['max_queued_messages 100000'],
         ...(this.options.onBrokerCrash ? { onCrash: this.options.onBrokerCrash } : {}),
+        ...(this.options.acl !== false ? { acl: this.acl } : {}),
       })
     } else {
-      this.broker = await startAedes()
+      this.broker = await startAedes(this.options.acl !== false ? { acl: this.acl } : {})
     }
     if (this.options.link) this.weak = await startWeakLink({ ...this.options.link, target: { port: this.broker.port } })
     this.pty = await openPtyPair()
@@ -241,6 +264,7 @@ export class Loop {
     this.#console = await startConsole({
       broker: this.broker.url,
       id: setup.id ?? `loop-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      ...this.platformCredentials,
       ack: setup.ack ?? 'none',
       ...(setup.dispatchAfterS !== undefined ? { dispatchAfterS: setup.dispatchAfterS } : {}),
       ...(setup.resolveAfterS !== undefined ? { resolveAfterS: setup.resolveAfterS } : {}),
@@ -269,7 +293,13 @@ export class Loop {
       ...(o.gatewayArgs ? { more: o.gatewayArgs } : {}),
     })
     this.gatewaySpawnedAt = Date.now()
-    const g = startGateway(args, o.gatewayEnv ?? {}, o.nodeArgs ?? [], o.gatewayOutput ?? {})
+    // The password in the environment, as the service unit gives it (flags show in ps).
+    const g = startGateway(
+      [...args, '--username', this.gatewayId, ...(o.area !== undefined ? ['--area', o.area] : [])],
+      { STEPPELINK_MQTT_PASSWORD: this.gatewayCredentials.password, ...o.gatewayEnv },
+      o.nodeArgs ?? [],
+      o.gatewayOutput ?? {},
+    )
     this.gateway = g
     this.#gateways.add(g)
     void g.exited.then((how) => {
@@ -408,7 +438,7 @@ export class Loop {
   /** Asks the gateway for its status now, as the platform may ([MQTT-5.10]): a `status-request` on its command topic. */
   async sendStatusRequest(): Promise<void> {
     const tag = `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`
-    const client = await mqtt.connectAsync(this.brokerUrl, { clientId: `status-${tag}`, clean: true, reconnectPeriod: 0 })
+    const client = await mqtt.connectAsync(this.brokerUrl, { ...this.platformCredentials, clientId: `status-${tag}`, clean: true, reconnectPeriod: 0 })
     try {
       await client.publishAsync(gatewayTopics(this.prefix, this.gatewayId).command, JSON.stringify({ v: 1, id: `status-${tag}`, type: 'status-request' }), { qos: 1 })
     } finally {

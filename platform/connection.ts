@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { noDelay } from '../io/tcp.js'
+import { connackRefusal } from '../protocol/mqtt-acl.js'
 import { COMMAND_PUBLISH } from './commands.js'
 import { ConsoleError } from './errors.js'
 
@@ -77,7 +78,8 @@ export interface ConnectionEvents {
   disconnected(): void
   /** Connecting failed; said once per distinct failure, not at every retry. */
   failed(message: string): void
-  message(topic: string, payload: Buffer): void
+  /** `retained`: the broker delivered it with the retain flag (a retained message, at a subscription). */
+  message(topic: string, payload: Buffer, retained: boolean): void
 }
 
 export class Connection {
@@ -106,11 +108,15 @@ export class Connection {
       // A receipt must not wait for the broker's delayed ACK (see noDelay).
       noDelay(this.#client)
       this.#client.subscribe(o.filters, { qos: 1 }, (err, granted) => {
-        if (err) {
+        // mqtt.js reports a SUBACK with a refused filter (0x80) as an error carrying the
+        // SUBACK: that is a refusal to report [MQTT-2.8], not a lost connection.
+        const suback = err && 'packet' in err ? (err as { packet?: { granted?: unknown } }).packet : undefined
+        if (err && !Array.isArray(suback?.granted)) {
           // The connection went away meanwhile; the next CONNACK subscribes again.
           return
         }
-        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic)
+        const codes: unknown[] = Array.isArray(suback?.granted) ? suback.granted : (granted ?? []).map((g) => g.qos)
+        const refused = o.filters.filter((_, i) => typeof codes[i] === 'number' && ((codes[i] as number) & 0x80) !== 0)
         if (refused.length > 0) on.refused(refused)
         this.#connected = true
         this.#lastFailure = null
@@ -124,11 +130,12 @@ export class Connection {
     })
     this.#client.on('error', (e) => {
       // mqtt.js retries by itself; say so once per distinct failure, not every second.
-      if (e.message === this.#lastFailure) return
-      this.#lastFailure = e.message
-      on.failed(e.message)
+      const message = connackRefusal((e as { code?: unknown }).code, '--username/--password') ?? e.message
+      if (message === this.#lastFailure) return
+      this.#lastFailure = message
+      on.failed(message)
     })
-    this.#client.on('message', (topic, payload) => on.message(topic, payload))
+    this.#client.on('message', (topic, payload, packet) => on.message(topic, payload, packet.retain))
   }
 
   /** Subscribed to the broker now. */

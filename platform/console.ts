@@ -126,9 +126,9 @@ class Console implements OperatorConsole, HandlerContext {
         refused: (filters) => this.error('CONSOLE_SUBSCRIBE_REFUSED', `the broker refused the subscriptions ${filters.join(', ')}: check its access rules`, null, null),
         disconnected: () => this.emit({ ...blank(this.now()), type: 'connection', kind: 'disconnected', broker }),
         failed: (message) => this.emit({ ...blank(this.now()), type: 'connection', kind: 'failed', broker, message }),
-        message: (topic, payload) => {
+        message: (topic, payload, retained) => {
           const receivedAt = this.now()
-          this.#queue = this.#queue.then(() => this.#onMessage(topic, payload, receivedAt))
+          this.#queue = this.#queue.then(() => this.#onMessage(topic, payload, retained, receivedAt))
         },
       },
     )
@@ -153,11 +153,11 @@ class Console implements OperatorConsole, HandlerContext {
   }
 
   /** One message off the socket: narrowed at the boundary [CONSOLE-2], then to its handler. */
-  async #onMessage(topic: string, payload: Buffer, receivedAt: number): Promise<void> {
+  async #onMessage(topic: string, payload: Buffer, retained: boolean, receivedAt: number): Promise<void> {
     if (this.#closed) return
     this.state.counters.messages++
     try {
-      const n = await narrowUplink(this.prefix, topic, payload)
+      const n = await narrowUplink(this.prefix, topic, payload, retained)
       if (n.kind === 'error') return this.error(n.code, n.message, topic, n.gateway, receivedAt)
       if (n.kind === 'message') handleUplink(this, n.message, { gateway: n.gateway, topic, receivedAt })
     } catch (e) {

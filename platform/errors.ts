@@ -38,6 +38,8 @@ export type PayloadErrorCode =
   | 'CONSOLE_BAD_SCHEMA'
   /** A topic outside the layout of [MQTT-2.1]. */
   | 'CONSOLE_BAD_TOPIC'
+  /** A retained message on a topic other than state and status: ignored, no receipt [MQTT-2.9]. */
+  | 'CONSOLE_RETAINED'
   /** A command the console issued did not reach the broker. */
   | 'CONSOLE_PUBLISH_FAILED'
   /** The broker refused a subscription. */

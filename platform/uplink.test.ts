@@ -181,6 +181,22 @@ describe('events, batches and statuses', () => {
     expect(c.connected).toBe(true)
   })
 
+  it('[MQTT-2.9] a retained alert (mosquitto cannot refuse one) is ignored with CONSOLE_RETAINED and gets no receipt; a retained state is read', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    // Left on the broker before the console subscribes: delivered to it with the retain flag.
+    await gw.publish('alert', encodePayload(alarm(gw.id, 7), 'cbor'), true)
+    await gw.publish('state', birth(gw.id, 3), true)
+    const { c, of } = await consoleFor(broker.url)
+    await waitFor('the error', () => of('error').length === 1)
+    expect(of('error')[0]).toMatchObject({ code: 'CONSOLE_RETAINED', gateway: gw.id, topic: gw.topics.alert })
+    await waitFor('online', () => c.snapshot().gateways.some((g) => g.gateway === gw.id && g.online))
+    await gw.publish('alert', encodePayload(alarm(gw.id, 8), 'cbor'))
+    await waitFor('a receipt', () => gw.of('receipt').length === 1)
+    expect(gw.of('receipt')[0]?.ids).toEqual([alarm(gw.id, 8).id])
+    expect(of('alert').map((e) => e.id)).toEqual([alarm(gw.id, 8).id])
+  })
+
   it('[MQTT-3.8] every code of COMMAND_ERROR_CODES, the new CMD_BAD_VALUE, CMD_STALE and CMD_RETAINED included, and a code of a later version, is shown as a reply', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)

@@ -131,9 +131,12 @@ function narrowValue(topic: UplinkTopic, value: Record<string, unknown>): Uplink
 /**
  * Narrows one message from the broker [CONSOLE-2]: its topic must be
  * `<prefix>/gw/<gateway>/<uplink topic>` [MQTT-2.1], its payload decode and pass its
- * schema. Never throws for what came from the wire.
+ * schema. `retained`: delivered with the retain flag, which only state and status may be
+ * [MQTT-2.9]: on another topic it is refused (mosquitto's ACL cannot stop a gateway leaving
+ * a retained alert, which would come again at every subscription). Never throws for what
+ * came from the wire.
  */
-export async function narrowUplink(prefix: string, topic: string, payload: Buffer): Promise<Narrowed> {
+export async function narrowUplink(prefix: string, topic: string, payload: Buffer, retained = false): Promise<Narrowed> {
   const rest = topic.startsWith(`${prefix}/gw/`) ? topic.slice(prefix.length + 4).split('/') : []
   const [gateway, what] = rest
   if (rest.length !== 2 || gateway === undefined || what === undefined || !(UPLINK as readonly string[]).includes(what)) {
@@ -141,6 +144,9 @@ export async function narrowUplink(prefix: string, topic: string, payload: Buffe
   }
   const kind = what as UplinkTopic
   const error = (code: PayloadErrorCode, message: string): Narrowed => ({ kind: 'error', code, message, gateway })
+  if (retained && kind !== 'state' && kind !== 'status') {
+    return error('CONSOLE_RETAINED', `a retained message on ${kind} (only state and status are retained, [MQTT-2.9]): ignored; clear it on the broker`)
+  }
   if (payload.length === 0) {
     // An empty retained message clears state or status [MQTT-4.3]: not a message.
     return kind === 'state' || kind === 'status' ? { kind: 'ignored' } : error('CONSOLE_UNDECODABLE', `empty payload on ${kind}`)

@@ -12,6 +12,7 @@
  * - mqtt-commands.ts        downlink commands and parseCommand [MQTT-5.x]
  * - mqtt-encoding.ts        payloads in CBOR or JSON [MQTT-4.3]
  * - mqtt-batch.ts           batches: schema, limits, zstd, bounded decoding [MQTT-4.2]
+ * - mqtt-acl.ts             topic permissions: the rules, mqttAccess, the mosquitto ACL [MQTT-2.7]-[MQTT-2.10]
  *
  * Design:
  * - MQTT 3.1.1, QoS 1 everywhere: any broker works (mosquitto, aedes, EMQX ...).
@@ -34,3 +35,4 @@ export * from './mqtt-gateway-status.js'
 export * from './mqtt-commands.js'
 export * from './mqtt-encoding.js'
 export * from './mqtt-batch.js'
+export * from './mqtt-acl.js'

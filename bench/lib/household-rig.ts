@@ -222,7 +222,12 @@ export class Household {
   async gatewayStatus(timeoutMs = 15_000): Promise<{ writes: WriteStats; receivedAt: number }> {
     const topics = gatewayTopics(this.console.prefix, GATEWAY_ID)
     if (this.#statusReader === null) {
-      const client = await mqtt.connectAsync(this.broker.url, { clientId: `household-reader-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, clean: true, reconnectPeriod: 0 })
+      const client = await mqtt.connectAsync(this.broker.url, {
+        ...this.loop.platformCredentials,
+        clientId: `household-reader-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+        clean: true,
+        reconnectPeriod: 0,
+      })
       this.#undo.push(() => client.endAsync(true))
       const reader = { client, received: [] as { writes: WriteStats; receivedAt: number }[] }
       client.on('message', (_topic, payload, packet) => {

@@ -40,6 +40,7 @@ async function crashAndReplaceAedes(loop: Loop, whileDown: () => Promise<void>, 
     try {
       const next = await startAedes({
         port,
+        acl: loop.acl,
         aedes: {
           preConnect: (_client, packet, callback) => {
             const refuse = packet.clientId.startsWith('steppelink-console-') && holdConsole()

@@ -382,7 +382,7 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
   })
 
   it(`${PAYLOADS.toLocaleString('en')} payloads while alarms are pressed: same process, every rejection answered or counted, alarms unaffected`, async () => {
-    const l = await loops.start({ broker, gatewayArgs: ['--area', AREA] })
+    const l = await loops.start({ broker, area: AREA })
     const gw = l.gateway
     const pid = gw.child.pid
     // What the process says if it dies (an uncaught exception goes to stderr, not the log).
@@ -414,7 +414,13 @@ describe.each<BrokerKind>(['aedes', 'mosquitto'])('fault: malformed, oversized, 
       return replies
     }
 
-    publisher = await mqtt.connectAsync(l.brokerUrl, { clientId: `fuzz-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
+    publisher = await mqtt.connectAsync(l.brokerUrl, {
+      ...l.platformCredentials,
+      clientId: `fuzz-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+      clean: true,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    })
     const pub = publisher
 
     // Alarms keep coming while the flood is on: one every 400 ms until it is handled.

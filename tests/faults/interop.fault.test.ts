@@ -19,7 +19,7 @@ import { describe, expect, it } from 'vitest'
 import { checkDelivery } from '../../loop/delivery.js'
 import { reached } from '../../protocol/lifecycle.js'
 import { waitUntil } from '../helpers/system.js'
-import { useLoop, type BrokerKind } from './loop.js'
+import { useLoop, type BrokerKind, type Loop } from './loop.js'
 
 // ---------------------------------------------------------------------------------------
 // An independent CBOR decoder (RFC 8949) for the subset MQTT.md [MQTT-4.3] describes: maps,
@@ -149,16 +149,18 @@ class ShellPlatform {
 
   constructor(
     readonly port: number,
+    /** `-u USER -P PASSWORD`: the platform's account on the broker [MQTT-2.7]. */
+    readonly auth: readonly string[],
     readonly clientId = 'platform-110',
   ) {}
 
   /** `mosquitto_pub -h broker -q 1 -t TOPIC -m JSON`, as in MQTT.md section 8. */
   async pub(topic: string, command: Record<string, unknown>): Promise<Run> {
-    return run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(this.port), '-q', '1', '-t', topic, '-m', JSON.stringify(command)])
+    return run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(this.port), ...this.auth, '-q', '1', '-t', topic, '-m', JSON.stringify(command)])
   }
 
   get #args(): string[] {
-    return ['-h', '127.0.0.1', '-p', String(this.port), '-q', '1', '-c', '-i', this.clientId, '-t', 'steppelink/v1/gw/+/alert']
+    return ['-h', '127.0.0.1', '-p', String(this.port), ...this.auth, '-q', '1', '-c', '-i', this.clientId, '-t', 'steppelink/v1/gw/+/alert']
   }
 
   /**
@@ -229,9 +231,12 @@ class ShellPlatform {
   }
 }
 
+/** The platform's user name and password as mosquitto_sub and mosquitto_pub take them (`-u`, `-P`) [MQTT-2.7]. */
+const authArgs = (loop: Loop): string[] => ['-u', loop.platformCredentials.username, '-P', loop.platformCredentials.password]
+
 /** One retained or next message on `topic`, decoded (`-C 1 -W` seconds). */
-async function subscribeOnce(port: number, topic: string, timeoutS: number): Promise<{ topic: string; payload: Record<string, unknown> } | null> {
-  const r = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-F', '%t %x', '-C', '1', '-W', String(timeoutS)], (timeoutS + 5) * 1000)
+async function subscribeOnce(port: number, auth: readonly string[], topic: string, timeoutS: number): Promise<{ topic: string; payload: Record<string, unknown> } | null> {
+  const r = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), ...auth, '-q', '1', '-t', topic, '-F', '%t %x', '-C', '1', '-W', String(timeoutS)], (timeoutS + 5) * 1000)
   const [t, h] = r.stdout.trim().split(' ', 2)
   if (!t || !h) return null
   return { topic: t, payload: decodePayload(hex(h)) }
@@ -287,7 +292,7 @@ describe.each<[BrokerKind, 'cbor' | 'json']>([
     const loop = await loops.start({ broker, gatewayArgs: encoding === 'json' ? ['--encoding', 'json'] : [] })
     // From here the only platform is the shell one: no receipt comes from our console.
     await loop.console.close()
-    platform = await new ShellPlatform(loop.broker.port).makeSession()
+    platform = await new ShellPlatform(loop.broker.port, authArgs(loop)).makeSession()
     const t = loop.terminals[0]!
 
     // Control: with no platform reading, the first alarm stops at `sent`; the broker keeps
@@ -356,19 +361,20 @@ describe.each<BrokerKind>(['mosquitto', 'aedes'])('interop: the demo happy path 
     const loop = await loops.start({ broker })
     await loop.console.close()
     const port = loop.broker.port
-    platform = await new ShellPlatform(port).start()
+    const auth = authArgs(loop)
+    platform = await new ShellPlatform(port, auth).start()
     const t = loop.terminals[0]!
     const cmd = 'steppelink/v1/gw/gw-fault/cmd'
 
     // Liveness from the retained state ([MQTT-2.3]; section 8's second script).
-    const state = await subscribeOnce(port, 'steppelink/v1/gw/+/state', 5)
+    const state = await subscribeOnce(port, auth, 'steppelink/v1/gw/+/state', 5)
     expect(state?.topic).toBe('steppelink/v1/gw/gw-fault/state')
     expect(state?.payload).toMatchObject({ v: 1, type: 'birth', gateway: 'gw-fault', online: true, encoding: 'cbor' })
     expect(typeof state?.payload.session).toBe('number')
 
     // Rejected commands come back on `reply`: watch it for the whole run.
     // A persistent session made first (-E), so nothing published before the reader connects is lost.
-    const replyArgs = ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-c', '-i', 'platform-110-replies', '-t', 'steppelink/v1/gw/+/reply']
+    const replyArgs = ['-h', '127.0.0.1', '-p', String(port), ...auth, '-q', '1', '-c', '-i', 'platform-110-replies', '-t', 'steppelink/v1/gw/+/reply']
     expect((await run('mosquitto_sub', [...replyArgs, '-E'])).code).toBe(0)
     const replies = spawn('mosquitto_sub', [...replyArgs, '-F', '%t %x'], { stdio: ['ignore', 'pipe', 'ignore'] })
     const replyPayloads: Record<string, unknown>[] = []
