@@ -12,6 +12,7 @@
  * - mqtt-commands.ts        downlink commands and parseCommand [MQTT-5.x]
  * - mqtt-encoding.ts        payloads in CBOR or JSON [MQTT-4.3]
  * - mqtt-batch.ts           batches: schema, limits, zstd, bounded decoding [MQTT-4.2]
+ * - mqtt-signing.ts         signed commands: envelope, Ed25519, key ids [MQTT-5.12]
  *
  * Design:
  * - MQTT 3.1.1, QoS 1 everywhere: any broker works (mosquitto, aedes, EMQX ...).
@@ -34,3 +35,4 @@ export * from './mqtt-gateway-status.js'
 export * from './mqtt-commands.js'
 export * from './mqtt-encoding.js'
 export * from './mqtt-batch.js'
+export * from './mqtt-signing.js'
