@@ -61,6 +61,9 @@ Options:
   --eta MIN           the unit's expected arrival, minutes, 0-65535 (default ${CONSOLE_DEFAULTS.etaMin})
   --username NAME     MQTT user name (default: none); the password comes from
                       ${PASSWORD_ENV}
+  --signing-key FILE  sign every command with this platform private key (platform.key
+                      from steppelink keygen); gateways with its public key take only
+                      signed commands (default: unsigned)
   --json              one JSON object per line on standard output instead of the view
   --help, -h          this help
 
@@ -119,6 +122,9 @@ Options:
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
   --username NAME     MQTT user name (default: none); the password comes from
                       ${PASSWORD_ENV}
+  --signing-key FILE  sign every command with this platform private key (platform.key
+                      from steppelink keygen); gateways with its public key take only
+                      signed commands (default: unsigned)
   --json              print the command sent as one JSON line
   --help, -h          this help`
 
@@ -152,6 +158,7 @@ const CONSOLE_OPTIONS = {
   unit: { type: 'string' },
   eta: { type: 'string' },
   username: { type: 'string' },
+  'signing-key': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
@@ -167,6 +174,7 @@ const BROADCAST_OPTIONS = {
   id: { type: 'string' },
   timeout: { type: 'string' },
   username: { type: 'string' },
+  'signing-key': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 

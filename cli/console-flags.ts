@@ -33,6 +33,7 @@ export const CONSOLE_FLAGS: readonly Flag[] = [
   { flag: 'unit', key: 'unit' },
   { flag: 'eta', key: 'etaMin', number: {} },
   { flag: 'username', key: 'username' },
+  { flag: 'signing-key', key: 'signingKey' },
 ]
 
 /** What `console broadcast` and `console broadcast --withdraw` share: how they reach the broker. */
@@ -43,6 +44,7 @@ const ONE_COMMAND_FLAGS: readonly Flag[] = [
   { flag: 'id', key: 'id' },
   { flag: 'timeout', key: 'timeoutMs', number: { scale: 1000, expected: 'seconds above 0' } },
   { flag: 'username', key: 'username' },
+  { flag: 'signing-key', key: 'signingKey' },
 ]
 
 export const BROADCAST_FLAGS: readonly Flag[] = [

@@ -41,6 +41,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),
   },
+  keygen: {
+    summary: 'make a platform key pair for signed commands: platform.key for the console, platform.pub for the gateways',
+    run: async (args) => (await import('./keygen-command.js')).keygenCommand(args),
+  },
   demo: {
     summary: 'the whole alarm loop on this machine: broker, gateway, terminal on a pseudo-terminal, console',
     run: async (args) => (await import('./demo-command.js')).demoCommand(args),

@@ -73,6 +73,8 @@ const connection = {
   id: Type.Optional(Type.String({ pattern: CONSOLE_ID_PATTERN, description: '1-59 of A-Z a-z 0-9 . _ : -' })),
   username: Type.Optional(Type.String({ description: 'an MQTT user name' })),
   password: Type.Optional(Type.String({ description: 'an MQTT password' })),
+  /** Signed commands [MQTT-5.12]: a file with the platform's private key (platform.key from `steppelink keygen`); every command is signed with it. Default: unsigned. */
+  signingKey: Type.Optional(Type.String({ minLength: 1, description: 'a file with the platform private key (platform.key from steppelink keygen)' })),
 }
 
 /** The options of startConsole that are data. */
