@@ -93,7 +93,10 @@ export class CommandAuth {
    */
   open(payload: Uint8Array): Opening {
     if (payload.length > MAX_COMMAND_BYTES) return { ok: true, body: payload, signed: false }
-    const opened = openEnvelope(tryDecode(payload))
+    // Only a payload with the text `signed` in it can be an envelope: the others (nearly
+    // all of them without a key) are not decoded twice.
+    const maybeSigned = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).includes('signed')
+    const opened = maybeSigned ? openEnvelope(tryDecode(payload)) : ({ kind: 'plain' } as const)
     if (opened.kind === 'broken') return { ok: false, code: 'CMD_BAD_SCHEMA', message: opened.message }
     if (!this.authenticated) return opened.kind === 'signed' ? { ok: true, body: opened.body, signed: false } : { ok: true, body: payload, signed: false }
     if (opened.kind === 'plain') {
