@@ -21,8 +21,9 @@ import { benchmark as footprint } from './footprint.js'
 import { benchmark as disk } from './disk.js'
 import { benchmark as serial } from './serial.js'
 import { benchmark as scale } from './scale.js'
+import { benchmark as signing } from './signing.js'
 
-export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale]
+export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale, signing]
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** bench/results in the source tree (this file runs from dist/bench). */

@@ -69,6 +69,9 @@ Options:
   --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
   --servername NAME   TLS: the name on the broker's certificate, when it is not the
                       host of --broker (default: that host)
+  --signing-key FILE  sign every command with this platform private key (platform.key
+                      from steppelink keygen); gateways with its public key take only
+                      signed commands (default: unsigned)
   --json              one JSON object per line on standard output instead of the view
   --help, -h          this help
 
@@ -135,6 +138,9 @@ Options:
   --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
   --servername NAME   TLS: the name on the broker's certificate, when it is not the
                       host of --broker (default: that host)
+  --signing-key FILE  sign every command with this platform private key (platform.key
+                      from steppelink keygen); gateways with its public key take only
+                      signed commands (default: unsigned)
   --json              print the command sent as one JSON line
   --help, -h          this help`
 
@@ -172,6 +178,7 @@ const CONSOLE_OPTIONS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   servername: { type: 'string' },
+  'signing-key': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
@@ -191,6 +198,7 @@ const BROADCAST_OPTIONS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   servername: { type: 'string' },
+  'signing-key': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 

@@ -37,6 +37,7 @@ export const CONSOLE_FLAGS: readonly Flag[] = [
   { flag: 'cert', key: 'cert' },
   { flag: 'key', key: 'key' },
   { flag: 'servername', key: 'servername' },
+  { flag: 'signing-key', key: 'signingKey' },
 ]
 
 /** What `console broadcast` and `console broadcast --withdraw` share: how they reach the broker. */
@@ -51,6 +52,7 @@ const ONE_COMMAND_FLAGS: readonly Flag[] = [
   { flag: 'cert', key: 'cert' },
   { flag: 'key', key: 'key' },
   { flag: 'servername', key: 'servername' },
+  { flag: 'signing-key', key: 'signingKey' },
 ]
 
 export const BROADCAST_FLAGS: readonly Flag[] = [

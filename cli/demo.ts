@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { loadConfig, PASSWORD_ENV } from '../gateway/config.js'
 import { createLogger } from '../gateway/log.js'
 import { runGateway } from '../gateway/main.js'
+import { writeKeyPair } from './keygen-command.js'
 import type { OpenPort } from '../io/serial-line.js'
 import { startConsole, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
 import { PROGRESS } from '../protocol/lifecycle.js'
@@ -148,8 +149,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         say(null, 'platform', `trouble from ${e.terminal ?? e.gateway}: ${e.kind}`)
       }
     }
+    // Signed commands [MQTT-5.12]: a key pair of the demo's own; the console signs with the
+    // private key, and the gateway takes only commands signed with it.
+    const keys = writeKeyPair(join(dir, 'keys'))
     const console_: OperatorConsole = await startConsole({
       broker: broker.url,
+      signingKey: keys.privatePath,
       id: `demo-${process.pid}`,
       ...credentialsOf(acl, 'platform'),
       ack: 'auto',
@@ -160,9 +165,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     cleanups.push(() => console_.close())
 
     // The gateway: the real one, its JSON log lines read for the timeline.
-    const loaded = loadConfig(['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--username', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud)], {
-      [PASSWORD_ENV]: credentialsOf(acl, GATEWAY_ID).password,
-    })
+    const loaded = loadConfig(
+      ['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--username', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud), '--platform-key', keys.publicPath],
+      {
+        [PASSWORD_ENV]: credentialsOf(acl, GATEWAY_ID).password,
+      },
+    )
     if (!loaded.ok) throw new Error(`demo config: ${loaded.errors.join('; ')}`)
     const stop = new AbortController()
     let gatewayReady = false
@@ -210,6 +218,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     o.out(`           with the topic permissions of MQTT.md [MQTT-2.8]: user ${GATEWAY_ID} and user platform, each with a password`)
     o.out(`  gateway  ${GATEWAY_ID}, store in ${join(dir, 'gateway')}`)
     o.out(`  serial   ${serialNote}, ${baud} baud`)
+    o.out(`  commands signed by the console with key ${keys.keyId}; the gateway takes no others`)
     o.out(`  terminal ${TERMINAL_ID}; console: acknowledges at once, dispatches after ${o.dispatchAfterS ?? 2} s, resolves after ${o.resolveAfterS ?? 5} s`)
     o.out('')
 

@@ -49,6 +49,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'write the mosquitto ACL file of the topic permissions for a list of gateways and their areas',
     run: async (args) => (await import('./broker-acl-command.js')).brokerAclCommand(args),
   },
+  keygen: {
+    summary: 'make a platform key pair for signed commands: platform.key for the console, platform.pub for the gateways',
+    run: async (args) => (await import('./keygen-command.js')).keygenCommand(args),
+  },
   demo: {
     summary: 'the whole alarm loop on this machine: broker, gateway, terminal on a pseudo-terminal, console',
     run: async (args) => (await import('./demo-command.js')).demoCommand(args),

@@ -45,6 +45,14 @@ export const OPTIONS: readonly GatewayOption[] = [
   { flag: 'heartbeat', path: 'timing.heartbeat', value: 'number', arg: 'S', help: "seconds between the terminal's HEARTBEATs (10-86400)" },
   { flag: 'status-interval', path: 'timing.statusInterval', value: 'number', arg: 'S', help: 'seconds between status publications (gateway and terminals)' },
   { flag: 'log-level', path: 'log.level', value: 'string', arg: 'LEVEL', help: `log level: ${LOG_LEVELS.join(', ')}` },
+  // Signed commands (issue 12) [MQTT-5.12]
+  {
+    flag: 'platform-key',
+    path: 'platformKeys.current',
+    value: 'string',
+    arg: 'FILE|KEY',
+    help: "the platform's public key (platform.pub from steppelink keygen, or base64): only commands signed with it are applied",
+  },
 ]
 
 const PARSE_OPTIONS = {

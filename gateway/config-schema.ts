@@ -95,6 +95,18 @@ export const GatewayConfigSchema = Type.Object(
       { additionalProperties: false, description: 'a table of store limits (maxRequestEvents, maxTroubleEvents, maxRequestAgeDays, maxTroubleAgeDays, maxStoreMB, reserveMB)' },
     ),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { description: `one of ${LOG_LEVELS.join(', ')}` }) }, { additionalProperties: false, description: 'a table of log settings (level)' }),
+    // ---- Signed commands (issue 12) [MQTT-5.12] [MQTT-5.13]: this block only. ----
+    // Without it the gateway applies unsigned commands and warns at every start.
+    platformKeys: Type.Optional(
+      Type.Object(
+        {
+          current: nonEmpty('platform public key: a file path (platform.pub from `steppelink keygen`), or the key itself in base64 (44 characters) or PEM'),
+          next: Type.Optional(nonEmpty('next platform public key, for key-rotate: a file path, or the key in base64 or PEM')),
+        },
+        { additionalProperties: false, description: 'a table of platform keys (current, next)' },
+      ),
+    ),
+    // ---- end of signed commands ----
   },
   { additionalProperties: false, description: 'a table' },
 )

@@ -109,6 +109,7 @@ describe('flags', () => {
     { flags: ['--heartbeat', '15'], path: 'timing.heartbeat', value: 15 },
     { flags: ['--status-interval', '60'], path: 'timing.statusInterval', value: 60 },
     { flags: ['--log-level', 'warn'], path: 'log.level', value: 'warn' },
+    { flags: ['--platform-key', '/etc/steppelink/platform.pub'], path: 'platformKeys.current', value: '/etc/steppelink/platform.pub' },
   ]
 
   it.each(cases)('$flags sets $path', ({ flags, path, value }) => {
@@ -284,12 +285,12 @@ describe('errors', () => {
     {
       name: 'a key in the wrong section',
       file: 'brokers = ["mqtt://a"]',
-      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
+      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
     },
     {
       name: 'a short unknown key two edits from a short one (foo, log): no guess',
       file: 'foo = 1',
-      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
+      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
     },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
@@ -300,7 +301,7 @@ describe('errors', () => {
     {
       name: 'an unknown table',
       file: '[store]\ndir = "/x"',
-      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log`],
+      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
     },
     // URLs
     {

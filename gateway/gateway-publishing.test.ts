@@ -220,7 +220,8 @@ describe('gateway: batches without zstd [MQTT-4.2] [MQTT-3.7]', () => {
       expect(gatewayStatus(r)?.compression).toEqual({ codec: 'none', error: expect.stringMatching(/^@mongodb-js\/zstd: .*; node:zlib: /) })
       const errors = r.logs.filter((l) => l.level === 'error')
       expect(errors.map((l) => l.msg)).toEqual([expect.stringMatching(/^zstd cannot be loaded on this board, so batches go uncompressed: a full batch is about 10 times larger/)])
-      expect(r.logs.filter((l) => l.level === 'warn')).toEqual([])
+      // (The rig has no platform key: that warning is [MQTT-5.12]'s, not the batches'.)
+      expect(r.logs.filter((l) => l.level === 'warn' && !l.msg.startsWith('COMMANDS ARE NOT AUTHENTICATED'))).toEqual([])
     } finally {
       vi.doUnmock('@mongodb-js/zstd')
     }

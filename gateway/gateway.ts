@@ -28,6 +28,7 @@
 import type { GatewayLink } from '../protocol/link.js'
 import { gatewayTopics, type Encoding, type GatewayTopics } from '../protocol/mqtt.js'
 import { GatewayClock } from './clock.js'
+import { CommandAuth, type PlatformKeys } from './commands/auth.js'
 import { Commands } from './commands/index.js'
 import { loadSavedSettings } from './commands/configure.js'
 import { Replies } from './commands/replies.js'
@@ -58,6 +59,8 @@ export interface GatewaySettings {
   version: string
   /** Error reports on the reply topic: a burst, then so many a minute. Default DEFAULT_REPLY_BUDGET. */
   replyBudget?: ReplyBudgetOptions
+  /** The platform's public keys: with them only signed commands are taken; without, commands are not authenticated. [MQTT-5.12] */
+  platformKeys?: PlatformKeys | null
 }
 
 export interface Log {
@@ -94,6 +97,7 @@ export class Gateway {
   readonly #publishing: Publishing
   readonly #terminals: Terminals
   readonly #commands: Commands
+  readonly #auth: CommandAuth
   #nextBounds = 0
 
   constructor(
@@ -127,20 +131,47 @@ export class Gateway {
     this.#known = known
     const toButton = new ToTheButton({ settings, store, link, clock, io, log, known, flush })
     this.#toButton = toButton
-    const publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt })
+    const auth = new CommandAuth({ settings, keys: settings.platformKeys ?? null, store, clock, log })
+    this.#auth = auth
+    const publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt, auth })
     this.#publishing = publishing
     // What the store kept of the last run: the platform's settings, the terminals.
     loadSavedSettings(store, settings)
     known.load()
     const events = new GatewayEvents({ settings, store, clock, io, log })
     this.#terminals = new Terminals({ settings, store, link, clock, io, log, known, toButton, events, count, startedAt })
-    this.#commands = new Commands({ settings, store, link, clock, outbox, io, log, known, toButton, publishing, count, replies, ownTopic: this.topics.command, flush, pump: () => void this.pump() })
+    this.#commands = new Commands({
+      settings,
+      store,
+      link,
+      clock,
+      outbox,
+      io,
+      log,
+      known,
+      toButton,
+      publishing,
+      auth,
+      count,
+      replies,
+      ownTopic: this.topics.command,
+      flush,
+      pump: () => void this.pump(),
+    })
   }
 
   /** Logs the state the gateway starts from. The announcement waits for the port: serialOpened(). */
   start(): void {
     const open = this.store.openAlerts()
     this.log.info({ terminals: this.#known.size, openAlerts: open.length, backlog: this.store.backlog(), clockSynchronised: this.clock.synchronised }, 'gateway started')
+    if (this.#auth.authenticated)
+      this.log.info({ platformKey: this.#auth.activeKeyId, next: this.#auth.nextKeyId }, 'commands are authenticated: only commands signed with the platform key are applied')
+    else {
+      this.log.warn(
+        { commandsAuthenticated: false },
+        "COMMANDS ARE NOT AUTHENTICATED: no platform key is configured, so anyone who can publish on the command topics can silence alarms and write to the herders' displays. Configure platformKeys.current (steppelink keygen makes a key pair)",
+      )
+    }
   }
 
   // ------------------------------------------------------------------ serial side

@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url'
 import { assertNever } from '../protocol/errors.js'
 import { GatewayLink } from '../protocol/link.js'
 import { findCompression } from './compression.js'
+import type { PlatformKeys } from './commands/auth.js'
 import type { GatewayConfig } from './config.js'
+import { readPlatformKeys } from './platform-keys.js'
 import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
 import { SerialLine, type OpenPort } from '../io/serial-line.js'
@@ -81,6 +83,14 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     log.error({ err, path: dbPath, code: (err as { code?: string }).code }, message)
     return 1
   }
+  let platformKeys: PlatformKeys | null
+  try {
+    platformKeys = readPlatformKeys(config)
+  } catch (err) {
+    log.error({ err }, (err as Error).message)
+    store.close()
+    return 1
+  }
   const partition = partitionBytes(config.data)
   const reserve = config.limits.reserveMB * 1024 * 1024
   if (partition !== null && partition < 4 * reserve) {
@@ -125,7 +135,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   let serial: SerialLine | null = null
   let uplink: Uplink | null = null
   const gateway = new Gateway(
-    settingsFrom(config),
+    { ...settingsFrom(config), platformKeys },
     store,
     link,
     {

@@ -40,8 +40,10 @@ import type {
   StoredBroadcast,
   StoredEvent,
   TerminalNumbering,
+  StoredWindow,
   WriteStats,
 } from './store.js'
+import { commandWindowKey } from './store.js'
 
 interface Numbering {
   epoch: string
@@ -275,6 +277,15 @@ export class MemoryStore implements Store {
 
   setMeta(key: string, value: string): void {
     this.#commit(true, () => this.#meta.set(key, value))
+  }
+
+  commandWindow(audience: string): StoredWindow | undefined {
+    const saved = this.meta(commandWindowKey(audience))
+    return saved === undefined ? undefined : (JSON.parse(saved) as StoredWindow)
+  }
+
+  setCommandWindow(audience: string, window: StoredWindow): void {
+    this.setMeta(commandWindowKey(audience), JSON.stringify({ high: window.high, bits: window.bits }))
   }
 
   bump(key: string): number {

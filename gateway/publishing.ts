@@ -12,6 +12,7 @@ import { assertNever } from '../protocol/errors.js'
 import type { GatewayLink } from '../protocol/link.js'
 import { MQTT_CONTRACT_VERSION, encodePayload, type Birth, type GatewayTopics } from '../protocol/mqtt.js'
 import type { GatewayClock } from './clock.js'
+import type { CommandAuth } from './commands/auth.js'
 import { BatchEncoder } from './compression.js'
 import type { GatewayIo, GatewaySettings, Log } from './gateway.js'
 import type { KnownTerminals } from './known-terminals.js'
@@ -37,6 +38,8 @@ export interface PublishingDeps {
   toButton: ToTheButton
   /** When the gateway started, gateway clock, ms (its uptime in the status). */
   startedAt: number
+  /** Whether commands are authenticated, and with which key (the status). [MQTT-5.12] */
+  auth: Pick<CommandAuth, 'authenticated' | 'activeKeyId'>
 }
 
 export class Publishing {
@@ -213,6 +216,8 @@ export class Publishing {
       serial: link.stats(),
       compression: this.#batches.status(),
       ...(tls !== null ? { tls } : {}),
+      commandsAuthenticated: this.d.auth.authenticated,
+      platformKey: this.d.auth.activeKeyId,
     }
   }
 

@@ -39,8 +39,10 @@ import type {
   StoredBroadcast,
   StoredEvent,
   TerminalNumbering,
+  StoredWindow,
   WriteStats,
 } from './store.js'
+import { commandWindowKey } from './store.js'
 
 export { APPLICATION_ID, SCHEMA_VERSION, StoreError, type StoreErrorCode } from './sqlite-db.js'
 
@@ -268,6 +270,15 @@ export class SqliteStore implements Store {
 
   setMeta(key: string, value: string): void {
     this.#db.write(true, () => this.#db.putMeta(key, value))
+  }
+
+  commandWindow(audience: string): StoredWindow | undefined {
+    const saved = this.meta(commandWindowKey(audience))
+    return saved === undefined ? undefined : (JSON.parse(saved) as StoredWindow)
+  }
+
+  setCommandWindow(audience: string, window: StoredWindow): void {
+    this.setMeta(commandWindowKey(audience), JSON.stringify({ high: window.high, bits: window.bits }))
   }
 
   bump(key: string): number {

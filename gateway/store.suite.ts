@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest'
 import type { PriorityClass } from '../protocol/mqtt.js'
+import { ReplayWindow } from './replay-window.js'
 import type { NewEvent, Store, StoreOptions } from './store.js'
 
 export interface StoreHarness<S extends Store = Store> {
@@ -324,6 +325,24 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
       s.count('x', 2)
       s.count('x')
       expect(s.counters().x).toBe(3)
+      s.close()
+    })
+
+    it('keeps the replay window of signed commands per audience, across a reopen [MQTT-5.12]', () => {
+      let s = harness.open()
+      expect(s.commandWindow('all')).toBeUndefined()
+      const w = ReplayWindow.empty()
+      w.add(1_767_252_645_000)
+      w.add(1_767_252_644_990)
+      s.setCommandWindow('all', w.toJSON())
+      s.setCommandWindow('gw/gw-1', ReplayWindow.empty().toJSON())
+      if (harness.reopen) s = harness.reopen(s)
+      const back = ReplayWindow.parse(s.commandWindow('all'))
+      expect(back.high).toBe(1_767_252_645_000)
+      expect(back.has(1_767_252_644_990)).toBe(true)
+      expect(back.has(1_767_252_644_991)).toBe(false)
+      expect(ReplayWindow.parse(s.commandWindow('gw/gw-1')).high).toBe(0)
+      expect(s.commandWindow('area/x')).toBeUndefined()
       s.close()
     })
 

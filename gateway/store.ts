@@ -185,6 +185,10 @@ export interface Store {
 
   meta(key: string): string | undefined
   setMeta(key: string, value: string): void
+  /** The replay window of the signed commands of one audience [MQTT-5.12] (replay-window.ts form); undefined before its first. */
+  commandWindow(audience: string): StoredWindow | undefined
+  /** Keeps it, durably: written before the command it takes is applied, so a power cut cannot let that command in again. */
+  setCommandWindow(audience: string, window: StoredWindow): void
   bump(key: string): number
   next(key: string, block?: number): number
   count(name: string, by?: number): void
@@ -195,6 +199,15 @@ export interface Store {
   /** Commits the status folds not yet saved, and lets go of the medium. */
   close(): void
 }
+
+/** A replay window as stored: its high-water mark and its bitmap in base64 (ReplayWindow.toJSON). */
+export interface StoredWindow {
+  high: number
+  bits: string
+}
+
+/** The meta key under which both stores keep an audience's command window. */
+export const commandWindowKey = (audience: string) => `command-window:${audience}`
 
 /** Free bytes on the file system holding the store. */
 export type FreeSpace = () => number

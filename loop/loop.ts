@@ -13,7 +13,9 @@
  * asks it.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { writeKeyPair } from '../cli/keygen-command.js'
+import { commandPayload, signerFromFile } from '../platform/commands.js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -28,7 +30,7 @@ import { holdsWithin, waitUntil } from '../device-sim/wait.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../device-sim/weak-link.js'
 import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
 import type { EventKind } from '../protocol/messages.js'
-import { CLASS_OF, DEFAULT_TOPIC_PREFIX, gatewayTopics } from '../protocol/mqtt.js'
+import { CLASS_OF, DEFAULT_TOPIC_PREFIX, gatewayTopics, keyId, parsePublicKey } from '../protocol/mqtt.js'
 import { DeliveryLedger, describeBroken, type Broken, type VerdictOptions } from './delivery.js'
 import { MultiDrop, sharedLine } from './line.js'
 
@@ -104,6 +106,12 @@ export interface LoopOptions {
   onBroken?: (b: Broken) => void
   /** Scratch directory (store, mosquitto's files). Default a new temporary one, removed at close; a given one is left. */
   dir?: string
+  /**
+   * Signed commands [MQTT-5.12]: a platform key pair in `<dir>/keys`; the console signs every
+   * command with it and the gateway takes no other. Default true with the loop's own console,
+   * false with `console: false` (the caller's platform sends what it sends).
+   */
+  signed?: boolean
 }
 
 export interface Terminal {
@@ -184,6 +192,8 @@ export class Loop {
   #closing = false
   /** With several terminals on `shared`, they share one opening of the line. */
   readonly #line = sharedLine()
+  /** The platform key pair when the loop runs signed ([MQTT-5.12]); null: unsigned. */
+  readonly keys: { keyId: string; privatePath: string; publicPath: string } | null
 
   constructor(readonly options: LoopOptions) {
     this.#ownDir = options.dir === undefined
@@ -191,6 +201,7 @@ export class Loop {
     this.dataDir = options.dataDir ?? join(this.dir, 'gateway')
     this.gatewayId = options.gatewayId ?? 'gw-loop'
     this.acl = brokerAcl(DEFAULT_TOPIC_PREFIX, { platform: ['platform'], gateways: [{ id: this.gatewayId, area: options.area ?? null }] })
+    this.keys = (options.signed ?? options.console !== false) ? ensureKeyPair(join(this.dir, 'keys')) : null
     const several = (options.terminals ?? 1) > 1
     if (several && options.serial?.pace && (options.line ?? 'shared') === 'shared') {
       throw new Error("several terminals paced on one line need line: 'multidrop': paced runners sharing a line would interleave their bytes")
@@ -266,6 +277,7 @@ export class Loop {
       id: setup.id ?? `loop-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
       ...this.platformCredentials,
       ack: setup.ack ?? 'none',
+      ...(this.keys ? { signingKey: this.keys.privatePath } : {}),
       ...(setup.dispatchAfterS !== undefined ? { dispatchAfterS: setup.dispatchAfterS } : {}),
       ...(setup.resolveAfterS !== undefined ? { resolveAfterS: setup.resolveAfterS } : {}),
       reconnectS: 0.2,
@@ -290,7 +302,7 @@ export class Loop {
       dataDir: this.dataDir,
       logLevel: o.logLevel ?? 'debug',
       ...(o.serial?.baud !== undefined ? { baud: o.serial.baud } : {}),
-      ...(o.gatewayArgs ? { more: o.gatewayArgs } : {}),
+      more: [...(this.keys ? ['--platform-key', this.keys.publicPath] : []), ...(o.gatewayArgs ?? [])],
     })
     this.gatewaySpawnedAt = Date.now()
     // The password in the environment, as the service unit gives it (flags show in ps).
@@ -440,7 +452,11 @@ export class Loop {
     const tag = `${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`
     const client = await mqtt.connectAsync(this.brokerUrl, { ...this.platformCredentials, clientId: `status-${tag}`, clean: true, reconnectPeriod: 0 })
     try {
-      await client.publishAsync(gatewayTopics(this.prefix, this.gatewayId).command, JSON.stringify({ v: 1, id: `status-${tag}`, type: 'status-request' }), { qos: 1 })
+      const topic = gatewayTopics(this.prefix, this.gatewayId).command
+      const command = { v: 1 as const, id: `status-${tag}`, type: 'status-request' as const }
+      // Signed like every command of a signed loop [MQTT-5.12]: the gateway takes no other.
+      const signer = this.keys ? signerFromFile(this.keys.privatePath, this.prefix, Date.now) : null
+      await client.publishAsync(topic, commandPayload(command, topic, signer), { qos: 1 })
     } finally {
       await client.endAsync()
     }
@@ -469,6 +485,14 @@ export class Loop {
 }
 
 /** Starts a loop; closes what was started if the start fails. */
+/** The key pair in `dir`: the one there (a loop started again on the same directory), or a new one. */
+function ensureKeyPair(dir: string): { keyId: string; privatePath: string; publicPath: string } {
+  const privatePath = join(dir, 'platform.key')
+  const publicPath = join(dir, 'platform.pub')
+  if (existsSync(privatePath) && existsSync(publicPath)) return { keyId: keyId(parsePublicKey(readFileSync(publicPath, 'utf8'))), privatePath, publicPath }
+  return writeKeyPair(dir)
+}
+
 export async function startLoop(options: LoopOptions): Promise<Loop> {
   const loop = new Loop(options)
   try {

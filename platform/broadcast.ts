@@ -5,7 +5,7 @@
 
 import mqtt from 'mqtt'
 import { tlsClientOptions } from './connection.js'
-import { COMMAND_PUBLISH, broadcastBody, checkedCommand, commandIds, commandPayload, targetTopic } from './commands.js'
+import { COMMAND_PUBLISH, broadcastBody, checkedCommand, commandIds, commandPayload, signerFromFile, targetTopic } from './commands.js'
 import { ConsoleError } from './errors.js'
 import { commandLine, type CommandLine } from './events.js'
 import { BroadcastSettings, CONSOLE_DEFAULTS, WithdrawSettings, checkOptions, type BroadcastOptions, type OneCommandOptions, type WithdrawOptions } from './options.js'
@@ -36,6 +36,7 @@ async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: numb
   const { topic, gateway } = targetTopic(prefix, o.to)
   const newId = commandIds(id, now, Math.random)
   const command = checkedCommand({ v: 1, id: newId(), ...body(now()), at: now() })
+  const signer = signerFromFile(o.signingKey, prefix, now)
   const timeoutMs = o.timeoutMs ?? 30_000
   const tls = tlsClientOptions(o.broker, o)
   const client = mqtt.connect(o.broker, {
@@ -62,7 +63,7 @@ async function publishOne(o: OneCommandOptions, what: string, body: (nowMs: numb
         )
       }, timeoutMs)
       // Published at once: mqtt.js keeps it until the connection is up.
-      client.publish(topic, commandPayload(command), COMMAND_PUBLISH, (err) => {
+      client.publish(topic, commandPayload(command, topic, signer), COMMAND_PUBLISH, (err) => {
         if (err) reject(new ConsoleError('CONSOLE_NOT_CONFIRMED', `publishing the ${what} failed: ${err.message}`, { cause: err }))
         else resolve()
       })

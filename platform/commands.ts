@@ -8,16 +8,59 @@
  *   unique across restarts without a counter on disk.
  */
 
+import { readFileSync } from 'node:fs'
+import type { KeyObject } from 'node:crypto'
 import type { Urgency } from '../protocol/messages.js'
-import { TOPIC_ID_PATTERN, encodePayload, gatewayTopics, parseCommand, type Command } from '../protocol/mqtt.js'
+import { TOPIC_ID_PATTERN, audienceOfTopic, encodePayload, gatewayTopics, keyId, parseCommand, parsePrivateKey, signCommand, type Command } from '../protocol/mqtt.js'
 import { ConsoleError } from './errors.js'
 
 /** What every command is published with [CONSOLE-7]. */
 export const COMMAND_PUBLISH = { qos: 1, retain: false } as const
 
-/** A command as it goes on the wire [CONSOLE-7]. */
-export function commandPayload(command: Command): Buffer {
+/** A command as it goes on the wire [CONSOLE-7]: signed when the console has a signing key [MQTT-5.12]. */
+export function commandPayload(command: Command, topic?: string, signer?: CommandSigner | null): Buffer {
+  if (signer && topic !== undefined) return signer.sign(command, topic)
   return encodePayload(command, 'json')
+}
+
+/** How long a signed command stays valid after it is sent (`exp`), ms: long enough to wait in the broker for a gateway that is briefly offline. */
+export const COMMAND_VALIDITY_MS = 3_600_000
+
+/** Signs commands [MQTT-5.12]: `aud` from the topic, `seq` = max(now, last + 1) (no state on disk), `exp` = now + validity. */
+export interface CommandSigner {
+  readonly keyId: string
+  sign(command: Command, topic: string): Buffer
+}
+
+/** A signer with `key`; `prefix` is the gateways' topic prefix. */
+export function commandSigner(key: KeyObject, prefix: string, now: () => number, validityMs = COMMAND_VALIDITY_MS): CommandSigner {
+  let last = 0
+  return {
+    keyId: keyId(key),
+    sign(command, topic) {
+      const aud = audienceOfTopic(prefix, topic)
+      if (aud === null) throw new ConsoleError('CONSOLE_BAD_COMMAND', `${topic} is not a command topic under ${prefix}: cannot sign for it`)
+      const t = now()
+      last = Math.max(t, last + 1)
+      return signCommand({ ...command, aud, seq: last, exp: t + validityMs }, key, 'json')
+    },
+  }
+}
+
+/** The signer of a key file (platform.key), or null without one; throws CONSOLE_BAD_OPTION saying what is wrong. */
+export function signerFromFile(file: string | undefined, prefix: string, now: () => number): CommandSigner | null {
+  if (file === undefined) return null
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new ConsoleError('CONSOLE_BAD_OPTION', `cannot read the signing key ${file}: ${(e as Error).message}; give platform.key from steppelink keygen`)
+  }
+  try {
+    return commandSigner(parsePrivateKey(text), prefix, now)
+  } catch (e) {
+    throw new ConsoleError('CONSOLE_BAD_OPTION', `${file} is not a platform private key (PEM, from steppelink keygen): ${(e as Error).message}`)
+  }
 }
 
 /** A command's body checked as a gateway would check it; throws CONSOLE_BAD_COMMAND naming the field. */

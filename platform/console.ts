@@ -23,7 +23,7 @@ import type { Urgency } from '../protocol/messages.js'
 import type { Command } from '../protocol/mqtt.js'
 import { Answers } from './answers.js'
 import { CaseBook, caseView, type CaseRecord } from './cases.js'
-import { broadcastBody, checkedCommand, commandIds, commandPayload, targetTopic } from './commands.js'
+import { broadcastBody, checkedCommand, commandIds, commandPayload, signerFromFile, targetTopic, type CommandSigner } from './commands.js'
 import { Connection } from './connection.js'
 import { ConsoleError, type PayloadErrorCode } from './errors.js'
 import { blank, commandLine, type ConsoleEvent, type ErrorLine } from './events.js'
@@ -79,6 +79,8 @@ class Console implements OperatorConsole, HandlerContext {
   readonly timers: ConsoleTimers
   readonly now: () => number
   readonly newId: () => string
+  /** Signs every command [MQTT-5.12]; null: commands go unsigned. */
+  readonly signer: CommandSigner | null
   readonly state: ConsoleState
   /** Alarms and requests by id, for the life of the process [CONSOLE-4]. */
   readonly cases: CaseBook
@@ -100,6 +102,7 @@ class Console implements OperatorConsole, HandlerContext {
     this.timers = o.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) }
     this.now = o.now ?? Date.now
     this.newId = commandIds(this.id, this.now, o.random ?? Math.random)
+    this.signer = signerFromFile(o.signingKey, this.prefix, this.now)
     this.state = new ConsoleState(o.maxItemIds ?? CONSOLE_DEFAULTS.maxItemIds)
     this.cases = new CaseBook(this.state)
     this.answers = new Answers(this)
@@ -210,7 +213,7 @@ class Console implements OperatorConsole, HandlerContext {
 
   /** Publishes a checked command; once the broker has it, a `command-sent` event, or else an `error` event. */
   publish(topic: string, gateway: string | null, command: Command, alert: string | null): Promise<Command> {
-    const sent = this.#connection.publish(topic, commandPayload(command), `${command.type} ${command.id}`).then(() => command)
+    const sent = this.#connection.publish(topic, commandPayload(command, topic, this.signer), `${command.type} ${command.id}`).then(() => command)
     sent.then(
       () => {
         this.state.counters.commandsSent++

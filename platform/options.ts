@@ -81,6 +81,8 @@ const connection = {
   key: Type.Optional(Type.String({ minLength: 1, description: 'a private key file (PEM)' })),
   /** TLS: the name on the broker's certificate, when it is not the host of the broker URL. */
   servername: Type.Optional(Type.String({ minLength: 1, description: "the host name on the broker's certificate" })),
+  /** Signed commands [MQTT-5.12]: a file with the platform's private key (platform.key from `steppelink keygen`); every command is signed with it. Default: unsigned. */
+  signingKey: Type.Optional(Type.String({ minLength: 1, description: 'a file with the platform private key (platform.key from steppelink keygen)' })),
 }
 
 /** The options of startConsole that are data. */

@@ -39,6 +39,8 @@ const COMMANDS: CommandFixture[] = [
   { name: 'config, receipt timeout at its lower bound', payload: { v: 1, id: 'c-13b', type: 'config', receiptTimeout: 5 } },
   { name: 'status-request', payload: { v: 1, id: 'c-14', type: 'status-request' } },
   { name: 'rebirth', payload: { v: 1, id: 'c-15', type: 'rebirth' } },
+  { name: 'key-rotate [MQTT-5.13]', payload: { v: 1, id: 'c-15k', type: 'key-rotate', key: '21fe31dfa154a261' } },
+  { name: 'resolved, the body of a signed command [MQTT-5.12]', payload: { v: 1, id: 'c-8s', type: 'resolved', alert: 'T4-00123:42', aud: 'gw/gw-0017', seq: 1767252645000, exp: 1767253245000 } },
   {
     name: 'receipt with auth and unknown fields [MQTT-5.1]',
     payload: { v: 1, id: 'c-16', type: 'receipt', ids: ['T4-00123:43'], auth: { alg: 'ed25519', nonce: 'q7Zt1w', sig: 'MEUCIQDx', at: T }, trace: 'op-desk-2', future: [1, 2, { x: null }] },
@@ -173,7 +175,20 @@ describe('parseCommand [MQTT-5.1] [MQTT-5.2]', () => {
   })
 
   it('rejects with every code of COMMAND_ERROR_CODES that parseCommand can give [MQTT-5.2]', () => {
-    const afterParsing = new Set(['CMD_UNKNOWN_ALERT', 'CMD_FAILED', 'CMD_BAD_VALUE', 'CMD_STALE', 'CMD_RETAINED'])
+    // The codes of signed commands [MQTT-5.12] are the gateway's (gateway/commands/auth.ts), tested in gateway-signing.test.ts.
+    const afterParsing = new Set([
+      'CMD_UNKNOWN_ALERT',
+      'CMD_FAILED',
+      'CMD_BAD_VALUE',
+      'CMD_STALE',
+      'CMD_RETAINED',
+      'CMD_UNSIGNED',
+      'CMD_UNKNOWN_KEY',
+      'CMD_BAD_SIGNATURE',
+      'CMD_WRONG_AUDIENCE',
+      'CMD_EXPIRED',
+      'CMD_REPLAYED',
+    ])
     expect(new Set(REJECTIONS.map((r) => r.code))).toEqual(new Set(COMMAND_ERROR_CODES.filter((c) => !afterParsing.has(c))))
     for (const c of afterParsing) expect(COMMAND_ERROR_CODES).toContain(c)
   })

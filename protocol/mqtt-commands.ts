@@ -23,8 +23,12 @@ const envelope = {
   v: Type.Literal(MQTT_CONTRACT_VERSION),
   id: Type.String({ minLength: 1, maxLength: 128, description: 'command id, unique; the gateway ignores a repeat' }),
   at: Type.Optional(Type.Integer({ description: 'UNIX ms when the platform issued it' })),
-  /** Reserved for a signature, a nonce and a timestamp; ignored by this version. */
+  /** Reserved; ignored by this version (signatures use the signed envelope of [MQTT-5.12] instead). */
   auth: Type.Optional(Type.Unknown()),
+  // Signed commands [MQTT-5.12]: what the signature binds to the command. Required in the body of a signed envelope.
+  aud: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'audience: gw/<id>, area/<area> or all, as the topic it is published on' })),
+  seq: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'sequence number, per audience, only growing' })),
+  exp: Type.Optional(unixMs('UNIX ms after which the command must not be applied')),
 }
 const command = <T extends string, P extends Record<string, Type.TSchema>>(type: T, props: P) => Type.Object({ ...envelope, type: Type.Literal(type), ...props }, { additionalProperties: true })
 
@@ -59,9 +63,12 @@ export const Configure = command('config', {
   statusInterval: Type.Optional(Type.Integer({ minimum: 10, maximum: 86400, description: 'gateway status, s' })),
 })
 export const StatusRequest = command('status-request', {})
+export const KeyRotate = command('key-rotate', {
+  key: Type.String({ pattern: '^[0-9a-f]{16}$', description: "the key id of the gateway's configured next platform key, which becomes the current one" }),
+})
 export const Rebirth = command('rebirth', {})
 
-export const Command = Type.Union([Receipt, Acknowledged, Dispatched, Resolved, Broadcast, BroadcastWithdraw, PlatformTime, Configure, StatusRequest, Rebirth])
+export const Command = Type.Union([Receipt, Acknowledged, Dispatched, Resolved, Broadcast, BroadcastWithdraw, PlatformTime, Configure, StatusRequest, Rebirth, KeyRotate])
 export type Command = Static<typeof Command>
 export type CommandType = Command['type']
 export const COMMAND_SCHEMAS = {
@@ -75,6 +82,7 @@ export const COMMAND_SCHEMAS = {
   config: Configure,
   'status-request': StatusRequest,
   rebirth: Rebirth,
+  'key-rotate': KeyRotate,
 } as const satisfies Record<CommandType, unknown>
 
 const commandValidators = Object.fromEntries(Object.entries(COMMAND_SCHEMAS).map(([k, v]) => [k, Compile(v as never)])) as Record<CommandType, ReturnType<typeof Compile>>
@@ -100,12 +108,27 @@ export const COMMAND_ERROR_CODES = [
   'CMD_STALE',
   /** A command that the broker kept retained: ignored, it would be applied again at every connection. */
   'CMD_RETAINED',
+  // Signed commands [MQTT-5.12]
+  /** A plain command to a gateway that has a platform key: only signed commands are taken. */
+  'CMD_UNSIGNED',
+  /** Signed with a key that is not the gateway's current platform key. */
+  'CMD_UNKNOWN_KEY',
+  /** The signature does not verify: the body was changed, or it was not signed by that key. */
+  'CMD_BAD_SIGNATURE',
+  /** The body's `aud` is not the audience of the topic it came on, or not this gateway, its area or all. */
+  'CMD_WRONG_AUDIENCE',
+  /** Past its `exp` by the gateway's clock, once the platform has set it. */
+  'CMD_EXPIRED',
+  /** Its `seq` was taken already in its audience (or is older than the window): a replay. */
+  'CMD_REPLAYED',
 ] as const
 export type CommandErrorCode = (typeof COMMAND_ERROR_CODES)[number]
+/** The codes of [MQTT-5.12], given before or after parsing the body. */
+export type SignatureErrorCode = 'CMD_UNSIGNED' | 'CMD_UNKNOWN_KEY' | 'CMD_BAD_SIGNATURE' | 'CMD_WRONG_AUDIENCE' | 'CMD_EXPIRED' | 'CMD_REPLAYED'
 
 export type CommandParse =
   | { ok: true; command: Command }
-  | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED' | 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_RETAINED'>; message: string; id: string | null }
+  | { ok: false; code: Exclude<CommandErrorCode, 'CMD_UNKNOWN_ALERT' | 'CMD_FAILED' | 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_RETAINED' | SignatureErrorCode>; message: string; id: string | null }
 
 /**
  * A value from an untrusted payload, for an error message. Never throws: CBOR can carry

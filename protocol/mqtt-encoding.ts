@@ -17,6 +17,8 @@ const cborDecoder = new Decoder({ useRecords: false, mapsAsObjects: true, int64A
 function widenIntegers(v: unknown): unknown {
   if (typeof v === 'number') return Number.isSafeInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v
   if (Array.isArray(v)) return v.map(widenIntegers)
+  // Bytes (the body and signature of a signed command, [MQTT-5.12]) stay a CBOR byte string.
+  if (v instanceof Uint8Array) return v
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, widenIntegers(x)]))
   return v
 }

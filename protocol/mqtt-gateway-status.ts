@@ -104,6 +104,9 @@ export const GatewayStatus = Type.Object(
         { additionalProperties: true, description: 'the TLS client certificate the gateway connects with; absent without one' },
       ),
     ),
+    // Signed commands [MQTT-5.12]
+    commandsAuthenticated: Type.Optional(Type.Boolean({ description: 'whether the gateway has a platform key and takes only signed commands' })),
+    platformKey: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'the id of the platform key in force, or null without one' })),
   },
   { additionalProperties: true },
 )

@@ -141,6 +141,7 @@ describe('MQTT.md agrees with the code', () => {
       ['Batch', mqtt.Batch],
       ['Reply', mqtt.Reply],
       ['GatewayStatus', mqtt.GatewayStatus],
+      ['SignedCommand', mqtt.SignedCommand],
       ...Object.entries(COMMAND_SCHEMAS),
     ]
     for (const [name, s] of schemas) {
@@ -209,13 +210,40 @@ describe('MQTT.md agrees with the code', () => {
   it('has worked examples of every payload and every command type', () => {
     const names = new Set(EXAMPLES.map((e) => e.schema))
     for (const n of ['UplinkEvent', 'TerminalStatus', 'Birth', 'Reply', 'Batch', 'GatewayStatus']) expect(names).toContain(n)
-    const types = new Set(EXAMPLES.filter((e) => e.arrow === '<-').map((e) => (JSON.parse(e.json) as { type: string }).type))
+    const types = new Set(EXAMPLES.filter((e) => e.arrow === '<-' && e.schema !== 'SignedCommand').map((e) => (JSON.parse(e.json) as { type: string }).type))
+    expect(EXAMPLES.some((e) => e.schema === 'SignedCommand')).toBe(true)
     expect(types).toEqual(new Set(Object.keys(COMMAND_SCHEMAS)))
     const states = new Set(EXAMPLES.filter((e) => e.schema === 'Birth').map((e) => (JSON.parse(e.json) as { type: string }).type))
     expect(states).toEqual(new Set(['birth', 'death']))
   })
 
-  describe.each(EXAMPLES.map((e, i) => [`${i + 1}. ${e.schema} ${e.arrow} ${e.topic}`, e] as const))('worked example %s', (_, e) => {
+  // A signed command [MQTT-5.12]: each encoding carries its own body, so the two lines are
+  // two payloads; each is the code's signature, with the vector key, of a body that parses.
+  describe.each(EXAMPLES.filter((e) => e.schema === 'SignedCommand').map((e) => [e.topic, e] as const))('signed example on %s [MQTT-5.12]', (_, e) => {
+    const key = mqtt.privateKeyFromSeed(Buffer.from(mqtt.SIGNING_VECTOR.seed, 'hex'))
+    it('is what the code signs, in JSON and in CBOR, and verifies with the vector key', () => {
+      const payloads = { json: utf8(e.json), cbor: hexBytes(e.cbor) }
+      const bodies = ENCODINGS.map((enc) => {
+        const value = decodePayload(payloads[enc])
+        const c = Compile(mqtt.SignedCommand)
+        expect(c.Check(value) ? null : [...c.Errors(value)][0]).toBeNull()
+        const opened = mqtt.openEnvelope(value)
+        if (opened.kind !== 'signed') throw new Error(`${enc}: not a signed command`)
+        expect(opened.key).toBe(mqtt.SIGNING_VECTOR.keyId)
+        expect(mqtt.verifyBody(opened.body, opened.sig, mqtt.publicKeyFromRaw(Buffer.from(mqtt.SIGNING_VECTOR.publicKey, 'hex')))).toBe(true)
+        const parsed = parseCommand(opened.body)
+        if (!parsed.ok) throw new Error(parsed.message)
+        expect(Buffer.from(mqtt.signCommand(parsed.command as never, key, enc))).toEqual(Buffer.from(payloads[enc]))
+        expect(parsed.command.aud).toBe(mqtt.audienceOfTopic(DEFAULT_TOPIC_PREFIX, e.topic))
+        return parsed.command
+      })
+      expect(bodies[0]).toEqual(bodies[1])
+      // The body is the example after it in MQTT.md.
+      expect(EXAMPLES.some((x) => x.schema !== 'SignedCommand' && x.json === encodePayload(bodies[0], 'json').toString())).toBe(true)
+    })
+  })
+
+  describe.each(EXAMPLES.filter((e) => e.schema !== 'SignedCommand').map((e, i) => [`${i + 1}. ${e.schema} ${e.arrow} ${e.topic}`, e] as const))('worked example %s', (_, e) => {
     const value = JSON.parse(e.json) as Record<string, unknown>
 
     it('is what the code encodes, in JSON and in CBOR', () => {

@@ -15,6 +15,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { de
 
 /** Dependencies that only compute; the reference compressor is imported when first used. */
 const PURE_DEPENDENCIES = ['cbor-x', 'fzstd', 'typebox', '@mongodb-js/zstd']
+/** Node's own modules that only compute: hashes and signatures ([MQTT-5.12]). */
+const PURE_BUILTINS = ['node:crypto']
 
 /** Globals that wait, read the clock, or reach outside the process's memory. */
 const FORBIDDEN_GLOBALS = [
@@ -57,7 +59,7 @@ function problems(file: string, text = readFileSync(file, 'utf8')): string[] {
     if (specifier.startsWith('.')) {
       const target = resolve(file, '..', specifier)
       if (relative(import.meta.dirname, target).startsWith('..')) found.push(`imports ${specifier}, outside protocol/`)
-    } else if (!PURE_DEPENDENCIES.includes(packageOf(specifier))) {
+    } else if (!PURE_DEPENDENCIES.includes(packageOf(specifier)) && !PURE_BUILTINS.includes(specifier)) {
       found.push(`imports ${specifier}`)
     }
   }

@@ -13,6 +13,7 @@ import type { Outbox } from '../outbox.js'
 import type { Publishing } from '../publishing.js'
 import type { Store } from '../store.js'
 import type { ToTheButton } from '../to-the-button.js'
+import type { CommandAuth } from './auth.js'
 
 /** Why a valid command is not applied. [MQTT-5.2] */
 export type Refusal = Extract<CommandErrorCode, 'CMD_BAD_VALUE' | 'CMD_STALE' | 'CMD_UNKNOWN_ALERT'>
@@ -22,6 +23,10 @@ export interface CommandContext {
   topic: string
   /** Whether that is this gateway's own topic, rather than its area's or every gateway's. [MQTT-5.4] */
   own: boolean
+  /** Whether it came signed with the platform key in force, and passed every check of [MQTT-5.12]. */
+  signed: boolean
+  /** The platform keys [MQTT-5.12] [MQTT-5.13]. */
+  auth: CommandAuth
   /** When it is applied, gateway clock, ms. */
   now: number
   /** Live: the `config` command changes them. */

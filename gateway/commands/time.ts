@@ -12,7 +12,13 @@ import type { CommandContext, CommandOf } from './context.js'
  */
 export const STALE_TIME_MS = 60_000
 
-export function time(c: CommandOf<'time'>, { clock, link, known, log, publishing, refuse }: CommandContext): void {
+export function time(c: CommandOf<'time'>, { clock, link, known, log, publishing, refuse, signed }: CommandContext): void {
+  // A signed time is bound to the session: a gateway that just booted cannot judge `exp`
+  // (no clock yet), so only the echo of its birth's fresh session shows that the time is
+  // not an old one captured and played again. [MQTT-5.12]
+  if (signed && c.session === undefined) {
+    return refuse('CMD_STALE', `a signed time must name the session of the birth it answers (this gateway is in session ${publishing.session}): not applied`)
+  }
   // A `time` queued in the broker while the gateway was away is stale when it comes:
   // it must not set the clock. It names the session it answers, or, without one,
   // must not be far behind a clock already set. [MQTT-5.8]
