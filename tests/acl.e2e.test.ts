@@ -19,6 +19,7 @@ import { brokerAcl, credentialsOf, startAedes, type AedesBroker, type BrokerAcl 
 import { startMosquitto, type MosquittoBroker } from '../device-sim/mosquitto.js'
 import { DEFAULT_TOPIC_PREFIX, gatewayTopics, mosquittoAcl } from '../protocol/mqtt.js'
 import { requireTool, waitUntil } from './helpers/system.js'
+import { makeTestPki, type TestPki } from './helpers/tls-certs.js'
 
 requireTool('mosquitto')
 
@@ -37,7 +38,12 @@ const tag = () => `${process.pid}-${++seq}`
 
 /** A client of `who` (its account), subscribed to `filters`, recording what it receives. */
 async function client(url: string, acl: BrokerAcl, who: Who, filters: string[] = []) {
-  const c = await mqtt.connectAsync(url, { ...credentialsOf(acl, who), clientId: `acl-${who}-${tag()}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
+  return clientWith(url, { ...credentialsOf(acl, who), clientId: `acl-${who}-${tag()}` }, filters)
+}
+
+/** A client with these connect options (an account's password, or a TLS client certificate), subscribed to `filters`. */
+async function clientWith(url: string, options: mqtt.IClientOptions, filters: string[] = []) {
+  const c = await mqtt.connectAsync(url, { clientId: `acl-${tag()}`, ...options, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
   const got: { topic: string; payload: string }[] = []
   c.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }))
   const codes = filters.length > 0 ? await subscribe(c, filters) : []
@@ -155,6 +161,26 @@ const PROBES: Probe[] = [
   ),
 ]
 
+type Open = (who: Who, filters?: string[]) => Promise<Awaited<ReturnType<typeof clientWith>>>
+
+/** One probe of the table: published, then a marker after it; whether the probe reached the watcher. */
+async function runProbe(kind: 'mosquitto' | 'aedes', open: Open, p: Probe): Promise<void> {
+  const watcher = await open(p.watcher, p.watch)
+  const publisher = await open(p.by)
+  const marker = p.marker.by === p.by ? publisher : await open(p.marker.by)
+  const probe = `probe-${tag()}`
+  const answer = await attempt(publisher.c, p.topic, probe, p.retain ?? false)
+  const reaches = typeof p.reaches === 'boolean' ? p.reaches : p.reaches[kind]
+  // A refused PUBLISH: mosquitto acknowledges and drops it; aedes closes the connection. Neither leaves the publisher waiting.
+  expect(answer).toBe(kind === 'aedes' && p.refused !== undefined ? 'closed' : 'puback')
+  const m = answer === 'closed' && marker === publisher ? await open(p.marker.by) : marker
+  const mark = `marker-${tag()}`
+  expect(await attempt(m.c, p.marker.topic, mark)).toBe('puback')
+  await waitUntil(() => watcher.got.some((g) => g.payload === mark), { timeoutMs: 5000, what: `the marker at ${p.watcher}` })
+  expect(watcher.got.some((g) => g.payload === probe && g.topic === p.topic)).toBe(reaches)
+  if (p.retain) await attempt(m === publisher ? (await open(p.by)).c : (await open('platform')).c, p.topic, '', true) // clear what mosquitto kept
+}
+
 describe.each(['mosquitto', 'aedes'] as const)('topic permissions on %s [MQTT-2.8]', (kind) => {
   let broker: MosquittoBroker | AedesBroker
   let acl: BrokerAcl
@@ -198,22 +224,7 @@ describe.each(['mosquitto', 'aedes'] as const)('topic permissions on %s [MQTT-2.
     await broker?.close()
   })
 
-  it.each(PROBES.map((p) => [p.name, p] as const))('%s', async (_name, p) => {
-    const watcher = await open(p.watcher, p.watch)
-    const publisher = await open(p.by)
-    const marker = p.marker.by === p.by ? publisher : await open(p.marker.by)
-    const probe = `probe-${tag()}`
-    const answer = await attempt(publisher.c, p.topic, probe, p.retain ?? false)
-    const reaches = typeof p.reaches === 'boolean' ? p.reaches : p.reaches[kind]
-    // A refused PUBLISH: mosquitto acknowledges and drops it; aedes closes the connection. Neither leaves the publisher waiting.
-    expect(answer).toBe(kind === 'aedes' && p.refused !== undefined ? 'closed' : 'puback')
-    const m = answer === 'closed' && marker === publisher ? await open(p.marker.by) : marker
-    const mark = `marker-${tag()}`
-    expect(await attempt(m.c, p.marker.topic, mark)).toBe('puback')
-    await waitUntil(() => watcher.got.some((g) => g.payload === mark), { timeoutMs: 5000, what: `the marker at ${p.watcher}` })
-    expect(watcher.got.some((g) => g.payload === probe && g.topic === p.topic)).toBe(reaches)
-    if (p.retain) await attempt(m === publisher ? (await open(p.by)).c : (await open('platform')).c, p.topic, '', true) // clear what mosquitto kept
-  })
+  it.each(PROBES.map((p) => [p.name, p] as const))('%s', async (_name, p) => runProbe(kind, open, p))
 
   it('a refused SUBSCRIBE: aedes answers 0x80 for it in the SUBACK; mosquitto 2.0 grants it and checks each message it would deliver', async () => {
     const no = kind === 'aedes' ? 128 : 1
@@ -257,5 +268,64 @@ describe.each(['mosquitto', 'aedes'] as const)('topic permissions on %s [MQTT-2.
     await waitUntil(() => p.got.some((g) => g.payload === death), { timeoutMs: 5000, what: 'the Will' })
     if (kind === 'aedes') expect(refused.some((r) => r.includes(`no rule lets gateway gw-a publish ${B.alert}`))).toBe(true)
     await attempt((await open('gw-a')).c, A.state, '', true)
+  })
+})
+
+describe("topic permissions on mosquitto with the client certificate's CN as the user name [MQTT-2.7] [MQTT-2.8]", () => {
+  // deploy/mosquitto/mosquitto.conf's second listener: require_certificate and
+  // use_identity_as_username, the same ACL file. No passwords: the certificate is the account.
+  let pki: TestPki
+  let broker: MosquittoBroker
+  const clients: MqttClient[] = []
+  const open: Open = async (who, filters = []) => {
+    const cert = pki.clients[who]!
+    const x = await clientWith(
+      broker.url,
+      { ca: readFileSync(pki.ca.cert), cert: readFileSync(cert.cert), key: readFileSync(cert.key), rejectUnauthorized: true, clientId: `acl-cert-${who}-${tag()}` },
+      filters,
+    )
+    clients.push(x.c)
+    return x
+  }
+
+  beforeAll(async () => {
+    requireTool('openssl')
+    pki = makeTestPki({ clients: ['gw-a', 'gw-b', 'platform'] })
+    const acl = brokerAcl(P, {
+      platform: ['platform'],
+      gateways: [
+        { id: 'gw-a', area: 'north' },
+        { id: 'gw-b', area: 'south' },
+      ],
+    })
+    broker = await startMosquitto({ acl, aclText: SHIPPED + AREA_LINES, tls: { cafile: pki.ca.cert, certfile: pki.server.cert, keyfile: pki.server.key, requireCertificate: true } })
+  })
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)))
+    await broker?.close()
+    pki?.remove()
+  })
+
+  it.each(PROBES.map((p) => [p.name, p] as const))('%s', async (_name, p) => runProbe('mosquitto', open, p))
+
+  it('a certificate from another CA is refused in the handshake, whatever its CN', async () => {
+    const c = mqtt.connect(broker.url, {
+      ca: readFileSync(pki.ca.cert),
+      cert: readFileSync(pki.foreignClient.cert),
+      key: readFileSync(pki.foreignClient.key),
+      clientId: `acl-cert-foreign-${tag()}`,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+    })
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        c.once('connect', () => resolve('connected'))
+        c.once('error', (e) => resolve(`error: ${e.message}`))
+        c.once('close', () => resolve('closed'))
+      })
+      expect(outcome).not.toBe('connected')
+    } finally {
+      c.end(true)
+    }
   })
 })

@@ -37,6 +37,8 @@ export interface TestPki {
   foreignClient: CertFiles
   /** For 127.0.0.1 and localhost, signed by `foreignCa`. */
   foreignServer: CertFiles
+  /** Client certificates signed by `ca`, one for each CN asked for in `clients`. */
+  clients: Readonly<Record<string, CertFiles>>
   /** Writes `text` to a file in `dir` and returns its path. */
   write(name: string, text: string): string
   remove(): void
@@ -47,7 +49,7 @@ const REQ_CONF = ['[req]', 'distinguished_name = dn', 'prompt = no', '[dn]', 'CN
 /** openssl's date format for -startdate/-enddate: YYYYMMDDHHMMSSZ. */
 const asn1Time = (ms: number) => `${new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`
 
-export function makeTestPki(opts: { clientDays?: number } = {}): TestPki {
+export function makeTestPki(opts: { clientDays?: number; clients?: readonly string[] } = {}): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'steppelink-pki-'))
   const file = (name: string) => join(dir, name)
   const write = (name: string, text: string) => {
@@ -155,6 +157,7 @@ export function makeTestPki(opts: { clientDays?: number } = {}): TestPki {
     foreignCa,
     foreignClient: makeLeaf('foreign-ca', 'foreign-client', 'gw-foreign', 'client', now - DAY, now + 365 * DAY),
     foreignServer: makeLeaf('foreign-ca', 'foreign-server', 'localhost', 'server', now - DAY, now + 365 * DAY),
+    clients: Object.fromEntries((opts.clients ?? []).map((cn) => [cn, makeLeaf('ca', `client-${cn}`, cn, 'client', now - DAY, now + 365 * DAY)])),
     write,
     remove: () => rmSync(dir, { recursive: true, force: true }),
   }
