@@ -1,7 +1,8 @@
 /**
  * The console signs what it sends [MQTT-5.12]: aud from the topic, seq growing without
  * state on disk, exp an hour on; the payload verifies with the public key and its body is
- * the checked command.
+ * the checked command. Here, not in platform/, because it reads the key the way the gateway
+ * does (gateway/platform-keys.ts): the platform folder imports nothing from gateway/.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -11,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { writeKeyPair } from '../cli/keygen-command.js'
 import { readPlatformKeys } from '../gateway/platform-keys.js'
 import { decodePayload, openEnvelope, parseCommand, verifyBody } from '../protocol/mqtt.js'
-import { COMMAND_VALIDITY_MS, checkedCommand, commandPayload, signerFromFile } from './commands.js'
+import { COMMAND_VALIDITY_MS, checkedCommand, commandPayload, signerFromFile } from '../platform/commands.js'
 
 const dirs: string[] = []
 afterEach(() => {
