@@ -27,6 +27,21 @@ export { tokenize } from './console-live.js'
 
 export const PASSWORD_ENV = 'STEPPELINK_MQTT_PASSWORD'
 
+/** The broker connection's flags, the same for the console and `console broadcast`. */
+const CONNECTION_HELP = `  --username NAME     MQTT user name (default: none); the password comes from
+                      ${PASSWORD_ENV}
+  --ca FILE           TLS: the CA certificate (PEM) that signed the broker's certificate,
+                      for a private CA; needs an mqtts:// or wss:// broker (default: the
+                      public CAs)
+  --cert FILE         TLS: client certificate (PEM), for a broker that requires one
+                      (mutual TLS); with --key (default: none)
+  --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
+  --servername NAME   TLS: the name on the broker's certificate, when it is not the
+                      host of --broker (default: that host)
+  --signing-key FILE  sign every command with this platform private key (platform.key
+                      from steppelink keygen); gateways with its public key take only
+                      signed commands (default: unsigned)`
+
 const HELP = `Usage: steppelink console --broker URL [options]
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
@@ -59,19 +74,7 @@ Options:
                       or a request (default: never by itself, key r)
   --unit TEXT         the unit dispatched, 1-100 characters (default "${CONSOLE_DEFAULTS.unit}")
   --eta MIN           the unit's expected arrival, minutes, 0-65535 (default ${CONSOLE_DEFAULTS.etaMin})
-  --username NAME     MQTT user name (default: none); the password comes from
-                      ${PASSWORD_ENV}
-  --ca FILE           TLS: the CA certificate (PEM) that signed the broker's certificate,
-                      for a private CA; needs an mqtts:// or wss:// broker (default: the
-                      public CAs)
-  --cert FILE         TLS: client certificate (PEM), for a broker that requires one
-                      (mutual TLS); with --key (default: none)
-  --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
-  --servername NAME   TLS: the name on the broker's certificate, when it is not the
-                      host of --broker (default: that host)
-  --signing-key FILE  sign every command with this platform private key (platform.key
-                      from steppelink keygen); gateways with its public key take only
-                      signed commands (default: unsigned)
+${CONNECTION_HELP}
   --json              one JSON object per line on standard output instead of the view
   --help, -h          this help
 
@@ -128,19 +131,7 @@ Options:
   --prefix P          topic prefix (default ${CONSOLE_DEFAULTS.prefix})
   --id CONSOLE_ID     prefixes the command id (default ${CONSOLE_DEFAULTS.id})
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
-  --username NAME     MQTT user name (default: none); the password comes from
-                      ${PASSWORD_ENV}
-  --ca FILE           TLS: the CA certificate (PEM) that signed the broker's certificate,
-                      for a private CA; needs an mqtts:// or wss:// broker (default: the
-                      public CAs)
-  --cert FILE         TLS: client certificate (PEM), for a broker that requires one
-                      (mutual TLS); with --key (default: none)
-  --key FILE          TLS: the client certificate's private key (PEM, unencrypted)
-  --servername NAME   TLS: the name on the broker's certificate, when it is not the
-                      host of --broker (default: that host)
-  --signing-key FILE  sign every command with this platform private key (platform.key
-                      from steppelink keygen); gateways with its public key take only
-                      signed commands (default: unsigned)
+${CONNECTION_HELP}
   --json              print the command sent as one JSON line
   --help, -h          this help`
 
