@@ -153,6 +153,16 @@ export interface ConsoleCommandIo {
   signal: AbortSignal | undefined
 }
 
+/** The broker connection's options, the same for the console and `console broadcast` (CONNECTION_HELP). */
+const CONNECTION_OPTIONS = {
+  username: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  servername: { type: 'string' },
+  'signing-key': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 const CONSOLE_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   broker: { type: 'string' },
@@ -164,12 +174,7 @@ const CONSOLE_OPTIONS = {
   'resolve-after': { type: 'string' },
   unit: { type: 'string' },
   eta: { type: 'string' },
-  username: { type: 'string' },
-  ca: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  servername: { type: 'string' },
-  'signing-key': { type: 'string' },
+  ...CONNECTION_OPTIONS,
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
@@ -184,12 +189,7 @@ const BROADCAST_OPTIONS = {
   prefix: { type: 'string' },
   id: { type: 'string' },
   timeout: { type: 'string' },
-  username: { type: 'string' },
-  ca: { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  servername: { type: 'string' },
-  'signing-key': { type: 'string' },
+  ...CONNECTION_OPTIONS,
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 

@@ -22,6 +22,16 @@ export interface Flag {
 }
 
 /** The flags of `steppelink console`, in the order of the help (the password comes from the environment). */
+/** How the console and `console broadcast` alike reach the broker and sign what they send. */
+const CONNECTION_FLAGS: readonly Flag[] = [
+  { flag: 'username', key: 'username' },
+  { flag: 'ca', key: 'ca' },
+  { flag: 'cert', key: 'cert' },
+  { flag: 'key', key: 'key' },
+  { flag: 'servername', key: 'servername' },
+  { flag: 'signing-key', key: 'signingKey' },
+]
+
 export const CONSOLE_FLAGS: readonly Flag[] = [
   { flag: 'broker', key: 'broker', missing: "--broker is required: the URL of the platform's MQTT broker, e.g. --broker mqtt://127.0.0.1:1883" },
   { flag: 'prefix', key: 'prefix' },
@@ -32,12 +42,7 @@ export const CONSOLE_FLAGS: readonly Flag[] = [
   { flag: 'resolve-after', key: 'resolveAfterS', number: {} },
   { flag: 'unit', key: 'unit' },
   { flag: 'eta', key: 'etaMin', number: {} },
-  { flag: 'username', key: 'username' },
-  { flag: 'ca', key: 'ca' },
-  { flag: 'cert', key: 'cert' },
-  { flag: 'key', key: 'key' },
-  { flag: 'servername', key: 'servername' },
-  { flag: 'signing-key', key: 'signingKey' },
+  ...CONNECTION_FLAGS,
 ]
 
 /** What `console broadcast` and `console broadcast --withdraw` share: how they reach the broker. */
@@ -47,12 +52,7 @@ const ONE_COMMAND_FLAGS: readonly Flag[] = [
   { flag: 'prefix', key: 'prefix' },
   { flag: 'id', key: 'id' },
   { flag: 'timeout', key: 'timeoutMs', number: { scale: 1000, expected: 'seconds above 0' } },
-  { flag: 'username', key: 'username' },
-  { flag: 'ca', key: 'ca' },
-  { flag: 'cert', key: 'cert' },
-  { flag: 'key', key: 'key' },
-  { flag: 'servername', key: 'servername' },
-  { flag: 'signing-key', key: 'signingKey' },
+  ...CONNECTION_FLAGS,
 ]
 
 export const BROADCAST_FLAGS: readonly Flag[] = [
