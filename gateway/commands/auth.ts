@@ -15,8 +15,7 @@
  */
 
 import type { KeyObject } from 'node:crypto'
-import { audienceOfTopic, keyId, openEnvelope, tryDecode, verifyBody, type Command, type SignatureErrorCode } from '../../protocol/mqtt.js'
-import { MAX_COMMAND_BYTES } from '../../protocol/mqtt.js'
+import { MAX_COMMAND_BYTES, audienceOfTopic, keyId, openEnvelope, tryDecode, verifyBody, type Command, type SignatureErrorCode } from '../../protocol/mqtt.js'
 import type { GatewayClock } from '../clock.js'
 import type { GatewaySettings, Log } from '../gateway.js'
 import { ReplayWindow } from '../replay-window.js'
