@@ -3,13 +3,17 @@
 // mosquitto (a real second broker), mosquitto-clients (mosquitto_sub and mosquitto_pub:
 // the shell platform of protocol/MQTT.md section 8, in the interop fault test), gcc (cc,
 // which compiles the C of protocol/PROTOCOL.md in protocol/spec-c.test.ts) and openssl (the
-// TLS tests make a private CA and certificates with it, tests/helpers/tls-certs.ts). As root
-// with apt-get, installs what is missing; otherwise stops with the exact line to run.
-// Never lets the tests skip them silently.
+// TLS tests make a private CA and certificates with it, tests/helpers/tls-certs.ts),
+// chromium (the household page's tests drive Debian's Chromium with playwright-core,
+// tests/helpers/browser.ts: playwright's own browser download needs the internet, which the
+// board and CI do not have) and fonts-noto-cjk (a headless machine has no Chinese font, and
+// the page is zh-CN first: without it the screenshots show boxes). As root with apt-get,
+// installs what is missing; otherwise stops with the exact line to run. Never lets the
+// tests skip them silently.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
-// name: the command looked for; pkg: the Debian package that has it.
+// name: the command looked for; pkg: the Debian package that has it; noPath: only `paths` count.
 const TOOLS = [
   { name: 'socat', pkg: 'socat', paths: ['/usr/bin/socat', '/usr/local/bin/socat'] },
   { name: 'mosquitto', pkg: 'mosquitto', paths: ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'] },
@@ -17,10 +21,15 @@ const TOOLS = [
   { name: 'mosquitto_pub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'] },
   { name: 'cc', pkg: 'gcc', paths: ['/usr/bin/cc', '/usr/local/bin/cc'] },
   { name: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'] },
+  // Exactly this path: tests/helpers/browser.ts launches it (not on PATH: a command of that
+  // name elsewhere would not be the browser the tests start).
+  { name: 'chromium', pkg: 'chromium', paths: ['/usr/bin/chromium'], noPath: true },
+  // A font, not a command: the file Debian's package installs.
+  { name: 'Noto Sans CJK', pkg: 'fonts-noto-cjk', paths: ['/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc'], noPath: true },
 ]
 
 const onPath = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
-const missing = [...new Set(TOOLS.filter((t) => !t.paths.some(existsSync) && !onPath(t.name)).map((t) => t.pkg))]
+const missing = [...new Set(TOOLS.filter((t) => !t.paths.some(existsSync) && (t.noPath || !onPath(t.name))).map((t) => t.pkg))]
 if (missing.length === 0) process.exit(0)
 
 const line = `apt-get update && apt-get install -y ${missing.join(' ')}`
