@@ -22,8 +22,9 @@ import { benchmark as disk } from './disk.js'
 import { benchmark as serial } from './serial.js'
 import { benchmark as scale } from './scale.js'
 import { benchmark as signing } from './signing.js'
+import { benchmark as householdPage } from './household-page.js'
 
-export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale, signing]
+export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale, signing, householdPage]
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** bench/results in the source tree (this file runs from dist/bench). */
