@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchBrowser, PHONE, platformFonts, screenshot, type TestBrowser } from './helpers/browser.js'
+import { INSTALL_LINE, launchBrowser, PHONE, platformFonts, requireChromium, screenshot, type TestBrowser } from './helpers/browser.js'
 import { startStandInPage, type StandInPage } from './helpers/stand-in-page.js'
 
 let browser: TestBrowser
@@ -88,6 +88,12 @@ describe('the browser harness on a stand-in page', () => {
     expect(new URL(page.url()).pathname).toBe('/login')
     expect(await page.evaluate('navigator.language')).toBe('en')
     await page.context().close()
+  })
+
+  it('names the packages to install when Chromium or the font is missing, rather than skipping', () => {
+    expect(() => requireChromium()).not.toThrow()
+    expect(() => requireChromium({ chromium: '/nonexistent/chromium' })).toThrow(INSTALL_LINE)
+    expect(() => requireChromium({ font: '/nonexistent/font.ttc' })).toThrow(/the CJK font \(\/nonexistent\/font\.ttc\)/)
   })
 
   it('reaches nothing outside 127.0.0.1: the requests are aborted and recorded', async () => {

@@ -12,7 +12,10 @@
  * other than the loopback ones resolve to nothing (`--host-resolver-rules`), and by default
  * a route handler aborts every request a page makes to anywhere but 127.0.0.1 or
  * localhost. Every such request is recorded in `outside`: a page test expects it empty
- * (STYLE.md 20: every asset in the package).
+ * (STYLE.md 20: every asset in the package). Checked with strace on the smoke test
+ * (2026-12-03, Chromium 156): TCP to 127.0.0.1 only; the only other connect() calls are UDP
+ * ones to 2001:4860:4860::8888, Chromium's IPv6 reachability probe, a route lookup that
+ * sends no packet.
  *
  * One browser per test file (a launch takes 1 to 3 s on two cores); one context per test
  * (`newPhone`), so each test has its own cookies, its own session.
@@ -103,9 +106,14 @@ export interface TestBrowser {
   close(): Promise<void>
 }
 
-/** Throws, with the line that installs it, when Chromium or the CJK font is missing. */
-export function requireChromium(): void {
-  const missing = [!existsSync(CHROMIUM) && `Chromium (${CHROMIUM})`, !existsSync(CJK_FONT) && `the CJK font (${CJK_FONT})`].filter(Boolean)
+/**
+ * Throws, with the line that installs them, when Chromium or the CJK font is missing.
+ * `paths` replaces where they are looked for (a test of this function).
+ */
+export function requireChromium(paths: { chromium?: string; font?: string } = {}): void {
+  const chromiumPath = paths.chromium ?? CHROMIUM
+  const fontPath = paths.font ?? CJK_FONT
+  const missing = [!existsSync(chromiumPath) && `Chromium (${chromiumPath})`, !existsSync(fontPath) && `the CJK font (${fontPath})`].filter(Boolean)
   if (missing.length > 0) {
     throw new Error(`The browser tests need ${missing.join(' and ')}, from Debian's chromium and fonts-noto-cjk. Run:\n  ${INSTALL_LINE}\n(npm test installs them when it runs as root.)`)
   }
