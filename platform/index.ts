@@ -5,7 +5,7 @@
  */
 
 export { targetTopic } from './commands.js'
-export { publishBroadcast, publishWithdraw } from './broadcast.js'
+export { publishBroadcast, publishKeyRotate, publishWithdraw, nextKeyId } from './broadcast.js'
 export {
   ACTION_STAGE,
   AUTOMATIC_AFTER_ACKNOWLEDGEMENT,
@@ -26,6 +26,7 @@ export {
   CONSOLE_DEFAULTS,
   CONSOLE_ID_PATTERN,
   ConsoleSettings,
+  KeyRotateSettings,
   URGENCY_NAMES,
   WithdrawSettings,
   optionProblem,
@@ -34,6 +35,7 @@ export {
   type ConsoleHooks,
   type ConsoleOptions,
   type ConsoleTimers,
+  type KeyRotateOptions,
   type OneCommandOptions,
   type OptionProblem,
   type WithdrawOptions,
