@@ -104,8 +104,10 @@ control characters and escape sequences as visible text (\\u001b), never obeyed.
 With --json, one object per event with at least type (alert, event, status, state,
 reply, command-sent, error, connection), id, gateway, terminal, code, kind, time (the
 payload's {at, estimated}), receivedAt (local UNIX ms), ageMs (receivedAt - time.at,
-null if the time is estimated) and duplicate: true for an id seen before; an event
-of class request also has stage and copies.
+null if the time is estimated) and duplicate: true for a republication of an id seen
+before, or idConflict ({differs, versions, warning}) for another item under an id seen
+before (two different alerts under one id: one may be forged; the case opens again and
+shows every version); an event of class request also has stage and copies.
 
 Examples:
   steppelink console --broker mqtt://127.0.0.1:1883

@@ -9,7 +9,9 @@ export { publishBroadcast, publishKeyRotate, publishWithdraw, nextKeyId } from '
 export {
   ACTION_STAGE,
   AUTOMATIC_AFTER_ACKNOWLEDGEMENT,
+  CONFLICT_WARNING,
   CONSOLE_STAGES,
+  MAX_VERSIONS,
   OTHER_REQUEST_ACKNOWLEDGEMENT,
   REQUEST_ACKNOWLEDGEMENTS,
   canTake,
@@ -19,7 +21,7 @@ export {
 } from './cases.js'
 export { startConsole, type OperatorConsole } from './console.js'
 export { ConsoleError, type ConsoleErrorCode, type PayloadErrorCode } from './errors.js'
-export type { AlertLine, CommandLine, ConnectionLine, ConsoleEvent, ErrorLine, EventLine, ReplyLine, StateLine, StatusLine, TerminalReset } from './events.js'
+export type { AlertLine, CommandLine, ConnectionLine, ConsoleEvent, CopyConflict, ErrorLine, EventLine, ReplyLine, StateLine, StatusLine, TerminalReset } from './events.js'
 export {
   ACK_MODES,
   BroadcastSettings,
@@ -41,4 +43,4 @@ export {
   type WithdrawOptions,
 } from './options.js'
 export { clockTime, describeEvent, describeReset, duration, renderView, screenText, type ViewOptions } from './render.js'
-export { openCases, type BroadcastView, type CaseView, type ConsoleCounters, type ConsoleSnapshot, type GatewayView, type TerminalView, type TroubleView } from './view.js'
+export { openCases, type BroadcastView, type CaseConflict, type CaseView, type CopyVersion, type ConsoleCounters, type ConsoleSnapshot, type GatewayView, type TerminalView, type TroubleView } from './view.js'
