@@ -43,4 +43,15 @@ export {
   type WithdrawOptions,
 } from './options.js'
 export { clockTime, describeEvent, describeReset, duration, renderView, screenText, type ViewOptions } from './render.js'
-export { openCases, type BroadcastView, type CaseConflict, type CaseView, type CopyVersion, type ConsoleCounters, type ConsoleSnapshot, type GatewayView, type TerminalView, type TroubleView } from './view.js'
+export {
+  openCases,
+  type BroadcastView,
+  type CaseConflict,
+  type CaseView,
+  type CopyVersion,
+  type ConsoleCounters,
+  type ConsoleSnapshot,
+  type GatewayView,
+  type TerminalView,
+  type TroubleView,
+} from './view.js'
