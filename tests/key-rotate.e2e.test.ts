@@ -55,13 +55,15 @@ describe('console key-rotate against a real gateway [MQTT-5.13]', () => {
     platform = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 })
     const replies: Record<string, unknown>[] = []
     const statuses: Record<string, unknown>[] = []
+    const births: number[] = []
     platform.on('message', (topic, payload) => {
       if (payload.length === 0) return
       const m = decodePayload(payload) as Record<string, unknown>
       if (topic.endsWith('/reply')) replies.push(m)
       if (topic.endsWith('/status')) statuses.push(m)
+      if (topic.endsWith('/state') && m.type === 'birth') births.push(m.session as number)
     })
-    await platform.subscribeAsync([`steppelink/v1/gw/${GW}/reply`, `steppelink/v1/gw/${GW}/status`], { qos: 1 })
+    await platform.subscribeAsync([`steppelink/v1/gw/${GW}/reply`, `steppelink/v1/gw/${GW}/status`, `steppelink/v1/gw/${GW}/state`], { qos: 1 })
 
     gateway = startGateway(flags)
     await gateway.waitForLog((l) => l.msg === 'uplink online', 'online')
@@ -79,16 +81,17 @@ describe('console key-rotate against a real gateway [MQTT-5.13]', () => {
 
     // A command signed with the old key, and one with the new key (status-request: its status shows the key in force).
     let seq = Date.now() + 1_000
-    const send = (id: string, keyFile: string) =>
+    const send = (id: string, keyFile: string, type = 'status-request') =>
       platform!.publishAsync(
         `steppelink/v1/gw/${GW}/cmd`,
-        signCommand({ v: 1, id, type: 'status-request', aud: `gw/${GW}`, seq: ++seq, exp: Date.now() + 600_000 }, parsePrivateKey(readFileSync(keyFile, 'utf8')), 'json'),
+        signCommand({ v: 1, id, type, aud: `gw/${GW}`, seq: ++seq, exp: Date.now() + 600_000 }, parsePrivateKey(readFileSync(keyFile, 'utf8')), 'json'),
         { qos: 1 },
       )
     const before = statuses.length
     await send('old-key', current.privatePath)
     await send('new-key', next.privatePath)
-    await waitUntil(() => replies.length >= 1 && statuses.length > before, { timeoutMs: 10_000, what: 'the refusal and the status' })
+    // The status-request signed with the new key is applied: a status comes, naming the new key (the periodic one is minutes away).
+    await waitUntil(() => replies.length >= 1 && statuses.some((s, i) => i >= before && s.platformKey === next.keyId), { timeoutMs: 10_000, what: 'the refusal and the status' })
     expect(replies.map((r) => [r.command, r.code])).toEqual([['old-key', 'CMD_UNKNOWN_KEY']])
     expect(statuses.at(-1)).toMatchObject({ platformKey: next.keyId, commandsAuthenticated: true })
 
@@ -96,10 +99,13 @@ describe('console key-rotate against a real gateway [MQTT-5.13]', () => {
     await gateway.kill('SIGTERM')
     gateway = startGateway(flags)
     await gateway.waitForLog((l) => l.msg === 'uplink online', 'online again')
-    const after = statuses.length
-    await send('old-key-2', current.privatePath)
-    await send('new-key-2', next.privatePath)
-    await waitUntil(() => replies.length >= 2 && statuses.some((s, i) => i >= after && s.platformKey === next.keyId), { timeoutMs: 10_000, what: 'the refusal and the status after the restart' })
+    await waitUntil(() => births.length >= 2, { timeoutMs: 10_000, what: 'the birth after the restart' })
+    const session = births.at(-1)!
+    // A rebirth signed with the new key is applied (a second birth of this session); one with the old key is refused.
+    await send('old-key-2', current.privatePath, 'rebirth')
+    await send('new-key-2', next.privatePath, 'rebirth')
+    await waitUntil(() => replies.length >= 2 && births.filter((b) => b === session).length >= 2, { timeoutMs: 10_000, what: 'the refusal and the rebirth after the restart' })
+    await waitUntil(() => statuses.at(-1)?.platformKey === next.keyId, { timeoutMs: 10_000, what: 'the status after the rebirth, naming the new key' })
     expect(replies.map((r) => [r.command, r.code])).toEqual([
       ['old-key', 'CMD_UNKNOWN_KEY'],
       ['old-key-2', 'CMD_UNKNOWN_KEY'],
