@@ -185,6 +185,13 @@ describe('steppelink console', () => {
           /--withdraw takes a broadcast back: it has no --urgency, --expires-in/,
         ],
         [['broadcast', '--broker', 'mqtt://h', '--to', 'area:a/b', '--withdraw', '9001'], /area name 'a\/b'/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--next-key', '0123456789abcdef'], /--signing-key is required: a key-rotate must be signed/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--signing-key', 'platform.key'], /--next-key is required/],
+        [['key-rotate', '--broker', 'mqtt://h', '--next-key', '0123456789abcdef', '--signing-key', 'k'], /--to is required/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--next-key', 'x', '--signing-key', 'k', '--valid-for', '10'], /--valid-for must be whole seconds from 60/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--next-key', '/nonexistent/platform.pub', '--signing-key', 'k'], /neither a key id \(16 hex digits, lower case\) nor a file/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--next-key', '0123456789abcdef', '--signing-key', '/nonexistent/platform.key'], /cannot read the signing key/],
+        [['key-rotate', '--broker', 'mqtt://h', '--to', 'all', '--next-key', '0123456789abcdef', '--signing-key', 'k', 'extra'], /Unexpected argument 'extra'|positional/i],
       ] as [string[], RegExp][]
     ).map(([args, message]) => [args.join(' ').slice(0, 60), args, message] as const),
   )('usage error: %s', async (_label, args, message) => {
@@ -192,7 +199,7 @@ describe('steppelink console', () => {
     expect(await consoleCommand(args, t.io)).toBe(2)
     const err = t.err.join('')
     expect(err).toMatch(message)
-    expect(err).toMatch(/See 'steppelink console( broadcast)? --help'\.\n$/)
+    expect(err).toMatch(/See 'steppelink console( broadcast| key-rotate)? --help'\.\n$/)
     expect(t.out).toEqual([])
   })
 
@@ -211,6 +218,11 @@ describe('steppelink console', () => {
     for (const flag of ['--broker', '--to', '--urgency', '--expires-in', '--broadcast-id', '--withdraw', '--prefix', '--id', '--timeout', '--json']) expect(b.out.join('')).toContain(flag)
     expect(b.out.join('')).toMatch(/--withdraw ID +take back the broadcast with this id \(0-4294967295, as it was\n +sent\).*\n.*\(default: none, send the text\)/)
     expect(help).toContain('--withdraw ID')
+    expect(help).toContain('steppelink console key-rotate')
+    const k = io()
+    expect(await consoleCommand(['key-rotate', '--help'], k.io)).toBe(0)
+    for (const flag of ['--broker', '--to', '--next-key', '--signing-key', '--valid-for', '--prefix', '--id', '--timeout', '--json']) expect(k.out.join('')).toContain(flag)
+    expect(k.out.join('')).toMatch(/default 86400, a day/)
   })
 
   it('broadcast: publishes one valid broadcast command and exits 0 once the broker has it', async () => {

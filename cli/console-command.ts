@@ -2,7 +2,8 @@
  * `steppelink console`: the operator console of the banner 110 centre (platform/) at the
  * command line: a live view on a terminal, plain lines in a pipe, JSON lines with --json,
  * keys for the operator (console-live.ts). `steppelink console broadcast` publishes one
- * broadcast, or its withdrawal, and exits. Flags are checked with the schemas the console
+ * broadcast, or its withdrawal, and exits; `steppelink console key-rotate` one signed
+ * key-rotate [MQTT-5.13]. Flags are checked with the schemas the console
  * checks its options with (console-flags.ts).
  */
 
@@ -12,14 +13,16 @@ import {
   CONSOLE_DEFAULTS,
   ConsoleError,
   ConsoleSettings,
+  KeyRotateSettings,
   REQUEST_ACKNOWLEDGEMENTS,
   WithdrawSettings,
   publishBroadcast,
+  publishKeyRotate,
   publishWithdraw,
   type CommandLine,
 } from '../platform/index.js'
 import type { Static } from 'typebox'
-import { BROADCAST_FLAGS, CONSOLE_FLAGS, WITHDRAW_FLAGS, optionsFromFlags } from './console-flags.js'
+import { BROADCAST_FLAGS, CONSOLE_FLAGS, KEY_ROTATE_FLAGS, WITHDRAW_FLAGS, optionsFromFlags } from './console-flags.js'
 import { runConsole } from './console-live.js'
 import { UsageError, parseArgsError, reportUsage } from './usage.js'
 
@@ -45,6 +48,7 @@ const CONNECTION_HELP = `  --username NAME     MQTT user name (default: none); t
 const HELP = `Usage: steppelink console --broker URL [options]
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
+       steppelink console key-rotate --broker URL --to GATEWAY|all|area:NAME --next-key KEY --signing-key FILE
 
 The operator console of the banner 110 centre. It watches every gateway on the broker
 (alarms, events, batches, birth and death, status, replies), sends a receipt for every
@@ -100,13 +104,16 @@ control characters and escape sequences as visible text (\\u001b), never obeyed.
 With --json, one object per event with at least type (alert, event, status, state,
 reply, command-sent, error, connection), id, gateway, terminal, code, kind, time (the
 payload's {at, estimated}), receivedAt (local UNIX ms), ageMs (receivedAt - time.at,
-null if the time is estimated) and duplicate: true for an id seen before; an event
-of class request also has stage and copies.
+null if the time is estimated) and duplicate: true for a republication of an id seen
+before, or idConflict ({differs, versions, warning}) for another item under an id seen
+before (two different alerts under one id: one may be forged; the case opens again and
+shows every version); an event of class request also has stage and copies.
 
 Examples:
   steppelink console --broker mqtt://127.0.0.1:1883
   steppelink console --broker mqtt://127.0.0.1:1883 --ack auto --dispatch-after 60 --resolve-after 600 --json
-  steppelink console broadcast --broker mqtt://127.0.0.1:1883 --to area:abag-03 --urgency urgent "Blizzard tomorrow night: bring the herds in."`
+  steppelink console broadcast --broker mqtt://127.0.0.1:1883 --to area:abag-03 --urgency urgent "Blizzard tomorrow night: bring the herds in."
+  steppelink console key-rotate --broker mqtt://127.0.0.1:1883 --to all --next-key keys-2027/platform.pub --signing-key keys/platform.key`
 
 const BROADCAST_HELP = `Usage: steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME [options] "text"
        steppelink console broadcast --broker URL --to GATEWAY|all|area:NAME --withdraw ID
@@ -132,6 +139,37 @@ Options:
   --id CONSOLE_ID     prefixes the command id (default ${CONSOLE_DEFAULTS.id})
   --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
 ${CONNECTION_HELP}
+  --json              print the command sent as one JSON line
+  --help, -h          this help`
+
+const KEY_ROTATE_HELP = `Usage: steppelink console key-rotate --broker URL --to GATEWAY|all|area:NAME --next-key KEY --signing-key FILE [options]
+
+Publishes one signed key-rotate command ([MQTT-5.13]) and exits 0 once the broker has it
+(PUBACK), 1 if it did not acknowledge in time. Each gateway of --to whose configured
+platformKeys.next is KEY makes it the key in force, keeps that across restarts, and from
+then on refuses commands signed with the old key (CMD_UNKNOWN_KEY). A gateway whose next
+key is another answers CMD_BAD_VALUE; the gateway status names the key in force
+(platformKey). Sign with the new key from then on (--signing-key of the console).
+
+Before: make the new pair (steppelink keygen --out keys-2027), put its platform.pub on
+every gateway as platformKeys.next and restart them. A gateway offline now gets the
+key-rotate from the broker when it comes back, within --valid-for.
+
+Options:
+  --broker URL        the platform's MQTT broker (required)
+  --to TARGET         a gateway id, all (every gateway), or area:NAME (every gateway of
+                      that area) (required)
+  --next-key KEY      the new key: its key id (16 hex digits, as steppelink keygen prints
+                      it), or its public key file (platform.pub of the new pair) (required)
+  --signing-key FILE  the CURRENT platform private key (platform.key), which the gateways
+                      take now: a key-rotate is applied only signed with it (required)
+  --valid-for S       seconds the command stays valid, 60-2592000 (default 86400, a day)
+  --prefix P          topic prefix (default ${CONSOLE_DEFAULTS.prefix})
+  --id CONSOLE_ID     prefixes the command id (default ${CONSOLE_DEFAULTS.id})
+  --timeout S         give up when the broker has not acknowledged within S seconds (default 30)
+  --username NAME     MQTT user name (default: none); the password comes from
+                      ${PASSWORD_ENV}
+  --ca, --cert, --key, --servername   TLS, as for the console
   --json              print the command sent as one JSON line
   --help, -h          this help`
 
@@ -193,6 +231,19 @@ const BROADCAST_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
+const KEY_ROTATE_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  broker: { type: 'string' },
+  to: { type: 'string' },
+  'next-key': { type: 'string' },
+  'valid-for': { type: 'string' },
+  prefix: { type: 'string' },
+  id: { type: 'string' },
+  timeout: { type: 'string' },
+  ...CONNECTION_OPTIONS,
+  json: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>
+
 function defaultIo(io: Partial<ConsoleCommandIo>): ConsoleCommandIo {
   return {
     stdout: io.stdout ?? ((t) => process.stdout.write(t)),
@@ -209,6 +260,7 @@ function defaultIo(io: Partial<ConsoleCommandIo>): ConsoleCommandIo {
 export async function consoleCommand(args: string[], io: Partial<ConsoleCommandIo> = {}): Promise<number> {
   const o = defaultIo(io)
   if (args[0] === 'broadcast') return broadcastCommand(args.slice(1), o)
+  if (args[0] === 'key-rotate') return keyRotateCommand(args.slice(1), o)
   let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof CONSOLE_OPTIONS; allowPositionals: false; strict: true }>>['values']
   try {
     ;({ values } = parseArgs({ args, options: CONSOLE_OPTIONS, allowPositionals: false, strict: true }))
@@ -228,7 +280,9 @@ export async function consoleCommand(args: string[], io: Partial<ConsoleCommandI
   return runConsole({ ...settings, json: values.json === true }, o)
 }
 
-function usage(o: ConsoleCommandIo, which: 'console' | 'console broadcast', e: unknown): number {
+type Which = 'console' | 'console broadcast' | 'console key-rotate'
+
+function usage(o: ConsoleCommandIo, which: Which, e: unknown): number {
   return reportUsage((line) => o.stderr(`${line}\n`), which, e)
 }
 
@@ -277,16 +331,46 @@ async function withdrawCommand(values: BroadcastValues, positionals: string[], o
   return publishAndReport(o, values.json === true, publishWithdraw(options), ({ command, topic }) => `broadcast ${broadcast} withdrawn: sent to ${topic}; the broker has it (command ${command.id})`)
 }
 
+// ---------------------------------------------------------------------------------------
+// key-rotate
+
+async function keyRotateCommand(args: string[], o: ConsoleCommandIo): Promise<number> {
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof KEY_ROTATE_OPTIONS; allowPositionals: false; strict: true }>>['values']
+  try {
+    ;({ values } = parseArgs({ args, options: KEY_ROTATE_OPTIONS, allowPositionals: false, strict: true }))
+  } catch (e) {
+    return usage(o, 'console key-rotate', parseArgsError(e))
+  }
+  if (values.help) {
+    o.stdout(`${KEY_ROTATE_HELP}\n`)
+    return 0
+  }
+  let options: Static<typeof KeyRotateSettings>
+  try {
+    options = optionsFromFlags(KeyRotateSettings, KEY_ROTATE_FLAGS, values, { password: o.env[PASSWORD_ENV] })
+  } catch (e) {
+    return usage(o, 'console key-rotate', e)
+  }
+  return publishAndReport(
+    o,
+    values.json === true,
+    publishKeyRotate(options),
+    ({ command, topic }) =>
+      `key-rotate to ${command.type === 'key-rotate' ? command.key : '?'} sent to ${topic}, signed with the current key; the broker has it (command ${command.id}). Sign with the new key from now on; each gateway's status names its key in force (platformKey)`,
+    'console key-rotate',
+  )
+}
+
 /** Waits for the one command, prints it (a JSON line, or `said`), and gives the exit code: 0 sent, 1 not confirmed, 2 refused before sending. */
-async function publishAndReport(o: ConsoleCommandIo, json: boolean, publishing: Promise<CommandLine>, said: (sent: CommandLine) => string): Promise<number> {
+async function publishAndReport(o: ConsoleCommandIo, json: boolean, publishing: Promise<CommandLine>, said: (sent: CommandLine) => string, which: Which = 'console broadcast'): Promise<number> {
   try {
     const sent = await publishing
     o.stdout(`${json ? JSON.stringify(sent) : said(sent)}\n`)
     return 0
   } catch (e) {
     if (!(e instanceof ConsoleError)) throw e
-    if (e.code === 'CONSOLE_BAD_COMMAND' || e.code === 'CONSOLE_BAD_OPTION') return usage(o, 'console broadcast', new UsageError(e.message))
-    o.stderr(`steppelink console broadcast: ${e.message}\n`)
+    if (e.code === 'CONSOLE_BAD_COMMAND' || e.code === 'CONSOLE_BAD_OPTION') return usage(o, which, new UsageError(e.message))
+    o.stderr(`steppelink ${which}: ${e.message}\n`)
     return 1
   }
 }

@@ -1,7 +1,7 @@
 /**
- * The flags of `steppelink console` and `steppelink console broadcast`, checked with the
- * schemas of platform/options.ts, the same that startConsole, publishBroadcast and
- * publishWithdraw check their options with: a range is written once, and a flag out of
+ * The flags of `steppelink console`, `steppelink console broadcast` and `steppelink
+ * console key-rotate`, checked with the schemas of platform/options.ts, the same that
+ * startConsole, publishBroadcast, publishWithdraw and publishKeyRotate check their options with: a range is written once, and a flag out of
  * it is said as `--flag must be <what the schema says>, got '<the text given>'`.
  */
 
@@ -64,6 +64,15 @@ export const BROADCAST_FLAGS: readonly Flag[] = [
 ]
 
 export const WITHDRAW_FLAGS: readonly Flag[] = [...ONE_COMMAND_FLAGS, { flag: 'withdraw', key: 'broadcast', number: {} }]
+
+/** `console key-rotate` [MQTT-5.13]: the signing key is required there (an unsigned key-rotate is refused). */
+export const KEY_ROTATE_FLAGS: readonly Flag[] = [
+  ...ONE_COMMAND_FLAGS.map((f) =>
+    f.key === 'signingKey' ? { ...f, missing: '--signing-key is required: a key-rotate must be signed with the key the gateways take now (the current platform.key)' } : f,
+  ),
+  { flag: 'next-key', key: 'nextKey', missing: "--next-key is required: the new key's id (16 hex digits), or its public key file (platform.pub of the new pair)" },
+  { flag: 'valid-for', key: 'validForS', number: {} },
+]
 
 /** A number flag's text as a number; text that is no number stays text, for the schema to refuse. */
 function numberOf(raw: string, scale = 1): number | string {

@@ -328,7 +328,7 @@ export async function runConsole(r: RunOptions, o: ConsoleCommandIo): Promise<nu
   const snap = operatorConsole.snapshot()
   await operatorConsole.close()
   const c = snap.counters
-  const summary = `console stopped: ${c.alerts} alarm${c.alerts === 1 ? '' : 's'} (${snap.openAlarms.length} still open), ${c.requests} request${c.requests === 1 ? '' : 's'} (${snap.openRequests.length} still open), ${c.items} other items, ${c.duplicates} duplicates, ${c.commandsSent} commands sent, ${c.errors} errors`
+  const summary = `console stopped: ${c.alerts} alarm${c.alerts === 1 ? '' : 's'} (${snap.openAlarms.length} still open), ${c.requests} request${c.requests === 1 ? '' : 's'} (${snap.openRequests.length} still open), ${c.items} other items, ${c.duplicates} duplicates, ${c.conflicts > 0 ? `${c.conflicts} CONFLICTS (two different alerts under one id), ` : ''}${c.commandsSent} commands sent, ${c.errors} errors`
   if (r.json) o.stderr(`${summary}\n`)
   else o.stdout(`${summary}\n`)
   return 0

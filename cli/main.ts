@@ -42,7 +42,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     run: async (args) => (await import('./terminals-command.js')).terminalsCommand(args),
   },
   console: {
-    summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast',
+    summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast, key-rotate',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),
   },
   'broker-acl': {

@@ -1,7 +1,7 @@
 /**
  * Signed commands at the gateway [MQTT-5.12] [MQTT-5.13], on the rig of gateway.suite.ts:
  * the attacks of issue 12 (a forged receipt or resolved, a replay after a restart or after
- * 1,000 other commands, an old time or broadcast against a gateway that just booted) are
+ * 1,000 or 2,000 other commands, a late one, an old time or broadcast against a gateway that just booted) are
  * refused with their codes and never reach the terminal; QoS 1 redelivery and reordering
  * are not errors; key rotation. A fake clock throughout.
  */
@@ -136,15 +136,47 @@ describe('gateway: signed commands [MQTT-5.12]', () => {
     r2.store.close()
   })
 
-  it('a captured command is refused after 1,000 other commands (the id memory is gone, the window is not)', async () => {
-    const r = rig({ settings: { platformKeys: keys } })
+  it('a captured command is refused after 1,000 and after 2,000 other commands, and after a restart then (the id memory is gone, the window is not)', async () => {
+    const disk = diskStore()
+    const r = rig({ store: disk.open(), settings: { platformKeys: keys } })
     const alert = await pressed(r)
     const captured = signed(r, OWN, { id: 'cfg', type: 'config', statusInterval: 900 })
     for (let i = 0; i < 1_100; i++) signed(r, OWN, { id: `s-${i}`, type: 'broadcast-withdraw', broadcast: i })
     r.gateway.command(OWN, captured)
+    for (let i = 1_100; i < 2_000; i++) signed(r, OWN, { id: `s-${i}`, type: 'broadcast-withdraw', broadcast: i })
+    r.gateway.command(OWN, captured)
     await r.run(100)
-    expect(r.uplink('/reply').map((e) => [e.command, e.code])).toEqual([['cfg', 'CMD_REPLAYED']])
+    expect(r.uplink('/reply').map((e) => [e.command, e.code])).toEqual([
+      ['cfg', 'CMD_REPLAYED'],
+      ['cfg', 'CMD_REPLAYED'],
+    ])
     expect(r.store.get(alert)!.stage).not.toBe('resolved')
+    r.gateway.stop()
+    r.store.close()
+
+    const r2 = rig({ store: disk.open(), settings: { platformKeys: keys }, boot: 2 })
+    await r2.run(1_000)
+    r2.gateway.command(OWN, captured)
+    await r2.run(100)
+    expect(r2.uplink('/reply').map((e) => [e.command, e.code])).toEqual([['cfg', 'CMD_REPLAYED']])
+    r2.store.close()
+  })
+
+  it('a command held back behind newer ones of its audience is applied, however far its seq is behind (the window counts commands, not ms)', async () => {
+    const r = rig({ settings: { platformKeys: keys } })
+    const alert = await pressed(r)
+    const t = Date.UTC(2026, 11, 3, 12)
+    // The platform's seq is max(UNIX ms, last + 1): the acknowledged was sent a minute before the status-request, and delayed.
+    const ack = signCommand({ v: 1, id: 'late', type: 'acknowledged', alert, by: 'Bao', aud: 'gw/gw-1', seq: t, exp: EXP }, platform.privateKey, 'cbor')
+    signed(r, OWN, { id: 'newer', type: 'status-request' }, { over: { seq: t + 60_000 } })
+    r.gateway.command(OWN, ack)
+    await r.run(2_000, () => r.stageNames(1).includes('acknowledged'))
+    expect(replies(r)).toEqual([])
+    expect(r.stageNames(1)).toContain('acknowledged')
+    // Sent again (captured): a replay.
+    r.gateway.command(OWN, Buffer.from(signCommand({ v: 1, id: 'late-2', type: 'acknowledged', alert, by: 'Bao', aud: 'gw/gw-1', seq: t, exp: EXP }, platform.privateKey, 'cbor')))
+    await r.run(100)
+    expect(r.uplink('/reply').map((e) => [e.command, e.code])).toEqual([['late-2', 'CMD_REPLAYED']])
   })
 
   it('QoS 1 redelivery of the same signed command is the repeat of [MQTT-5.3]: ignored, no Reply; reordering within the window is accepted', async () => {

@@ -39,10 +39,10 @@ import type {
   StoredBroadcast,
   StoredEvent,
   TerminalNumbering,
-  StoredWindow,
   WriteStats,
 } from './store.js'
-import { commandWindowKey } from './store.js'
+import type { StoredCommandWindow } from './command-window.js'
+import { commandWindowKey, parseStoredJson } from './store.js'
 
 export { APPLICATION_ID, SCHEMA_VERSION, StoreError, type StoreErrorCode } from './sqlite-db.js'
 
@@ -272,13 +272,12 @@ export class SqliteStore implements Store {
     this.#db.write(true, () => this.#db.putMeta(key, value))
   }
 
-  commandWindow(audience: string): StoredWindow | undefined {
-    const saved = this.meta(commandWindowKey(audience))
-    return saved === undefined ? undefined : (JSON.parse(saved) as StoredWindow)
+  commandWindow(audience: string): unknown {
+    return parseStoredJson(this.meta(commandWindowKey(audience)))
   }
 
-  setCommandWindow(audience: string, window: StoredWindow): void {
-    this.setMeta(commandWindowKey(audience), JSON.stringify({ high: window.high, bits: window.bits }))
+  setCommandWindow(audience: string, window: StoredCommandWindow): void {
+    this.setMeta(commandWindowKey(audience), JSON.stringify({ floor: window.floor, taken: window.taken }))
   }
 
   bump(key: string): number {

@@ -6,8 +6,9 @@
 
 import { describe, expect, it } from 'vitest'
 import type { PriorityClass } from '../protocol/mqtt.js'
+import { CommandWindow } from './command-window.js'
 import { ReplayWindow } from './replay-window.js'
-import type { NewEvent, Store, StoreOptions } from './store.js'
+import { commandWindowKey, type NewEvent, type Store, type StoreOptions } from './store.js'
 
 export interface StoreHarness<S extends Store = Store> {
   open(options?: StoreOptions): S
@@ -331,18 +332,24 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
     it('keeps the replay window of signed commands per audience, across a reopen [MQTT-5.12]', () => {
       let s = harness.open()
       expect(s.commandWindow('all')).toBeUndefined()
-      const w = ReplayWindow.empty()
+      const w = CommandWindow.empty()
       w.add(1_767_252_645_000)
       w.add(1_767_252_644_990)
       s.setCommandWindow('all', w.toJSON())
-      s.setCommandWindow('gw/gw-1', ReplayWindow.empty().toJSON())
+      s.setCommandWindow('gw/gw-1', CommandWindow.empty().toJSON())
+      // A store written before the window counted commands: its old form, and a damaged row.
+      s.setMeta(commandWindowKey('area/old'), JSON.stringify(ReplayWindow.empty().toJSON()).replace('"high":0', '"high":1767252600000'))
+      s.setMeta(commandWindowKey('area/broken'), '{"floor":')
       if (harness.reopen) s = harness.reopen(s)
-      const back = ReplayWindow.parse(s.commandWindow('all'))
+      const back = CommandWindow.parse(s.commandWindow('all'))
       expect(back.high).toBe(1_767_252_645_000)
       expect(back.has(1_767_252_644_990)).toBe(true)
       expect(back.has(1_767_252_644_991)).toBe(false)
-      expect(ReplayWindow.parse(s.commandWindow('gw/gw-1')).high).toBe(0)
+      expect(CommandWindow.parse(s.commandWindow('gw/gw-1')).high).toBe(0)
       expect(s.commandWindow('area/x')).toBeUndefined()
+      const old = CommandWindow.parse(s.commandWindow('area/old'))
+      expect([old.has(1_767_252_600_000), old.has(1_767_252_599_000), old.has(1_767_252_600_001)]).toEqual([true, true, false])
+      expect(s.commandWindow('area/broken')).toBeUndefined()
       s.close()
     })
 

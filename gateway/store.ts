@@ -43,6 +43,7 @@
 
 import type { Stage } from '../protocol/messages.js'
 import type { PriorityClass } from '../protocol/mqtt.js'
+import type { StoredCommandWindow } from './command-window.js'
 import type { Limits } from './limits.js'
 
 export { DEFAULT_LIMITS, type Limits } from './limits.js'
@@ -185,10 +186,10 @@ export interface Store {
 
   meta(key: string): string | undefined
   setMeta(key: string, value: string): void
-  /** The replay window of the signed commands of one audience [MQTT-5.12] (replay-window.ts form); undefined before its first. */
-  commandWindow(audience: string): StoredWindow | undefined
+  /** The replay window of the signed commands of one audience [MQTT-5.12], as stored (command-window.ts reads it; an older store holds the replay-window.ts form); undefined before its first, or when what is stored is not JSON. */
+  commandWindow(audience: string): unknown
   /** Keeps it, durably: written before the command it takes is applied, so a power cut cannot let that command in again. */
-  setCommandWindow(audience: string, window: StoredWindow): void
+  setCommandWindow(audience: string, window: StoredCommandWindow): void
   bump(key: string): number
   next(key: string, block?: number): number
   count(name: string, by?: number): void
@@ -200,14 +201,18 @@ export interface Store {
   close(): void
 }
 
-/** A replay window as stored: its high-water mark and its bitmap in base64 (ReplayWindow.toJSON). */
-export interface StoredWindow {
-  high: number
-  bits: string
-}
-
 /** The meta key under which both stores keep an audience's command window. */
 export const commandWindowKey = (audience: string) => `command-window:${audience}`
+
+/** A meta value written as JSON, read back; undefined when missing or damaged (the reader then starts afresh). */
+export function parseStoredJson(saved: string | undefined): unknown {
+  if (saved === undefined) return undefined
+  try {
+    return JSON.parse(saved) as unknown
+  } catch {
+    return undefined
+  }
+}
 
 /** Free bytes on the file system holding the store. */
 export type FreeSpace = () => number

@@ -24,10 +24,10 @@ export interface Followup {
   acknowledgements: CaseRecord[]
 }
 
-/** [CONSOLE-3] A receipt for every copy; a new case is acknowledged too in `auto`. */
+/** [CONSOLE-3] A receipt for every copy; a new case is acknowledged too in `auto`, unless it has a conflict: an operator takes that one [CONSOLE-10]. */
 export function followCopy(f: Followup, a: CaseRecord, duplicate: boolean, ack: AckMode): void {
   f.receipts.push(a)
-  if (!duplicate && ack === 'auto') f.acknowledgements.push(a)
+  if (!duplicate && ack === 'auto' && a.conflict === null) f.acknowledgements.push(a)
 }
 
 /** A receipt names at most this many ids ([MQTT-5.5]). */
@@ -76,7 +76,7 @@ export class Answers {
       if (s === undefined || s === null) continue
       a.timers.push(
         this.c.timers.setTimeout(() => {
-          if (!this.c.closed && canTake(a.stage, action)) actions[action]().catch(() => {})
+          if (!this.c.closed && a.conflict === null && canTake(a.stage, action)) actions[action]().catch(() => {})
         }, s * 1000),
       )
     }

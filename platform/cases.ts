@@ -9,12 +9,25 @@
  *   acknowledgement by itself (AUTOMATIC_AFTER_ACKNOWLEDGEMENT) counts from it: dispatch
  *   and resolve for an alarm, only the resolve for a request (the hotline calls back;
  *   no patrol car). answers.ts sends them.
+ * - [CONSOLE-10] Same id, different content [MQTT-4.15]: a copy is a duplicate only if it
+ *   is a republication of what came under that id before (protocol/mqtt-copies.ts says
+ *   which fields count); else the case has a conflict: both versions are kept and shown,
+ *   the case opens again at `stored` (whatever it had reached: the answers may have gone to
+ *   the other version), it gets its receipt, is never acknowledged, dispatched or resolved
+ *   by itself, and waits for an operator who phones the household. One of the versions may
+ *   be forged.
  */
 
 import { isForward } from '../protocol/lifecycle.js'
-import type { UplinkEvent } from '../protocol/mqtt.js'
+import { differingContent, type UplinkEvent } from '../protocol/mqtt.js'
 import { ConsoleError } from './errors.js'
-import type { CaseView, ConsoleState } from './view.js'
+import type { CaseView, ConsoleState, CopyVersion } from './view.js'
+
+/** Versions kept per case at most: a flood of forgeries under one id is counted, not kept. */
+export const MAX_VERSIONS = 8
+
+/** What the operator is told of a case with a conflict [CONSOLE-10]. */
+export const CONFLICT_WARNING = 'two different alerts under one id: one may be forged; phone the household'
 
 /**
  * The console's stages of a case, an alarm or a request alike, in order. `stored`: the
@@ -78,7 +91,25 @@ export interface CaseRecord extends CaseView {
 
 /** A copy of a case for the outside: no timers, nothing shared. */
 export function caseView({ timers: _timers, ...a }: CaseRecord): CaseView {
-  return { ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+  return {
+    ...a,
+    time: { ...a.time },
+    history: a.history.map((h) => ({ ...h })),
+    conflict: a.conflict === null ? null : { ...a.conflict, differs: [...a.conflict.differs], versions: a.conflict.versions.map(versionView) },
+  }
+}
+
+function versionView(v: CopyVersion): CopyVersion {
+  return { ...v, event: structuredClone(v.event) }
+}
+
+/** What one copy did to its case. */
+export interface Copied {
+  a: CaseRecord
+  /** A republication of a version seen before [MQTT-4.9]. */
+  duplicate: boolean
+  /** A new version under a known id [CONSOLE-10]: the fields in which it differs from the first; null if none. */
+  conflict: string[] | null
 }
 
 /** The cases by id, for the life of the process [CONSOLE-4]; each copy is counted in `state`. */
@@ -86,6 +117,8 @@ export class CaseBook {
   readonly #cases = new Map<string, CaseRecord>()
   /** Alarm id -> the cancel that names it, also when the cancel came first (a console restarted in between). */
   readonly #cancelledBy = new Map<string, string>()
+  /** Case id -> the distinct versions that came under it, the first first [CONSOLE-10]. */
+  readonly #versions = new Map<string, CopyVersion[]>()
 
   constructor(private readonly state: ConsoleState) {}
 
@@ -103,10 +136,11 @@ export class CaseBook {
   }
 
   /** The case of this copy, new or known; counts it, and hears its terminal and gateway. */
-  copy(e: UplinkEvent, cls: CaseClass, gateway: string, receivedAt: number, unknownKind: boolean): { a: CaseRecord; duplicate: boolean } {
+  copy(e: UplinkEvent, cls: CaseClass, gateway: string, receivedAt: number, unknownKind: boolean): Copied {
     const counters = this.state.counters
     let a = this.#cases.get(e.id)
-    const duplicate = a !== undefined
+    let duplicate = false
+    let conflict: string[] | null = null
     if (cls === 'alarm') counters.alertCopies++
     else counters.requestCopies++
     if (a === undefined) {
@@ -137,15 +171,42 @@ export class CaseBook {
         cancels: e.cancels ?? null,
         claims: e.claims ?? null,
         cancelledBy: this.#cancelledBy.get(e.id) ?? null,
+        conflict: null,
         timers: [],
       }
       this.#cases.set(e.id, a)
+      this.#versions.set(e.id, [{ gateway, event: e, firstReceivedAt: receivedAt, lastReceivedAt: receivedAt, copies: 1 }])
     } else {
       a.copies++
       a.lastReceivedAt = receivedAt
       a.attempt = Math.max(a.attempt, e.attempt)
       if (e.stage !== undefined) a.gatewayStage = e.stage
-      this.state.countDuplicate(e.id)
+      const versions = this.#versions.get(e.id)!
+      // [MQTT-4.15] The same gateway, and the same content but for what changes per publication.
+      const same = versions.find((v) => v.gateway === gateway && differingContent(v.event, e).length === 0)
+      if (same !== undefined) {
+        same.copies++
+        same.lastReceivedAt = receivedAt
+        duplicate = true
+        this.state.countDuplicate(e.id)
+      } else {
+        const first = versions[0]!
+        conflict = differingContent(first.event, e)
+        if (first.gateway !== gateway) conflict.unshift('gateway (topic)')
+        if (versions.length < MAX_VERSIONS) versions.push({ gateway, event: e, firstReceivedAt: receivedAt, lastReceivedAt: receivedAt, copies: 1 })
+        counters.conflicts++
+        a.conflict = {
+          warning: CONFLICT_WARNING,
+          differs: [...new Set([...(a.conflict?.differs ?? []), ...conflict])],
+          since: a.conflict?.since ?? receivedAt,
+          versions,
+        }
+        // Open again, whatever it had reached: its answers may have gone to the other version.
+        if (a.stage !== 'stored') {
+          a.stage = 'stored'
+          a.history.push({ stage: 'stored', at: receivedAt })
+        }
+      }
     }
     if (e.cancels !== undefined && !this.#cancelledBy.has(e.cancels)) {
       // Shown, not acted on: the terminal's word that the alarm was a mistake or is over; an operator closes it.
@@ -155,7 +216,7 @@ export class CaseBook {
     }
     this.state.touchTerminal(e.terminal, gateway, e.address, e.kind, receivedAt)
     this.state.touchGateway(gateway, receivedAt)
-    return { a, duplicate }
+    return { a, duplicate, conflict }
   }
 
   /** Moves the case to the stage of `action` if it can still take it [CONSOLE-6]; false if not. */

@@ -48,7 +48,7 @@ export function commandSigner(key: KeyObject, prefix: string, now: () => number,
 }
 
 /** The signer of a key file (platform.key), or null without one; throws CONSOLE_BAD_OPTION saying what is wrong. */
-export function signerFromFile(file: string | undefined, prefix: string, now: () => number): CommandSigner | null {
+export function signerFromFile(file: string | undefined, prefix: string, now: () => number, validityMs = COMMAND_VALIDITY_MS): CommandSigner | null {
   if (file === undefined) return null
   let text: string
   try {
@@ -57,7 +57,7 @@ export function signerFromFile(file: string | undefined, prefix: string, now: ()
     throw new ConsoleError('CONSOLE_BAD_OPTION', `cannot read the signing key ${file}: ${(e as Error).message}; give platform.key from steppelink keygen`)
   }
   try {
-    return commandSigner(parsePrivateKey(text), prefix, now)
+    return commandSigner(parsePrivateKey(text), prefix, now, validityMs)
   } catch (e) {
     throw new ConsoleError('CONSOLE_BAD_OPTION', `${file} is not a platform private key (PEM, from steppelink keygen): ${(e as Error).message}`)
   }

@@ -17,6 +17,7 @@
  * - [CONSOLE-7] commands checked before they are published, their ids: commands.ts
  * - [CONSOLE-8] state in memory: view.ts
  * - [CONSOLE-9] text from the wire made safe for a screen: render.ts
+ * - [CONSOLE-10] same id, different content: a conflict, both versions kept, the case open: cases.ts
  */
 
 import type { Urgency } from '../protocol/messages.js'

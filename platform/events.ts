@@ -31,6 +31,15 @@ export interface LineBase {
   ageMs: number | null
 }
 
+/** A copy whose content differs from what came under its id before [CONSOLE-10] [MQTT-4.15]. */
+export interface CopyConflict {
+  /** The fields in which it differs from the first version. */
+  differs: string[]
+  /** Versions under this id so far. */
+  versions: number
+  warning: string
+}
+
 export interface AlertLine extends LineBase {
   type: 'alert'
   id: string
@@ -45,6 +54,8 @@ export interface AlertLine extends LineBase {
   /** Copies of this id so far, this one included. */
   copies: number
   duplicate?: true
+  /** [CONSOLE-10] Not a republication: another item under a known id; one may be forged. */
+  idConflict?: CopyConflict
   text?: string
   /** A cancel: the id of the alarm it cancels, when the gateway knows it. */
   cancels?: string
@@ -68,6 +79,8 @@ export interface EventLine extends LineBase {
   /** A request: copies of this id so far, this one included. */
   copies?: number
   duplicate?: true
+  /** A request: [CONSOLE-10] another item under a known id. */
+  idConflict?: CopyConflict
   text?: string
   broadcast?: number
   /** A broadcast-read: which text of the broadcast was read (0 the first, +1 at each replacement). */

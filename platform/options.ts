@@ -183,6 +183,20 @@ export const WithdrawSettings = Type.Object(
   { additionalProperties: true },
 )
 
+/** The options of publishKeyRotate that are data [MQTT-5.13]. */
+export const KeyRotateSettings = Type.Object(
+  {
+    ...oneCommand,
+    /** The key id (16 hex digits) of the gateways' configured next key, or a file with that public key (platform.pub of the new pair), whose id is taken. */
+    nextKey: Type.String({ minLength: 1, description: 'the next key: its key id (16 hex digits), or its public key file (platform.pub of the new pair)' }),
+    /** A key-rotate must be signed with the key in force: the current private key file. */
+    signingKey: Type.String({ minLength: 1, description: 'the current platform private key file (platform.key), which the gateways take now' }),
+    /** How long the command stays valid, s: a gateway offline longer gets it expired once its clock is set. Default 86 400 (a day). */
+    validForS: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86400, description: 'whole seconds from 60 to 2592000 (30 days)' })),
+  },
+  { additionalProperties: true },
+)
+
 const OneCommandSettings = Type.Object(oneCommand, { additionalProperties: true })
 
 interface OneCommandHooks {
@@ -192,6 +206,7 @@ interface OneCommandHooks {
 export type OneCommandOptions = Static<typeof OneCommandSettings> & OneCommandHooks
 export type BroadcastOptions = Static<typeof BroadcastSettings> & OneCommandHooks
 export type WithdrawOptions = Static<typeof WithdrawSettings> & OneCommandHooks
+export type KeyRotateOptions = Static<typeof KeyRotateSettings> & OneCommandHooks
 
 // ---------------------------------------------------------------------------------------
 // Checking

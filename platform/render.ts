@@ -14,8 +14,8 @@
 import type { Command } from '../protocol/mqtt.js'
 import { canTake } from './cases.js'
 import { assertNever } from './errors.js'
-import type { ConsoleEvent, TerminalReset } from './events.js'
-import type { BroadcastView, CaseView, ConsoleSnapshot, TroubleView } from './view.js'
+import type { ConsoleEvent, CopyConflict, TerminalReset } from './events.js'
+import type { BroadcastView, CaseView, ConsoleSnapshot, CopyVersion, TroubleView } from './view.js'
 
 /**
  * What a terminal would obey rather than print: C0 controls (ESC, BEL, CR, LF, BS ...),
@@ -65,7 +65,7 @@ function eventLine(e: ConsoleEvent): string {
   const late = e.ageMs !== null && e.ageMs >= 10_000 ? `, ${duration(e.ageMs)} after it happened` : ''
   switch (e.type) {
     case 'alert': {
-      const dup = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW ALARM'
+      const dup = e.idConflict ? `copy ${e.copies}: ${conflictText(e.idConflict)}` : e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW ALARM'
       const unconfirmed = e.gatewayStage === 'unconfirmed' ? '; herder told "call 110 by phone": expect a call' : ''
       const cancels = e.cancels === undefined ? '' : `; the terminal cancels ${e.cancels} (close it)`
       const claims = e.claims === undefined ? '' : `; UNVERIFIED: a second device claiming ${e.claims}'s id (moved, or an impersonator)`
@@ -73,7 +73,7 @@ function eventLine(e: ConsoleEvent): string {
     }
     case 'event':
       if (e.copies !== undefined) {
-        const copy = e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
+        const copy = e.idConflict ? `copy ${e.copies}: ${conflictText(e.idConflict)}` : e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
         return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${e.text ? `: ${e.text}` : ''}`
       }
       return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${troubleDetail(e)}${e.text ? `: ${e.text}` : ''}`
@@ -96,6 +96,18 @@ function eventLine(e: ConsoleEvent): string {
     default:
       return assertNever(e)
   }
+}
+
+/** [CONSOLE-10] A copy that is not a republication, for people: loud, with what differs. */
+function conflictText(c: CopyConflict): string {
+  return `CONFLICT: ${c.warning.toUpperCase()} (differs in ${c.differs.join(', ')}; ${c.versions} versions)`
+}
+
+/** One version of a case with a conflict, as a line under its row: what it says and when it came. */
+function versionRow(v: CopyVersion, n: number): string {
+  const e = v.event
+  const time = `${e.time.estimated ? '~' : ''}${clockTime(e.time.at)}`
+  return `       version ${n}: ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'}${e.address === null ? '' : ` #${e.address}`} via ${v.gateway}, at ${time}, first came ${clockTime(v.firstReceivedAt)}, ${v.copies} cop${v.copies === 1 ? 'y' : 'ies'}${e.text ? `: ${e.text}` : ''}`
 }
 
 const RESET_REASONS: Readonly<Record<TerminalReset['reason'], (r: TerminalReset) => string>> = {
@@ -208,12 +220,14 @@ export function renderView(s: ConsoleSnapshot, o: ViewOptions): string[] {
   s.openAlarms.slice(0, alarmRows).forEach((a, i) => {
     const waiting = canTake(a.stage, 'acknowledge')
     push(caseRow(a, i + 1, o), a.id === o.selected ? 'selected' : waiting ? 'alarm' : 'plain')
+    for (const [j, v] of (a.conflict?.versions ?? []).entries()) push(versionRow(v, j + 1), 'alarm')
   })
   more(s.openAlarms.length, alarmRows)
   // Not emergencies: below the alarms, never red, numbered on after them (openCases).
   push(`Open requests: ${s.openRequests.length}`, 'bold')
   s.openRequests.slice(0, rows).forEach((a, i) => {
-    push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : 'plain')
+    push(caseRow(a, s.openAlarms.length + i + 1, o), a.id === o.selected ? 'selected' : a.conflict ? 'alarm' : 'plain')
+    for (const [j, v] of (a.conflict?.versions ?? []).entries()) push(versionRow(v, j + 1), 'alarm')
   })
   more(s.openRequests.length, rows)
   if (s.broadcasts.length > 0) {
@@ -243,10 +257,11 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
   const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
   const claims = a.claims === null ? '' : `, UNVERIFIED (claims ${a.claims}'s id)`
+  const conflict = a.conflict === null ? '' : `, CONFLICT: ${a.conflict.warning.toUpperCase()} (differs in ${a.conflict.differs.join(', ')})`
   // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
   const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
   const mark = a.id === o.selected ? '>' : ' '
-  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${claims}${cancel}${text}`
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${conflict}${answer}${copies}${phone}${claims}${cancel}${text}`
 }
 
 /** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */

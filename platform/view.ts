@@ -14,6 +14,7 @@
  */
 
 import type { Urgency } from '../protocol/messages.js'
+import type { UplinkEvent } from '../protocol/mqtt.js'
 import type { CaseClass, ConsoleStage } from './cases.js'
 import type { ErrorLine, TerminalReset, Time } from './events.js'
 
@@ -78,6 +79,34 @@ export interface CaseView {
   claims: string | null
   /** The cancel by which the terminal took this alarm back; the operator still closes it. */
   cancelledBy: string | null
+  /**
+   * Two or more different items came under this id [CONSOLE-10] [MQTT-4.15]: one may be
+   * forged. The fields above are the first version's; each version is kept here. Null
+   * while every copy was a republication of the first.
+   */
+  conflict: CaseConflict | null
+}
+
+/** One version of what came under a case's id: its first copy as published, and how many copies of it came. */
+export interface CopyVersion {
+  /** From the topic. */
+  gateway: string
+  event: UplinkEvent
+  /** Local ms of its first and latest copy. */
+  firstReceivedAt: number
+  lastReceivedAt: number
+  copies: number
+}
+
+export interface CaseConflict {
+  /** What the operator is told (CONFLICT_WARNING). */
+  warning: string
+  /** The fields in which the versions differ from the first. */
+  differs: string[]
+  /** Local ms of the first copy that differed. */
+  since: number
+  /** The versions, the first first (at most MAX_VERSIONS; every copy is counted in `copies`). */
+  versions: CopyVersion[]
 }
 
 export interface TroubleView {
@@ -106,6 +135,8 @@ export interface ConsoleCounters {
   /** Other items (trouble, status ...), distinct ids. */
   items: number
   duplicates: number
+  /** Copies under a known id whose content differed [CONSOLE-10]. */
+  conflicts: number
   errors: number
   commandsSent: number
 }
@@ -162,7 +193,7 @@ export interface BroadcastRecord {
 
 /** What the console knows besides its cases, and its counters. */
 export class ConsoleState {
-  readonly counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, requests: 0, requestCopies: 0, items: 0, duplicates: 0, errors: 0, commandsSent: 0 }
+  readonly counters: ConsoleCounters = { messages: 0, alerts: 0, alertCopies: 0, requests: 0, requestCopies: 0, items: 0, duplicates: 0, conflicts: 0, errors: 0, commandsSent: 0 }
   /** Repeats per id (copies beyond the first), for every id that had one. */
   readonly duplicates = new Map<string, number>()
   readonly #gateways = new Map<string, GatewayView>()

@@ -14,6 +14,7 @@
  * - mqtt-batch.ts           batches: schema, limits, zstd, bounded decoding [MQTT-4.2]
  * - mqtt-acl.ts             topic permissions: the rules, mqttAccess, the mosquitto ACL [MQTT-2.7]-[MQTT-2.10]
  * - mqtt-signing.ts         signed commands: envelope, Ed25519, key ids [MQTT-5.12]
+ * - mqtt-copies.ts          same id, different content: a republication or another item [MQTT-4.15]
  *
  * Design:
  * - MQTT 3.1.1, QoS 1 everywhere: any broker works (mosquitto, aedes, EMQX ...).
@@ -38,3 +39,4 @@ export * from './mqtt-encoding.js'
 export * from './mqtt-batch.js'
 export * from './mqtt-acl.js'
 export * from './mqtt-signing.js'
+export * from './mqtt-copies.js'

@@ -9,16 +9,16 @@
  * - Without any platform key, commands are not authenticated: plain commands are applied
  *   as before, the body of a signed one is applied without a check, and the gateway says
  *   so loudly at start and in its status (`commandsAuthenticated: false`).
- * - The replay window of each audience (replay-window.ts: a high-water mark and a bitmap
- *   of 1,024 sequence numbers) lives in the store and is written, synced, before the command
- *   is applied: a power cut can lose a command, never apply it twice.
+ * - The replay window of each audience (command-window.ts: the last 1,024 sequence numbers
+ *   taken) lives in the store and is written, synced, before the command is applied: a power
+ *   cut can lose a command, never apply it twice.
  */
 
 import type { KeyObject } from 'node:crypto'
 import { MAX_COMMAND_BYTES, audienceOfTopic, keyId, openEnvelope, tryDecode, verifyBody, type Command, type SignatureErrorCode } from '../../protocol/mqtt.js'
 import type { GatewayClock } from '../clock.js'
 import type { GatewaySettings, Log } from '../gateway.js'
-import { ReplayWindow } from '../replay-window.js'
+import { CommandWindow } from '../command-window.js'
 import type { Store } from '../store.js'
 
 /** The platform's public keys, as configured. [MQTT-5.13] */
@@ -50,7 +50,7 @@ export interface AuthDeps {
 
 export class CommandAuth {
   readonly #keys: Map<string, KeyObject>
-  readonly #windows = new Map<string, ReplayWindow>()
+  readonly #windows = new Map<string, CommandWindow>()
 
   constructor(private readonly d: AuthDeps) {
     this.#keys = new Map()
@@ -136,7 +136,10 @@ export class CommandAuth {
     }
     const w = this.#window(aud)
     if (w.has(seq)) {
-      return { code: 'CMD_REPLAYED', message: `seq ${seq} of ${aud} was taken already, or is older than the window (highest ${w.high}): a replay, not applied` }
+      return {
+        code: 'CMD_REPLAYED',
+        message: `seq ${seq} of ${aud} was taken already, or is older than the window (the last ${w.size} taken, the lowest that can be new ${w.lowestNew}): a replay, not applied`,
+      }
     }
     const before = w.toJSON()
     return {
@@ -145,16 +148,16 @@ export class CommandAuth {
         this.d.store.setCommandWindow(aud, w.toJSON())
       },
       undo: () => {
-        this.#windows.set(aud, ReplayWindow.parse(before))
+        this.#windows.set(aud, CommandWindow.parse(before))
         this.d.store.setCommandWindow(aud, before)
       },
     }
   }
 
-  #window(aud: string): ReplayWindow {
+  #window(aud: string): CommandWindow {
     let w = this.#windows.get(aud)
     if (!w) {
-      w = ReplayWindow.parse(this.d.store.commandWindow(aud))
+      w = CommandWindow.parse(this.d.store.commandWindow(aud))
       this.#windows.set(aud, w)
     }
     return w
