@@ -91,7 +91,8 @@ function broadcast(res: ServerResponse, path: string, fields: Record<string, unk
   const current = ctx.household.snapshot().inbox.find((b) => b.id === id)
   const revision = fields.revision === undefined ? current?.revision : fields.revision
   if (revision === undefined) return sendJson(res, 404, { ok: false, code: 'BROADCAST_UNKNOWN', message: `no broadcast ${id} in the inbox (withdrawn or expired?)` })
-  if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0) return sendJson(res, 422, { ok: false, code: 'BROADCAST_INVALID', field: 'revision', message: 'revision: a whole number' })
+  if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0)
+    return sendJson(res, 422, { ok: false, code: 'BROADCAST_INVALID', field: 'revision', message: 'revision: a whole number' })
   let result: BroadcastActionResult
   if (action === 'read') result = ctx.household.markRead(id, revision)
   else {

@@ -80,7 +80,12 @@ export class FakeHousehold implements HouseholdService {
     if (!s.clock.synchronised) reasons.push('clock-estimated')
     if (!s.commandsAuthenticated) reasons.push('commands-not-authenticated')
     s.reasons = reasons
-    s.verdict = reasons.includes('no-terminal') || reasons.includes('store-failing') || (s.terminals.length > 0 && s.terminals.every((t) => t.lost)) ? 'down' : reasons.includes('uplink-offline') ? 'delayed' : 'ok'
+    s.verdict =
+      reasons.includes('no-terminal') || reasons.includes('store-failing') || (s.terminals.length > 0 && s.terminals.every((t) => t.lost))
+        ? 'down'
+        : reasons.includes('uplink-offline')
+          ? 'delayed'
+          : 'ok'
     return s
   }
 

@@ -105,8 +105,7 @@ function field(f: RelayField, s: RelayFormState, lang: Lang): Html {
   const attrs = html` name="${f}" id="f-${f}" data-test="relay-${f}"${p ? html` aria-invalid="true" aria-describedby="error-${f}"` : ''}`
   if (f === 'what') {
     return html`<fieldset class="what${p ? ' invalid' : ''}"><legend>${t(lang, LABELS[f])}</legend>${RELAY_WHATS.map(
-      (w) =>
-        html`<label class="choice"><input type="radio" name="what" value="${w}" data-test="relay-what-${w}"${s.typed.what === w ? html` checked` : ''}> ${t(lang, `what.${w}`)}</label>`,
+      (w) => html`<label class="choice"><input type="radio" name="what" value="${w}" data-test="relay-what-${w}"${s.typed.what === w ? html` checked` : ''}> ${t(lang, `what.${w}`)}</label>`,
     )}${error}</fieldset>`
   }
   const input =

@@ -142,7 +142,8 @@ describe('pages', () => {
     const { client } = await rig()
     const c = await client()
     const text = textOf(await (await c.get('/?lang=en')).text())
-    for (const s of ['online', 'SL-T-0001', 'battery 87%', 'mains on', 'signal -71 dBm', 'alarms 0', '900 MB free, 16 MB kept for alarms', 'set by the platform', '0.1.0', 'gw-test']) expect(text).toContain(s)
+    for (const s of ['online', 'SL-T-0001', 'battery 87%', 'mains on', 'signal -71 dBm', 'alarms 0', '900 MB free, 16 MB kept for alarms', 'set by the platform', '0.1.0', 'gw-test'])
+      expect(text).toContain(s)
   })
 
   it('shows each alert with its stage timeline, the unit and ETA, and "call 110" while unconfirmed', async () => {
@@ -258,7 +259,14 @@ describe('relay', () => {
     expect(r.status).toBe(303)
     const id = fake.relays[0]!.id
     expect(r.headers.get('location')).toBe(`/alerts/${encodeURIComponent(id)}`)
-    expect(fake.relays[0]!.input).toEqual({ what: 'medical', forName: '巴特尔 Bater', forPhone: '+86 138 0000 0000', where: '冬营地 winter camp by the north well', text: '老人摔伤，腿断了', by: '其其格' })
+    expect(fake.relays[0]!.input).toEqual({
+      what: 'medical',
+      forName: '巴特尔 Bater',
+      forPhone: '+86 138 0000 0000',
+      where: '冬营地 winter camp by the north well',
+      text: '老人摔伤，腿断了',
+      by: '其其格',
+    })
     const page = await (await c.get(r.headers.get('location')!)).text()
     expect(page).toContain('data-test="relay-saved"')
     expect(page).toContain(`data-events="/events?view=alert&amp;id=${encodeURIComponent(id)}"`)

@@ -322,7 +322,10 @@ class Pages {
       result = { ok: false, code: 'STORE_FAILED', message: (err as Error).message }
     }
     if (result.ok) {
-      this.log?.info({ id: result.id, cls: result.cls, duplicate: result.duplicate, what: check.input.what }, result.duplicate ? 'relay sent twice from the page: one relay' : 'relay saved from the page')
+      this.log?.info(
+        { id: result.id, cls: result.cls, duplicate: result.duplicate, what: check.input.what },
+        result.duplicate ? 'relay sent twice from the page: one relay' : 'relay saved from the page',
+      )
       session.flash = result.duplicate ? { kind: 'ok', key: 'relay.duplicate', test: 'relay-duplicate' } : { kind: 'ok', key: 'relay.saved', test: 'relay-saved' }
       return redirect(res, `/alerts/${encodeURIComponent(result.id)}`)
     }

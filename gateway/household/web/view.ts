@@ -36,9 +36,7 @@ function megabytes(bytes: number): string {
 
 export function verdictRegion({ snap, lang }: ViewContext): Html {
   return html`<p class="verdict verdict-${snap.verdict}" data-test="status-sentence" data-verdict="${snap.verdict}">${t(lang, `verdict.${snap.verdict}`)}</p>${
-    snap.reasons.length > 0
-      ? html`<ul class="reasons" data-test="status-reasons">${snap.reasons.map((r) => html`<li data-reason="${r}">${t(lang, `reason.${r}`)}</li>`)}</ul>`
-      : ''
+    snap.reasons.length > 0 ? html`<ul class="reasons" data-test="status-reasons">${snap.reasons.map((r) => html`<li data-reason="${r}">${t(lang, `reason.${r}`)}</li>`)}</ul>` : ''
   }`
 }
 
@@ -159,9 +157,7 @@ ${
     : html`<form method="post" action="/inbox/${b.id}/read"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="revision" value="${b.revision}"><button data-test="inbox-read">${t(lang, 'inbox.read')}</button></form>`
 }
 ${
-  b.passedOn !== null
-    ? html`<p data-test="inbox-passed-on-done">${t(lang, 'inbox.passedOnDone', { n: b.passedOn.households, t: when(b.passedOn.at, lang) })}</p>`
-    : ''
+  b.passedOn !== null ? html`<p data-test="inbox-passed-on-done">${t(lang, 'inbox.passedOnDone', { n: b.passedOn.households, t: when(b.passedOn.at, lang) })}</p>` : ''
 }<form method="post" action="/inbox/${b.id}/passed-on" class="inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="revision" value="${b.revision}"><label>${t(lang, 'inbox.passedOn')} <input name="households" inputmode="numeric" size="4" value="${mine?.households ?? ''}" data-test="inbox-households"></label> <button data-test="inbox-passed-on">${t(lang, 'inbox.passedOnSubmit')}</button>${
     mine ? html`<p class="error" data-test="error-households">${t(lang, mine.message)}</p>` : ''
   }</form></li>`
