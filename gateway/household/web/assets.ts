@@ -41,6 +41,7 @@ ul.alerts,ul.inbox,ul.terminals{list-style:none;padding:0;margin:0}
 .timeline .todo{color:#999}
 .timeline .done .stage{font-weight:bold}
 .urgency-urgent{border-left:6px solid #c1121f}.urgency-warning{border-left:6px solid #e9a400}
+.urgency-urgent .urgency{background:#c1121f;color:#fff}.urgency-warning .urgency{background:#e9a400}
 form.inline{display:inline}
 label{display:block;margin:.2rem 0}
 .choice{display:inline-block;min-height:44px;padding:.55rem .7rem;margin:.2rem;border:1px solid #99a;border-radius:6px;background:#fff}

@@ -227,10 +227,14 @@ describe('CSRF', () => {
       expect(textOf(html)).toContain('老人摔伤，腿断了')
     }
     expect(fake.relays).toHaveLength(0)
-    // The same form with its token and our own origin goes through.
+    // The same form with its token and our own origin goes through; so does it with
+    // `Origin: null`, what Chromium sends from a page with Referrer-Policy: no-referrer.
     const ok = await c.post('/relay', { ...RELAY, ...fields }, { origin: c.base })
     expect(ok.status).toBe(303)
     expect(fake.relays).toHaveLength(1)
+    const again = await c.form('/relay', '/relay')
+    expect((await c.post('/relay', { ...RELAY, ...again.fields }, { origin: 'null' })).status).toBe(303)
+    expect(fake.relays).toHaveLength(2)
   })
 
   it('refuses a POST without a session (ended, or the gateway restarted), showing what was typed', async () => {

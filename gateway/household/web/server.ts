@@ -185,6 +185,11 @@ class Pages {
       return send(res, 200, asset.type, asset.body, { ETag: asset.etag, 'Cache-Control': 'no-cache' })
     }
 
+    // Browsers ask for it on every first visit; no icon, and no 404 in their console.
+    if (path === '/favicon.ico') {
+      res.writeHead(204, { ...SECURITY_HEADERS, 'Cache-Control': 'max-age=86400' })
+      return void res.end()
+    }
     if (path === '/login') {
       if (method === 'POST') return this.login(req, res, lang)
       if (this.session(jar)) return redirect(res, '/', headers)
