@@ -218,7 +218,14 @@ class Pages {
       if (path === '/events') return send(res, 401, 'text/plain; charset=utf-8', 'log in first\n')
       return redirect(res, '/login', headers)
     }
-    return this.get(req, res, url, session, lang, headers)
+    // The cookie's own lifetime starts again with each page, as the session's idle time does.
+    if (path !== '/events') setCookies.push(this.sessionCookie(session))
+    return this.get(req, res, url, session, lang, { 'Set-Cookie': setCookies })
+  }
+
+  /** HttpOnly: no script reads it; SameSite=Strict: no other site's page sends it. No Secure flag: the page is plain HTTP on the household's LAN. */
+  sessionCookie(session: Session): string {
+    return `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.round(this.sessions.idleMs / 1000)}`
   }
 
   session(jar: Map<string, string>): Session | null {
@@ -258,9 +265,7 @@ class Pages {
     this.limit.succeeded(address)
     const session = this.sessions.create()
     this.log?.info({ address }, 'household page: logged in')
-    // HttpOnly: no script reads it; SameSite=Strict: no other site's page sends it. No
-    // Secure flag: the page is plain HTTP on the household's LAN.
-    redirect(res, '/', { 'Set-Cookie': `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.round(this.sessions.idleMs / 1000)}` })
+    redirect(res, '/', { 'Set-Cookie': this.sessionCookie(session) })
   }
 
   get(req: IncomingMessage, res: ServerResponse, url: URL, session: Session, lang: Lang, headers: Record<string, string[]>): void {
