@@ -568,6 +568,46 @@ describe('local API', () => {
   })
 })
 
+describe('odd requests', () => {
+  it('answers garbage in paths, methods, cookies and bodies without a 500, and keeps serving', async () => {
+    const { base, client, fake } = await rig()
+    const c = await client()
+    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+    const odd: { path: string; init?: RequestInit }[] = [
+      { path: '//evil.example/' },
+      { path: '/alerts/%' },
+      { path: '/alerts/' + 'x'.repeat(5000) },
+      { path: '/inbox/99999999999999999999/read', init: { method: 'POST', body: 'csrf=x' } },
+      { path: '/relay', init: { method: 'PUT' } },
+      { path: '/relay', init: { method: 'DELETE', headers: { cookie } } },
+      { path: '/', init: { headers: { cookie: 'sl_session; =; ;;; lang=xx; sl_session=%%%' } } },
+      { path: '/events?view=alert&id=' + 'y'.repeat(300), init: { headers: { cookie } } },
+      { path: '/relay', init: { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: '%%%&&&==&csrf' } },
+      { path: '/login', init: { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'pin=%FF%FE' } },
+      { path: '/api/relay', init: { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: 'null' } },
+      { path: '/api/relay', init: { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{"what":{"a":1},"forName":["x"]}' } },
+      { path: '/api/inbox/1/passed-on', init: { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{"households":"12","revision":-1}' } },
+      { path: '/events', init: { method: 'HEAD', headers: { cookie } } },
+    ]
+    for (const { path, init } of odd) {
+      const r = await fetch(base + path, { redirect: 'manual', ...init })
+      expect(r.status, `${init?.method ?? 'GET'} ${path.slice(0, 60)}`).toBeLessThan(500)
+      await r.arrayBuffer()
+    }
+    expect(fake.relays).toHaveLength(0)
+    expect((await c.get('/')).status).toBe(200)
+  })
+
+  it("does not promise a unit on a request's timeline", async () => {
+    const { client, fake } = await rig()
+    const id = fake.alarm('callback')
+    const c = await client()
+    const html = await (await c.get(`/alerts/${encodeURIComponent(id)}`)).text()
+    expect(html).toMatch(/class="todo" data-stage="acknowledged"/)
+    expect(html).not.toMatch(/data-stage="dispatched"/)
+  })
+})
+
 describe('listening', () => {
   it('reports a port in use with what to do, without throwing', async () => {
     const blocker = createServer()

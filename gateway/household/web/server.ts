@@ -283,6 +283,7 @@ class Pages {
       return sendHtml(res, 200, livePage(this.ctx(session, lang), { view: 'alert', id }, t(lang, 'alert.title', { id }), undefined, this.flash(session, lang)), headers)
     }
     if (path === '/events') {
+      if (req.method !== 'GET') return send(res, 405, 'text/plain; charset=utf-8', 'GET only\n', { Allow: 'GET' })
       const view = liveViewOf(url.searchParams)
       if (!view) return send(res, 400, 'text/plain; charset=utf-8', 'unknown view\n')
       res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' })

@@ -90,7 +90,8 @@ function stageLabel(stage: string, lang: Lang): string {
 export function timeline(a: AlertView, lang: Lang): Html {
   const reached = new Set(a.stages.map((s) => s.stage))
   const lastRank = Math.max(-1, ...a.stages.map((s) => PROGRESS.indexOf(s.stage as (typeof PROGRESS)[number])))
-  const todo = PROGRESS.filter((s, i) => i > lastRank && !reached.has(s))
+  // A request is answered, never dispatched: its timeline does not promise a unit.
+  const todo = PROGRESS.filter((s, i) => i > lastRank && !reached.has(s) && !(a.cls === 'request' && s === 'dispatched'))
   return html`<ol class="timeline" data-test="alert-stages">${a.stages.map(
     (s) =>
       html`<li class="done stage-${s.stage}" data-test="stage" data-stage="${s.stage}"><span class="stage">${stageLabel(s.stage, lang)}</span> <time>${when(s.at, lang)}</time>${
