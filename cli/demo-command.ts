@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { PROFILE_NAMES, type ProfileName } from '../device-sim/weak-link.js'
 import { USAGE_EXIT, parseArgsError, usageLine } from './usage.js'
 
-const HELP = `Usage: steppelink demo [--once] [--link PROFILE] [--baud 9600] [--timeout S]
+const HELP = `Usage: steppelink demo [--once] [--link PROFILE] [--baud 9600] [--timeout S] [--page-port N]
        steppelink demo --line-only [--baud 9600] [--noise BER] [--presses N] [--seed N]
 
 Brings up the whole alarm loop on this machine, with no hardware and no external broker:
@@ -24,6 +24,7 @@ Options:
   --baud N          serial line rate (default 9600)
   --timeout S       longest wait for the alarm to be resolved, seconds (default 60)
   --memory-serial   use an in-memory serial line even if socat is installed
+  --page-port N     the household page's port on 127.0.0.1 (default: a free one; the demo prints it and the PIN)
   --line-only       the serial link alone, in memory, simulated time (see --help there)`
 
 const OPTIONS = {
@@ -33,6 +34,7 @@ const OPTIONS = {
   baud: { type: 'string' },
   timeout: { type: 'string' },
   'memory-serial': { type: 'boolean' },
+  'page-port': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>
 
 export async function demoCommand(args: string[]): Promise<number> {
@@ -52,10 +54,12 @@ export async function demoCommand(args: string[]): Promise<number> {
   }
   const baud = values.baud === undefined ? 9600 : Number(values.baud)
   const timeoutS = values.timeout === undefined ? 60 : Number(values.timeout)
+  const pagePort = values['page-port'] === undefined ? 0 : Number(values['page-port'])
   const problems = [
     ...(values.link !== undefined && !(PROFILE_NAMES as readonly string[]).includes(values.link) ? [`--link must be one of ${PROFILE_NAMES.join(', ')}, got '${values.link}'`] : []),
     ...(!Number.isInteger(baud) || baud < 300 || baud > 1_000_000 ? [`--baud must be a line rate from 300 to 1000000, got '${values.baud}'`] : []),
     ...(!(timeoutS > 0) ? [`--timeout must be a positive number of seconds, got '${values.timeout}'`] : []),
+    ...(!Number.isInteger(pagePort) || pagePort < 0 || pagePort > 65535 ? [`--page-port must be a TCP port from 0 to 65535, got '${values['page-port']}'`] : []),
   ]
   if (problems.length > 0) {
     for (const p of problems) console.error(`steppelink demo: ${p}.`)
@@ -74,6 +78,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       once: values.once ?? false,
       timeoutS,
       memorySerial: values['memory-serial'] ?? false,
+      pagePort,
       out: (line) => console.log(line),
       keys: values.once ? null : keys(controller.signal),
     })

@@ -10,10 +10,11 @@
  * not reached in time).
  */
 
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, PASSWORD_ENV } from '../gateway/config.js'
+import { pinPath } from '../gateway/household/web/secrets.js'
 import { createLogger } from '../gateway/log.js'
 import { runGateway } from '../gateway/main.js'
 import { writeKeyPair } from './keygen-command.js'
@@ -50,6 +51,8 @@ export interface DemoOptions {
   out: (line: string) => void
   /** Keys in interactive mode (one per item); null: no interaction. */
   keys?: AsyncIterable<string> | null
+  /** The household page's port on 127.0.0.1; 0 (the default): a free one. */
+  pagePort?: number
 }
 
 const TERMINAL_ID = 'SL-T-DEMO'
@@ -166,7 +169,26 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     // The gateway: the real one, its JSON log lines read for the timeline.
     const loaded = loadConfig(
-      ['--serial', gatewayPath, '--broker', gatewayBroker, '--id', GATEWAY_ID, '--username', GATEWAY_ID, '--data', join(dir, 'gateway'), '--baud', String(baud), '--platform-key', keys.publicPath],
+      [
+        ...[
+          '--serial',
+          gatewayPath,
+          '--broker',
+          gatewayBroker,
+          '--id',
+          GATEWAY_ID,
+          '--username',
+          GATEWAY_ID,
+          '--data',
+          join(dir, 'gateway'),
+          '--baud',
+          String(baud),
+          '--platform-key',
+          keys.publicPath,
+        ],
+        // The household page on this machine only.
+        ...['--household-listen', '127.0.0.1', '--household-port', String(o.pagePort ?? 0)],
+      ],
       {
         [PASSWORD_ENV]: credentialsOf(acl, GATEWAY_ID).password,
       },
@@ -174,9 +196,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (!loaded.ok) throw new Error(`demo config: ${loaded.errors.join('; ')}`)
     const stop = new AbortController()
     let gatewayReady = false
+    let pageUrl: string | null = null
+    let pageProblem: string | null = null
     const log = createLogger('info', {
       write: (line: string) => {
-        let l: { msg?: string; id?: string; level?: string }
+        let l: { msg?: string; id?: string; level?: string; url?: string }
         try {
           l = JSON.parse(line) as typeof l
         } catch {
@@ -184,6 +208,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         }
         const n = numberOf(l.id)
         if (l.msg === 'gateway ready') gatewayReady = true
+        if (l.msg?.startsWith('household page on ') && typeof l.url === 'string') pageUrl = l.url
+        else if (l.msg?.startsWith('household page') && (l.level === 'warn' || l.level === 'error')) pageProblem = l.msg
         if (n !== null && l.msg === 'ALARM stored') reach(n, 'stored', 'gateway', 'stored on disk (SQLite, fsync) before acknowledging the terminal')
         if (n !== null && l.msg === 'alarm published') reach(n, 'sent', 'gateway', "published to the platform's broker (PUBACK)")
         if (l.level === 'error') say(null, 'gateway', `error: ${l.msg}`)
@@ -220,12 +246,23 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     o.out(`  serial   ${serialNote}, ${baud} baud`)
     o.out(`  commands signed by the console with key ${keys.keyId}; the gateway takes no others`)
     o.out(`  terminal ${TERMINAL_ID}; console: acknowledges at once, dispatches after ${o.dispatchAfterS ?? 2} s, resolves after ${o.resolveAfterS ?? 5} s`)
-    o.out('')
 
     if (!(await holdsWithin(() => gatewayReady && device.link.status.state === 'open' && console_.connected, { timeoutMs: 20_000, intervalMs: 20 }))) {
       o.out(`demo failed: the loop did not come up in 20 s (gateway ready: ${gatewayReady}, terminal session: ${device.link.status.state}, console connected: ${console_.connected})`)
       return 1
     }
+    // The household page starts after the alarm path, without holding it up.
+    await holdsWithin(() => pageUrl !== null || pageProblem !== null, { timeoutMs: 3_000, intervalMs: 20 })
+    if (pageUrl !== null) {
+      let pin = '(see household-pin in the data directory)'
+      try {
+        pin = readFileSync(pinPath(join(dir, 'gateway')), 'utf8').trim()
+      } catch {
+        // Said in the line above instead.
+      }
+      o.out(`  page     ${pageUrl}  PIN ${pin}  (the center household's page: status, alerts, relay, inbox)`)
+    } else o.out(`  page     off: ${pageProblem ?? "it did not start within 3 s (the gateway's log says why)"}`)
+    o.out('')
 
     const press = (kind: EventKind) => {
       const at = Date.now()

@@ -62,7 +62,9 @@ describe('steppelink gateway --help', () => {
     // Every key of the schema appears in it (password as a comment).
     const keys = [...EXAMPLE_CONFIG_TOML.matchAll(/^#? ?(\w+) = /gm)].map((m) => m[1])
     expect(keys.sort()).toEqual(
-      ['data', 'id', 'area', 'path', 'baud', 'brokers', 'prefix', 'encoding', 'username', 'password', 'keepalive'].concat(Object.keys(DEFAULTS.timing), Object.keys(DEFAULTS.limits), ['level']).sort(),
+      ['data', 'id', 'area', 'path', 'baud', 'brokers', 'prefix', 'encoding', 'username', 'password', 'keepalive']
+        .concat(Object.keys(DEFAULTS.timing), Object.keys(DEFAULTS.limits), ['level'], ['enabled', 'listen', 'port', 'pin'])
+        .sort(),
     )
   })
 })

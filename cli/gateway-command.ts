@@ -63,6 +63,13 @@ reserveMB = 16                     # free disk kept for alarms
 
 [log]
 level = "info"                     # fatal, error, warn, info, debug, trace, silent
+
+[household]                        # the page for the center household, and the local API of the CLI
+enabled = true
+listen = "0.0.0.0"                 # every interface; better the LAN interface's address, e.g. "192.168.4.1"
+port = 8080
+# pin = "482913"                   # 6-12 digits; left out: made at first start, kept in the data
+#                                  # directory (household-pin, 0600); steppelink status shows it
 `
 
 const LIMIT_HELP: Record<keyof typeof DEFAULTS.limits, string> = {

@@ -41,6 +41,18 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "the gateway's terminal bindings: `terminals list`, `terminals rebind ID ADDRESS` after a terminal was re-wired",
     run: async (args) => (await import('./terminals-command.js')).terminalsCommand(args),
   },
+  status: {
+    summary: "the running gateway at a glance: would an alarm get through, uplink, terminals, open alerts; the page's address and PIN",
+    run: async (args) => (await import('./household-commands.js')).statusCommand(args),
+  },
+  relay: {
+    summary: 'relay an alarm or a request for a neighbour household through the running gateway',
+    run: async (args) => (await import('./household-commands.js')).relayCommand(args),
+  },
+  inbox: {
+    summary: "the platform's broadcasts on the running gateway: list, `inbox read ID`, `inbox passed-on ID --households N`",
+    run: async (args) => (await import('./household-commands.js')).inboxCommand(args),
+  },
   console: {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast, key-rotate',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),

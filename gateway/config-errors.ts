@@ -91,7 +91,7 @@ function dotted(at: string[]): string {
 
 function show(at: string[], value: unknown): string {
   // A mistyped password is still a password: say what kind of thing it was, never what.
-  if (at.at(-1) === 'password') return kindOf(value)
+  if (at.at(-1) === 'password' || at.join('.') === 'household.pin') return kindOf(value)
   if (value instanceof Date) return `the date ${value.toISOString()}`
   if (typeof value === 'bigint') return String(value)
   const text = JSON.stringify(value) ?? String(value)

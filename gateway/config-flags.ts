@@ -44,6 +44,8 @@ export const OPTIONS: readonly GatewayOption[] = [
   { flag: 'receipt-timeout', path: 'timing.receiptTimeout', value: 'number', arg: 'S', help: `seconds without the platform's receipt of an alarm before the terminal says "call 110 by phone"` },
   { flag: 'heartbeat', path: 'timing.heartbeat', value: 'number', arg: 'S', help: "seconds between the terminal's HEARTBEATs (10-86400)" },
   { flag: 'status-interval', path: 'timing.statusInterval', value: 'number', arg: 'S', help: 'seconds between status publications (gateway and terminals)' },
+  { flag: 'household-listen', path: 'household.listen', value: 'string', arg: 'ADDR', help: 'IP address the household page listens on: the LAN interface, 127.0.0.1, or 0.0.0.0 for every interface' },
+  { flag: 'household-port', path: 'household.port', value: 'number', arg: 'PORT', help: 'TCP port of the household page and the local API (0: a free one)' },
   { flag: 'log-level', path: 'log.level', value: 'string', arg: 'LEVEL', help: `log level: ${LOG_LEVELS.join(', ')}` },
   // Signed commands (issue 12) [MQTT-5.12]
   {

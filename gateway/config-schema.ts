@@ -4,6 +4,7 @@
  * "expected ..." of its error message (config-errors.ts).
  */
 
+import { isIP } from 'node:net'
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { DEFAULT_HEARTBEAT_S } from '../protocol/messages.js'
@@ -29,6 +30,13 @@ const BrokerUrl = Type.Refine(
   Type.String({ description: `a broker URL such as mqtts://broker.example:8883 (${BROKER_SCHEMES.slice(0, -1).join(', ')} or ${BROKER_SCHEMES.at(-1)})` }),
   (s: string) => brokerUrlProblem(s) === null,
   () => `not a broker URL with a host and one of the schemes ${BROKER_SCHEMES.join(' ')}`,
+)
+
+/** An IP address of this board, not a host name: the page must not depend on a resolver on a board without internet. */
+const ListenAddress = Type.Refine(
+  Type.String({ description: 'an IP address of this board to listen on, such as 192.168.4.1 (the household LAN), 127.0.0.1 (this board only) or 0.0.0.0 (every interface)' }),
+  (s: string) => isIP(s) !== 0,
+  () => 'not an IP address',
 )
 
 export const GatewayConfigSchema = Type.Object(
@@ -95,6 +103,17 @@ export const GatewayConfigSchema = Type.Object(
       { additionalProperties: false, description: 'a table of store limits (maxRequestEvents, maxTroubleEvents, maxRequestAgeDays, maxTroubleAgeDays, maxStoreMB, reserveMB)' },
     ),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { description: `one of ${LOG_LEVELS.join(', ')}` }) }, { additionalProperties: false, description: 'a table of log settings (level)' }),
+    // ---- The household page and local API (issue 13): this block only. ----
+    household: Type.Object(
+      {
+        enabled: Type.Boolean({ description: 'true or false' }),
+        listen: ListenAddress,
+        port: integer(0, 65535, ' (0: a free port chosen at start, for tests and the demo)'),
+        pin: Type.Optional(Type.String({ pattern: '^[0-9]{6,12}$', description: 'a PIN of 6 to 12 digits (or leave it out: the gateway makes one at first start)' })),
+      },
+      { additionalProperties: false, description: 'a table of household page settings (enabled, listen, port, pin)' },
+    ),
+    // ---- end of the household page ----
     // ---- Signed commands (issue 12) [MQTT-5.12] [MQTT-5.13]: this block only. ----
     // Without it the gateway applies unsigned commands and warns at every start.
     platformKeys: Type.Optional(
@@ -154,6 +173,19 @@ export const DEFAULTS = {
   limits: DEFAULT_LIMITS,
   log: {
     level: 'info',
+  },
+  household: {
+    /** The page and the local API run beside the alarm path; `false` turns both off (the CLI's status, relay and inbox with them). */
+    enabled: true,
+    /**
+     * Every interface, so that phones on the household's Wi-Fi reach the page on a board
+     * whose LAN address nobody configured. Where the board has an uplink interface of its own
+     * (a cellular modem with a public address), set the LAN interface's address instead: the
+     * page is never needed on the uplink.
+     */
+    listen: '0.0.0.0',
+    /** TCP port of the page and the local API; 8080, as the board runs the gateway as a normal user (ports below 1024 need root). */
+    port: 8080,
   },
 } as const satisfies DeepPartial<GatewayConfig>
 

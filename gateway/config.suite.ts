@@ -67,4 +67,5 @@ export const FULL: GatewayConfig = {
   timing: { supervision: 90, receiptTimeout: 45, heartbeat: 30, statusInterval: 600 },
   limits: { maxRequestEvents: 500, maxTroubleEvents: 200, maxRequestAgeDays: 14, maxTroubleAgeDays: 3, maxStoreMB: 32, reserveMB: 8 },
   log: { level: 'debug' },
+  household: { enabled: false, listen: '192.168.4.1', port: 8081, pin: '246810' },
 }

@@ -15,6 +15,7 @@ describe('defaults', () => {
       timing: { supervision: 30, receiptTimeout: 60, heartbeat: 10, statusInterval: 300 },
       limits: { maxRequestEvents: 10000, maxTroubleEvents: 10000, maxRequestAgeDays: 30, maxTroubleAgeDays: 7, maxStoreMB: 64, reserveMB: 16 },
       log: { level: 'info' },
+      household: { enabled: true, listen: '0.0.0.0', port: 8080 },
     })
   })
 
@@ -24,7 +25,7 @@ describe('defaults', () => {
 
   it('gives the sections in the schema order, so the logged configuration reads like the docs', () => {
     const config = ok(loadConfig(REQUIRED_FLAGS, {}))
-    expect(Object.keys(config)).toEqual(['gateway', 'serial', 'mqtt', 'data', 'timing', 'limits', 'log'])
+    expect(Object.keys(config)).toEqual(['gateway', 'serial', 'mqtt', 'data', 'timing', 'limits', 'log', 'household'])
     expect(Object.keys(config.serial)).toEqual(['path', 'baud'])
   })
 })
@@ -48,6 +49,8 @@ describe('flags', () => {
     { flags: ['--heartbeat', '15'], path: 'timing.heartbeat', value: 15 },
     { flags: ['--status-interval', '60'], path: 'timing.statusInterval', value: 60 },
     { flags: ['--log-level', 'warn'], path: 'log.level', value: 'warn' },
+    { flags: ['--household-listen', '192.168.4.1'], path: 'household.listen', value: '192.168.4.1' },
+    { flags: ['--household-port', '0'], path: 'household.port', value: 0 },
     { flags: ['--platform-key', '/etc/steppelink/platform.pub'], path: 'platformKeys.current', value: '/etc/steppelink/platform.pub' },
   ]
 
@@ -224,12 +227,12 @@ describe('errors', () => {
     {
       name: 'a key in the wrong section',
       file: 'brokers = ["mqtt://a"]',
-      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     {
       name: 'a short unknown key two edits from a short one (foo, log): no guess',
       file: 'foo = 1',
-      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
@@ -240,7 +243,7 @@ describe('errors', () => {
     {
       name: 'an unknown table',
       file: '[store]\ndir = "/x"',
-      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     // URLs
     {
@@ -376,5 +379,29 @@ describe('errors', () => {
       'log.level',
     ])
     expect(got.every((e) => e.endsWith('(in bad.toml)') || e.includes('(in bad.toml).'))).toBe(true)
+  })
+})
+
+describe('household page (issue 13)', () => {
+  const F = 'gw.toml'
+  const load = (text: string) => loadConfig(['--config', F, ...REQUIRED_FLAGS], {}, files({ [F]: text }))
+
+  it('takes the listen address, the port, the switch and a PIN from the file', () => {
+    expect(ok(load('[household]\nenabled = false\nlisten = "::1"\nport = 9090\npin = "0012345"')).household).toEqual({ enabled: false, listen: '::1', port: 9090, pin: '0012345' })
+  })
+
+  it('names a bad listen address, port or PIN, and never shows the PIN', () => {
+    const got = errors(load('[household]\nenabled = "yes"\nlisten = "wifi.local"\nport = 70000\npin = "12ab56"'))
+    expect(got).toEqual([
+      `config error: household.enabled: expected true or false, got "yes" (in ${F})`,
+      `config error: household.listen: expected an IP address of this board to listen on, such as 192.168.4.1 (the household LAN), 127.0.0.1 (this board only) or 0.0.0.0 (every interface), got "wifi.local" (in ${F})`,
+      `config error: household.port: expected an integer from 0 to 65535 (0: a free port chosen at start, for tests and the demo), got 70000 (in ${F})`,
+      `config error: household.pin: expected a PIN of 6 to 12 digits (or leave it out: the gateway makes one at first start), got a string (in ${F})`,
+    ])
+  })
+
+  it('redacts the PIN in what is logged', async () => {
+    const { redact } = await import('./config.js')
+    expect(redact(ok(load('[household]\npin = "135790"'))).household.pin).toBe('***')
   })
 })

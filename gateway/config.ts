@@ -62,7 +62,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, readFile: Rea
   }
 
   // Every section exists, so a missing required key is reported as `gateway.id`, not `gateway`.
-  const skeleton: Tree = { gateway: {}, serial: {}, mqtt: {}, timing: {}, limits: {}, log: {} }
+  const skeleton: Tree = { gateway: {}, serial: {}, mqtt: {}, timing: {}, limits: {}, log: {}, household: {} }
   const merged = [structuredClone(DEFAULTS) as Tree, fromFile, fromEnv, flags].reduce<Tree>(merge, skeleton)
 
   const sourceOf = (at: string[]): string => {
@@ -84,6 +84,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv, readFile: Rea
 export function redact(config: GatewayConfig): GatewayConfig {
   const copy = structuredClone(config)
   if (copy.mqtt.password !== undefined) copy.mqtt.password = '***'
+  if (copy.household.pin !== undefined) copy.household.pin = '***'
   copy.mqtt.brokers = copy.mqtt.brokers.map((b) => {
     const url = new URL(b)
     if (url.password === '') return b

@@ -39,7 +39,7 @@ export interface LogDestination {
 export const REDACTED = '***'
 
 /** Field paths whose values never reach the log. */
-export const REDACT_PATHS = ['password', '*.password', '*.*.password', 'mqtt.password', 'config.mqtt.password']
+export const REDACT_PATHS = ['password', '*.password', '*.*.password', 'mqtt.password', 'config.mqtt.password', 'config.household.pin']
 
 /**
  * A logger writing JSON lines at `level` and above to `destination` (default: standard

@@ -24,6 +24,8 @@ import { SqliteStore, StoreError } from './sqlite-store.js'
 import { CertExpiryWatch, TlsFiles } from './tls.js'
 import { Uplink } from './uplink.js'
 import { realTimers } from '../io/timers.js'
+import type { HouseholdService } from './household/model.js'
+import { attachHouseholdPage } from './household/web/attach.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
 const MAX_SLEEP_MS = 1_000
@@ -231,6 +233,13 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   loop()
   log.info({ gateway: config.gateway.id, boot, readyMs: Math.round(performance.now() - started), store: dbPath }, 'gateway ready')
 
+  // The household page and the local API (issue 13), started after the alarm path is up and
+  // never awaited by it: a port in use or a bad address is logged, and the gateway runs on.
+  // Until hh-core merges, `gateway.household` (gateway/household/service.ts) may not exist yet.
+  const household = (gateway as unknown as { household?: HouseholdService }).household
+  if (!household && config.household.enabled) log.warn({}, 'household page: this build has no household service yet; the page is off')
+  const page = household ? attachHouseholdPage(config, household, log) : Promise.resolve(null)
+
   return new Promise<number>((resolve) => {
     let stopping = false
     const stop = async (signal: string) => {
@@ -241,7 +250,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       expiry.stop()
       gateway.stop()
       try {
-        await Promise.all([serial!.stop(), uplink!.stop({ graceful: true })])
+        await Promise.all([serial!.stop(), uplink!.stop({ graceful: true }), page.then((p) => p?.close())])
       } catch (err) {
         log.warn({ err }, 'error while stopping')
       }

@@ -140,9 +140,18 @@ export class DeliveryBrokenError extends Error {
   }
 }
 
-/** The gateway's flags in a loop: its end of the line, the broker as it reaches it, its id, store and log level, the line's baud; `more` after them. */
+/**
+ * The gateway's flags in a loop: its end of the line, the broker as it reaches it, its id,
+ * store and log level, the line's baud; `more` after them. The household page listens on
+ * loopback at a free port (its address is in the log line "household page on ..."), so
+ * several gateways on one machine never meet at 0.0.0.0:8080.
+ */
 export function gatewayArgs(o: { serial: string; broker: string; id: string; dataDir: string; logLevel: string; baud?: number; more?: readonly string[] }): string[] {
-  return [...['--serial', o.serial, '--broker', o.broker, '--id', o.id, '--data', o.dataDir, '--log-level', o.logLevel], ...(o.baud !== undefined ? ['--baud', String(o.baud)] : []), ...(o.more ?? [])]
+  return [
+    ...['--serial', o.serial, '--broker', o.broker, '--id', o.id, '--data', o.dataDir, '--log-level', o.logLevel, '--household-listen', '127.0.0.1', '--household-port', '0'],
+    ...(o.baud !== undefined ? ['--baud', String(o.baud)] : []),
+    ...(o.more ?? []),
+  ]
 }
 
 /**

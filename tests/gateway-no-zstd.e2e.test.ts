@@ -63,7 +63,11 @@ describe('gateway end to end without zstd: the backlog still drains [MQTT-4.2]',
     })
     // The gateway's broker address: nothing listens there yet, every attempt is refused.
     const port = await freePort()
-    gateway = startGateway(['--serial', pty.a, '--broker', `mqtt://127.0.0.1:${port}`, '--id', 'gw-nozstd', '--data', dir, '--log-level', 'debug'], {}, ['--import', NO_ZSTD])
+    gateway = startGateway(
+      ['--serial', pty.a, '--broker', `mqtt://127.0.0.1:${port}`, '--id', 'gw-nozstd', '--data', dir, '--log-level', 'debug', '--household-listen', '127.0.0.1', '--household-port', '0'],
+      {},
+      ['--import', NO_ZSTD],
+    )
     await gateway.waitForLog((l) => l.msg === 'gateway ready', 'ready')
     const loud = gateway.logs.filter((l) => l.level === 'error' && l.msg.startsWith('zstd cannot be loaded'))
     expect(loud).toHaveLength(1)

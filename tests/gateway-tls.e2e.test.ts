@@ -48,7 +48,26 @@ describe('gateway end to end over mutual TLS (issue 12)', () => {
     pki.remove()
   })
 
-  const flags = (key: string) => ['--serial', pty.a, '--broker', broker.url, '--id', 'gw-tls', '--data', dir, '--mqtt-ca', pki.ca.cert, '--mqtt-cert', pki.client.cert, '--mqtt-key', key]
+  const flags = (key: string) => [
+    '--serial',
+    pty.a,
+    '--broker',
+    broker.url,
+    '--id',
+    'gw-tls',
+    '--data',
+    dir,
+    '--household-listen',
+    '127.0.0.1',
+    '--household-port',
+    '0',
+    '--mqtt-ca',
+    pki.ca.cert,
+    '--mqtt-cert',
+    pki.client.cert,
+    '--mqtt-key',
+    key,
+  ]
 
   it('connects, warns that its certificate expires within 30 days, and says when in its status', async () => {
     const expires = certInfo(await readFile(pki.client.cert)).validTo

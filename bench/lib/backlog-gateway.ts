@@ -32,6 +32,11 @@ export async function startGatewayOnPty(opts: { dataDir: string; broker: string;
       opts.id,
       '--data',
       opts.dataDir,
+      // The household page on loopback at a free port: benchmark gateways never take 0.0.0.0:8080.
+      '--household-listen',
+      '127.0.0.1',
+      '--household-port',
+      '0',
       ...(opts.args?.includes('--log-level') ? [] : ['--log-level', 'info']),
       ...(opts.args ?? []),
     ])
