@@ -31,10 +31,12 @@ import type {
   CoalescedStatus,
   FreeSpace,
   Heartbeat,
+  HouseholdBroadcast,
   NewEvent,
   Recognition,
   Reset,
   ResetReason,
+  StageEntry,
   Store,
   StoreOptions,
   StoredBroadcast,
@@ -137,6 +139,14 @@ export class MemoryStore implements Store {
 
   advance(id: string, stage: Stage, now: number, detail: { text?: string; etaAt?: number } = {}): StoredEvent | undefined {
     return this.#events.advance(id, stage, now, detail)
+  }
+
+  stages(id: string): StageEntry[] {
+    return this.#events.stages(id)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    return this.#events.byKey(key)
   }
 
   openAlerts(): StoredEvent[] {
@@ -267,6 +277,14 @@ export class MemoryStore implements Store {
     if (!d || (d.readRevision !== null && d.readRevision >= revision)) return false
     this.#commit(true, () => this.#broadcasts.read(broadcast, terminal, revision, now))
     return true
+  }
+
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined {
+    return this.#broadcasts.household(broadcast)
+  }
+
+  setHouseholdBroadcast(h: HouseholdBroadcast): void {
+    this.#commit(true, () => this.#broadcasts.setHousehold(h))
   }
 
   // ------------------------------------------------------------------ settings, counters

@@ -30,10 +30,12 @@ import type {
   CoalescedStatus,
   FreeSpace,
   Heartbeat,
+  HouseholdBroadcast,
   NewEvent,
   Recognition,
   Reset,
   ResetReason,
+  StageEntry,
   Store,
   StoreOptions,
   StoredBroadcast,
@@ -138,6 +140,14 @@ export class SqliteStore implements Store {
 
   advance(id: string, stage: Stage, now: number, detail: { text?: string; etaAt?: number } = {}): StoredEvent | undefined {
     return this.#events.advance(id, stage, now, detail)
+  }
+
+  stages(id: string): StageEntry[] {
+    return this.#events.stages(id)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    return this.#events.byKey(key)
   }
 
   openAlerts(): StoredEvent[] {
@@ -260,6 +270,14 @@ export class SqliteStore implements Store {
 
   broadcastRead(broadcast: number, terminal: string, revision: number, now: number): boolean {
     return this.#broadcasts.broadcastRead(broadcast, terminal, revision, now)
+  }
+
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined {
+    return this.#broadcasts.householdBroadcast(broadcast)
+  }
+
+  setHouseholdBroadcast(h: HouseholdBroadcast): void {
+    this.#broadcasts.setHouseholdBroadcast(h)
   }
 
   // ------------------------------------------------------------------ settings, counters
