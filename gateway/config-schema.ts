@@ -95,6 +95,15 @@ export const GatewayConfigSchema = Type.Object(
       { additionalProperties: false, description: 'a table of store limits (maxRequestEvents, maxTroubleEvents, maxRequestAgeDays, maxTroubleAgeDays, maxStoreMB, reserveMB)' },
     ),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { description: `one of ${LOG_LEVELS.join(', ')}` }) }, { additionalProperties: false, description: 'a table of log settings (level)' }),
+    // ---- The center household (issue 13). ----
+    household: Type.Optional(
+      Type.Object(
+        {
+          name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "the center household's name, 1 to 64 characters, sent with every relay so the platform sees who relayed it" })),
+        },
+        { additionalProperties: false, description: 'a table of center household settings (name)' },
+      ),
+    ),
     // ---- Signed commands (issue 12) [MQTT-5.12] [MQTT-5.13]: this block only. ----
     // Without it the gateway applies unsigned commands and warns at every start.
     platformKeys: Type.Optional(

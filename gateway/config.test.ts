@@ -224,12 +224,12 @@ describe('errors', () => {
     {
       name: 'a key in the wrong section',
       file: 'brokers = ["mqtt://a"]',
-      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: brokers: unknown key (in ${F}). Did you mean mqtt.brokers? Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     {
       name: 'a short unknown key two edits from a short one (foo, log): no guess',
       file: 'foo = 1',
-      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: foo: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     { name: 'an unknown key with nothing near', file: '[gateway]\ncolour = "red"', errors: [`config error: gateway.colour: unknown key (in ${F}). Known keys in gateway: id, area`] },
     {
@@ -240,7 +240,7 @@ describe('errors', () => {
     {
       name: 'an unknown table',
       file: '[store]\ndir = "/x"',
-      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, platformKeys`],
+      errors: [`config error: store: unknown key (in ${F}). Known top-level keys: gateway, serial, mqtt, data, timing, limits, log, household, platformKeys`],
     },
     // URLs
     {

@@ -58,6 +58,7 @@ export function settingsFrom(config: GatewayConfig): GatewaySettings {
     heartbeatS: config.timing.heartbeat,
     statusIntervalMs: config.timing.statusInterval * 1000,
     version: version(),
+    household: config.household?.name ?? null,
   }
 }
 
@@ -134,6 +135,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
   let serial: SerialLine | null = null
   let uplink: Uplink | null = null
+  // For the household page (issue 13): the uplink's last change, as onState below says it.
+  const uplinkState: { online: boolean; since: number | null; broker: string | null } = { online: false, since: null, broker: config.mqtt.brokers[0] ?? null }
   const gateway = new Gateway(
     { ...settingsFrom(config), platformKeys },
     store,
@@ -154,6 +157,15 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       tls: () => {
         const c = tlsFiles?.client
         return c ? { clientCertExpires: c.validTo, clientCertSubject: c.subject } : null
+      },
+      uplinkState: () => ({ ...uplinkState, online: uplink?.online ?? false }),
+      diskFree: () => {
+        try {
+          const s = statfsSync(config.data)
+          return Number(s.bavail) * Number(s.bsize)
+        } catch {
+          return null
+        }
       },
     },
     log,
@@ -199,11 +211,15 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     urgent: () => gateway.alarmWaiting(),
     onWarning: (message) => log.warn({}, message),
     onState: (s) => {
+      uplinkState.online = s.online
+      uplinkState.since = Date.now()
+      if (s.broker !== null) uplinkState.broker = s.broker
       if (s.online) {
         log.info({ broker: s.broker, reason: s.reason }, 'uplink online')
         gateway.online()
       } else {
         log.warn({ broker: s.broker, reason: s.reason, retryInMs: s.retryInMs }, 'uplink offline')
+        gateway.uplinkChanged()
       }
     },
   })

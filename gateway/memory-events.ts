@@ -231,6 +231,10 @@ export class MemoryEvents {
     return this.#select((r) => r.rank <= LAST_CASE_RANK && r.stage !== 'resolved').map(toEvent)
   }
 
+  cases(since: number): StoredEvent[] {
+    return this.#select((r) => r.rank <= LAST_CASE_RANK && (r.stage !== 'resolved' || r.stageAt >= since)).map(toEvent)
+  }
+
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
     return this.#select((r) => r.rank <= LAST_CASE_RANK && r.terminal === terminal && r.epoch === epoch && (r.stage !== 'resolved' || r.stageAt >= since)).map(toEvent)
   }

@@ -153,6 +153,10 @@ export class MemoryStore implements Store {
     return this.#events.openAlerts()
   }
 
+  cases(since: number): StoredEvent[] {
+    return this.#events.cases(since)
+  }
+
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
     return this.#events.recentAlerts(terminal, epoch, since)
   }

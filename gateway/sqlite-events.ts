@@ -104,6 +104,7 @@ function prepare(db: Database.Database) {
     ),
     endPublication: db.prepare<[string]>('UPDATE events SET done = 1 WHERE id = ?'),
     openAlerts: db.prepare<[], EventRow>(`SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND stage != 'resolved' ORDER BY seq`),
+    cases: db.prepare<[number], EventRow>(`SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND (stage != 'resolved' OR stage_at >= ?) ORDER BY seq`),
     recentAlerts: db.prepare<[string, string, number], EventRow>(
       `SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND terminal = ? AND epoch = ? AND (stage != 'resolved' OR stage_at >= ?) ORDER BY seq`,
     ),
@@ -248,6 +249,10 @@ export class SqliteEvents {
 
   openAlerts(): StoredEvent[] {
     return this.#stmt.openAlerts.all().map(fromRow)
+  }
+
+  cases(since: number): StoredEvent[] {
+    return this.#stmt.cases.all(since).map(fromRow)
   }
 
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {

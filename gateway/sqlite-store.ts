@@ -154,6 +154,10 @@ export class SqliteStore implements Store {
     return this.#events.openAlerts()
   }
 
+  cases(since: number): StoredEvent[] {
+    return this.#events.cases(since)
+  }
+
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
     return this.#events.recentAlerts(terminal, epoch, since)
   }

@@ -401,6 +401,8 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
         { stage: 'resolved', at: 7_000, text: 'safe', etaAt: null },
       ])
       expect(s.stages(t.event.id)).toEqual([]) // trouble has no stages
+      expect(ids(s.cases(7_000))).toEqual([id])
+      expect(ids(s.cases(7_001))).toEqual([])
       expect(s.stages('nope')).toEqual([])
       s.enforceBounds(7_000 + 86_400_001)
       expect(s.get(id)).toBeUndefined()

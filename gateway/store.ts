@@ -101,7 +101,8 @@ export { DEFAULT_LIMITS, type Limits } from './limits.js'
  * - A NewEvent with a `key` (a relay's idempotency key, issue 13) is stored with it in the
  *   same commit; byKey() finds it while the event is kept, and addEvent() of another
  *   event with a key already held is `duplicate` with the event that holds it.
- * - openAlerts(): alarms and requests not resolved, in the order stored. recentAlerts():
+ * - openAlerts(): alarms and requests not resolved, in the order stored. cases(): every
+ *   gateway's too, open or resolved at or after `since`, in the order stored. recentAlerts():
  *   a terminal's in one epoch, open or resolved at or after `since`. awaitingReceipt():
  *   alarms at stored or sent received at or before `storedBefore`. unreceiptedAlarms():
  *   alarms not done. latestOpenAlarm(): the terminal's alarm of the highest number below
@@ -170,6 +171,8 @@ export interface Store {
   /** The event stored with this idempotency key, while it is kept. */
   byKey(key: string): StoredEvent | undefined
   openAlerts(): StoredEvent[]
+  /** Alarms and requests open, or resolved at or after `since`, in the order stored (the household page). */
+  cases(since: number): StoredEvent[]
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[]
   awaitingReceipt(storedBefore: number): StoredEvent[]
   unreceiptedAlarms(): number
