@@ -14,7 +14,7 @@
 import { isForward } from '../protocol/lifecycle.js'
 import type { UplinkEvent } from '../protocol/mqtt.js'
 import { ConsoleError } from './errors.js'
-import type { CaseView, ConsoleState } from './view.js'
+import { relayView, type CaseView, type ConsoleState } from './view.js'
 
 /**
  * The console's stages of a case, an alarm or a request alike, in order. `stored`: the
@@ -78,7 +78,7 @@ export interface CaseRecord extends CaseView {
 
 /** A copy of a case for the outside: no timers, nothing shared. */
 export function caseView({ timers: _timers, ...a }: CaseRecord): CaseView {
-  return { ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })) }
+  return { ...a, time: { ...a.time }, history: a.history.map((h) => ({ ...h })), relay: a.relay === null ? null : { ...a.relay } }
 }
 
 /** The cases by id, for the life of the process [CONSOLE-4]; each copy is counted in `state`. */
@@ -137,6 +137,7 @@ export class CaseBook {
         cancels: e.cancels ?? null,
         claims: e.claims ?? null,
         cancelledBy: this.#cancelledBy.get(e.id) ?? null,
+        relay: relayView(e.relay),
         timers: [],
       }
       this.#cases.set(e.id, a)
