@@ -67,6 +67,8 @@ export interface EmbedOptions {
   signal?: AbortSignal
   /** The serial port to use instead of the serialport package (an in-memory line). */
   openPort?: OpenPort
+  /** Called with the running core once it has started: the demo and the household page reach `gateway.household` through it (issue 13). */
+  onGateway?: (gateway: Gateway) => void
 }
 
 /** Runs the gateway until SIGTERM or SIGINT (or `embed.signal`); resolves with the exit code. */
@@ -245,6 +247,7 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     timer = setTimeout(loop, Math.max(10, Math.min(MAX_SLEEP_MS, next - Date.now())))
   }
   loop()
+  embed.onGateway?.(gateway)
   log.info({ gateway: config.gateway.id, boot, readyMs: Math.round(performance.now() - started), store: dbPath }, 'gateway ready')
 
   return new Promise<number>((resolve) => {
