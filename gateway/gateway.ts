@@ -174,6 +174,7 @@ export class Gateway {
       count,
       startedAt,
       heartbeat: (t, hb, at) => this.household.heartbeat(t.terminal, hb, at),
+      storeWrite: (ok) => this.household.storeWrite(ok),
     })
     this.#commands = new Commands({
       settings,

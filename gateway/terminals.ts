@@ -40,6 +40,8 @@ export interface TerminalsDeps {
   startedAt: number
   /** Every heartbeat, as it came (issue 13: the household page shows the latest, whatever the store did with it). */
   heartbeat?: (t: KnownTerminal, hb: StoreHeartbeat, at: number) => void
+  /** Whether a terminal's event could be stored (issue 13: the household page says when the store fails). */
+  storeWrite?: (ok: boolean) => void
 }
 
 export class Terminals {

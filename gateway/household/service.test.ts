@@ -270,6 +270,28 @@ describe('household: relay', () => {
   })
 })
 
+describe('household: a terminal alarm the disk could not store', () => {
+  it('makes the verdict `down` (store-failing) until an event is stored again', async () => {
+    const store = new SqliteStore({ path: ':memory:', freeSpace: () => 1e12 })
+    let full = true
+    const add = store.addEvent.bind(store)
+    store.addEvent = (e) => {
+      if (full) throw Object.assign(new Error('SQLITE_FULL: database or disk is full'), { code: 'SQLITE_FULL' })
+      return add(e)
+    }
+    const r = await up({ store })
+    let calls = 0
+    r.gateway.household.subscribe(() => calls++)
+    r.press()
+    await r.run(2_000, () => r.stageNames(1).includes('unconfirmed'))
+    expect(r.gateway.household.snapshot()).toMatchObject({ verdict: 'down', reasons: expect.arrayContaining(['store-failing']) })
+    expect(calls).toBeGreaterThan(0)
+    full = false
+    await r.run(30_000, () => r.store.get('SL-T-5:1') !== undefined)
+    expect(r.gateway.household.snapshot().reasons).not.toContain('store-failing')
+  })
+})
+
 describe('household: the inbox [MQTT-3.12]', () => {
   const storm = { id: 'b1', type: 'broadcast', broadcast: 9001, text: '暴风雪预警', urgency: 'urgent' }
 

@@ -20,8 +20,8 @@
  * The verdict (the plain sentence at the top of the page), in this order of weight:
  * - `down` ("an alarm pressed now would not even be heard or stored"): no terminal is
  *   answering on the serial line (none known, or none with its session up), reason
- *   `no-terminal`; or the store fails (a read throws, or the household's last write
- *   failed and none has succeeded since), reason `store-failing`.
+ *   `no-terminal`; or the store fails (a read throws, or the last write of an event, a
+ *   terminal's or a relay, failed and none has succeeded since), reason `store-failing`.
  * - `delayed` ("stored now, sent when it can be"): the uplink is offline
  *   (`uplink-offline`); free disk is below limits.reserveMB (`disk-low`: alarms are still
  *   stored, the gateway's own lower-class events are not); or some, not all, terminals are
@@ -136,6 +136,13 @@ export class Household implements HouseholdService {
   /** A PUBACK, or a command from the platform: the uplink works. */
   contact(): void {
     this.#lastContact = this.d.io.now()
+    this.changed()
+  }
+
+  /** Whether the core's last write of an event (a terminal's, a relay) succeeded: a failing store makes the verdict `down`. */
+  storeWrite(ok: boolean): void {
+    if (this.#writeFailed === !ok) return
+    this.#writeFailed = !ok
     this.changed()
   }
 
