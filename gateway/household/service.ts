@@ -62,7 +62,7 @@ void _sameWhats
 
 /** Households a broadcast may be passed on to: about 18 around a center household; 500 is a sanity bound. */
 export const MAX_HOUSEHOLDS = 500
-/** A relay's idempotency key longer than this is not a form's key: refused. */
+/** A relay's idempotency key longer than this is not a form's key: the relay is made without one (no protection from a double submit). */
 const MAX_KEY_LENGTH = 200
 
 export interface HouseholdDeps {
