@@ -226,15 +226,16 @@ export class Gateway {
   /** Bytes from the serial port. */
   serialData(bytes: Uint8Array): void {
     this.link.receive(bytes, this.io.now())
-    this.#drainLink()
-    // A frame: a terminal heard (its last-heard time, a heartbeat, an event, a read).
-    this.household.changed()
+    // A session, a heartbeat, an event, a read: the household page is told; bytes that
+    // made no message (an ACK, half a frame) are not worth a new snapshot.
+    if (this.#drainLink() > 0) this.household.changed()
   }
 
-  #drainLink(): void {
-    this.#terminals.drain()
+  #drainLink(): number {
+    const n = this.#terminals.drain()
     this.#flushSerial()
     void this.pump()
+    return n
   }
 
   /** Which terminals answer and which are lost, as one string: the household page is told when it changes. */

@@ -51,10 +51,11 @@ export class Terminals {
 
   constructor(private readonly d: TerminalsDeps) {}
 
-  /** Handles every event the link has for the gateway. */
-  drain(): void {
+  /** Handles every event the link has for the gateway; returns how many. */
+  drain(): number {
     const { link, log } = this.d
-    for (let e = link.nextEvent(); e; e = link.nextEvent()) {
+    let n = 0
+    for (let e = link.nextEvent(); e; e = link.nextEvent(), n++) {
       try {
         this.#onLinkEvent(e)
       } catch (err) {
@@ -66,6 +67,7 @@ export class Terminals {
         if (e.kind === 'message') link.defer(e.ref)
       }
     }
+    return n
   }
 
   #onLinkEvent(e: LinkEvent): void {

@@ -37,7 +37,7 @@ import type { CommandAuth } from '../commands/auth.js'
 import type { GatewayEvents } from '../gateway-events.js'
 import type { GatewayIo, GatewaySettings, Log } from '../gateway.js'
 import type { KnownTerminals } from '../known-terminals.js'
-import type { Heartbeat, Store, StoredEvent } from '../store.js'
+import type { Heartbeat, StageEntry, Store, StoredEvent } from '../store.js'
 import { RESOLVED_KEEP_MS } from '../store.js'
 import type { GatewayLink } from '../../protocol/link.js'
 import {
@@ -277,7 +277,7 @@ export class Household implements HouseholdService {
         ...(typeof e.body.text === 'string' && e.body.text !== '' ? { text: e.body.text } : {}),
         stored: clock.correct(e.receivedAt, e.boot, e.offset).at,
         stage: e.stage,
-        stages: stagesOf(store, e, wall),
+        stages: stagesOf(store, e, (s) => (s.stage === 'stored' ? clock.correct(e.receivedAt, e.boot, e.offset).at : wall(s.at))),
       }))
   }
 
@@ -497,12 +497,14 @@ function relayInfo(e: StoredEvent): RelayInfo | null {
   }
 }
 
-function stagesOf(store: Store, e: StoredEvent, wall: (local: number) => number): AlertView['stages'] {
+/** The alert's history; `at` says the time of a stage as the page shows it (`stored` is corrected as the event's own time). */
+function stagesOf(store: Store, e: StoredEvent, at: (s: StageEntry) => number): AlertView['stages'] {
   const log = store.stages(e.id)
   const entries = log.length > 0 ? log : [{ stage: e.stage, at: e.stageAt, text: e.stageText, etaAt: e.stageEtaAt }]
+  const wall = (local: number) => at({ stage: 'sent', at: local, text: null, etaAt: null })
   return entries.map((s) => ({
     stage: s.stage,
-    at: wall(s.at),
+    at: at(s),
     ...(s.text !== null ? { text: s.text } : {}),
     ...(s.etaAt !== null ? { eta: wall(s.etaAt) } : {}),
   }))
