@@ -268,7 +268,7 @@ describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
   })
 })
 
-describe('relays by the center household [MQTT-3.11] [MQTT-4.15]', () => {
+describe('relays by the center household [MQTT-3.11] [MQTT-4.16]', () => {
   it('a relayed alarm (no terminal) goes to resolved as a press does, and the case says who relayed it and for whom', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)
@@ -378,7 +378,7 @@ describe('broadcast reads', () => {
     expect(view).toMatch(/#9002 info to .*"Vet visit on Friday": not read yet/)
   })
 
-  it('per broadcast, which gateways got it, read it at the household and passed it on, to how many households (the latest count) [MQTT-3.12] [MQTT-4.15]', async () => {
+  it('per broadcast, which gateways got it, read it at the household and passed it on, to how many households (the latest count) [MQTT-3.12] [MQTT-4.16]', async () => {
     const broker = await aedes()
     const a = await fakeGateway(broker.url, uniq('gwa'))
     const b = await fakeGateway(broker.url, uniq('gwb'))

@@ -246,14 +246,14 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
   const claims = a.claims === null ? '' : `, UNVERIFIED (claims ${a.claims}'s id)`
   // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer;
-  // so is a relayed alarm's, with who relayed it and for whom. [MQTT-4.15]
+  // so is a relayed alarm's, with who relayed it and for whom. [MQTT-4.16]
   const text = (a.class === 'request' || a.relay !== null) && a.text ? `: ${a.text}` : ''
   const relay = a.relay === null ? '' : `, ${relayText(a.relay)}`
   const mark = a.id === o.selected ? '>' : ' '
   return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${answer}${copies}${phone}${claims}${cancel}${relay}${text}`
 }
 
-/** Who relayed it and for whom: `RELAYED medical for 巴图家 (tel 139..., at 3号井) by 巴特尔家 (其其格)`. [MQTT-4.15] */
+/** Who relayed it and for whom: `RELAYED medical for 巴图家 (tel 139..., at 3号井) by 巴特尔家 (其其格)`. [MQTT-4.16] */
 export function relayText(r: RelayView): string {
   const about = [r.phone === null ? null : `tel ${r.phone}`, r.where === null ? null : `at ${r.where}`].filter((x) => x !== null).join(', ')
   const by = [r.household ?? 'a center household', r.member === null ? null : `(${r.member})`].filter((x) => x !== null).join(' ')
@@ -269,7 +269,7 @@ function broadcastRow(b: BroadcastView): string {
       : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
   const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
   const latest = b.latestRevision !== null && b.latestRevision > 0 ? `, ${b.terminalsOfLatest} of them the latest text (revision ${b.latestRevision})` : ''
-  // Which gateways got it, read it at the household and passed it on, to how many households. [MQTT-4.15]
+  // Which gateways got it, read it at the household and passed it on, to how many households. [MQTT-4.16]
   const got = b.gotBy === 0 ? '' : `; got by ${b.gotBy} gateway${b.gotBy === 1 ? '' : 's'}`
   const households = b.gateways.filter((g) => g.householdRead).map((g) => g.gateway)
   const householdRead = households.length === 0 ? '' : `; read by the household at ${households.join(', ')}`

@@ -46,7 +46,7 @@ export interface TerminalView {
   lost: boolean
 }
 
-/** A message the center household relayed for a neighbour ([MQTT-3.11]): who relayed it and for whom [MQTT-4.15]. */
+/** A message the center household relayed for a neighbour ([MQTT-3.11]): who relayed it and for whom [MQTT-4.16]. */
 export interface RelayView {
   what: string
   /** The neighbour household it is for, its phone and where they are. */
@@ -149,7 +149,7 @@ export interface BroadcastView {
   /**
    * Per gateway, most terminals first: how many of its terminals have read it; whether it
    * got it (`broadcast-received`), its center household read it, and to how many households
-   * it passed it on (the latest count, or null) [MQTT-3.12] [MQTT-4.15].
+   * it passed it on (the latest count, or null) [MQTT-3.12] [MQTT-4.16].
    */
   gateways: { gateway: string; terminals: number; got: boolean; householdRead: boolean; passedOn: number | null }[]
   /** Gateways that reported they got it, and the households it was passed on to, all gateways together. */

@@ -61,7 +61,7 @@ function other(ctx: HandlerContext, e: UplinkEvent, batch: string | null, unknow
     }
   }
   // Who got each broadcast, and to how many households it was passed on: the latest count
-  // of each gateway, by its time, replaces the one before. [MQTT-3.12] [MQTT-4.15]
+  // of each gateway, by its time, replaces the one before. [MQTT-3.12] [MQTT-4.16]
   if (e.kind === 'broadcast-received' && e.broadcast !== undefined) {
     const b = state.broadcast(e.broadcast, false)
     b.got.set(h.gateway, Math.max(b.got.get(h.gateway) ?? 0, e.revision ?? 0))
