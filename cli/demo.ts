@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { loadConfig, PASSWORD_ENV } from '../gateway/config.js'
 import { pinPath } from '../gateway/household/web/secrets.js'
 import { createLogger } from '../gateway/log.js'
+import type { Gateway } from '../gateway/gateway.js'
 import { runGateway } from '../gateway/main.js'
 import { writeKeyPair } from './keygen-command.js'
 import type { OpenPort } from '../io/serial-line.js'
@@ -90,6 +91,31 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (!a || a.reached.has(stage)) return
     a.reached.set(stage, Date.now() - a.at)
     say(n, who, text)
+  }
+  /** Relays made with the `r` key: when, and the stages already shown. */
+  const relays = new Map<string, { at: number; shown: Set<string> }>()
+  const showRelays = (g: Gateway) => {
+    for (const a of g.household.snapshot().alerts) {
+      const r = relays.get(a.id)
+      for (const s of r ? a.stages : []) {
+        if (r!.shown.has(s.stage)) continue
+        r!.shown.add(s.stage)
+        o.out(`${String(Math.round(Date.now() - r!.at)).padStart(6)} ms  ${'household'.padEnd(8)}  relay ${a.id}: ${s.stage}${s.text ? ` (${s.text})` : ''}`)
+      }
+    }
+  }
+  /** Relays a medical alarm for a neighbour, as the household page does (issue 13); returns its id, or null. */
+  const relayForNeighbour = (g: Gateway): string | null => {
+    const at = Date.now()
+    const r = g.household.relay({ what: 'medical', forName: '巴图家', where: '3号井冬营地', text: '老人从马上摔下 (an old man fell from his horse)', by: 'demo' }, `demo-${at}`)
+    if (!r.ok) {
+      say(null, 'household', `relay NOT saved: ${r.message}`)
+      return null
+    }
+    relays.set(r.id, { at, shown: new Set() })
+    say(null, 'household', `relayed a medical alarm for neighbour 巴图家: ${r.id}`)
+    showRelays(g)
+    return r.id
   }
   const numberOf = (id: string | null | undefined) => {
     const m = id?.startsWith(`${TERMINAL_ID}:`) ? Number(id.slice(TERMINAL_ID.length + 1)) : NaN
@@ -215,7 +241,16 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         if (l.level === 'error') say(null, 'gateway', `error: ${l.msg}`)
       },
     })
-    const gatewayDone = runGateway(loaded.config, log, { signal: stop.signal, ...(gatewayPort ? { openPort: gatewayPort } : {}) })
+    const core: { gateway: Gateway | null } = { gateway: null }
+    const gatewayDone = runGateway(loaded.config, log, {
+      signal: stop.signal,
+      ...(gatewayPort ? { openPort: gatewayPort } : {}),
+      onGateway: (g) => {
+        core.gateway = g
+        // A relay's stages on the timeline, as the household page shows them (issue 13).
+        g.household.subscribe(() => showRelays(g))
+      },
+    })
     cleanups.push(async () => {
       stop.abort()
       await gatewayDone
@@ -285,7 +320,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (o.once || !o.keys) return 0
 
     o.out(`\nInteractive. Keys: e emergency, f fire, m medical, p panic, h hotline call-back, c cancel,`)
-    o.out(`b broadcast a storm warning, u unplug the terminal's cable for 5 s${weak ? ', s stall the uplink for 20 s' : ''}, q quit.`)
+    o.out(`b broadcast a storm warning, r relay an alarm for a neighbour (the household page's relay), u unplug the terminal's cable for 5 s${weak ? ', s stall the uplink for 20 s' : ''}, q quit.`)
     for await (const key of o.keys) {
       const k = key.trim().toLowerCase()
       if (k === 'q') break
@@ -294,6 +329,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       else if (k === 'b') {
         await console_.broadcast('all', '白灾预警：今夜暴雪，请把牲畜赶回棚圈。Storm warning: bring the herds in tonight.', 'urgent', 3600)
         say(null, 'platform', 'broadcast a storm warning to every gateway')
+      } else if (k === 'r' && core.gateway !== null) {
+        relayForNeighbour(core.gateway)
       } else if (k === 'u') {
         running.unplug(5_000)
         say(null, 'terminal', 'cable unplugged for 5 s')

@@ -106,12 +106,13 @@ export const GatewayConfigSchema = Type.Object(
     // ---- The household page and local API (issue 13): this block only. ----
     household: Type.Object(
       {
+        name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "the center household's name, 1 to 64 characters, sent with every relay so the platform sees who relayed it" })),
         enabled: Type.Boolean({ description: 'true or false' }),
         listen: ListenAddress,
         port: integer(0, 65535, ' (0: a free port chosen at start, for tests and the demo)'),
         pin: Type.Optional(Type.String({ pattern: '^[0-9]{6,12}$', description: 'a PIN of 6 to 12 digits (or leave it out: the gateway makes one at first start)' })),
       },
-      { additionalProperties: false, description: 'a table of household page settings (enabled, listen, port, pin)' },
+      { additionalProperties: false, description: 'a table of household page settings (name, enabled, listen, port, pin)' },
     ),
     // ---- end of the household page ----
     // ---- Signed commands (issue 12) [MQTT-5.12] [MQTT-5.13]: this block only. ----

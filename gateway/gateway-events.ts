@@ -17,20 +17,25 @@ export interface GatewayEventsDeps {
   clock: GatewayClock
   io: Pick<GatewayIo, 'now'>
   log: Log
+  /** Called after an event was stored (issue 13: the household page is told). */
+  stored?: () => void
 }
 
 export class GatewayEvents {
   constructor(private readonly d: GatewayEventsDeps) {}
 
-  /** `fixedId`: an id made of what the event is about, so that the platform can recognise a repeat. Default: the next `gateway:gN`. */
-  record(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}, fixedId?: string): void {
+  /**
+   * `fixedId`: an id made of what the event is about, so that the platform can recognise a
+   * repeat. Default: the next `gateway:gN`. Returns whether it was stored (or was already).
+   */
+  record(kind: GatewayKind, t: KnownTerminal | null, text?: string, extra: Record<string, unknown> = {}, fixedId?: string): boolean {
     const { settings, store, clock, io, log } = this.d
     let id: string
     try {
       id = fixedId ?? `${settings.gateway}:g${store.bump('gateway-event')}`
     } catch (err) {
       log.error({ err, kind, terminal: t?.terminal }, 'could not store a gateway event')
-      return
+      return false
     }
     const cls = CLASS_OF[kind]
     const body = {
@@ -47,12 +52,16 @@ export class GatewayEvents {
       ...(text !== undefined ? { text } : {}),
       ...extra,
     }
+    let stored = false
     try {
       const r = store.addEvent({ id, terminal: null, address: t?.address ?? null, number: null, cls, body, receivedAt: io.now(), boot: clock.boot, offset: clock.offset })
       if (r.kind === 'refused') log.warn({ id, kind }, 'disk nearly full: gateway event dropped and counted')
+      else stored = true
     } catch (err) {
       log.error({ err, id, kind }, 'could not store a gateway event')
     }
     log.info({ id, kind, terminal: t?.terminal }, `gateway event: ${kind}`)
+    if (stored) this.d.stored?.()
+    return stored
   }
 }

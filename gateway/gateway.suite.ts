@@ -54,6 +54,8 @@ export function rig(
     compression?: GatewayIo['compression']
     /** The TLS client certificate for the status (default: none). */
     tls?: GatewayIo['tls']
+    /** What main.ts tells the household page (issue 13; default: none). */
+    io?: Pick<GatewayIo, 'uplinkState' | 'diskFree'>
     /** The gateway's end of the serial link, to watch it (default a GatewayLink). */
     link?: (o: GatewayLinkOptions) => GatewayLink
     /** The terminal's boot counter and last event number, as its NV memory holds them. */
@@ -87,6 +89,7 @@ export function rig(
       random: () => 0.5,
       ...(opts.compression ? { compression: opts.compression } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
+      ...opts.io,
     },
     log,
     opts.boot ?? 1,

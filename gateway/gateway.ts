@@ -38,6 +38,7 @@ import { KnownTerminals } from './known-terminals.js'
 import { Outbox } from './outbox.js'
 import { Publishing } from './publishing.js'
 import { DEFAULT_REPLY_BUDGET, type ReplyBudgetOptions } from './reply-budget.js'
+import { Household } from './household/service.js'
 import type { Store } from './store.js'
 import { Terminals } from './terminals.js'
 import { ToTheButton } from './to-the-button.js'
@@ -61,6 +62,8 @@ export interface GatewaySettings {
   replyBudget?: ReplyBudgetOptions
   /** The platform's public keys: with them only signed commands are taken; without, commands are not authenticated. [MQTT-5.12] */
   platformKeys?: PlatformKeys | null
+  /** The center household's name (config `household.name`), sent with every relay ([MQTT-3.11]); null or absent: none. */
+  household?: string | null
 }
 
 export interface Log {
@@ -84,6 +87,14 @@ export interface GatewayIo {
   compression?: BatchCompression | Promise<BatchCompression>
   /** The TLS client certificate connected with, for the status ([MQTT-3.7] `tls`); null or absent without one. */
   tls?: () => { clientCertExpires: number; clientCertSubject: string } | null
+  /**
+   * The uplink as main.ts knows it, for the household page (issue 13): online, since when
+   * (gateway clock, ms, or null before the first change), and the broker connected to or
+   * last tried. Absent: online() alone, since when the core first saw it so.
+   */
+  uplinkState?: () => { online: boolean; since: number | null; broker: string | null }
+  /** Free bytes on the file system of the data directory (fs.statfs), or null if unknown; for the household page. */
+  diskFree?: () => number | null
 }
 
 const BOUNDS_EVERY_MS = 60_000
@@ -92,6 +103,8 @@ export class Gateway {
   readonly topics: GatewayTopics
   readonly clock: GatewayClock
   readonly outbox: Outbox
+  /** The center household's page and command line (issue 13): snapshot, relay, inbox. */
+  readonly household: Household
   readonly #known: KnownTerminals
   readonly #toButton: ToTheButton
   readonly #publishing: Publishing
@@ -123,9 +136,16 @@ export class Gateway {
       ...(io.random ? { random: io.random } : {}),
     })
     this.outbox = outbox
+    // Every PUBACK is contact with the platform, for the household page (issue 13).
+    const household: { current: Household | null } = { current: null }
+    const publish: GatewayIo['publish'] = (topic, payload, options) =>
+      io.publish(topic, payload, options).then(() => {
+        household.current?.contact()
+      })
+    const uplinkIo: GatewayIo = { ...io, publish }
     const count = (name: string) => this.#count(name)
     const flush = () => this.#flushSerial()
-    const replies = new Replies({ settings, topic: this.topics.reply, clock, io, log, budget: settings.replyBudget ?? DEFAULT_REPLY_BUDGET, count })
+    const replies = new Replies({ settings, topic: this.topics.reply, clock, io: uplinkIo, log, budget: settings.replyBudget ?? DEFAULT_REPLY_BUDGET, count })
     const startedAt = io.now()
     const known = new KnownTerminals(store)
     this.#known = known
@@ -133,13 +153,29 @@ export class Gateway {
     this.#toButton = toButton
     const auth = new CommandAuth({ settings, keys: settings.platformKeys ?? null, store, clock, log })
     this.#auth = auth
-    const publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io, log, known, toButton, startedAt, auth })
+    const publishing = new Publishing({ settings, topics: this.topics, store, link, clock, outbox, io: uplinkIo, log, known, toButton, startedAt, auth })
     this.#publishing = publishing
     // What the store kept of the last run: the platform's settings, the terminals.
     loadSavedSettings(store, settings)
     known.load()
-    const events = new GatewayEvents({ settings, store, clock, io, log })
-    this.#terminals = new Terminals({ settings, store, link, clock, io, log, known, toButton, events, count, startedAt })
+    const events = new GatewayEvents({ settings, store, clock, io, log, stored: () => household.current?.changed() })
+    this.household = new Household({ settings, store, link, clock, io, log, known, events, auth, pump: () => void this.pump() })
+    household.current = this.household
+    this.#terminals = new Terminals({
+      settings,
+      store,
+      link,
+      clock,
+      io,
+      log,
+      known,
+      toButton,
+      events,
+      count,
+      startedAt,
+      heartbeat: (t, hb, at) => this.household.heartbeat(t.terminal, hb, at),
+      storeWrite: (ok) => this.household.storeWrite(ok),
+    })
     this.#commands = new Commands({
       settings,
       store,
@@ -152,6 +188,7 @@ export class Gateway {
       toButton,
       publishing,
       auth,
+      events,
       count,
       replies,
       ownTopic: this.topics.command,
@@ -189,13 +226,23 @@ export class Gateway {
   /** Bytes from the serial port. */
   serialData(bytes: Uint8Array): void {
     this.link.receive(bytes, this.io.now())
-    this.#drainLink()
+    // A session, a heartbeat, an event, a read: the household page is told; bytes that
+    // made no message (an ACK, half a frame) are not worth a new snapshot.
+    if (this.#drainLink() > 0) this.household.changed()
   }
 
-  #drainLink(): void {
-    this.#terminals.drain()
+  #drainLink(): number {
+    const n = this.#terminals.drain()
     this.#flushSerial()
     void this.pump()
+    return n
+  }
+
+  /** Which terminals answer and which are lost, as one string: the household page is told when it changes. */
+  #terminalsState(): string {
+    let state = ''
+    for (const t of this.#known.values()) state += `${t.address}:${this.link.terminal(t.address)?.up ? 1 : 0}${t.lost ? 1 : 0};`
+    return state
   }
 
   #flushSerial(): void {
@@ -212,10 +259,14 @@ export class Gateway {
   tick(): number {
     const now = this.io.now()
     const deadlines: (number | null)[] = [now + 1_000]
+    const terminalsBefore = this.#terminalsState()
     try {
       deadlines.push(this.link.tick(now))
       this.#drainLink()
-      for (const e of this.outbox.overdue(now)) this.#toButton.receiptOverdue(e)
+      for (const e of this.outbox.overdue(now)) {
+        this.#toButton.receiptOverdue(e)
+        this.household.changed()
+      }
       deadlines.push(this.#terminals.supervise(now))
       if (now >= this.#nextBounds) {
         const dropped = this.store.enforceBounds(now)
@@ -228,6 +279,8 @@ export class Gateway {
       deadlines.push(this.#nextBounds, this.outbox.nextDeadline(now, this.io.online()))
       this.#publishing.statusIfDue(now)
       void this.pump()
+      // A session that went down or up with the link's own timers.
+      if (this.#terminalsState() !== terminalsBefore) this.household.changed()
     } catch (err) {
       this.log.error({ err }, 'internal error in the gateway tick')
     }
@@ -274,6 +327,12 @@ export class Gateway {
   /** The uplink came online: what waits goes, alarms first, then the status. */
   online(): void {
     this.#publishing.online()
+    this.household.changed()
+  }
+
+  /** The uplink went offline (or tries another broker): the household page is told. */
+  uplinkChanged(): void {
+    this.household.changed()
   }
 
   // ------------------------------------------------------------------ commands (commands/)
@@ -290,6 +349,8 @@ export class Gateway {
     } catch (err) {
       this.log.error({ err, topic, bytes: payload.length }, 'internal error handling a command payload; it is dropped')
     }
+    // Contact with the platform; a stage, a broadcast, the clock may have changed.
+    this.household.contact()
   }
 
   /** A named counter in the store, for the status; a failing disk must not stop the caller. */

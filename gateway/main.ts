@@ -24,7 +24,6 @@ import { SqliteStore, StoreError } from './sqlite-store.js'
 import { CertExpiryWatch, TlsFiles } from './tls.js'
 import { Uplink } from './uplink.js'
 import { realTimers } from '../io/timers.js'
-import type { HouseholdService } from './household/model.js'
 import { attachHouseholdPage } from './household/web/attach.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
@@ -60,6 +59,7 @@ export function settingsFrom(config: GatewayConfig): GatewaySettings {
     heartbeatS: config.timing.heartbeat,
     statusIntervalMs: config.timing.statusInterval * 1000,
     version: version(),
+    household: config.household.name ?? null,
   }
 }
 
@@ -68,6 +68,8 @@ export interface EmbedOptions {
   signal?: AbortSignal
   /** The serial port to use instead of the serialport package (an in-memory line). */
   openPort?: OpenPort
+  /** Called with the running core once it has started: the demo and the household page reach `gateway.household` through it (issue 13). */
+  onGateway?: (gateway: Gateway) => void
 }
 
 /** Runs the gateway until SIGTERM or SIGINT (or `embed.signal`); resolves with the exit code. */
@@ -136,6 +138,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   // Late-bound: the core needs the port and the uplink, which need the core's callbacks.
   let serial: SerialLine | null = null
   let uplink: Uplink | null = null
+  // For the household page (issue 13): the uplink's last change, as onState below says it.
+  const uplinkState: { online: boolean; since: number | null; broker: string | null } = { online: false, since: null, broker: config.mqtt.brokers[0] ?? null }
   const gateway = new Gateway(
     { ...settingsFrom(config), platformKeys },
     store,
@@ -156,6 +160,15 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       tls: () => {
         const c = tlsFiles?.client
         return c ? { clientCertExpires: c.validTo, clientCertSubject: c.subject } : null
+      },
+      uplinkState: () => ({ ...uplinkState, online: uplink?.online ?? false }),
+      diskFree: () => {
+        try {
+          const s = statfsSync(config.data)
+          return Number(s.bavail) * Number(s.bsize)
+        } catch {
+          return null
+        }
       },
     },
     log,
@@ -201,11 +214,15 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     urgent: () => gateway.alarmWaiting(),
     onWarning: (message) => log.warn({}, message),
     onState: (s) => {
+      uplinkState.online = s.online
+      uplinkState.since = Date.now()
+      if (s.broker !== null) uplinkState.broker = s.broker
       if (s.online) {
         log.info({ broker: s.broker, reason: s.reason }, 'uplink online')
         gateway.online()
       } else {
         log.warn({ broker: s.broker, reason: s.reason, retryInMs: s.retryInMs }, 'uplink offline')
+        gateway.uplinkChanged()
       }
     },
   })
@@ -231,14 +248,12 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
     timer = setTimeout(loop, Math.max(10, Math.min(MAX_SLEEP_MS, next - Date.now())))
   }
   loop()
+  embed.onGateway?.(gateway)
   log.info({ gateway: config.gateway.id, boot, readyMs: Math.round(performance.now() - started), store: dbPath }, 'gateway ready')
 
   // The household page and the local API (issue 13), started after the alarm path is up and
   // never awaited by it: a port in use or a bad address is logged, and the gateway runs on.
-  // Until hh-core merges, `gateway.household` (gateway/household/service.ts) may not exist yet.
-  const household = (gateway as unknown as { household?: HouseholdService }).household
-  if (!household && config.household.enabled) log.warn({}, 'household page: this build has no household service yet; the page is off')
-  const page = household ? attachHouseholdPage(config, household, log) : Promise.resolve(null)
+  const page = attachHouseholdPage(config, gateway.household, log)
 
   return new Promise<number>((resolve) => {
     let stopping = false

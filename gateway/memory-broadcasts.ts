@@ -6,13 +6,15 @@
  */
 
 import { broadcastUpdate, withdrawal } from './store-rules.js'
-import type { BroadcastChange, BroadcastDelivery, StoredBroadcast } from './store.js'
+import type { BroadcastChange, BroadcastDelivery, HouseholdBroadcast, StoredBroadcast } from './store.js'
 
 /** Sorted by name, as SQLite's ORDER BY sorts ASCII text. */
 export const byName = <T>(entries: [string, T][]): [string, T][] => entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 
 export class MemoryBroadcasts {
   readonly #broadcasts = new Map<number, StoredBroadcast>()
+  /** What the center household did with each, by broadcast. */
+  readonly #household = new Map<number, HouseholdBroadcast>()
   /** By broadcast, then terminal. */
   readonly #deliveries = new Map<number, Map<string, BroadcastDelivery>>()
 
@@ -74,5 +76,15 @@ export class MemoryBroadcasts {
   dropExpired(now: number): void {
     for (const b of this.#broadcasts.values()) if (b.expires !== null && b.expires <= now) this.#broadcasts.delete(b.id)
     for (const id of this.#deliveries.keys()) if (!this.#broadcasts.has(id)) this.#deliveries.delete(id)
+    for (const id of this.#household.keys()) if (!this.#broadcasts.has(id)) this.#household.delete(id)
+  }
+
+  household(broadcast: number): HouseholdBroadcast | undefined {
+    const h = this.#household.get(broadcast)
+    return h && { ...h }
+  }
+
+  setHousehold(h: HouseholdBroadcast): void {
+    this.#household.set(h.broadcast, { ...h })
   }
 }

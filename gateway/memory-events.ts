@@ -15,14 +15,17 @@ import type { Stage } from '../protocol/messages.js'
 import type { PriorityClass } from '../protocol/mqtt.js'
 import type { Limits } from './limits.js'
 import { CLASS_OF_RANK, DAY_MS, LAST_CASE_RANK, RANK } from './store-rules.js'
-import { RESOLVED_KEEP_MS, type NewEvent, type StoredEvent } from './store.js'
+import { RESOLVED_KEEP_MS, type NewEvent, type StageEntry, type StoredEvent } from './store.js'
 
-interface Row extends Omit<StoredEvent, 'body' | 'cls' | 'fingerprint'> {
+interface Row extends Omit<StoredEvent, 'body' | 'cls' | 'fingerprint' | 'key'> {
   rank: number
   body: string
   /** `body.kind`, for latestOpenAlarm(). */
   kind: unknown
   fingerprint: string | null
+  key: string | null
+  /** Every stage reached, oldest first (cases only). */
+  stages: StageEntry[]
 }
 
 /** One commit of the MemoryStore, counted as durable or lazy. */
@@ -52,6 +55,7 @@ function toEvent(r: Row): StoredEvent {
     ...(r.fingerprint !== null ? { fingerprint: r.fingerprint } : {}),
     stageText: r.stageText,
     stageEtaAt: r.stageEtaAt,
+    ...(r.key !== null ? { key: r.key } : {}),
   }
 }
 
@@ -59,6 +63,7 @@ export class MemoryEvents {
   readonly #commit: Commit
   readonly #rows = new Map<string, Row>()
   readonly #byNumber = new Map<string, Row>()
+  readonly #byKey = new Map<string, Row>()
   #seq = 0
 
   constructor(commit: Commit) {
@@ -67,8 +72,21 @@ export class MemoryEvents {
 
   /** The event stored under `e`'s id, or (a terminal's) under its (terminal, epoch, number). */
   find(e: NewEvent): StoredEvent | undefined {
-    const r = this.#rows.get(e.id) ?? (e.terminal !== null && e.number !== null ? this.#byNumber.get(numberKey(e.terminal, e.epoch ?? '', e.number)) : undefined)
+    const r =
+      this.#rows.get(e.id) ??
+      (e.terminal !== null && e.number !== null ? this.#byNumber.get(numberKey(e.terminal, e.epoch ?? '', e.number)) : undefined) ??
+      (e.key !== undefined ? this.#byKey.get(e.key) : undefined)
     return r && toEvent(r)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    const r = this.#byKey.get(key)
+    return r && toEvent(r)
+  }
+
+  /** Every stage the alert reached, oldest first (copies). */
+  stages(id: string): StageEntry[] {
+    return (this.#rows.get(id)?.stages ?? []).map((x) => ({ ...x }))
   }
 
   byNumber(terminal: string, epoch: string, number: number): StoredEvent | undefined {
@@ -101,9 +119,12 @@ export class MemoryEvents {
       fingerprint: e.fingerprint ?? null,
       stageText: null,
       stageEtaAt: null,
+      key: e.key ?? null,
+      stages: RANK[e.cls] <= LAST_CASE_RANK ? [{ stage: 'stored', at: e.receivedAt, text: null, etaAt: null }] : [],
     }
     this.#rows.set(row.id, row)
     if (row.terminal !== null && row.number !== null) this.#byNumber.set(numberKey(row.terminal, row.epoch, row.number), row)
+    if (row.key !== null) this.#byKey.set(row.key, row)
   }
 
   get(id: string): StoredEvent | undefined {
@@ -173,6 +194,7 @@ export class MemoryEvents {
           if (r.stage === 'stored') {
             r.stage = 'sent'
             r.stageAt = now
+            r.stages.push({ stage: 'sent', at: now, text: null, etaAt: null })
           }
         }),
     )
@@ -200,12 +222,17 @@ export class MemoryEvents {
       r.done ||= ends
       r.stageText = detail.text ?? null
       r.stageEtaAt = detail.etaAt ?? null
+      r.stages.push({ stage, at: now, text: r.stageText, etaAt: r.stageEtaAt })
     })
     return toEvent(r)
   }
 
   openAlerts(): StoredEvent[] {
     return this.#select((r) => r.rank <= LAST_CASE_RANK && r.stage !== 'resolved').map(toEvent)
+  }
+
+  cases(since: number): StoredEvent[] {
+    return this.#select((r) => r.rank <= LAST_CASE_RANK && (r.stage !== 'resolved' || r.stageAt >= since)).map(toEvent)
   }
 
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
@@ -276,5 +303,6 @@ export class MemoryEvents {
   #delete(r: Row): void {
     this.#rows.delete(r.id)
     if (r.terminal !== null && r.number !== null) this.#byNumber.delete(numberKey(r.terminal, r.epoch, r.number))
+    if (r.key !== null) this.#byKey.delete(r.key)
   }
 }

@@ -31,10 +31,12 @@ import type {
   CoalescedStatus,
   FreeSpace,
   Heartbeat,
+  HouseholdBroadcast,
   NewEvent,
   Recognition,
   Reset,
   ResetReason,
+  StageEntry,
   Store,
   StoreOptions,
   StoredBroadcast,
@@ -139,8 +141,20 @@ export class MemoryStore implements Store {
     return this.#events.advance(id, stage, now, detail)
   }
 
+  stages(id: string): StageEntry[] {
+    return this.#events.stages(id)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    return this.#events.byKey(key)
+  }
+
   openAlerts(): StoredEvent[] {
     return this.#events.openAlerts()
+  }
+
+  cases(since: number): StoredEvent[] {
+    return this.#events.cases(since)
   }
 
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
@@ -267,6 +281,14 @@ export class MemoryStore implements Store {
     if (!d || (d.readRevision !== null && d.readRevision >= revision)) return false
     this.#commit(true, () => this.#broadcasts.read(broadcast, terminal, revision, now))
     return true
+  }
+
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined {
+    return this.#broadcasts.household(broadcast)
+  }
+
+  setHouseholdBroadcast(h: HouseholdBroadcast): void {
+    this.#commit(true, () => this.#broadcasts.setHousehold(h))
   }
 
   // ------------------------------------------------------------------ settings, counters

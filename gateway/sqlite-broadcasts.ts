@@ -7,7 +7,7 @@
 import type Database from 'better-sqlite3'
 import type { SqliteDb } from './sqlite-db.js'
 import { broadcastUpdate, withdrawal } from './store-rules.js'
-import type { BroadcastChange, BroadcastDelivery, StoredBroadcast } from './store.js'
+import type { BroadcastChange, BroadcastDelivery, HouseholdBroadcast, StoredBroadcast } from './store.js'
 
 interface BroadcastRow {
   id: number
@@ -53,6 +53,14 @@ function prepare(db: Database.Database) {
       `INSERT INTO broadcast_deliveries (broadcast, terminal, revision, sent_at) VALUES (?, ?, ?, ?)
        ON CONFLICT(broadcast, terminal) DO UPDATE SET revision = excluded.revision, sent_at = excluded.sent_at`,
     ),
+    household: db.prepare<[number], { broadcast: number; revision: number; read_at: number | null; passed_on: number | null; passed_at: number | null }>(
+      'SELECT * FROM household_broadcasts WHERE broadcast = ?',
+    ),
+    putHousehold: db.prepare<[number, number, number | null, number | null, number | null]>(
+      `INSERT INTO household_broadcasts (broadcast, revision, read_at, passed_on, passed_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(broadcast) DO UPDATE SET revision = excluded.revision, read_at = excluded.read_at, passed_on = excluded.passed_on, passed_at = excluded.passed_at`,
+    ),
+    dropOrphanHousehold: db.prepare('DELETE FROM household_broadcasts WHERE broadcast NOT IN (SELECT id FROM broadcasts)'),
     readDelivery: db.prepare<[number, number, number, string]>('UPDATE broadcast_deliveries SET read_revision = ?, read_at = ? WHERE broadcast = ? AND terminal = ?'),
   }
 }
@@ -120,6 +128,16 @@ export class SqliteBroadcasts {
   dropExpired(now: number): void {
     this.#stmt.dropExpiredBroadcasts.run(now)
     this.#stmt.dropOrphanDeliveries.run()
+    this.#stmt.dropOrphanHousehold.run()
+  }
+
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined {
+    const r = this.#stmt.household.get(broadcast)
+    return r && { broadcast: r.broadcast, revision: r.revision, readAt: r.read_at, passedOn: r.passed_on, passedAt: r.passed_at }
+  }
+
+  setHouseholdBroadcast(h: HouseholdBroadcast): void {
+    this.#db.write(true, () => this.#stmt.putHousehold.run(h.broadcast, h.revision, h.readAt, h.passedOn, h.passedAt))
   }
 
   #put(b: StoredBroadcast): void {

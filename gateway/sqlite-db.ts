@@ -31,8 +31,8 @@ export class StoreError extends Error {
 
 /** "STLK": marks a SQLite file as a Steppelink store. */
 export const APPLICATION_ID = 0x53544c4b
-/** The layout of this version. 1 was the layout before versions were written down. */
-export const SCHEMA_VERSION = 2
+/** The layout of this version. 1 was the layout before versions were written down; 3 added the household's (issue 13). */
+export const SCHEMA_VERSION = 3
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS events (
   epoch TEXT NOT NULL DEFAULT '',
   fingerprint TEXT,
   stage_text TEXT,
-  stage_eta_at INTEGER
+  stage_eta_at INTEGER,
+  idem_key TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_terminal_epoch_number ON events(terminal, epoch, number) WHERE terminal IS NOT NULL AND number IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_due ON events(done, rank, next_at, seq);
@@ -91,6 +92,25 @@ CREATE TABLE IF NOT EXISTS broadcast_deliveries (
   read_at INTEGER,
   PRIMARY KEY (broadcast, terminal)
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_idem_key ON events(idem_key) WHERE idem_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_stages (
+  event TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  text TEXT,
+  eta_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS event_stages_event ON event_stages(event);
+CREATE TRIGGER IF NOT EXISTS events_forget_stages AFTER DELETE ON events BEGIN
+  DELETE FROM event_stages WHERE event = old.id;
+END;
+CREATE TABLE IF NOT EXISTS household_broadcasts (
+  broadcast INTEGER PRIMARY KEY,
+  revision INTEGER NOT NULL,
+  read_at INTEGER,
+  passed_on INTEGER,
+  passed_at INTEGER
+);
 `
 
 /**
@@ -106,6 +126,20 @@ ALTER TABLE events ADD COLUMN stage_eta_at INTEGER;
 DROP INDEX IF EXISTS events_terminal_number;
 ALTER TABLE broadcasts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE broadcasts ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+`
+
+/**
+ * From layout 2 (issue 13): a relay's idempotency key with its event, each alert's stage
+ * history, and what the center household did with each broadcast. The new tables come
+ * from SCHEMA; the history of the alerts already held starts from what their rows say
+ * (stored, and the current stage).
+ */
+const MIGRATE_FROM_2 = `
+ALTER TABLE events ADD COLUMN idem_key TEXT;
+`
+const BACKFILL_STAGES = `
+INSERT INTO event_stages (event, stage, at) SELECT id, 'stored', received_at FROM events WHERE rank <= 1;
+INSERT INTO event_stages (event, stage, at, text, eta_at) SELECT id, stage, stage_at, stage_text, stage_eta_at FROM events WHERE rank <= 1 AND stage != 'stored';
 `
 
 /** The opened file, its settings and counters, and the one write path. */
@@ -233,7 +267,9 @@ function migrate(db: Database.Database, path: string): void {
   }
   db.transaction(() => {
     if (from < 2) db.exec(MIGRATE_FROM_1)
+    if (from < 3) db.exec(MIGRATE_FROM_2)
     layOut(db)
+    if (from < 3) db.exec(BACKFILL_STAGES)
     if (from < 2) {
       // The replay windows start from the events still stored: a replay of one of them
       // is recognised; what was published and deleted before could not be, before either.

@@ -13,7 +13,7 @@ import type { PriorityClass } from '../protocol/mqtt.js'
 import type { Limits } from './limits.js'
 import type { SqliteDb } from './sqlite-db.js'
 import { CLASS_OF_RANK, DAY_MS, LAST_CASE_RANK, RANK } from './store-rules.js'
-import { RESOLVED_KEEP_MS, type NewEvent, type StoredEvent } from './store.js'
+import { RESOLVED_KEEP_MS, type NewEvent, type StageEntry, type StoredEvent } from './store.js'
 
 interface EventRow {
   seq: number
@@ -36,6 +36,14 @@ interface EventRow {
   fingerprint: string | null
   stage_text: string | null
   stage_eta_at: number | null
+  idem_key: string | null
+}
+
+interface StageRow {
+  stage: Stage
+  at: number
+  text: string | null
+  eta_at: number | null
 }
 
 function fromRow(r: EventRow): StoredEvent {
@@ -60,6 +68,7 @@ function fromRow(r: EventRow): StoredEvent {
     ...(r.fingerprint !== null ? { fingerprint: r.fingerprint } : {}),
     stageText: r.stage_text,
     stageEtaAt: r.stage_eta_at,
+    ...(r.idem_key !== null ? { key: r.idem_key } : {}),
   }
 }
 
@@ -68,9 +77,12 @@ function prepare(db: Database.Database) {
     byId: db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?'),
     byTerminalNumber: db.prepare<[string, string, number], EventRow>('SELECT * FROM events WHERE terminal = ? AND epoch = ? AND number = ?'),
     insert: db.prepare(
-      `INSERT INTO events (id, terminal, address, number, rank, body, bytes, received_at, boot, offset, stage, stage_at, next_at, epoch, fingerprint)
-       VALUES (@id, @terminal, @address, @number, @rank, @body, @bytes, @received_at, @boot, @offset, 'stored', @received_at, 0, @epoch, @fingerprint)`,
+      `INSERT INTO events (id, terminal, address, number, rank, body, bytes, received_at, boot, offset, stage, stage_at, next_at, epoch, fingerprint, idem_key)
+       VALUES (@id, @terminal, @address, @number, @rank, @body, @bytes, @received_at, @boot, @offset, 'stored', @received_at, 0, @epoch, @fingerprint, @key)`,
     ),
+    byKey: db.prepare<[string], EventRow>('SELECT * FROM events WHERE idem_key = ?'),
+    addStage: db.prepare<[string, Stage, number, string | null, number | null]>('INSERT INTO event_stages (event, stage, at, text, eta_at) VALUES (?, ?, ?, ?, ?)'),
+    stages: db.prepare<[string], StageRow>('SELECT stage, at, text, eta_at FROM event_stages WHERE event = ? ORDER BY rowid'),
     // Each alarm at its own time: a new alarm does not bring the others with it (that
     // cost N² publications for N quick presses). [MQTT-4.4]
     dueAlarms: db.prepare<[number, number], EventRow>('SELECT * FROM events WHERE done = 0 AND rank = 0 AND next_at <= ? ORDER BY seq LIMIT ?'),
@@ -92,6 +104,7 @@ function prepare(db: Database.Database) {
     ),
     endPublication: db.prepare<[string]>('UPDATE events SET done = 1 WHERE id = ?'),
     openAlerts: db.prepare<[], EventRow>(`SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND stage != 'resolved' ORDER BY seq`),
+    cases: db.prepare<[number], EventRow>(`SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND (stage != 'resolved' OR stage_at >= ?) ORDER BY seq`),
     recentAlerts: db.prepare<[string, string, number], EventRow>(
       `SELECT * FROM events WHERE rank <= ${LAST_CASE_RANK} AND terminal = ? AND epoch = ? AND (stage != 'resolved' OR stage_at >= ?) ORDER BY seq`,
     ),
@@ -122,8 +135,21 @@ export class SqliteEvents {
 
   /** The event stored under `e`'s id, or (a terminal's) under its (terminal, epoch, number). */
   find(e: NewEvent): StoredEvent | undefined {
-    const r = this.#stmt.byId.get(e.id) ?? (e.terminal !== null && e.number !== null ? this.#stmt.byTerminalNumber.get(e.terminal, e.epoch ?? '', e.number) : undefined)
+    const r =
+      this.#stmt.byId.get(e.id) ??
+      (e.terminal !== null && e.number !== null ? this.#stmt.byTerminalNumber.get(e.terminal, e.epoch ?? '', e.number) : undefined) ??
+      (e.key !== undefined ? this.#stmt.byKey.get(e.key) : undefined)
     return r && fromRow(r)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    const r = this.#stmt.byKey.get(key)
+    return r && fromRow(r)
+  }
+
+  /** Every stage the alert reached, oldest first. */
+  stages(id: string): StageEntry[] {
+    return this.#stmt.stages.all(id).map((r) => ({ stage: r.stage, at: r.at, text: r.text, etaAt: r.eta_at }))
   }
 
   byNumber(terminal: string, epoch: string, number: number): StoredEvent | undefined {
@@ -147,7 +173,9 @@ export class SqliteEvents {
       offset: e.offset,
       epoch: e.epoch ?? '',
       fingerprint: e.fingerprint ?? null,
+      key: e.key ?? null,
     })
+    if (RANK[e.cls] <= LAST_CASE_RANK) this.#stmt.addStage.run(e.id, 'stored', e.receivedAt, null, null)
   }
 
   get(id: string): StoredEvent | undefined {
@@ -194,6 +222,7 @@ export class SqliteEvents {
         if (r.rank === RANK.alarm) this.#stmt.sentAlarm.run(alarmRetryAt(r.attempts + 1), now, r.id)
         else if (r.rank <= LAST_CASE_RANK) this.#stmt.sentCase.run(now, r.id)
         else this.#stmt.deleteId.run(r.id)
+        if (r.rank <= LAST_CASE_RANK && r.stage === 'stored') this.#stmt.addStage.run(r.id, 'sent', now, null, null)
       }
     })
   }
@@ -211,12 +240,19 @@ export class SqliteEvents {
       if (ends && r.done === 0) this.#db.write(true, () => this.#stmt.endPublication.run(id))
       return undefined
     }
-    this.#db.write(true, () => this.#stmt.setStage.run(stage, now, ends ? 1 : 0, detail.text ?? null, detail.etaAt ?? null, id))
+    this.#db.write(true, () => {
+      this.#stmt.setStage.run(stage, now, ends ? 1 : 0, detail.text ?? null, detail.etaAt ?? null, id)
+      this.#stmt.addStage.run(id, stage, now, detail.text ?? null, detail.etaAt ?? null)
+    })
     return fromRow(this.#stmt.byId.get(id)!)
   }
 
   openAlerts(): StoredEvent[] {
     return this.#stmt.openAlerts.all().map(fromRow)
+  }
+
+  cases(since: number): StoredEvent[] {
+    return this.#stmt.cases.all(since).map(fromRow)
   }
 
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {

@@ -30,10 +30,12 @@ import type {
   CoalescedStatus,
   FreeSpace,
   Heartbeat,
+  HouseholdBroadcast,
   NewEvent,
   Recognition,
   Reset,
   ResetReason,
+  StageEntry,
   Store,
   StoreOptions,
   StoredBroadcast,
@@ -140,8 +142,20 @@ export class SqliteStore implements Store {
     return this.#events.advance(id, stage, now, detail)
   }
 
+  stages(id: string): StageEntry[] {
+    return this.#events.stages(id)
+  }
+
+  byKey(key: string): StoredEvent | undefined {
+    return this.#events.byKey(key)
+  }
+
   openAlerts(): StoredEvent[] {
     return this.#events.openAlerts()
+  }
+
+  cases(since: number): StoredEvent[] {
+    return this.#events.cases(since)
   }
 
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[] {
@@ -260,6 +274,14 @@ export class SqliteStore implements Store {
 
   broadcastRead(broadcast: number, terminal: string, revision: number, now: number): boolean {
     return this.#broadcasts.broadcastRead(broadcast, terminal, revision, now)
+  }
+
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined {
+    return this.#broadcasts.householdBroadcast(broadcast)
+  }
+
+  setHouseholdBroadcast(h: HouseholdBroadcast): void {
+    this.#broadcasts.setHouseholdBroadcast(h)
   }
 
   // ------------------------------------------------------------------ settings, counters

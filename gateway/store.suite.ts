@@ -383,6 +383,87 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
       s.close()
     })
 
+    it('keeps the stage history of an alert, from stored, with each text and eta, and forgets it with the event (issue 13)', () => {
+      const s = harness.open()
+      const a = s.addEvent(event('alarm', null, { receivedAt: 1_000 }))
+      const t = s.addEvent(event('trouble'))
+      if (a.kind === 'refused' || t.kind === 'refused') throw new Error('refused')
+      const id = a.event.id
+      expect(s.stages(id)).toEqual([{ stage: 'stored', at: 1_000, text: null, etaAt: null }])
+      s.published([id], 2_000, retryIn10(2_000))
+      s.published([id], 3_000, retryIn10(3_000)) // a republication: no new stage
+      s.advance(id, 'received', 4_000)
+      s.advance(id, 'received', 4_500) // not forward: nothing
+      s.advance(id, 'acknowledged', 5_000, { text: 'Officer Bao' })
+      s.advance(id, 'dispatched', 6_000, { text: 'Car 3', etaAt: 906_000 })
+      const writes = s.writes().durable
+      s.advance(id, 'resolved', 7_000, { text: 'safe' })
+      expect(s.writes().durable).toBe(writes + 1) // in the commit of the stage itself
+      expect(s.stages(id)).toEqual([
+        { stage: 'stored', at: 1_000, text: null, etaAt: null },
+        { stage: 'sent', at: 2_000, text: null, etaAt: null },
+        { stage: 'received', at: 4_000, text: null, etaAt: null },
+        { stage: 'acknowledged', at: 5_000, text: 'Officer Bao', etaAt: null },
+        { stage: 'dispatched', at: 6_000, text: 'Car 3', etaAt: 906_000 },
+        { stage: 'resolved', at: 7_000, text: 'safe', etaAt: null },
+      ])
+      expect(s.stages(t.event.id)).toEqual([]) // trouble has no stages
+      expect(ids(s.cases(7_000))).toEqual([id])
+      expect(ids(s.cases(7_001))).toEqual([])
+      expect(s.stages('nope')).toEqual([])
+      s.enforceBounds(7_000 + 86_400_001)
+      expect(s.get(id)).toBeUndefined()
+      expect(s.stages(id)).toEqual([])
+      s.close()
+    })
+
+    it("a request's history has its `sent` at PUBACK; unconfirmed and a late receipt are in an alarm's", () => {
+      const s = harness.open()
+      const r = s.addEvent(event('request', null, { receivedAt: 10 }))
+      const a = s.addEvent(event('alarm', null, { receivedAt: 20 }))
+      if (r.kind === 'refused' || a.kind === 'refused') throw new Error('refused')
+      s.published([r.event.id], 30, retryIn10(30))
+      expect(s.stages(r.event.id).map((x) => x.stage)).toEqual(['stored', 'sent'])
+      s.advance(a.event.id, 'unconfirmed', 60_020)
+      s.advance(a.event.id, 'received', 70_000)
+      expect(s.stages(a.event.id).map((x) => [x.stage, x.at])).toEqual([
+        ['stored', 20],
+        ['unconfirmed', 60_020],
+        ['received', 70_000],
+      ])
+      s.close()
+    })
+
+    it('stores an idempotency key with its event, in the same durable commit; the same key again is a duplicate (issue 13)', () => {
+      const s = harness.open()
+      const before = s.writes().durable
+      const first = s.addEvent(event('alarm', null, { key: 'k-1' }))
+      expect(first.kind).toBe('added')
+      expect(s.writes()).toMatchObject({ durable: before + 1, lastEvent: 'durable' })
+      if (first.kind === 'refused') throw new Error('refused')
+      expect(s.byKey('k-1')?.id).toBe(first.event.id)
+      expect(s.byKey('k-2')).toBeUndefined()
+      const again = s.addEvent(event('alarm', null, { key: 'k-1' }))
+      expect(again).toMatchObject({ kind: 'duplicate', event: { id: first.event.id } })
+      expect(s.dueAlarms(Infinity)).toHaveLength(1)
+      expect(s.addEvent(event('request', null, { key: 'k-2' })).kind).toBe('added')
+      s.close()
+    })
+
+    it('keeps what the center household did with a broadcast, and forgets it with the broadcast (issue 13)', () => {
+      const s = harness.open()
+      s.putBroadcast({ id: 4, text: 'storm', urgency: 'urgent', expires: 5_000, receivedAt: 0 })
+      expect(s.householdBroadcast(4)).toBeUndefined()
+      const before = s.writes().durable
+      s.setHouseholdBroadcast({ broadcast: 4, revision: 0, readAt: 10, passedOn: null, passedAt: null })
+      s.setHouseholdBroadcast({ broadcast: 4, revision: 0, readAt: 10, passedOn: 7, passedAt: 20 })
+      expect(s.writes().durable).toBe(before + 2)
+      expect(s.householdBroadcast(4)).toEqual({ broadcast: 4, revision: 0, readAt: 10, passedOn: 7, passedAt: 20 })
+      s.enforceBounds(5_000)
+      expect(s.householdBroadcast(4)).toBeUndefined()
+      s.close()
+    })
+
     const reopen = harness.reopen
     if (reopen)
       it('keeps everything across a close and reopen (a reboot)', () => {
@@ -391,13 +472,24 @@ export function storeSuite<S extends Store>(name: string, harness: StoreHarness<
         if (a.kind === 'refused') throw new Error('refused')
         s.advance(a.event.id, 'acknowledged', 5_000, { text: 'Officer Bao' })
         s.addEvent(event('trouble'))
+        const relay = s.addEvent(event('request', null, { key: 'relay-key' }))
+        s.setHouseholdBroadcast({ broadcast: 3, revision: 1, readAt: 2, passedOn: 4, passedAt: 3 })
         s.putStatus('T1', 1, { uptime: 1, mains: true }, 0)
         s.bump('boot')
         s.putBroadcast({ id: 3, text: 'storm', urgency: 'urgent', expires: null, receivedAt: 0 })
         s.putBroadcast({ id: 3, text: 'all clear', urgency: 'info', expires: null, receivedAt: 1 })
         s.hello('T1', 1, 0, () => 'x')
         s = reopen(s)
-        expect(s.openAlerts()).toMatchObject([{ id: a.event.id, stage: 'acknowledged', stageText: 'Officer Bao' }])
+        expect(s.openAlerts()).toMatchObject([
+          { id: a.event.id, stage: 'acknowledged', stageText: 'Officer Bao' },
+          { id: relay.kind === 'added' ? relay.event.id : '', stage: 'stored' },
+        ])
+        expect(s.stages(a.event.id).map((x) => [x.stage, x.text])).toEqual([
+          ['stored', null],
+          ['acknowledged', 'Officer Bao'],
+        ])
+        expect(s.byKey('relay-key')?.id).toBe(relay.kind === 'added' ? relay.event.id : '')
+        expect(s.householdBroadcast(3)).toEqual({ broadcast: 3, revision: 1, readAt: 2, passedOn: 4, passedAt: 3 })
         expect(s.activeBroadcasts(0)).toMatchObject([{ id: 3, text: 'all clear', revision: 1 }])
         expect(s.recognise('T1', a.event.number!, 'x').kind).not.toBe('new')
         expect(s.addEvent({ ...event('alarm'), id: a.event.id }).kind).toBe('duplicate')

@@ -206,4 +206,29 @@ describe('store: opening it, and refusing what is not a store to trust [issue 10
     }
     new SqliteStore({ path, freeSpace: () => 1e12 }).close() // and opens again as a store of this layout
   })
+
+  it('brings a store of layout 2 up to date: the history of the alerts it holds starts from their rows (issue 13)', () => {
+    const path = join(dir(), 'gateway.db')
+    const s2 = new SqliteStore({ path, freeSpace: () => 1e12 })
+    const a = s2.addEvent({ id: 'T1:1', terminal: 'T1', address: 1, number: 1, cls: 'alarm', body: { kind: 'emergency' }, receivedAt: 1_000, boot: 1, offset: null, epoch: '' })
+    if (a.kind === 'refused') throw new Error('refused')
+    s2.advance('T1:1', 'acknowledged', 2_000, { text: 'Bao' })
+    s2.close()
+    // Back to layout 2, as the version before issue 13 left it.
+    const db = new Database(path)
+    db.exec('DROP TRIGGER events_forget_stages; DROP TABLE event_stages; DROP TABLE household_broadcasts; DROP INDEX events_idem_key; ALTER TABLE events DROP COLUMN idem_key')
+    db.pragma('user_version = 2')
+    db.close()
+    const s = new SqliteStore({ path, freeSpace: () => 1e12 })
+    try {
+      expect(s.stages('T1:1')).toEqual([
+        { stage: 'stored', at: 1_000, text: null, etaAt: null },
+        { stage: 'acknowledged', at: 2_000, text: 'Bao', etaAt: null },
+      ])
+      expect(s.addEvent({ id: 'gw:g1', terminal: null, address: null, number: null, cls: 'alarm', body: {}, receivedAt: 3_000, boot: 1, offset: null, key: 'k' }).kind).toBe('added')
+      expect(s.byKey('k')?.id).toBe('gw:g1')
+    } finally {
+      s.close()
+    }
+  })
 })

@@ -95,7 +95,15 @@ export { DEFAULT_LIMITS, type Limits } from './limits.js'
  *   republication (endsRepublication(): received or later) makes it done. Not forward:
  *   undefined, and nothing changes, except that a receipt for an alarm already past
  *   received still makes it done.
- * - openAlerts(): alarms and requests not resolved, in the order stored. recentAlerts():
+ * - stages(id): every stage an alarm or request has reached, oldest first, from `stored`
+ *   at its storing, with the operator's text and when help is expected as each stage
+ *   had them: written in the commit that moves the stage, forgotten with the event. Other
+ *   classes, and an id not held: empty. (For the household page's timeline, issue 13.)
+ * - A NewEvent with a `key` (a relay's idempotency key, issue 13) is stored with it in the
+ *   same commit; byKey() finds it while the event is kept, and addEvent() of another
+ *   event with a key already held is `duplicate` with the event that holds it.
+ * - openAlerts(): alarms and requests not resolved, in the order stored. cases(): every
+ *   gateway's too, open or resolved at or after `since`, in the order stored. recentAlerts():
  *   a terminal's in one epoch, open or resolved at or after `since`. awaitingReceipt():
  *   alarms at stored or sent received at or before `storedBefore`. unreceiptedAlarms():
  *   alarms not done. latestOpenAlarm(): the terminal's alarm of the highest number below
@@ -136,6 +144,8 @@ export { DEFAULT_LIMITS, type Limits } from './limits.js'
  *   expired at `now` by id, withdrawn ones included; activeBroadcasts() without them.
  * - broadcastSent() records the revision sent to a terminal (its read, if any, is kept);
  *   broadcastRead() is true only for the first read of a revision sent to that terminal.
+ * - setHouseholdBroadcast() keeps what the center household did with a broadcast (read,
+ *   passed on), durably; householdBroadcast() reads it; forgotten with the broadcast.
  *
  * Settings and counters
  * - setMeta/meta keep small strings; bump() increments one and returns it; next(key,
@@ -157,7 +167,13 @@ export interface Store {
   published(ids: readonly string[], now: number, alarmRetryAt: (attempts: number) => number): void
   retryAt(id: string, at: number): void
   advance(id: string, stage: Stage, now: number, detail?: { text?: string; etaAt?: number }): StoredEvent | undefined
+  /** Every stage the alert reached, oldest first (the household page's timeline). */
+  stages(id: string): StageEntry[]
+  /** The event stored with this idempotency key, while it is kept. */
+  byKey(key: string): StoredEvent | undefined
   openAlerts(): StoredEvent[]
+  /** Alarms and requests open, or resolved at or after `since`, in the order stored (the household page). */
+  cases(since: number): StoredEvent[]
   recentAlerts(terminal: string, epoch: string, since: number): StoredEvent[]
   awaitingReceipt(storedBefore: number): StoredEvent[]
   unreceiptedAlarms(): number
@@ -183,6 +199,8 @@ export interface Store {
   deliveries(broadcast: number): BroadcastDelivery[]
   broadcastSent(broadcast: number, terminal: string, revision: number, now: number): void
   broadcastRead(broadcast: number, terminal: string, revision: number, now: number): boolean
+  householdBroadcast(broadcast: number): HouseholdBroadcast | undefined
+  setHouseholdBroadcast(h: HouseholdBroadcast): void
 
   meta(key: string): string | undefined
   setMeta(key: string, value: string): void
@@ -255,6 +273,27 @@ export interface NewEvent {
   epoch?: string
   /** A terminal event: what it says (kind, user, boot, uptime, time), to tell a replay from a new event under an old number. */
   fingerprint?: string
+  /** A relay's idempotency key (issue 13): the same key again is the same relay. */
+  key?: string
+}
+
+/** One stage an alert reached: when (gateway clock, ms), the operator's text, when help is expected. */
+export interface StageEntry {
+  stage: Stage
+  at: number
+  text: string | null
+  etaAt: number | null
+}
+
+/** What the center household did with a broadcast (issue 13, [MQTT-5.7]), for one revision. */
+export interface HouseholdBroadcast {
+  broadcast: number
+  /** The revision this is about: a new text of the broadcast is unread again. */
+  revision: number
+  readAt: number | null
+  /** To how many households it was passed on, and when; null if not yet. */
+  passedOn: number | null
+  passedAt: number | null
 }
 
 export interface StoredEvent extends NewEvent {

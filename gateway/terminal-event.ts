@@ -82,6 +82,7 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
     // The disk failed (full, read-only SD card): the terminal keeps the event in its
     // non-volatile memory and retries on NAK busy; nothing is lost, and the log says why.
     link.defer(ref)
+    d.storeWrite?.(false)
     log.error({ err, id: terminalEventId(t.terminal, t.epoch, m.number), terminal: t.terminal, number: m.number, class: cls }, 'could not store an event; the terminal keeps it and will send it again')
     toButton.unstored(t, m.number, cls)
     return
@@ -93,6 +94,7 @@ export function handleEvent(d: TerminalsDeps, t: KnownTerminal, ref: number, m: 
     return
   }
   link.accept(ref)
+  d.storeWrite?.(true)
   toButton.stored(t.address, m.number)
   const e = result.event
   if (result.kind === 'added') {

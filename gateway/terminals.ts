@@ -14,7 +14,7 @@ import type { GatewayIo, GatewaySettings, Log } from './gateway.js'
 import type { GatewayEvents } from './gateway-events.js'
 import { claimantId, type KnownTerminal, type KnownTerminals } from './known-terminals.js'
 import { epochTagFor, numberingRestarted } from './numbering.js'
-import type { Reset, Store } from './store.js'
+import type { Heartbeat as StoreHeartbeat, Reset, Store } from './store.js'
 import { handleEvent } from './terminal-event.js'
 import type { ToTheButton } from './to-the-button.js'
 
@@ -38,6 +38,10 @@ export interface TerminalsDeps {
   count(name: string): void
   /** When the gateway started, gateway clock, ms: a terminal never heard since is lost a supervision time after. */
   startedAt: number
+  /** Every heartbeat, as it came (issue 13: the household page shows the latest, whatever the store did with it). */
+  heartbeat?: (t: KnownTerminal, hb: StoreHeartbeat, at: number) => void
+  /** Whether a terminal's event could be stored (issue 13: the household page says when the store fails). */
+  storeWrite?: (ok: boolean) => void
 }
 
 export class Terminals {
@@ -47,10 +51,11 @@ export class Terminals {
 
   constructor(private readonly d: TerminalsDeps) {}
 
-  /** Handles every event the link has for the gateway. */
-  drain(): void {
+  /** Handles every event the link has for the gateway; returns how many. */
+  drain(): number {
     const { link, log } = this.d
-    for (let e = link.nextEvent(); e; e = link.nextEvent()) {
+    let n = 0
+    for (let e = link.nextEvent(); e; e = link.nextEvent(), n++) {
       try {
         this.#onLinkEvent(e)
       } catch (err) {
@@ -62,6 +67,7 @@ export class Terminals {
         if (e.kind === 'message') link.defer(e.ref)
       }
     }
+    return n
   }
 
   #onLinkEvent(e: LinkEvent): void {
@@ -239,6 +245,7 @@ export class Terminals {
   #onHeartbeat(t: KnownTerminal, ref: number, m: Heartbeat): void {
     const { store, io, log } = this.d
     const { type: _type, ...heartbeat } = m
+    this.d.heartbeat?.(t, heartbeat, io.now())
     // A heartbeat is never worth a NAK: stored, refused or failed, the terminal gets its
     // ACK. It is status, folded in memory; nothing is promised about one. [MQTT-3.4]
     try {

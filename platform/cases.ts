@@ -21,7 +21,7 @@
 import { isForward } from '../protocol/lifecycle.js'
 import { differingContent, type UplinkEvent } from '../protocol/mqtt.js'
 import { ConsoleError } from './errors.js'
-import type { CaseView, ConsoleState, CopyVersion } from './view.js'
+import { relayView, type CaseView, type ConsoleState, type CopyVersion } from './view.js'
 
 /** Versions kept per case at most: a flood of forgeries under one id is counted, not kept. */
 export const MAX_VERSIONS = 8
@@ -95,6 +95,7 @@ export function caseView({ timers: _timers, ...a }: CaseRecord): CaseView {
     ...a,
     time: { ...a.time },
     history: a.history.map((h) => ({ ...h })),
+    relay: a.relay === null ? null : { ...a.relay },
     conflict: a.conflict === null ? null : { ...a.conflict, differs: [...a.conflict.differs], versions: a.conflict.versions.map(versionView) },
   }
 }
@@ -172,6 +173,7 @@ export class CaseBook {
         claims: e.claims ?? null,
         cancelledBy: this.#cancelledBy.get(e.id) ?? null,
         conflict: null,
+        relay: relayView(e.relay),
         timers: [],
       }
       this.#cases.set(e.id, a)

@@ -268,6 +268,51 @@ describe('requests are cases [CONSOLE-3] [CONSOLE-6]', () => {
   })
 })
 
+describe('relays by the center household [MQTT-3.11] [MQTT-4.16]', () => {
+  it('a relayed alarm (no terminal) goes to resolved as a press does, and the case says who relayed it and for whom', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const timers = new ManualTimers()
+    const { c, of } = await consoleFor(broker.url, { ack: 'auto', dispatchAfterS: 90, resolveAfterS: 1800, timers })
+    const relayed: UplinkEvent = {
+      ...alarm(gw.id, 1),
+      id: `${gw.id}:g14`,
+      kind: 'medical',
+      code: 100,
+      terminal: null,
+      address: null,
+      number: null,
+      text: '老人从马上摔下',
+      relay: { what: 'medical', for: { name: '巴图家', phone: '13904790000', where: '3号井冬营地' }, by: { household: '巴特尔家', member: '其其格' } },
+    }
+    await gw.publish('alert', encodePayload(relayed, 'cbor'))
+    await waitFor('the receipt and the acknowledgement', () => gw.of('acknowledged').length === 1)
+    expect(gw.of('receipt').map((r) => r.ids)).toEqual([[relayed.id]])
+    const a = c.case(relayed.id)!
+    expect(a).toMatchObject({ class: 'alarm', terminal: null, relay: { what: 'medical', for: '巴图家', phone: '13904790000', where: '3号井冬营地', household: '巴特尔家', member: '其其格' } })
+    const row = renderView(c.snapshot(), { now: Date.now(), width: 400 }).find((l) => l.includes(relayed.id))
+    expect(row).toContain('RELAYED medical for 巴图家 (tel 13904790000, at 3号井冬营地) by 巴特尔家 (其其格): 老人从马上摔下')
+    expect(describeEvent(of('alert')[0]!)).toContain('RELAYED medical for 巴图家')
+    timers.fire(90_000)
+    await waitFor('the dispatch', () => gw.of('dispatched').length === 1)
+    timers.fire(1_800_000)
+    await waitFor('the resolve', () => gw.of('resolved').length === 1)
+    expect(c.case(relayed.id)?.history.map((h) => h.stage)).toEqual(['stored', 'received', 'acknowledged', 'dispatched', 'resolved'])
+    expect(gw.rejected).toEqual([])
+  })
+
+  it('a relayed request shows the relay on its case and its event line', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url, { ack: 'auto', timers: new ManualTimers() })
+    const r = { ...relay(gw.id, 12, '两只羊走失'), relay: { what: 'livestock', for: { name: '巴图家' }, by: { household: null } } } as UplinkEvent
+    await gw.publish('event', encodePayload(r, 'json'))
+    await waitFor('the acknowledgement', () => gw.of('acknowledged').length === 1)
+    expect(c.case(r.id)?.relay).toEqual({ what: 'livestock', for: '巴图家', phone: null, where: null, household: null, member: null })
+    expect(describeEvent(of('event')[0]!)).toContain('RELAYED livestock for 巴图家 by a center household: 两只羊走失')
+  })
+})
+
 describe('broadcast reads', () => {
   /** A broadcast-read as the gateway makes it: one id per broadcast, revision and terminal. */
   const read = (gateway: string, broadcast: number, revision: number, terminal: string): UplinkEvent =>
@@ -315,8 +360,8 @@ describe('broadcast reads', () => {
     const storm = s.broadcasts[0]!
     expect(storm).toMatchObject({ terminals: 3, latestRevision: 1, terminalsOfLatest: 1, sent: { to: 'area:abag-03', text: 'Blizzard: roads closed too.', urgency: 'urgent', times: 2 } })
     expect(storm.gateways).toEqual([
-      { gateway: a.id, terminals: 2 },
-      { gateway: b.id, terminals: 1 },
+      { gateway: a.id, terminals: 2, got: true, householdRead: false, passedOn: null },
+      { gateway: b.id, terminals: 1, got: true, householdRead: false, passedOn: null },
     ])
     expect(s.broadcasts[1]).toMatchObject({ broadcast: 4242, sent: null, terminals: 1, gateways: [{ gateway: b.id, terminals: 1 }] })
     expect(s.broadcasts[2]).toMatchObject({ broadcast: 9002, terminals: 0 })
@@ -329,8 +374,49 @@ describe('broadcast reads', () => {
         `#9001 urgent to area:abag-03, sent \\d\\d:\\d\\d:\\d\\d \\(text replaced 1x\\): "Blizzard: roads closed too\\.": read on 3 terminals \\(${a.id} 2, ${b.id} 1\\), 1 of them the latest text \\(revision 1\\)`,
       ),
     )
-    expect(view).toMatch(new RegExp(`#4242 not sent by this console: read on 1 terminal \\(${b.id} 1\\)\\n`))
+    expect(view).toMatch(new RegExp(`#4242 not sent by this console: read on 1 terminal \\(${b.id} 1\\); got by 1 gateway\\n`))
     expect(view).toMatch(/#9002 info to .*"Vet visit on Friday": not read yet/)
+  })
+
+  it('per broadcast, which gateways got it, read it at the household and passed it on, to how many households (the latest count) [MQTT-3.12] [MQTT-4.16]', async () => {
+    const broker = await aedes()
+    const a = await fakeGateway(broker.url, uniq('gwa'))
+    const b = await fakeGateway(broker.url, uniq('gwb'))
+    const { c } = await consoleFor(broker.url)
+    const ev = (gw: string, id: string, kind: string, over: Partial<UplinkEvent> & Record<string, unknown>, at = T0) =>
+      stageless({
+        ...alarm(gw, 1),
+        id,
+        class: 'status',
+        kind,
+        code: null,
+        terminal: null,
+        address: null,
+        number: null,
+        broadcast: 7001,
+        revision: 0,
+        time: { at, estimated: false },
+        received: at,
+        ...over,
+      } as UplinkEvent)
+    await a.publish('event', encodePayload(ev(a.id, `${a.id}/got/7001.0`, 'broadcast-received', {}), 'cbor'))
+    await b.publish('event', encodePayload(ev(b.id, `${b.id}/got/7001.0`, 'broadcast-received', {}), 'json'))
+    await a.publish('event', encodePayload(ev(a.id, `${a.id}/read/7001.0/@household`, 'broadcast-read', { by: 'household' }), 'cbor'))
+    await a.publish('event', encodePayload(ev(a.id, `${a.id}:g5`, 'broadcast-passed-on', { households: 5 }, T0 + 1_000), 'cbor'))
+    // A correction, and the first count again late (out of order): the latest by time counts.
+    await a.publish('event', encodePayload(ev(a.id, `${a.id}:g6`, 'broadcast-passed-on', { households: 7 }, T0 + 2_000), 'cbor'))
+    await a.publish('event', encodePayload(ev(a.id, `${a.id}:g5`, 'broadcast-passed-on', { households: 5 }, T0 + 1_000), 'cbor'))
+    await b.publish('event', encodePayload(ev(b.id, `${b.id}:g9`, 'broadcast-passed-on', { households: 11 }), 'cbor'))
+    await waitFor('the reports', () => (c.snapshot().broadcasts.find((x) => x.broadcast === 7001)?.passedOn ?? 0) === 18)
+    const s = c.snapshot()
+    const bc = s.broadcasts.find((x) => x.broadcast === 7001)!
+    expect(bc).toMatchObject({ terminals: 0, gotBy: 2, passedOn: 18 })
+    expect([...bc.gateways].sort((x, y) => x.gateway.localeCompare(y.gateway))).toEqual([
+      { gateway: a.id, terminals: 0, got: true, householdRead: true, passedOn: 7 },
+      { gateway: b.id, terminals: 0, got: true, householdRead: false, passedOn: 11 },
+    ])
+    const view = renderView(s, { now: Date.now(), width: 400 }).join('\n')
+    expect(view).toContain(`#7001 not sent by this console: not read yet; got by 2 gateways; read by the household at ${a.id}; passed on to 18 households (`)
   })
 })
 

@@ -7,6 +7,7 @@
 import type { Command, CommandType, UplinkEvent } from '../protocol/mqtt.js'
 import type { ConsoleStage } from './cases.js'
 import type { PayloadErrorCode } from './errors.js'
+import { relayView, type RelayView } from './view.js'
 
 /** A payload's time ([MQTT-3.5]). */
 export type Time = { at: number; estimated: boolean }
@@ -61,6 +62,8 @@ export interface AlertLine extends LineBase {
   cancels?: string
   /** From a second claimant of a bound terminal id ([MQTT-3.10]): the id it claimed. Unverified: it may be that terminal moved, or an impersonator. */
   claims?: string
+  /** Relayed by the center household for a neighbour ([MQTT-3.11]): who relayed it, for whom. */
+  relay?: RelayView
   unknownKind?: true
 }
 
@@ -87,6 +90,12 @@ export interface EventLine extends LineBase {
   revision?: number
   /** A terminal-reset: why, and the tag of the terminal's ids from now on. */
   reset?: TerminalReset
+  /** A relayed request ([MQTT-3.11]): who relayed it, for whom. */
+  relay?: RelayView
+  /** A broadcast-read by the center household (`household`) rather than a terminal ([MQTT-3.12]). */
+  by?: string
+  /** A broadcast-passed-on: to how many households. */
+  households?: number
   unknownKind?: true
 }
 
@@ -183,6 +192,9 @@ export function eventFields(e: UplinkEvent, gateway: string, batch: string | nul
     ...(e.broadcast === undefined ? {} : { broadcast: e.broadcast }),
     ...(e.revision === undefined ? {} : { revision: e.revision }),
     ...(e.reset === undefined ? {} : { reset: e.reset }),
+    ...(e.relay === undefined ? {} : { relay: relayView(e.relay)! }),
+    ...(e.by === undefined ? {} : { by: e.by }),
+    ...(e.households === undefined ? {} : { households: e.households }),
     ...(unknownKind ? { unknownKind: true as const } : {}),
   }
 }

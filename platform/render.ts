@@ -15,7 +15,7 @@ import type { Command } from '../protocol/mqtt.js'
 import { canTake } from './cases.js'
 import { assertNever } from './errors.js'
 import type { ConsoleEvent, CopyConflict, TerminalReset } from './events.js'
-import type { BroadcastView, CaseView, ConsoleSnapshot, CopyVersion, TroubleView } from './view.js'
+import type { BroadcastView, CaseView, ConsoleSnapshot, CopyVersion, RelayView, TroubleView } from './view.js'
 
 /**
  * What a terminal would obey rather than print: C0 controls (ESC, BEL, CR, LF, BS ...),
@@ -69,12 +69,14 @@ function eventLine(e: ConsoleEvent): string {
       const unconfirmed = e.gatewayStage === 'unconfirmed' ? '; herder told "call 110 by phone": expect a call' : ''
       const cancels = e.cancels === undefined ? '' : `; the terminal cancels ${e.cancels} (close it)`
       const claims = e.claims === undefined ? '' : `; UNVERIFIED: a second device claiming ${e.claims}'s id (moved, or an impersonator)`
-      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${claims}${e.text ? `: ${e.text}` : ''}`
+      const relay = e.relay === undefined ? '' : `; ${relayText(e.relay)}`
+      return `${at}  ALERT    ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}: ${dup}, attempt ${e.attempt}, gateway stage ${e.gatewayStage ?? '-'}${late}${unconfirmed}${cancels}${claims}${relay}${e.text ? `: ${e.text}` : ''}`
     }
     case 'event':
       if (e.copies !== undefined) {
         const copy = e.idConflict ? `copy ${e.copies}: ${conflictText(e.idConflict)}` : e.duplicate ? `copy ${e.copies} (duplicate)` : 'NEW REQUEST'
-        return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${e.text ? `: ${e.text}` : ''}`
+        const relay = e.relay === undefined ? '' : `; ${relayText(e.relay)}`
+        return `${at}  REQUEST  ${e.id}  ${e.kind}${codeOf(e.code)} from ${e.terminal ?? e.gateway} via ${e.gateway}: ${copy}${e.batch ? ` in batch ${e.batch}` : ''}${late}${relay}${e.text ? `: ${e.text}` : ''}`
       }
       return `${at}  EVENT    ${e.id}  ${e.class} ${e.kind}${codeOf(e.code)} from ${e.terminal ?? '-'} via ${e.gateway}${e.batch ? ` in batch ${e.batch}` : ''}${e.duplicate ? ' (duplicate)' : ''}${late}${troubleDetail(e)}${e.text ? `: ${e.text}` : ''}`
     case 'status':
@@ -257,11 +259,20 @@ function caseRow(a: CaseView, n: number, o: ViewOptions): string {
   const copies = a.copies > 1 ? `, ${a.copies} copies` : ''
   const cancel = `${a.cancels === null ? '' : `, cancels ${a.cancels}`}${a.cancelledBy === null ? '' : `, CANCELLED by the terminal (${a.cancelledBy}): close it`}`
   const claims = a.claims === null ? '' : `, UNVERIFIED (claims ${a.claims}'s id)`
+  // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer;
+  // so is a relayed alarm's, with who relayed it and for whom. [MQTT-4.16]
+  const text = (a.class === 'request' || a.relay !== null) && a.text ? `: ${a.text}` : ''
   const conflict = a.conflict === null ? '' : `, CONFLICT: ${a.conflict.warning.toUpperCase()} (differs in ${a.conflict.differs.join(', ')})`
-  // A request's text is its message (a relay's, for a neighbour): the operator needs it to answer.
-  const text = a.class === 'request' && a.text ? `: ${a.text}` : ''
+  const relay = a.relay === null ? '' : `, ${relayText(a.relay)}`
   const mark = a.id === o.selected ? '>' : ' '
-  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${conflict}${answer}${copies}${phone}${claims}${cancel}${text}`
+  return `${mark} ${n}. ${a.id.padEnd(14)} ${a.kind.padEnd(9)} ${(a.terminal ?? '-').padEnd(10)} via ${a.gateway}  age ${age}  ${a.stage.toUpperCase()}${conflict}${answer}${copies}${phone}${claims}${cancel}${relay}${text}`
+}
+
+/** Who relayed it and for whom: `RELAYED medical for 巴图家 (tel 139..., at 3号井) by 巴特尔家 (其其格)`. [MQTT-4.16] */
+export function relayText(r: RelayView): string {
+  const about = [r.phone === null ? null : `tel ${r.phone}`, r.where === null ? null : `at ${r.where}`].filter((x) => x !== null).join(', ')
+  const by = [r.household ?? 'a center household', r.member === null ? null : `(${r.member})`].filter((x) => x !== null).join(' ')
+  return `RELAYED ${r.what} for ${r.for}${about ? ` (${about})` : ''} by ${by}`
 }
 
 /** A broadcast and its readers: `#9001 urgent to all, sent 10:00:00: "Blizzard…": read on 3 terminals (gw-1 2, gw-2 1)`. */
@@ -273,7 +284,13 @@ function broadcastRow(b: BroadcastView): string {
       : `${b.sent.urgency} to ${b.sent.to}, sent ${clockTime(b.sent.at)}${b.sent.times > 1 ? ` (text replaced ${b.sent.times - 1}x)` : ''}: "${short(b.sent.text)}"`
   const read = b.terminals === 0 ? 'not read yet' : `read on ${b.terminals} terminal${b.terminals === 1 ? '' : 's'} (${b.gateways.map((g) => `${g.gateway} ${g.terminals}`).join(', ')})`
   const latest = b.latestRevision !== null && b.latestRevision > 0 ? `, ${b.terminalsOfLatest} of them the latest text (revision ${b.latestRevision})` : ''
-  return `#${b.broadcast} ${what}: ${read}${latest}`
+  // Which gateways got it, read it at the household and passed it on, to how many households. [MQTT-4.16]
+  const got = b.gotBy === 0 ? '' : `; got by ${b.gotBy} gateway${b.gotBy === 1 ? '' : 's'}`
+  const households = b.gateways.filter((g) => g.householdRead).map((g) => g.gateway)
+  const householdRead = households.length === 0 ? '' : `; read by the household at ${households.join(', ')}`
+  const passers = b.gateways.filter((g) => g.passedOn !== null)
+  const passed = passers.length === 0 ? '' : `; passed on to ${b.passedOn} households (${passers.map((g) => `${g.gateway} ${g.passedOn}`).join(', ')})`
+  return `#${b.broadcast} ${what}: ${read}${latest}${got}${householdRead}${passed}`
 }
 
 type Emphasis = 'plain' | 'bold' | 'alarm' | 'selected'

@@ -47,6 +47,33 @@ export interface TerminalView {
   lost: boolean
 }
 
+/** A message the center household relayed for a neighbour ([MQTT-3.11]): who relayed it and for whom [MQTT-4.16]. */
+export interface RelayView {
+  what: string
+  /** The neighbour household it is for, its phone and where they are. */
+  for: string
+  phone: string | null
+  where: string | null
+  /** The relaying center household (its configured name, or null) and the member who keyed it in. */
+  household: string | null
+  member: string | null
+}
+
+/** What the relay map of an uplink event says, or null for an event that is not a relay. */
+export function relayView(relay: unknown): RelayView | null {
+  if (typeof relay !== 'object' || relay === null) return null
+  const r = relay as { what?: unknown; for?: { name?: unknown; phone?: unknown; where?: unknown }; by?: { household?: unknown; member?: unknown } }
+  const text = (v: unknown) => (typeof v === 'string' ? v : null)
+  return {
+    what: text(r.what) ?? '?',
+    for: text(r.for?.name) ?? '?',
+    phone: text(r.for?.phone),
+    where: text(r.for?.where),
+    household: text(r.by?.household),
+    member: text(r.by?.member),
+  }
+}
+
 /** An alarm or a request, from its first copy until it is resolved and beyond. */
 export interface CaseView {
   id: string
@@ -79,6 +106,8 @@ export interface CaseView {
   claims: string | null
   /** The cancel by which the terminal took this alarm back; the operator still closes it. */
   cancelledBy: string | null
+  /** Relayed by the center household for a neighbour ([MQTT-3.11]): who relayed it, for whom; null for a terminal's. */
+  relay: RelayView | null
   /**
    * Two or more different items came under this id [CONSOLE-10] [MQTT-4.15]: one may be
    * forged. The fields above are the first version's; each version is kept here. Null
@@ -148,8 +177,15 @@ export interface BroadcastView {
   sent: { to: string; text: string; urgency: Urgency; expires: number | null; at: number; times: number } | null
   /** Terminals that have read it, any text of it. */
   terminals: number
-  /** Per gateway, how many of its terminals have read it, most first. */
-  gateways: { gateway: string; terminals: number }[]
+  /**
+   * Per gateway, most terminals first: how many of its terminals have read it; whether it
+   * got it (`broadcast-received`), its center household read it, and to how many households
+   * it passed it on (the latest count, or null) [MQTT-3.12] [MQTT-4.16].
+   */
+  gateways: { gateway: string; terminals: number; got: boolean; householdRead: boolean; passedOn: number | null }[]
+  /** Gateways that reported they got it, and the households it was passed on to, all gateways together. */
+  gotBy: number
+  passedOn: number
   /** The latest text read (0 the first, +1 at each replacement), and how many terminals have read that one. */
   latestRevision: number | null
   terminalsOfLatest: number
@@ -189,6 +225,12 @@ export interface BroadcastRecord {
   /** By the broadcast-read item's id, `<gateway>/read/<broadcast>.<revision>/<terminal>`: one per text and terminal. */
   reads: Map<string, { gateway: string; terminal: string; revision: number | null }>
   lastReadAt: number | null
+  /** Gateways that got it: the highest revision each reported received [MQTT-3.12]. */
+  got: Map<string, number>
+  /** Gateways whose center household read it. */
+  householdReads: Set<string>
+  /** Per gateway, the latest `broadcast-passed-on` by its `received` time: a correction replaces, never adds. */
+  passedOn: Map<string, { households: number; at: number }>
 }
 
 /** What the console knows besides its cases, and its counters. */
@@ -276,7 +318,7 @@ export class ConsoleState {
   /** The record of a broadcast, made if need be; `renewed` moves it to the newest. */
   broadcast(id: number, renewed: boolean): BroadcastRecord {
     let b = this.#broadcasts.get(id)
-    if (b === undefined) b = { broadcast: id, sent: null, reads: new Map(), lastReadAt: null }
+    if (b === undefined) b = { broadcast: id, sent: null, reads: new Map(), lastReadAt: null, got: new Map(), householdReads: new Set(), passedOn: new Map() }
     if (renewed || !this.#broadcasts.has(id)) {
       this.#broadcasts.delete(id)
       this.#broadcasts.set(id, b)
@@ -308,13 +350,25 @@ function broadcastView(b: BroadcastRecord): BroadcastView {
   const reads = [...b.reads.values()]
   const perGateway = new Map<string, Set<string>>()
   for (const r of reads) perGateway.set(r.gateway, (perGateway.get(r.gateway) ?? new Set()).add(r.terminal))
+  for (const g of [...b.got.keys(), ...b.householdReads, ...b.passedOn.keys()]) if (!perGateway.has(g)) perGateway.set(g, new Set())
   const revisions = reads.map((r) => r.revision).filter((r) => r !== null)
   const latestRevision = revisions.length === 0 ? null : Math.max(...revisions)
   return {
     broadcast: b.broadcast,
     sent: b.sent === null ? null : { ...b.sent },
     terminals: new Set(reads.map((r) => r.terminal)).size,
-    gateways: [...perGateway].map(([gateway, t]) => ({ gateway, terminals: t.size })).sort((x, y) => y.terminals - x.terminals || x.gateway.localeCompare(y.gateway)),
+    gateways: [...perGateway]
+      .map(([gateway, t]) => ({
+        gateway,
+        terminals: t.size,
+        // A gateway whose terminals or household read it got it, whether or not its `broadcast-received` came (an older gateway sends none).
+        got: b.got.has(gateway) || t.size > 0 || b.householdReads.has(gateway),
+        householdRead: b.householdReads.has(gateway),
+        passedOn: b.passedOn.get(gateway)?.households ?? null,
+      }))
+      .sort((x, y) => y.terminals - x.terminals || x.gateway.localeCompare(y.gateway)),
+    gotBy: new Set([...b.got.keys(), ...perGateway.keys()]).size,
+    passedOn: [...b.passedOn.values()].reduce((n, p) => n + p.households, 0),
     latestRevision,
     terminalsOfLatest: latestRevision === null ? 0 : new Set(reads.filter((r) => r.revision === latestRevision).map((r) => r.terminal)).size,
     lastReadAt: b.lastReadAt,

@@ -19,7 +19,9 @@ export const GATEWAY_KINDS = {
   'terminal-reset': { code: 305, restore: false, text: "the terminal's event numbers restarted (memory wiped, or a new unit under the same id)" },
   'terminal-id-conflict': { code: 380, restore: false, text: 'a second device on the serial line claims a terminal id bound to another address' },
   relay: { code: null, restore: false, text: 'a message relayed by the center household for a neighbour' },
-  'broadcast-read': { code: null, restore: false, text: 'a terminal user has read a broadcast (DISPLAY_READ)' },
+  'broadcast-read': { code: null, restore: false, text: 'a terminal user, or the center household, has read a broadcast' },
+  'broadcast-received': { code: null, restore: false, text: 'the gateway has stored a broadcast (a new one, or a new text of one)' },
+  'broadcast-passed-on': { code: null, restore: false, text: 'the center household has passed a broadcast on to the households around' },
 } as const
 export type GatewayKind = keyof typeof GATEWAY_KINDS
 
@@ -44,6 +46,23 @@ export const CLASS_OF: Readonly<Record<keyof typeof EVENT_KINDS | GatewayKind, P
   'terminal-id-conflict': 'trouble',
   test: 'status',
   'broadcast-read': 'status',
+  'broadcast-received': 'status',
+  'broadcast-passed-on': 'status',
+}
+
+/**
+ * What a relay by the center household is about ([MQTT-3.11]): the first four are alarms
+ * (each published under the alarm kind of RELAY_ALARM_KINDS), the others requests (kind
+ * `relay`).
+ */
+export const RELAY_WHATS = ['emergency', 'medical', 'fire', 'crime', 'livestock', 'other'] as const
+export type RelayWhat = (typeof RELAY_WHATS)[number]
+/** The alarm kind a relayed alarm is published under; a `what` not here is a request, kind `relay`. [MQTT-3.11] */
+export const RELAY_ALARM_KINDS: Readonly<Partial<Record<RelayWhat, 'emergency' | 'medical' | 'fire' | 'panic'>>> = {
+  emergency: 'emergency',
+  medical: 'medical',
+  fire: 'fire',
+  crime: 'panic',
 }
 
 export const UPLINK_KINDS = [...Object.keys(EVENT_KINDS), ...Object.keys(GATEWAY_KINDS)] as (keyof typeof EVENT_KINDS | GatewayKind)[]
@@ -67,8 +86,35 @@ export const UplinkEvent = Type.Object(
     text: Type.Optional(Type.String({ maxLength: 1000 })),
     stage: Type.Optional(names(STAGES)),
     terminalTime: Type.Optional(Type.Integer({ description: "UNIX ms from the terminal's own clock, if it had been told the time" })),
-    broadcast: Type.Optional(Type.Integer({ description: 'broadcast id, for kind broadcast-read' })),
-    revision: Type.Optional(Type.Integer({ minimum: 0, description: 'which text of the broadcast was read (0 the first; +1 at each replacement), for kind broadcast-read' })),
+    broadcast: Type.Optional(Type.Integer({ description: 'broadcast id, for kinds broadcast-read, broadcast-received and broadcast-passed-on' })),
+    revision: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'which text of the broadcast (0 the first; +1 at each replacement), for kinds broadcast-read, broadcast-received and broadcast-passed-on' }),
+    ),
+    by: Type.Optional(Type.Enum(['household'], { description: 'for broadcast-read: the center household read it on its page (terminal null) [MQTT-5.7]' })),
+    households: Type.Optional(Type.Integer({ minimum: 0, maximum: 500, description: 'for broadcast-passed-on: to how many households the center household passed it on [MQTT-5.7]' })),
+    relay: Type.Optional(
+      Type.Object(
+        {
+          what: Type.Enum([...RELAY_WHATS]),
+          for: Type.Object(
+            {
+              name: Type.String({ minLength: 1, maxLength: 64, description: 'the neighbour household it is for' }),
+              phone: Type.Optional(Type.String({ maxLength: 32 })),
+              where: Type.Optional(Type.String({ maxLength: 160, description: 'where they are: a place name, a well, a winter camp' })),
+            },
+            { additionalProperties: true },
+          ),
+          by: Type.Object(
+            {
+              household: Type.Union([Type.String({ maxLength: 64 }), Type.Null()], { description: "the relaying center household's name from the gateway's config, or null" }),
+              member: Type.Optional(Type.String({ maxLength: 64, description: 'who at the center household relayed it' })),
+            },
+            { additionalProperties: true },
+          ),
+        },
+        { additionalProperties: true, description: 'a message relayed by the center household for a neighbour [MQTT-3.11]' },
+      ),
+    ),
     cancels: Type.Optional(Type.String({ minLength: 1, maxLength: 160, description: 'for kind cancel: the id of the alarm it cancels, the latest open one of its terminal' })),
     claims: Type.Optional(
       Type.String({

@@ -7,7 +7,7 @@
 
 import type { CommandContext, CommandOf } from './context.js'
 
-export function broadcast(c: CommandOf<'broadcast'>, { now, store, clock, log, toButton, refuse }: CommandContext): void {
+export function broadcast(c: CommandOf<'broadcast'>, { now, settings, store, clock, log, toButton, events, refuse }: CommandContext): void {
   const time = clock.now()
   if (c.expires !== undefined && !time.estimated && c.expires <= time.at) {
     const ago = Math.round((time.at - c.expires) / 60_000)
@@ -18,6 +18,9 @@ export function broadcast(c: CommandOf<'broadcast'>, { now, store, clock, log, t
     log.debug({ broadcast: c.broadcast }, 'broadcast repeated unchanged: nothing to send')
     return
   }
+  // The platform learns that this gateway has it, once per text: the console shows, per
+  // broadcast, which gateways got it, read it and passed it on. [MQTT-5.7]
+  events.record('broadcast-received', null, `broadcast ${b.id}`, { broadcast: b.id, revision: b.revision }, `${settings.gateway}/got/${b.id}.${b.revision}`)
   const terminals = toButton.broadcast(b)
   log.info({ broadcast: c.broadcast, revision: b.revision, urgency: c.urgency, terminals }, change === 'replaced' ? 'broadcast replaced: new text sent to terminals' : 'broadcast sent to terminals')
 }

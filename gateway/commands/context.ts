@@ -7,6 +7,7 @@
 import type { GatewayLink } from '../../protocol/link.js'
 import type { Command, CommandErrorCode, CommandType } from '../../protocol/mqtt.js'
 import type { GatewayClock } from '../clock.js'
+import type { GatewayEvents } from '../gateway-events.js'
 import type { GatewaySettings, Log } from '../gateway.js'
 import type { KnownTerminals } from '../known-terminals.js'
 import type { Outbox } from '../outbox.js'
@@ -39,6 +40,8 @@ export interface CommandContext {
   known: KnownTerminals
   toButton: ToTheButton
   publishing: Publishing
+  /** Events the gateway makes itself, for the platform (a broadcast received). */
+  events: GatewayEvents
   /** A named counter in the store, for the status; never throws. */
   count(name: string): void
   /** Answers that it cannot be applied: it has no effect; the Reply and the log say why. */

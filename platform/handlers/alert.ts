@@ -35,6 +35,7 @@ export function alarm(ctx: HandlerContext, e: UplinkEvent, unknownKind: boolean,
     ...(e.text === undefined ? {} : { text: e.text }),
     ...(e.cancels === undefined ? {} : { cancels: e.cancels }),
     ...(e.claims === undefined ? {} : { claims: e.claims }),
+    ...(a.relay === null ? {} : { relay: { ...a.relay } }),
     ...(unknownKind ? { unknownKind: true as const } : {}),
   })
   followCopy(h.followup, a, duplicate, ctx.ack)

@@ -51,10 +51,25 @@ function other(ctx: HandlerContext, e: UplinkEvent, batch: string | null, unknow
   // Reads are kept by id too, beyond the window of `seen`: each id is one terminal reading one text.
   if (e.kind === 'broadcast-read' && e.broadcast !== undefined) {
     const b = state.broadcast(e.broadcast, false)
-    if (!b.reads.has(e.id)) {
+    if (e.by === 'household') {
+      // The center household read it on the gateway's page: not a terminal. [MQTT-3.12]
+      b.householdReads.add(h.gateway)
+      b.lastReadAt = h.receivedAt
+    } else if (!b.reads.has(e.id)) {
       b.reads.set(e.id, { gateway: h.gateway, terminal: e.terminal ?? e.id, revision: e.revision ?? null })
       b.lastReadAt = h.receivedAt
     }
+  }
+  // Who got each broadcast, and to how many households it was passed on: the latest count
+  // of each gateway, by its time, replaces the one before. [MQTT-3.12] [MQTT-4.16]
+  if (e.kind === 'broadcast-received' && e.broadcast !== undefined) {
+    const b = state.broadcast(e.broadcast, false)
+    b.got.set(h.gateway, Math.max(b.got.get(h.gateway) ?? 0, e.revision ?? 0))
+  }
+  if (e.kind === 'broadcast-passed-on' && e.broadcast !== undefined && e.households !== undefined) {
+    const b = state.broadcast(e.broadcast, false)
+    const before = b.passedOn.get(h.gateway)
+    if (before === undefined || e.received >= before.at) b.passedOn.set(h.gateway, { households: e.households, at: e.received })
   }
   ctx.emit({
     ...times(e.time, h.receivedAt),
