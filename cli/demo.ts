@@ -244,6 +244,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const core: { gateway: Gateway | null } = { gateway: null }
     const gatewayDone = runGateway(loaded.config, log, {
       signal: stop.signal,
+      // The demo's gateway is not the service, even when the demo runs under systemd.
+      env: {},
       ...(gatewayPort ? { openPort: gatewayPort } : {}),
       onGateway: (g) => {
         core.gateway = g

@@ -10,6 +10,7 @@
 
 import { readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { assertNever } from '../protocol/errors.js'
 import { GatewayLink } from '../protocol/link.js'
@@ -25,6 +26,7 @@ import { CertExpiryWatch, TlsFiles } from './tls.js'
 import { Uplink } from './uplink.js'
 import { realTimers } from '../io/timers.js'
 import { attachHouseholdPage } from './household/web/attach.js'
+import { ServiceNotifier, systemdNotifySender, watchdogIntervalMs } from './systemd-notify.js'
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
 const MAX_SLEEP_MS = 1_000
@@ -70,6 +72,8 @@ export interface EmbedOptions {
   openPort?: OpenPort
   /** Called with the running core once it has started: the demo and the household page reach `gateway.household` through it (issue 13). */
   onGateway?: (gateway: Gateway) => void
+  /** The environment for systemd's NOTIFY_SOCKET and WATCHDOG_USEC (default process.env; the demo passes {}: it is not the service). */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Runs the gateway until SIGTERM or SIGINT (or `embed.signal`); resolves with the exit code. */
@@ -251,6 +255,37 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   embed.onGateway?.(gateway)
   log.info({ gateway: config.gateway.id, boot, readyMs: Math.round(performance.now() - started), store: dbPath }, 'gateway ready')
 
+  // systemd (Type=notify, WatchdogSec=): READY now, then pings only while healthy
+  // (service-health.ts). Nothing at all outside systemd.
+  const env = embed.env ?? process.env
+  const watchdogMs = watchdogIntervalMs(env)
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  const service = new ServiceNotifier({
+    send: systemdNotifySender(env),
+    watchdogMs,
+    health: () => {
+      const loopDelayMs = loopDelay.max / 1e6
+      loopDelay.reset()
+      const line = serial!
+      return {
+        storeError: store.lastWriteError(),
+        serial: { path: line.path, state: line.state, since: line.since, maxBackoffMs: line.maxBackoffMs },
+        loopDelayMs,
+        uplinkOnline: uplink?.online ?? false,
+      }
+    },
+    probeStore: () => store.probe(Date.now()),
+    timers: realTimers,
+    now: () => Date.now(),
+    onSendError: (message) => log.error({}, `cannot tell systemd the gateway's state (${message}): is NotifyAccess=all in the unit? The watchdog will restart the gateway`),
+    onHealthChange: (h) => (h.healthy ? log.info({}, `watchdog: ${h.status}`) : log.error({ problems: h.problems.map((p) => p.code) }, `watchdog: ${h.status}`)),
+  })
+  if (service.active) {
+    loopDelay.enable()
+    log.info({ watchdogMs }, watchdogMs === null ? 'under systemd: ready sent, no watchdog' : `under systemd: ready sent, watchdog fed every ${watchdogMs / 2000} s while healthy`)
+  }
+  service.ready()
+
   // The household page and the local API (issue 13), started after the alarm path is up and
   // never awaited by it: a port in use or a bad address is logged, and the gateway runs on.
   const page = attachHouseholdPage(config, gateway.household, log)
@@ -261,6 +296,8 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       if (stopping) return
       stopping = true
       log.info({ signal }, 'stopping: death message, then close the port and the store')
+      void service.stopping(signal)
+      loopDelay.disable()
       if (timer) clearTimeout(timer)
       expiry.stop()
       gateway.stop()

@@ -148,6 +148,8 @@ export class SqliteDb {
   readonly path: string
   readonly #writes: WriteStats = { durable: 0, lazy: 0, lastEvent: null }
   #durable = true
+  /** The last write that failed, or null once one succeeds (the service watchdog asks: gateway/service-health.ts). */
+  #lastWriteError: { at: number; message: string } | null = null
   readonly #stmt: ReturnType<typeof prepare>
 
   /** Opens (or creates) the store at `path` ('.../gateway.db', or ':memory:' for tests); throws StoreError. */
@@ -185,14 +187,28 @@ export class SqliteDb {
    * Everything a terminal was told is stored goes through here as durable.
    */
   write<T>(durable: boolean, fn: () => T): T {
-    if (durable !== this.#durable) {
-      this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL')
-      this.#durable = durable
+    let out: T
+    try {
+      if (durable !== this.#durable) {
+        this.db.pragma(durable ? 'synchronous = FULL' : 'synchronous = NORMAL')
+        this.#durable = durable
+      }
+      out = this.db.transaction(fn)()
+    } catch (err) {
+      // Only the medium's and SQLite's own failures say the store is unwell; a constraint
+      // (a duplicate caught by the caller) is the data's, and the file is fine.
+      if (!isConstraint(err)) this.#lastWriteError = { at: Date.now(), message: (err as Error)?.message ?? String(err) }
+      throw err
     }
-    const out = this.db.transaction(fn)()
+    this.#lastWriteError = null
     if (durable) this.#writes.durable++
     else this.#writes.lazy++
     return out
+  }
+
+  /** The last write's failure (when, and SQLite's word), or null if the last write succeeded. */
+  lastWriteError(): { at: number; message: string } | null {
+    return this.#lastWriteError
   }
 
   /** The durable commit just made held an event. */
@@ -229,6 +245,11 @@ export class SqliteDb {
   close(): void {
     this.db.close()
   }
+}
+
+function isConstraint(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')
 }
 
 function prepare(db: Database.Database) {

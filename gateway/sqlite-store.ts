@@ -337,6 +337,24 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** The last write's failure (when, and SQLite's word), or null if the last write succeeded: the service watchdog's question. */
+  lastWriteError(): { at: number; message: string } | null {
+    return this.#db.lastWriteError()
+  }
+
+  /**
+   * A tiny lazy write (the time, in meta) so that the watchdog learns whether the store
+   * still takes writes when nothing else has written for a while. Never throws; a failure
+   * is what lastWriteError() says next.
+   */
+  probe(now: number): void {
+    try {
+      this.#db.write(false, () => this.#db.putMeta('probe-at', String(now)))
+    } catch {
+      // Recorded by the write path.
+    }
+  }
+
   belowReserve(): boolean {
     return this.#freeSpace() < this.limits.reserveMB * 1024 * 1024
   }

@@ -144,6 +144,8 @@ export interface SerialLineOptions {
   exists?: (path: string) => boolean
   /** How often the presence check runs while open, ms. Default 2000. */
   presenceCheckMs?: number
+  /** The time, ms, for `since` (how long the line has been in its state). Default Date.now. */
+  now?: () => number
 }
 
 export const DEFAULT_BAUD = 9600
@@ -190,6 +192,8 @@ export class SerialLine {
   #presenceTimer: unknown = null
 
   #state: SerialState = 'stopped'
+  readonly #now: () => number
+  #since: number
   #started = false
   /** Consecutive failures (failed opens and losses) since the last successful open. */
   #failures = 0
@@ -213,6 +217,8 @@ export class SerialLine {
     this.#exists = opts.exists ?? (opts.openPort ? () => true : existsSync)
     this.#presenceCheckMs = opts.presenceCheckMs ?? 2_000
     this.#timers = opts.timers ?? realTimers
+    this.#now = opts.now ?? Date.now
+    this.#since = this.#now()
     // Misconfiguration is our bug, found at start-up rather than at the first unplug.
     if (typeof this.path !== 'string' || this.path === '') throw new TypeError('SerialLine: path must be a non-empty string')
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`SerialLine: baud must be a positive integer, got ${this.baud}`)
@@ -223,6 +229,16 @@ export class SerialLine {
 
   get state(): SerialState {
     return this.#state
+  }
+
+  /** When the line entered its state, ms: the service watchdog tells a reopen in progress from one that hangs. */
+  get since(): number {
+    return this.#since
+  }
+
+  /** The longest wait between reopen attempts, ms. */
+  get maxBackoffMs(): number {
+    return this.#maxMs
   }
 
   /** Opens the port, and keeps it open until stop(). Call once. */
@@ -266,7 +282,9 @@ export class SerialLine {
   }
 
   #move(input: SerialInput): void {
-    this.#state = transition(TRANSITIONS, this.#state, input, 'SerialLine')
+    const next = transition(TRANSITIONS, this.#state, input, 'SerialLine')
+    if (next !== this.#state) this.#since = this.#now()
+    this.#state = next
   }
 
   #attempt(): void {
