@@ -53,6 +53,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: "the platform's broadcasts on the running gateway: list, `inbox read ID`, `inbox passed-on ID --households N`",
     run: async (args) => (await import('./household-commands.js')).inboxCommand(args),
   },
+  doctor: {
+    summary: 'check this board for the gateway: config, serial device and terminal, store, clock, broker (DNS, TCP, TLS, credentials); what to do',
+    run: async (args) => (await import('./doctor-command.js')).doctorCommand(args),
+  },
   console: {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast, key-rotate',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),
