@@ -15,6 +15,7 @@ import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest'
 import { ramMemory, TerminalDevice } from '../device-sim/terminal.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { aclHooks, brokerAcl, credentialsOf, startAedes } from '../device-sim/broker.js'
+import { tokenPath } from '../gateway/household/web/secrets.js'
 import { SqliteStore } from '../gateway/sqlite-store.js'
 import { makeTestPki, type TestPki } from '../tests/helpers/tls-certs.js'
 import { openPtyPair, type PtyPair } from '../tests/helpers/pty.js'
@@ -37,7 +38,7 @@ function tempDir(): string {
 }
 
 /** A config file in a temp dir: a writable data directory, the page off, `over` merged on top. */
-function configFile(over: { serial?: string; brokers?: string[]; data?: string; limits?: object; tls?: object; password?: string | null }): string {
+function configFile(over: { serial?: string; brokers?: string[]; data?: string; limits?: object; tls?: object; password?: string | null; household?: object }): string {
   const dir = tempDir()
   const data = over.data ?? join(dir, 'data')
   mkdirSync(data, { recursive: true })
@@ -55,7 +56,7 @@ function configFile(over: { serial?: string; brokers?: string[]; data?: string; 
         ...(over.tls ? { tls: over.tls } : {}),
       },
       ...(over.limits ? { limits: over.limits } : {}),
-      household: { enabled: false },
+      household: over.household ?? { enabled: false },
     }),
   )
   return file
@@ -280,6 +281,41 @@ describe('steppelink doctor', () => {
     expect(check(r.checks, 'integrity')).toMatchObject({ level: 'ok', text: expect.stringMatching(/held by the running gateway \(locked\)/) })
     expect(check(r.checks, 'gateway')).toMatchObject({ level: 'ok', text: expect.stringMatching(/^the gateway is running \(it holds the store\)/) })
     expect(check(r.checks, 'terminal').level).toBe('warn')
+  })
+
+  it('a running gateway is asked through its local API which terminals answer', async () => {
+    const dir = tempDir()
+    const data = join(dir, 'data')
+    const store = new SqliteStore({ path: join(data, 'gateway.db') })
+    store.bump('gateway-boot')
+    cleanups.push(() => store.close())
+    const token = 'a'.repeat(43)
+    writeFileSync(tokenPath(data), token)
+    const pty = await openPtyPair()
+    cleanups.push(() => pty.close())
+    const asked: string[] = []
+    const snapshot = {
+      verdict: 'an alarm pressed now would get through',
+      uplink: { online: true },
+      terminals: [
+        { terminal: 'SL-T-0001', address: 1, answering: true, lost: false },
+        { terminal: 'SL-T-0002', address: 2, answering: false, lost: true },
+      ],
+    }
+    const fetchStub = (async (url: string | URL | Request, init?: RequestInit) => {
+      asked.push(`${String(url)} ${new Headers(init?.headers).get('authorization')}`)
+      return new Response(JSON.stringify(snapshot), { status: 200, headers: { 'content-type': 'application/json' } })
+    }) as typeof fetch
+    const r = await doctor(['-c', configFile({ data, serial: pty.a, brokers: [broker.url], household: { enabled: true, listen: '127.0.0.1', port: 18099 } })], {
+      fetch: fetchStub,
+      openPort: async () => {
+        throw new Error('doctor must not open the port of a running gateway')
+      },
+    })
+    expect(asked[0]).toBe(`http://127.0.0.1:18099/api/status Bearer ${token}`)
+    expect(check(r.checks, 'gateway')).toMatchObject({ level: 'ok', text: 'the gateway is running, uplink online; its page says: an alarm pressed now would get through' })
+    expect(check(r.checks, 'terminal')).toMatchObject({ level: 'ok', text: 'the running gateway hears SL-T-0001 (address 1)' })
+    expect(r.out).not.toContain(token)
   })
 
   it('a configuration that does not load: FAIL, nothing else checked', async () => {

@@ -4,6 +4,7 @@
  * the real `systemd-notify` to a fake notify socket, alone and from the real gateway.
  */
 
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +15,7 @@ import { ManualTimers } from '../tests/helpers/manual-timers.js'
 import { openNotifySocket, type NotifySocket } from '../tests/helpers/notify-socket.js'
 import { openPtyPair } from '../tests/helpers/pty.js'
 import type { HealthInputs } from './service-health.js'
+import { SqliteStore } from './sqlite-store.js'
 import { ServiceNotifier, systemdNotifySender, watchdogIntervalMs, type NotifySend } from './systemd-notify.js'
 
 const WATCHDOG_MS = 30_000
@@ -213,6 +215,53 @@ describe('ServiceNotifier: the decision, on a fake clock', () => {
     await r.step(60_000)
     expect(r.sent.at(-1)).toEqual(['STATUS=running: store writable, serial port /dev/ttyUSB0 open, uplink offline (reconnecting)'])
     expect(r.pings()).toBe(0)
+  })
+})
+
+describe('the store as the watchdog sees it', () => {
+  // Root writes through permission bits; an immutable WAL file fails every commit, as a
+  // card that went read-only does. Elsewhere chattr is not ours to use.
+  it.skipIf(process.getuid?.() !== 0)('a real store whose writes fail withholds the ping; once they succeed again, the pings resume', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'steppelink-notify-store-'))
+    const store = new SqliteStore({ path: join(dir, 'gateway.db') })
+    const wal = join(dir, 'gateway.db-wal')
+    try {
+      store.bump('gateway-boot')
+      expect(store.lastWriteError()).toBeNull()
+      const sent: string[][] = []
+      const timers = new ManualTimers()
+      let now = 0
+      const notifier = new ServiceNotifier({
+        send: async (lines) => {
+          sent.push(lines)
+        },
+        watchdogMs: WATCHDOG_MS,
+        health: () => ({ storeError: store.lastWriteError(), serial: { path: '/dev/ttyUSB0', state: 'open', since: 0, maxBackoffMs: 30_000 }, loopDelayMs: 0, uplinkOnline: true }),
+        probeStore: () => store.probe(now),
+        timers,
+        now: () => now,
+      })
+      notifier.ready()
+      execFileSync('chattr', ['+i', wal])
+      // A write of the gateway's own fails (the disk took the card away).
+      expect(() => store.bump('gateway-boot')).toThrow()
+      expect(store.lastWriteError()?.message).toMatch(/disk I\/O error|readonly|read-only/i)
+      now += HALF
+      timers.fire(HALF)
+      await settle()
+      expect(sent.at(-1)?.[0]).toMatch(/^STATUS=UNHEALTHY, watchdog not fed: the store's last write failed/)
+      expect(sent.at(-1)).not.toContain('WATCHDOG=1')
+      execFileSync('chattr', ['-i', wal])
+      now += HALF
+      timers.fire(HALF)
+      await settle()
+      expect(sent.at(-1)).toContain('WATCHDOG=1')
+      expect(store.lastWriteError()).toBeNull()
+    } finally {
+      execFileSync('chattr', ['-i', wal])
+      store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
