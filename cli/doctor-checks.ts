@@ -18,7 +18,7 @@ import { lookup } from 'node:dns/promises'
 import { accessSync, constants, existsSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { isIP, connect as netConnect, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
-import { connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls'
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls'
 import { GatewayLink } from '../protocol/link.js'
 import { connackRefusal } from '../protocol/mqtt-acl.js'
 import type { GatewayConfig } from '../gateway/config.js'
@@ -329,10 +329,11 @@ async function listenForTerminal(config: GatewayConfig, env: DoctorEnv): Promise
     if (code === 'SERIAL_BUSY') return { id: 'terminal', level: 'warn', text: `${path} is in use by another program, so no terminal could be asked`, fix: `find it with "fuser -v ${path}"` }
     return { id: 'terminal', level: 'fail', text: message.replace(/ Retrying.*$/, '') }
   }
-  // Boot 0: no gateway start uses it (the store counts boots from 1), so every terminal
-  // takes this for a gateway it has not met and says HELLO at once; the gateway's own
-  // announcement at its next start brings each terminal back to it.
-  const link = new GatewayLink({ gateway: config.gateway.id, boot: 0, baud: config.serial.baud })
+  // A boot no gateway start reaches (the store counts from 1) and new at every run: a
+  // terminal says HELLO at once only to a gateway boot it does not know [LINK-7.3]. The
+  // gateway's own announcement at its next start brings each terminal back to it.
+  const boot = 0x8000_0000 + randomBytes(4).readUInt32BE() / 2
+  const link = new GatewayLink({ gateway: config.gateway.id, boot: Math.floor(boot), baud: config.serial.baud })
   const heard: string[] = []
   let garbage = 0
   const flush = () => {
@@ -558,8 +559,9 @@ export async function checkBroker(config: GatewayConfig, url: string, env: Docto
       )
     }
     if (!authorized) {
-      const whyCode = typeof why === 'string' ? why : String((why as { code?: unknown } | null)?.code ?? why)
-      const err = Object.assign(new Error(typeof why === 'string' ? why : errText(why)), { code: whyCode })
+      // Node keeps only the code; for a name that does not match, the check again gives the names.
+      const code = typeof why === 'string' ? why : String((why as { code?: unknown } | null)?.code ?? why)
+      const err: Error = (code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? checkServerIdentity(servername ?? host, peer) : undefined) ?? Object.assign(new Error(code), { code })
       return fail(
         `the broker's certificate (CN ${peer.subject?.CN ?? '?'}) does not verify: ${describeTlsError(err, material) ?? String(why)}`,
         'check mqtt.tls.ca (the CA the platform gave), mqtt.tls.servername, and the clock',

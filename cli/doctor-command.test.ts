@@ -13,6 +13,7 @@ import tls from 'node:tls'
 import { Aedes } from 'aedes'
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest'
 import { ramMemory, TerminalDevice } from '../device-sim/terminal.js'
+import { waitUntil } from '../device-sim/wait.js'
 import { runOnSerial, type RunningTerminal } from '../device-sim/serial-runner.js'
 import { aclHooks, brokerAcl, credentialsOf, startAedes } from '../device-sim/broker.js'
 import { tokenPath } from '../gateway/household/web/secrets.js'
@@ -66,10 +67,10 @@ async function doctor(args: string[], io: Partial<DoctorIo> = {}): Promise<{ cod
   const out: string[] = []
   const err: string[] = []
   const run = (a: string[]) => doctorCommand(a, { stdout: (l) => out.push(l), stderr: (l) => err.push(l), env: {}, ntpSynchronized: async () => null, ...io })
-  const code = await run([...args, '--timeout', '2', '--listen', '2'])
+  const code = await run(['--timeout', '2', '--listen', '2', ...args])
   // The same run as JSON, for the lines as data.
   const json: string[] = []
-  await doctorCommand([...args, '--timeout', '2', '--listen', '2', '--json'], { stdout: (l) => json.push(l), stderr: () => {}, env: {}, ntpSynchronized: async () => null, ...io })
+  await doctorCommand(['--timeout', '2', '--listen', '2', ...args, '--json'], { stdout: (l) => json.push(l), stderr: () => {}, env: {}, ntpSynchronized: async () => null, ...io })
   const parsed = JSON.parse(json.join('\n')) as { checks: CheckResult[] }
   return { code, out: out.join('\n'), err: err.join('\n'), checks: parsed.checks }
 }
@@ -218,6 +219,14 @@ describe('steppelink doctor', () => {
       })
     })
 
+    it('a broker whose certificate is for another name: FAIL, with the names it is for', async () => {
+      tlsBroker = await startTlsBroker(pki.server)
+      cleanups.push(() => tlsBroker.close())
+      const r = await doctor(['-c', configFile({ brokers: [tlsBroker.url], tls: { ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key, servername: 'broker.other.example' } })])
+      expect(r.code).toBe(1)
+      expect(check(r.checks, 'broker')).toMatchObject({ level: 'fail', text: expect.stringMatching(/certificate name mismatch: the broker's certificate is for DNS:localhost, IP Address:127.0.0.1/) })
+    })
+
     it("a broker with a foreign CA's certificate: FAIL, not signed by mqtt.tls.ca", async () => {
       tlsBroker = await startTlsBroker(pki.foreignServer)
       cleanups.push(() => tlsBroker.close())
@@ -236,8 +245,9 @@ describe('steppelink doctor', () => {
     const device = new TerminalDevice({ address: 3, terminal: 'SL-T-DOC', memory: ramMemory(), now: Date.now() })
     const terminal: RunningTerminal = runOnSerial(device, { path: pty.b })
     cleanups.push(() => terminal.stop())
+    await waitUntil(() => terminal.line.state === 'open', { timeoutMs: 10_000, what: "the terminal's end of the cable open" })
     const file = configFile({ serial: pty.a, brokers: [broker.url] })
-    const r = await doctor(['-c', file])
+    const r = await doctor(['-c', file, '--listen', '10'])
     expect(r.err).toBe('')
     expect(r.code).toBe(0)
     expect(r.out).toMatch(/^healthy/m)
@@ -249,7 +259,7 @@ describe('steppelink doctor', () => {
     expect(check(r.checks, 'platform-keys').level).toBe('warn')
 
     const json: string[] = []
-    expect(await doctorCommand(['-c', file, '--json', '--timeout', '2', '--listen', '2'], { stdout: (l) => json.push(l), env: {}, ntpSynchronized: async () => true })).toBe(0)
+    expect(await doctorCommand(['-c', file, '--json', '--timeout', '2', '--listen', '10'], { stdout: (l) => json.push(l), env: {}, ntpSynchronized: async () => true })).toBe(0)
     const report = JSON.parse(json.join('\n')) as { healthy: boolean; config: string; checks: CheckResult[] }
     expect(Object.keys(report)).toEqual(['healthy', 'config', 'checks'])
     expect(report).toMatchObject({ healthy: true, config: file })

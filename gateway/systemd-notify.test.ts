@@ -5,7 +5,7 @@
  */
 
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -296,11 +296,21 @@ describe('the real systemd-notify, to a fake notify socket', () => {
     cleanups.push(() => pty.close())
     const data = mkdtempSync(join(tmpdir(), 'steppelink-notify-gw-'))
     cleanups.push(() => rmSync(data, { recursive: true, force: true }))
-    const gw = startGateway(['--serial', pty.a, '--broker', broker.url, '--id', 'gw-notify', '--data', data, '--household-port', '0'], {
-      NOTIFY_SOCKET: socket.path,
-      // 2 s: a ping each second, so the test sees several without waiting long.
-      WATCHDOG_USEC: '2000000',
-    })
+    // Node's flags as the unit runs it (--lite-mode, the heap cap): they must let it run.
+    const unit = readFileSync(join(import.meta.dirname, '..', 'deploy', 'systemd', 'steppelink-gateway.service'), 'utf8')
+    const execStart = unit.match(/^ExecStart=\S*node((?: --\S+)*) \S+main\.js gateway/m)
+    expect(execStart, 'ExecStart= runs node with flags, then dist/cli/main.js gateway').not.toBeNull()
+    const nodeFlags = execStart![1]!.trim().split(' ')
+    expect(nodeFlags).toContain('--lite-mode')
+    const gw = startGateway(
+      ['--serial', pty.a, '--broker', broker.url, '--id', 'gw-notify', '--data', data, '--household-port', '0'],
+      {
+        NOTIFY_SOCKET: socket.path,
+        // 2 s: a ping each second, so the test sees several without waiting long.
+        WATCHDOG_USEC: '2000000',
+      },
+      nodeFlags,
+    )
     cleanups.push(async () => {
       await gw.kill('SIGKILL')
     })
