@@ -7,7 +7,9 @@
 // chromium (the household page's tests drive Debian's Chromium with playwright-core,
 // tests/helpers/browser.ts: playwright's own browser download needs the internet, which the
 // board and CI do not have) and fonts-noto-cjk (a headless machine has no Chinese font, and
-// the page is zh-CN first: without it the screenshots show boxes). As root with apt-get,
+// the page is zh-CN first: without it the screenshots show boxes), systemd-notify (the
+// service's watchdog messages, gateway/systemd-notify.ts) and python3 (the fake notify
+// socket that receives them, tests/helpers/notify-socket.ts). As root with apt-get,
 // installs what is missing; otherwise stops with the exact line to run. Never lets the
 // tests skip them silently.
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -21,6 +23,8 @@ const TOOLS = [
   { name: 'mosquitto_pub', pkg: 'mosquitto-clients', paths: ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'] },
   { name: 'cc', pkg: 'gcc', paths: ['/usr/bin/cc', '/usr/local/bin/cc'] },
   { name: 'openssl', pkg: 'openssl', paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'] },
+  { name: 'systemd-notify', pkg: 'systemd', paths: ['/usr/bin/systemd-notify', '/bin/systemd-notify'] },
+  { name: 'python3', pkg: 'python3', paths: ['/usr/bin/python3', '/usr/local/bin/python3'] },
   // Exactly this path: tests/helpers/browser.ts launches it (not on PATH: a command of that
   // name elsewhere would not be the browser the tests start).
   { name: 'chromium', pkg: 'chromium', paths: ['/usr/bin/chromium'], noPath: true },
