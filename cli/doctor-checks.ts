@@ -574,7 +574,9 @@ export async function checkBroker(config: GatewayConfig, url: string, env: Docto
   // MQTT CONNECT, as the gateway would, but with a client id of its own, a clean session
   // and no will: the running gateway's session is never taken over.
   const { connect } = await import('mqtt')
-  const answer = await new Promise<{ ok: true } | { ok: false; text: string; refused: boolean }>((resolve) => {
+  type Answer = { ok: true } | { ok: false; text: string; fix: string }
+  const CREDENTIALS = `check mqtt.username (${config.mqtt.username ?? 'not set'}) and the password (STEPPELINK_MQTT_PASSWORD in /etc/steppelink/gateway.env) against what the platform gave this gateway`
+  const answer = await new Promise<Answer>((resolve) => {
     const client = connect(url, {
       ...(material ? { ...material, rejectUnauthorized: true } : {}),
       protocolVersion: 4,
@@ -586,7 +588,7 @@ export async function checkBroker(config: GatewayConfig, url: string, env: Docto
       connectTimeout: env.timeoutMs,
     })
     let settled = false
-    const end = (r: { ok: true } | { ok: false; text: string; refused: boolean }) => {
+    const end = (r: Answer) => {
       if (settled) return
       settled = true
       client.end(true)
@@ -595,19 +597,31 @@ export async function checkBroker(config: GatewayConfig, url: string, env: Docto
     client.once('connect', () => end({ ok: true }))
     client.on('error', (err) => {
       const refusal = connackRefusal(errCode(err), 'mqtt.username and its password')
-      end(refusal !== null ? { ok: false, text: refusal, refused: true } : { ok: false, text: describeTlsError(err, material) ?? errText(err), refused: false })
+      if (refusal !== null) return end({ ok: false, text: refusal, fix: CREDENTIALS })
+      const tlsSaid = describeTlsError(err, material)
+      if (tlsSaid !== null) return end({ ok: false, text: tlsSaid, fix: 'check mqtt.tls (ca, cert, key) against what the platform gave this gateway' })
+      if (err.message === 'connack timeout') return end(noConnack())
+      end({
+        ok: false,
+        text: `the answer is not MQTT (${errText(err)})`,
+        fix: 'something else listens on that port, or the scheme is wrong (mqtts:// for a TLS port, mqtt:// for a plain one): check mqtt.brokers',
+      })
     })
-    client.once('close', () => end({ ok: false, text: 'the broker closed the connection before its CONNACK', refused: false }))
-    setTimeout(() => end({ ok: false, text: `no CONNACK within ${seconds(env.timeoutMs)}`, refused: false }), env.timeoutMs + 500).unref()
-  })
-  if (!answer.ok) {
-    return fail(
-      `MQTT CONNECT: ${answer.text}`,
-      answer.refused
-        ? `check mqtt.username (${config.mqtt.username ?? 'not set'}) and the password (STEPPELINK_MQTT_PASSWORD in /etc/steppelink/gateway.env) against what the platform gave this gateway`
-        : 'the broker took the connection but not the CONNECT: its ACL or its client certificate check (mqtt.tls.cert) refused it; call the platform',
+    client.once('close', () =>
+      end({
+        ok: false,
+        text: 'the broker closed the connection before its CONNACK',
+        fix: 'the broker took the connection but not the CONNECT: its ACL or its client certificate check (mqtt.tls.cert) refused it; call the platform',
+      }),
     )
-  }
+    const noConnack = (): Answer => ({
+      ok: false,
+      text: `no CONNACK within ${seconds(env.timeoutMs)}`,
+      fix: 'the link is too slow or drops packets (check the signal), or what listens on that port is not an MQTT broker',
+    })
+    setTimeout(() => end(noConnack()), env.timeoutMs + 500).unref()
+  })
+  if (!answer.ok) return fail(`MQTT CONNECT: ${answer.text}`, answer.fix)
   steps.push(`MQTT CONNECT accepted${config.mqtt.username !== undefined ? ` for user ${config.mqtt.username}` : ' (no user name)'}`)
   return { id: 'broker', level: 'ok', text: `broker ${url}: ${steps.join('; ')}` }
 }

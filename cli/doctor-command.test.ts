@@ -165,6 +165,24 @@ describe('steppelink doctor', () => {
     expect(withFallback.checks.filter((c) => c.id === 'broker').map((c) => c.level)).toEqual(['warn', 'ok'])
   })
 
+  it('a link that goes silent: doctor gives up at --timeout, never hangs', async () => {
+    // Takes the TCP connection and never answers, as a broker behind a dead link does.
+    const silent = net.createServer(() => {})
+    const held = new Set<net.Socket>()
+    silent.on('connection', (s) => held.add(s))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()))
+    cleanups.push(async () => {
+      for (const s of held) s.destroy()
+      await new Promise<void>((resolve) => silent.close(() => resolve()))
+    })
+    const url = `mqtt://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
+    const started = performance.now()
+    const r = await doctor(['-c', configFile({ brokers: [url] }), '--timeout', '1'])
+    // Two runs (text and JSON), each bounded by the 1 s timeout and its slack.
+    expect(performance.now() - started).toBeLessThan(8_000)
+    expect(check(r.checks, 'broker')).toMatchObject({ level: 'fail', text: expect.stringMatching(/TCP \d+ open; MQTT CONNECT: no CONNACK within 1 s/) })
+  })
+
   describe('TLS', () => {
     let pki: TestPki
     let tlsBroker: { url: string; close: () => Promise<void> }
