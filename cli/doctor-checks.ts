@@ -139,7 +139,7 @@ export function checkDataDir(config: GatewayConfig, uid: number): CheckResult {
     const code = errCode(err)
     const fix =
       code === 'EROFS'
-        ? 'the file system is read-only: a failing SD card remounts itself read-only (dmesg says), or the store is not on the writable partition (README, "A read-only root")'
+        ? 'the file system is read-only: a failing SD card remounts itself read-only (dmesg says), or the data directory is on a read-only root: give it a writable partition'
         : `let the gateway's user write there: sudo chown -R steppelink:steppelink ${dir}`
     return { id: 'store', level: 'fail', text: `cannot write in the data directory ${dir} (${errText(err)})`, fix }
   }
