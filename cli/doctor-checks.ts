@@ -267,8 +267,21 @@ export function checkSerialDevice(config: GatewayConfig, uid: number): CheckResu
       fix: 'add the user to the dialout group: sudo usermod -aG dialout steppelink (the service unit gives the gateway SupplementaryGroups=dialout), then log in again',
     }
   }
-  const note = uid === 0 ? ' (checked as root: the service needs the dialout group)' : ''
-  return { id: 'serial', level: 'ok', text: `the serial device ${path} is there and this user may open it${note}` }
+  if (uid === 0) {
+    // Root opens anything: what counts is whether the service, a user with the dialout
+    // group (SupplementaryGroups=dialout in its unit), may.
+    const dialout = groupId('dialout')
+    if (dialout === null || st.gid !== dialout || (st.mode & 0o060) !== 0o060) {
+      return {
+        id: 'serial',
+        level: 'warn',
+        text: `${path} is not read-write for the dialout group (group ${st.gid === dialout ? 'dialout' : `gid ${st.gid}`}, mode ${(st.mode & 0o777).toString(8)}): root may open it, the service may not`,
+        fix: 'a udev rule that gives the adapter GROUP="dialout", MODE="0660" (USB serial adapters get that by default)',
+      }
+    }
+    return { id: 'serial', level: 'ok', text: `the serial device ${path} is there, read-write for the dialout group the service runs with` }
+  }
+  return { id: 'serial', level: 'ok', text: `the serial device ${path} is there and this user may open it` }
 }
 
 function groupId(name: string): number | null {

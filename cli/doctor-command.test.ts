@@ -5,7 +5,7 @@
  */
 
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -187,7 +187,6 @@ describe('steppelink doctor', () => {
     let pki: TestPki
     let tlsBroker: { url: string; close: () => Promise<void> }
     const startTlsBroker = async (server: { cert: string; key: string }) => {
-      const { readFileSync } = await import('node:fs')
       const aedes = await Aedes.createBroker(aclHooks(acl))
       const sockets = new Set<net.Socket>()
       const srv = tls.createServer({ cert: readFileSync(server.cert), key: readFileSync(server.key), ca: readFileSync(pki.ca.cert), requestCert: true, rejectUnauthorized: true }, (socket) => {
@@ -264,6 +263,13 @@ describe('steppelink doctor', () => {
     const terminal: RunningTerminal = runOnSerial(device, { path: pty.b })
     cleanups.push(() => terminal.stop())
     await waitUntil(() => terminal.line.state === 'open', { timeoutMs: 10_000, what: "the terminal's end of the cable open" })
+    if (process.getuid?.() === 0) {
+      // As a USB adapter is (root:dialout 0660): checked as root, doctor asks whether the service's group may open it.
+      const dialout = Number(readFileSync('/etc/group', 'utf8').match(/^dialout:[^:]*:(\d+):/m)?.[1])
+      const device = realpathSync(pty.a)
+      chownSync(device, 0, dialout)
+      chmodSync(device, 0o660)
+    }
     const file = configFile({ serial: pty.a, brokers: [broker.url] })
     const r = await doctor(['-c', file, '--listen', '10'])
     expect(r.err).toBe('')

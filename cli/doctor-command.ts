@@ -120,7 +120,9 @@ async function runChecks(file: string, io: DoctorIo, timeoutMs: number, listenMs
         id: 'config',
         level: 'fail',
         text: `the configuration ${file} does not load: ${loaded.errors.map((e) => e.replace(/^config error: /, '')).join(' | ')}`,
-        fix: `fix ${file} as each error says (steppelink gateway --help shows a full file); nothing else was checked`,
+        fix: loaded.errors.some((e) => e.includes('cannot read the config file'))
+          ? `give the gateway's config with -c FILE (the service runs with ${DEFAULT_CONFIG}); nothing else was checked`
+          : `fix ${file} as each error says (steppelink gateway --help shows a full file); nothing else was checked`,
       },
     ]
   }
