@@ -275,6 +275,10 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
       }
     },
     probeStore: () => store.probe(Date.now()),
+    storeWrites: () => {
+      const w = store.writes()
+      return w.durable + w.lazy
+    },
     timers: realTimers,
     now: () => Date.now(),
     onSendError: (message) => log.error({}, `cannot tell systemd the gateway's state (${message}): is NotifyAccess=all in the unit? The watchdog will restart the gateway`),

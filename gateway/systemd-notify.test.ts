@@ -130,6 +130,43 @@ describe('ServiceNotifier: the decision, on a fake clock', () => {
     expect(r.sent.at(-1)?.some((l) => l === 'WATCHDOG=1')).toBe(false)
   })
 
+  it('needs no probe in an hour in which the gateway wrote by itself', async () => {
+    let writes = 0
+    const sent: string[][] = []
+    const timers = new ManualTimers()
+    let now = 0
+    let probes = 0
+    const notifier = new ServiceNotifier({
+      send: async (lines) => {
+        sent.push(lines)
+      },
+      watchdogMs: WATCHDOG_MS,
+      health: () => ({ storeError: null, serial: { path: '/dev/ttyUSB0', state: 'open', since: 0, maxBackoffMs: 30_000 }, loopDelayMs: 0, uplinkOnline: true }),
+      probeStore: () => {
+        probes++
+        writes++
+      },
+      storeWrites: () => writes,
+      timers,
+      now: () => now,
+    })
+    notifier.ready()
+    const hour = async () => {
+      for (let i = 0; i < 240; i++) {
+        now += HALF
+        timers.fire(HALF)
+      }
+      await settle()
+    }
+    await hour()
+    expect(probes).toBe(1)
+    writes += 3 // the gateway stored events in this hour
+    await hour()
+    expect(probes).toBe(1)
+    await hour()
+    expect(probes).toBe(2)
+  })
+
   it('withholds the ping after the event loop stalled longer than half the interval', async () => {
     const r = rig()
     r.notifier.ready()

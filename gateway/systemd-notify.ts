@@ -75,6 +75,8 @@ export interface ServiceNotifierOptions {
   probeStore: () => void
   /** How often the store is probed when nothing else writes, ms. Default 3,600,000 (an hour: about 100 kB a day on the SD card). */
   probeEveryMs?: number
+  /** Commits the store has made so far (SqliteStore.writes(): durable + lazy): a write of the gateway's own makes the probe unneeded. Default: none known, probe every probeEveryMs. */
+  storeWrites?: () => number
   policy?: Partial<HealthPolicy>
   timers: Timers
   now: () => number
@@ -91,6 +93,7 @@ export class ServiceNotifier {
   readonly #probeEveryMs: number
   #timer: unknown = null
   #lastProbe: number
+  #writesAtProbe = -1
   #lastStatus: string | null = null
   #lastHealthy: boolean | null = null
   #queue: Promise<void> = Promise.resolve()
@@ -104,6 +107,7 @@ export class ServiceNotifier {
     this.#policy = { stallMs: half, serialOpenTimeoutMs: DEFAULT_SERIAL_OPEN_TIMEOUT_MS, serialGraceMs: DEFAULT_SERIAL_GRACE_MS, ...o.policy }
     this.#probeEveryMs = o.probeEveryMs ?? 3_600_000
     this.#lastProbe = o.now()
+    this.#writesAtProbe = o.storeWrites?.() ?? -1
   }
 
   /** Whether anything is sent at all (under systemd). */
@@ -155,8 +159,12 @@ export class ServiceNotifier {
     // the store takes writes now: a passing fault heals without a restart.
     if (inputs.storeError !== null || now - this.#lastProbe >= this.#probeEveryMs) {
       this.#lastProbe = now
-      this.#o.probeStore()
-      inputs = { ...inputs, storeError: this.#o.health().storeError }
+      const writes = this.#o.storeWrites?.() ?? -1
+      if (inputs.storeError !== null || writes === -1 || writes === this.#writesAtProbe) {
+        this.#o.probeStore()
+        inputs = { ...inputs, storeError: this.#o.health().storeError }
+      }
+      this.#writesAtProbe = this.#o.storeWrites?.() ?? -1
     }
     const health = judgeHealth(inputs, now, this.#policy)
     if (this.#lastHealthy !== null && health.healthy !== this.#lastHealthy) this.#o.onHealthChange?.(health)
