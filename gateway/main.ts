@@ -259,7 +259,9 @@ export async function runGateway(config: GatewayConfig, log: Logger, embed: Embe
   // (service-health.ts). Nothing at all outside systemd.
   const env = embed.env ?? process.env
   const watchdogMs = watchdogIntervalMs(env)
-  const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  // Sampled once a second: the stall that counts is half the watchdog interval (15 s), and
+  // a finer sampling would wake an idle board many times a second for nothing.
+  const loopDelay = monitorEventLoopDelay({ resolution: 1000 })
   const service = new ServiceNotifier({
     send: systemdNotifySender(env),
     watchdogMs,
