@@ -29,7 +29,7 @@ import {
 import { callApi, DEFAULT_CONFIG, DEFAULT_LOCAL_API_IO, findGateway, LocalApiError } from './local-api.js'
 import { numberFlag, parseArgsError, reportUsage, UsageError } from './usage.js'
 
-export const DOCTOR_HELP = `Usage: steppelink doctor [-c FILE] [--json] [--timeout S]
+export const DOCTOR_HELP = `Usage: steppelink doctor [-c FILE] [--json] [--timeout S] [--listen S]
 
 Checks this board, as the gateway would run on it, and says in plain words what is wrong
 and what to do: the configuration, whether the gateway runs, the serial device and a
