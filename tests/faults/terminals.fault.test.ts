@@ -67,6 +67,9 @@ describe('fault: terminal power-cycled with an unacknowledged event (scenario 5)
     const nv = await onFileMemory(l)
     l.press(0, 'medical')
     await l.waitForAll()
+    // The platform has it, so the gateway ACKed it; the ACK may still be on its way to the
+    // terminal on a loaded machine. The scenario starts with #1 forgotten by the terminal.
+    await waitUntil(() => nv.read().pending.length === 0, { timeoutMs: 10_000, what: "the terminal to take the gateway's ACK of #1" })
 
     await l.pty.kill()
     const lostBefore = l.terminals[0]!.running.stats().bytesLost
