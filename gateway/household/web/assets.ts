@@ -68,7 +68,8 @@ export const APP_JS = `(function () {
   var held = {};
   function apply(name, markup) {
     var el = document.querySelector('[data-live="' + name + '"]');
-    if (!el) return;
+    // A region with a problem to fix (data-live-hold) keeps it, and what was typed, until the next page.
+    if (!el || el.hasAttribute('data-live-hold')) return;
     var active = document.activeElement;
     if (active && active !== body && el.contains(active)) { held[name] = markup; return; }
     delete held[name];

@@ -48,8 +48,13 @@ ${o.body}
 `.text
 }
 
-function region(name: string, markup: Html): Html {
-  return html`<section data-live="${name}">${markup}</section>`
+/**
+ * A live region. `hold`: the server rendered it with a problem to fix (the inbox's count
+ * refused, the number typed kept): app.js leaves it as it is until the next page, since a
+ * live update would wipe the message and what was typed.
+ */
+function region(name: string, markup: Html, hold = false): Html {
+  return html`<section data-live="${name}"${hold ? html` data-live-hold` : ''}>${markup}</section>`
 }
 
 /** A page made of the live regions of `live`, with a notice above them. */
@@ -62,7 +67,7 @@ export function livePage(ctx: ViewContext, live: LiveView, title: string, curren
     live,
     ...(current ? { current } : {}),
     verdict: verdict ?? null,
-    body: html`${notice ?? ''}${Object.entries(rest).map(([name, markup]) => region(name, markup))}`,
+    body: html`${notice ?? ''}${Object.entries(rest).map(([name, markup]) => region(name, markup, Object.hasOwn(override, name)))}`,
   })
 }
 
