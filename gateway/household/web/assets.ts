@@ -16,8 +16,9 @@ header{background:#1d3557;color:#fff;padding:.5rem .75rem}
 header h1{font-size:1.05rem;margin:.2rem 0 .4rem}
 header a{color:#fff}
 .lang{float:right;padding:.5rem;margin:-.3rem -.3rem 0 0}
-nav{display:flex;flex-wrap:wrap;gap:.3rem}
-nav a,nav .link{display:inline-block;min-height:44px;padding:.6rem .9rem;border-radius:6px;background:#274b7a;color:#fff;text-decoration:none;border:0;font:inherit}
+nav{display:flex;flex-wrap:wrap;gap:.3rem;clear:both}
+nav a,nav .link{display:inline-block;min-height:44px;padding:.6rem .75rem;border-radius:6px;background:#274b7a;color:#fff;text-decoration:none;border:0;font:inherit;margin:0}
+nav form{margin-left:auto}
 nav a.current{background:#fff;color:#1d3557;font-weight:bold}
 main{padding:.5rem .75rem 2rem;max-width:44rem}
 h2{font-size:1.15rem;margin:1rem 0 .5rem}

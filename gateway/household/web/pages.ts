@@ -83,7 +83,7 @@ export function loginPage(lang: Lang, problem: string | null): string {
     live: null,
     body: html`<h2>${t(lang, 'login.title')}</h2>${problem ? html`<p class="error" data-test="login-error" role="alert">${problem}</p>` : ''}
 <form method="post" action="/login" data-test="login-form"><label>${t(lang, 'login.pin')} <input name="pin" type="password" inputmode="numeric" autocomplete="current-password" maxlength="12" required autofocus data-test="login-pin"></label>
-<button data-test="login-submit">${t(lang, 'login.submit')}</button></form><p><small>${t(lang, 'login.hint')}</small></p>`,
+<button class="primary" data-test="login-submit">${t(lang, 'login.submit')}</button></form><p><small>${t(lang, 'login.hint')}</small></p>`,
   })
 }
 

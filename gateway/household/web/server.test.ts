@@ -419,7 +419,11 @@ describe('inbox', () => {
       expect(html).toContain('data-test="error-households"')
       expect(html).toContain(`data-test="inbox-households"`)
       expect(html).toContain(`value="${typed.replace('<', '&lt;').replace('>', '&gt;')}"`)
+      // Held against the live updates (app.js), which would wipe the message and the number; the status sentence is not.
+      expect(html).toContain('<section data-live="inbox" data-live-hold>')
+      expect(html).not.toMatch(/data-live="verdict"[^>]*data-live-hold/)
     }
+    expect(await (await c.get('/inbox')).text()).not.toContain('data-live-hold')
     expect(fake.passed).toEqual([])
   })
 
