@@ -40,6 +40,7 @@ ul.alerts,ul.inbox,ul.terminals{list-style:none;padding:0;margin:0}
 .call110{background:#c1121f;color:#fff;font-weight:bold;padding:.5rem;border-radius:6px}
 .timeline{margin:.4rem 0 0;padding-left:1.3rem}
 .timeline .todo{color:#999}
+time{white-space:nowrap}
 .timeline .done .stage{font-weight:bold}
 .urgency-urgent{border-left:6px solid #c1121f}.urgency-warning{border-left:6px solid #e9a400}
 .urgency-urgent .urgency{background:#c1121f;color:#fff}.urgency-warning .urgency{background:#e9a400}
