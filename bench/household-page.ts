@@ -303,8 +303,7 @@ export async function householdTarget(): Promise<PageTarget> {
   }
   tick()
   let commands = 0
-  const command = (body: Record<string, unknown>) =>
-    gateway.command(gateway.topics.command, commandPayload(checkedCommand({ v: 1, id: `bench-${++commands}`, ...body, at: Date.now() })))
+  const command = (body: Record<string, unknown>) => gateway.command(gateway.topics.command, commandPayload(checkedCommand({ v: 1, id: `bench-${++commands}`, ...body, at: Date.now() })))
   const relay = (k: number) => {
     const r = gateway.household.relay({ what: 'medical', forName: `邻居${k}号家`, where: '北边的井', text: '从马上摔下来，腿不能动了', by: '其其格' }, `bench-relay-key-${k}`)
     if (!r.ok) throw new Error(`the relay was not saved: ${r.message}`)

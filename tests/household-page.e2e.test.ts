@@ -25,10 +25,7 @@ let browser: TestBrowser
 let site: { url: string; pin: string }
 
 beforeAll(async () => {
-  ;[loop, browser] = await Promise.all([
-    new Loop({ broker: 'aedes', console: { ack: 'auto', dispatchAfterS: 1, resolveAfterS: 2 }, logLevel: 'info' }).start(),
-    launchBrowser(),
-  ])
+  ;[loop, browser] = await Promise.all([new Loop({ broker: 'aedes', console: { ack: 'auto', dispatchAfterS: 1, resolveAfterS: 2 }, logLevel: 'info' }).start(), launchBrowser()])
   site = await loop.householdPage()
 })
 
@@ -99,26 +96,25 @@ describe('the household page, in a browser, on a real gateway', () => {
 
   it("shows a terminal's alarm move through its stages live on the open page, without a reload", async () => {
     const page = await loggedIn()
-    await page.locator('body.live-off').waitFor({ state: 'detached' })
     const terminal = loop.terminals[0]!
     const n = loop.press(0, 'emergency')
     const id = `${terminal.id}:${n}`
-    // Every value the alarm's element takes on the page, in order; and a mark a reload would wipe.
-    await page.evaluate((alertId) => {
-      const w = window as unknown as { stagesSeen: string[]; sameDocument: boolean }
-      w.sameDocument = true
-      w.stagesSeen = []
+    // Every value the alarm's element takes on the page, in order; and a mark a reload would
+    // wipe. (Strings: the tests are type-checked without the DOM's types.)
+    await page.evaluate(`(() => {
+      window.sameDocument = true
+      window.stagesSeen = []
       const look = () => {
-        const stage = document.querySelector(`[data-test="alert"][data-alert-id="${alertId}"]`)?.getAttribute('data-stage')
-        if (stage && w.stagesSeen.at(-1) !== stage) w.stagesSeen.push(stage)
+        const stage = document.querySelector('[data-test="alert"][data-alert-id="${id}"]')?.getAttribute('data-stage')
+        if (stage && window.stagesSeen.at(-1) !== stage) window.stagesSeen.push(stage)
       }
       look()
       new MutationObserver(look).observe(document.body, { subtree: true, childList: true, attributes: true })
-    }, id)
-    const seen = () => page.evaluate(() => (window as unknown as { stagesSeen: string[] }).stagesSeen)
+    })()`)
+    const seen = () => page.evaluate('window.stagesSeen') as Promise<string[]>
 
     await expect.poll(seen, { timeout: 30_000 }).toContain('resolved')
-    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true)
+    expect(await page.evaluate('window.sameDocument')).toBe(true)
     // Each update moves it forward; the operator's steps a second apart each show on their own.
     const order = ['stored', 'sent', 'received', 'acknowledged', 'dispatched', 'resolved']
     const values = await seen()
@@ -205,7 +201,11 @@ describe('the household page, in a browser, on a real gateway', () => {
     await screenshot(page, 'household-inbox-en')
 
     // The console's broadcast view: this gateway got it, its household read it and passed it on to 12.
-    const atPlatform = () => loop.console.snapshot().broadcasts.find((b) => b.broadcast === sent.broadcast)?.gateways.find((g) => g.gateway === loop.gatewayId)
+    const atPlatform = () =>
+      loop.console
+        .snapshot()
+        .broadcasts.find((b) => b.broadcast === sent.broadcast)
+        ?.gateways.find((g) => g.gateway === loop.gatewayId)
     await expect.poll(atPlatform, { timeout: 30_000 }).toEqual({ gateway: loop.gatewayId, terminals: expect.any(Number), got: true, householdRead: true, passedOn: 12 })
     await page.context().close()
   })
@@ -232,7 +232,7 @@ describe('the household page, in a browser, on a real gateway', () => {
     await page.locator(test('relay-forName')).fill(form.forName)
     await page.locator(test('relay-what-emergency')).check()
     await page.locator(test('relay-text')).fill(form.text)
-    await page.locator('form[data-test="relay-form"] input[name="csrf"]').evaluate((e) => ((e as HTMLInputElement).value = 'stale'))
+    await page.evaluate(`document.querySelector('form[data-test="relay-form"] input[name="csrf"]').value = 'stale'`)
     const refused = page.waitForResponse((res) => res.request().method() === 'POST')
     await page.locator(test('relay-submit')).click()
     expect((await refused).status()).toBe(403)
@@ -250,7 +250,7 @@ describe('the household page, in a browser, on a real gateway', () => {
   it('answers bad input at its field, keeps what was typed, and shows markup as text, never running it', async () => {
     const page = await loggedIn()
     const markup = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
-    const pwned = () => page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null)
+    const pwned = () => page.evaluate('window.pwned ?? null')
 
     // An empty name (spaces only: the browser's `required` lets them through, the gateway does not).
     await page.goto(at('/relay'))
