@@ -238,6 +238,7 @@ describe('the household page, in a browser, on a real gateway', () => {
     expect((await refused).status()).toBe(403)
     await page.locator(test('refused-csrf')).waitFor()
     expect(await page.locator(test('typed')).textContent()).toContain('没有令牌的表单')
+    expect(await page.locator(test('typed')).textContent()).toContain('什么事: 紧急求助')
     await screenshot(page, 'household-refused-zh-CN')
 
     // Nothing was made: the page lists no alert for 测试户, the platform got nothing new.

@@ -223,8 +223,9 @@ describe('CSRF', () => {
       expect(r.status).toBe(403)
       const html = await r.text()
       expect(html).toContain('data-test="refused-csrf"')
-      // What was typed is on the refusal, to copy.
+      // What was typed is on the refusal, to copy; the kind as the form named it.
       expect(textOf(html)).toContain('老人摔伤，腿断了')
+      expect(textOf(html)).toContain('什么事: 急病')
     }
     expect(fake.relays).toHaveLength(0)
     // The same form with its token and our own origin goes through; so does it with
