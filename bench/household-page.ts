@@ -273,7 +273,8 @@ export async function householdTarget(): Promise<PageTarget> {
   const id = 'gw-bench'
   const store = new MemoryStore()
   const boot = store.bump('gateway-boot')
-  // The terminal the gateway knew when it last ran: the page lists it (not answering here).
+  // The terminal the gateway knew when it last ran: the page lists it, not answering (nothing
+  // is on the line), so the sentence at the top is the red "down" one: the same weight.
   store.setMeta('terminals', JSON.stringify([{ address: 1, terminal: 'SL-T-0001', capabilities: [] }]))
   const settings: GatewaySettings = {
     gateway: id,

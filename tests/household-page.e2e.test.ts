@@ -17,7 +17,7 @@
 
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Loop } from '../loop/loop.js'
+import { type Loop, startLoop } from '../loop/loop.js'
 import { launchBrowser, screenshot, type TestBrowser } from './helpers/browser.js'
 
 let loop: Loop
@@ -25,7 +25,12 @@ let browser: TestBrowser
 let site: { url: string; pin: string }
 
 beforeAll(async () => {
-  ;[loop, browser] = await Promise.all([new Loop({ broker: 'aedes', console: { ack: 'auto', dispatchAfterS: 1, resolveAfterS: 2 }, logLevel: 'info' }).start(), launchBrowser()])
+  // Side by side (each takes seconds); whichever started is closed after, even if the other failed.
+  const [l, b] = await Promise.allSettled([startLoop({ broker: 'aedes', console: { ack: 'auto', dispatchAfterS: 1, resolveAfterS: 2 }, logLevel: 'info' }), launchBrowser()])
+  if (l.status === 'fulfilled') loop = l.value
+  if (b.status === 'fulfilled') browser = b.value
+  if (l.status === 'rejected') throw l.reason
+  if (b.status === 'rejected') throw b.reason
   site = await loop.householdPage()
 })
 
@@ -45,9 +50,9 @@ async function logIn(page: Page, lang: 'zh-CN' | 'en' = 'zh-CN'): Promise<void> 
 }
 
 /** A phone of its own (cookies, session), logged in, on `/`. */
-async function loggedIn(lang: 'zh-CN' | 'en' = 'zh-CN'): Promise<Page> {
+async function loggedIn(): Promise<Page> {
   const page = await browser.newPage()
-  await logIn(page, lang)
+  await logIn(page)
   return page
 }
 
