@@ -23,12 +23,19 @@
  * goal is judged on; the unthrottled figure is its baseline. The network is loopback (no
  * Wi-Fi latency or bandwidth).
  *
- * The page measured is a PageTarget. Until the household page is merged it is the stand-in
- * of tests/helpers/stand-in-page.ts (same shape: PIN, server-rendered page, a stage by
- * server-sent events): see `startTarget` below.
+ * The page measured is a PageTarget: the household page (gateway/household/web/) over the
+ * real gateway core in this process (`householdTarget`, below), or the stand-in page of
+ * tests/helpers/stand-in-page.ts (`standInTarget`, the harness's own floor).
  */
 
 import type { BrowserContext, CDPSession, Page } from 'playwright-core'
+import { Gateway, type GatewaySettings, type Log } from '../gateway/gateway.js'
+import { startHouseholdServer } from '../gateway/household/web/server.js'
+import { makeToken } from '../gateway/household/web/secrets.js'
+import { MemoryStore } from '../gateway/memory-store.js'
+import { broadcastBody, checkedCommand, commandPayload } from '../platform/commands.js'
+import { GatewayLink } from '../protocol/link.js'
+import { DEFAULT_TOPIC_PREFIX } from '../protocol/mqtt.js'
 import { launchBrowser, type TestBrowser } from '../tests/helpers/browser.js'
 import { startStandInPage } from '../tests/helpers/stand-in-page.js'
 import { metric, round, type BenchContext, type Benchmark, type Metric } from './lib/report.js'
@@ -237,19 +244,129 @@ export async function standInTarget(): Promise<PageTarget> {
   }
 }
 
+const QUIET: Log = { debug() {}, info() {}, warn() {}, error() {} }
+/** A stage step of the gateway's kind: each is a command from the platform. */
+const OPERATOR_STEPS = [
+  { body: (id: string) => ({ type: 'receipt', ids: [id] }), shows: '平台已收到' },
+  { body: (id: string) => ({ type: 'acknowledged', alert: id, by: '值班员' }), shows: '已受理' },
+  { body: (id: string) => ({ type: 'dispatched', alert: id, unit: '110-3 巡逻车', eta: 40 }), shows: '已派出' },
+  { body: (id: string) => ({ type: 'resolved', alert: id, text: '已处理完毕' }), shows: '已结束' },
+] as const
+
 /**
- * The page the benchmark measures.
+ * The household page over the real gateway core, in this process: gateway/gateway.ts on a
+ * MemoryStore (the page reads the same Household service as on the board, its snapshot
+ * built from the store at each change), a serial line no terminal is on, an uplink that
+ * acknowledges every publication at once; the page's server (gateway/household/web/) on
+ * 127.0.0.1 at a free port, with a known PIN. Chosen over the FakeHousehold of the route
+ * tests because a change then costs what it costs on the board: the store's queries for
+ * the snapshot, the rendering of every region, the coalescing of live updates.
  *
- * TODO(issue 13): once gateway/household/web/ is merged, write `householdTarget()` beside
- * `standInTarget()` and return it here instead: start the page's server on 127.0.0.1:0 over
- * a fake HouseholdService (gateway/household/model.ts) holding one pending alarm, with a
- * known PIN; `logIn` fills the PIN on its /login; `pages` are its status page (first) and
- * its login, alerts and inbox pages; `live.path` is the page that shows the alarm's stages,
- * `shows(i)` its stage element and the i-th stage's words, and `trigger(i)` moves the alarm
- * one stage in the fake service and calls its `subscribe` listeners, returning Date.now().
+ * The page holds one relayed alarm waiting for the operator and one urgent broadcast when
+ * it is first weighed. Change `i` is the next step of a relayed alarm as the member sees
+ * it on the status page: every fifth change a new relay appears (the member's own, or a
+ * neighbour's through the command line), then the platform's receipt, acknowledgement,
+ * dispatch and resolution, each a command from the platform, move it one stage. The page
+ * grows by a resolved alarm every five changes (they stay listed for a day), as it would.
  */
+export async function householdTarget(): Promise<PageTarget> {
+  const id = 'gw-bench'
+  const store = new MemoryStore()
+  const boot = store.bump('gateway-boot')
+  // The terminal the gateway knew when it last ran: the page lists it, not answering (nothing
+  // is on the line), so the sentence at the top is the red "down" one: the same weight.
+  store.setMeta('terminals', JSON.stringify([{ address: 1, terminal: 'SL-T-0001', capabilities: [] }]))
+  const settings: GatewaySettings = {
+    gateway: id,
+    area: 'abag',
+    prefix: DEFAULT_TOPIC_PREFIX,
+    encoding: 'cbor',
+    supervisionMs: 86_400_000,
+    receiptTimeoutMs: 3_600_000,
+    heartbeatS: 60,
+    statusIntervalMs: 300_000,
+    version: 'bench',
+    household: '巴图家',
+  }
+  const gateway = new Gateway(
+    settings,
+    store,
+    new GatewayLink({ gateway: id, boot, maxQueue: 256 }),
+    { writeSerial: () => {}, publish: async () => {}, online: () => true, now: () => Date.now() },
+    QUIET,
+    boot,
+  )
+  gateway.start()
+  let timer: NodeJS.Timeout | null = null
+  const tick = () => {
+    const next = gateway.tick()
+    timer = setTimeout(tick, Math.max(10, Math.min(1_000, next - Date.now())))
+  }
+  tick()
+  let commands = 0
+  const command = (body: Record<string, unknown>) => gateway.command(gateway.topics.command, commandPayload(checkedCommand({ v: 1, id: `bench-${++commands}`, ...body, at: Date.now() })))
+  const relay = (k: number) => {
+    const r = gateway.household.relay({ what: 'medical', forName: `邻居${k}号家`, where: '北边的井', text: '从马上摔下来，腿不能动了', by: '其其格' }, `bench-relay-key-${k}`)
+    if (!r.ok) throw new Error(`the relay was not saved: ${r.message}`)
+    return r.id
+  }
+  relay(0)
+  command(broadcastBody('暴风雪预警：今晚到明天有暴风雪，请把牲畜赶回圈里，不要外出放牧。', 'urgent', 86_400, undefined, Date.now()))
+
+  const pin = '246810'
+  const started = await startHouseholdServer({ household: gateway.household, listen: '127.0.0.1', port: 0, pin, token: makeToken() })
+  if (!started.ok) throw new Error(started.message)
+  const { server } = started
+  const baseUrl = server.url.replace(/\/$/, '')
+  /** Each cycle's relay: a cycle is five changes (the relay, then the four operator steps). */
+  const relays: string[] = []
+  // `i` starts again at 0 in each measured run (CPU ×1, then ×4); the household's changes go
+  // on from where they were: change number `made` is the next one.
+  let made = 0
+  const cycle = () => ({ k: Math.floor(made / 5) + 1, step: made % 5 })
+  return {
+    label: 'household page (gateway/household/web/) over the real gateway core on a MemoryStore',
+    baseUrl,
+    pages: [
+      { name: 'status', path: '/', login: true },
+      { name: 'login', path: '/login', login: false },
+      { name: 'relay', path: '/relay', login: true },
+      { name: 'inbox', path: '/inbox', login: true },
+    ],
+    async logIn(page) {
+      await page.goto(`${baseUrl}/login`)
+      await page.locator('[data-test="login-pin"]').fill(pin)
+      await page.locator('[data-test="login-submit"]').click()
+      await page.waitForURL(`${baseUrl}/`)
+    },
+    live: {
+      path: '/',
+      shows: () => {
+        const { k, step } = cycle()
+        if (step === 0) return { selector: '[data-live="alerts"]', text: `邻居${k}号家` }
+        return { selector: `[data-alert-id="${relays[k - 1]}"] [data-test="alert-stage"]`, text: OPERATOR_STEPS[step - 1]!.shows }
+      },
+      trigger: async () => {
+        const { k, step } = cycle()
+        made++
+        const at = Date.now()
+        if (step === 0) relays[k - 1] = relay(k)
+        else command(OPERATOR_STEPS[step - 1]!.body(relays[k - 1]!))
+        return at
+      },
+    },
+    async close() {
+      await server.close()
+      if (timer !== null) clearTimeout(timer)
+      gateway.stop()
+      store.close()
+    },
+  }
+}
+
+/** The page the benchmark measures: the household page (`householdTarget`). */
 export function startTarget(): Promise<PageTarget> {
-  return standInTarget()
+  return householdTarget()
 }
 
 const median = (xs: number[]) => percentile(xs, 50)

@@ -26,6 +26,7 @@ import { openPtyPair, type PtyPair } from '../device-sim/pty.js'
 import { runOnSerial, type RunningTerminal, type RunOnSerialOptions } from '../device-sim/serial-runner.js'
 import { requireTool } from '../device-sim/system-tools.js'
 import { TerminalDevice, ramMemory, type NvMemory, type TerminalUpdate } from '../device-sim/terminal.js'
+import { pinPath } from '../gateway/household/web/secrets.js'
 import { holdsWithin, waitUntil } from '../device-sim/wait.js'
 import { startWeakLink, type WeakLink, type WeakLinkOptions } from '../device-sim/weak-link.js'
 import { startConsole, type AckMode, type ConsoleEvent, type OperatorConsole } from '../platform/index.js'
@@ -330,6 +331,19 @@ export class Loop {
     await g.waitForLog((l) => l.msg === 'gateway ready', 'ready', 30_000)
     this.gatewayReadyAt = Date.now()
     return g
+  }
+
+  /**
+   * The current gateway's household page (issue 13): its address, from the log line
+   * "household page on ..." (it starts after "gateway ready", on 127.0.0.1 at a free port),
+   * and its PIN, the one the gateway made at first start in `<data>/household-pin` (or
+   * `household.pin` when the caller's `gatewayArgs` give a config that sets it: pass it as
+   * `pin`). Throws after `timeoutMs` if the page did not start.
+   */
+  async householdPage(opts: { timeoutMs?: number; pin?: string } = {}): Promise<{ url: string; pin: string }> {
+    const line = await this.gateway.waitForLog((l) => l.msg.startsWith('household page on ') && typeof l.url === 'string', 'the household page', opts.timeoutMs ?? 10_000)
+    const url = (line.url as string).replace(/\/$/, '')
+    return { url, pin: opts.pin ?? readFileSync(pinPath(this.dataDir), 'utf8').trim() }
   }
 
   /** Stops the gateway: SIGKILL (a power cut) unless told otherwise (SIGTERM: as systemd stops it). */

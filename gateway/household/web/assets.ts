@@ -16,8 +16,9 @@ header{background:#1d3557;color:#fff;padding:.5rem .75rem}
 header h1{font-size:1.05rem;margin:.2rem 0 .4rem}
 header a{color:#fff}
 .lang{float:right;padding:.5rem;margin:-.3rem -.3rem 0 0}
-nav{display:flex;flex-wrap:wrap;gap:.3rem}
-nav a,nav .link{display:inline-block;min-height:44px;padding:.6rem .9rem;border-radius:6px;background:#274b7a;color:#fff;text-decoration:none;border:0;font:inherit}
+nav{display:flex;flex-wrap:wrap;gap:.3rem;clear:both}
+nav a,nav .link{display:inline-block;min-height:44px;padding:.6rem .75rem;border-radius:6px;background:#274b7a;color:#fff;text-decoration:none;border:0;font:inherit;margin:0}
+nav form{margin-left:auto}
 nav a.current{background:#fff;color:#1d3557;font-weight:bold}
 main{padding:.5rem .75rem 2rem;max-width:44rem}
 h2{font-size:1.15rem;margin:1rem 0 .5rem}
@@ -39,6 +40,7 @@ ul.alerts,ul.inbox,ul.terminals{list-style:none;padding:0;margin:0}
 .call110{background:#c1121f;color:#fff;font-weight:bold;padding:.5rem;border-radius:6px}
 .timeline{margin:.4rem 0 0;padding-left:1.3rem}
 .timeline .todo{color:#999}
+time{white-space:nowrap}
 .timeline .done .stage{font-weight:bold}
 .urgency-urgent{border-left:6px solid #c1121f}.urgency-warning{border-left:6px solid #e9a400}
 .urgency-urgent .urgency{background:#c1121f;color:#fff}.urgency-warning .urgency{background:#e9a400}
@@ -68,7 +70,8 @@ export const APP_JS = `(function () {
   var held = {};
   function apply(name, markup) {
     var el = document.querySelector('[data-live="' + name + '"]');
-    if (!el) return;
+    // A region with a problem to fix (data-live-hold) keeps it, and what was typed, until the next page.
+    if (!el || el.hasAttribute('data-live-hold')) return;
     var active = document.activeElement;
     if (active && active !== body && el.contains(active)) { held[name] = markup; return; }
     delete held[name];

@@ -48,8 +48,13 @@ ${o.body}
 `.text
 }
 
-function region(name: string, markup: Html): Html {
-  return html`<section data-live="${name}">${markup}</section>`
+/**
+ * A live region. `hold`: the server rendered it with a problem to fix (the inbox's count
+ * refused, the number typed kept): app.js leaves it as it is until the next page, since a
+ * live update would wipe the message and what was typed.
+ */
+function region(name: string, markup: Html, hold = false): Html {
+  return html`<section data-live="${name}"${hold ? html` data-live-hold` : ''}>${markup}</section>`
 }
 
 /** A page made of the live regions of `live`, with a notice above them. */
@@ -62,7 +67,7 @@ export function livePage(ctx: ViewContext, live: LiveView, title: string, curren
     live,
     ...(current ? { current } : {}),
     verdict: verdict ?? null,
-    body: html`${notice ?? ''}${Object.entries(rest).map(([name, markup]) => region(name, markup))}`,
+    body: html`${notice ?? ''}${Object.entries(rest).map(([name, markup]) => region(name, markup, Object.hasOwn(override, name)))}`,
   })
 }
 
@@ -78,7 +83,7 @@ export function loginPage(lang: Lang, problem: string | null): string {
     live: null,
     body: html`<h2>${t(lang, 'login.title')}</h2>${problem ? html`<p class="error" data-test="login-error" role="alert">${problem}</p>` : ''}
 <form method="post" action="/login" data-test="login-form"><label>${t(lang, 'login.pin')} <input name="pin" type="password" inputmode="numeric" autocomplete="current-password" maxlength="12" required autofocus data-test="login-pin"></label>
-<button data-test="login-submit">${t(lang, 'login.submit')}</button></form><p><small>${t(lang, 'login.hint')}</small></p>`,
+<button class="primary" data-test="login-submit">${t(lang, 'login.submit')}</button></form><p><small>${t(lang, 'login.hint')}</small></p>`,
   })
 }
 

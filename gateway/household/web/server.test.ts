@@ -223,8 +223,9 @@ describe('CSRF', () => {
       expect(r.status).toBe(403)
       const html = await r.text()
       expect(html).toContain('data-test="refused-csrf"')
-      // What was typed is on the refusal, to copy.
+      // What was typed is on the refusal, to copy; the kind as the form named it.
       expect(textOf(html)).toContain('老人摔伤，腿断了')
+      expect(textOf(html)).toContain('什么事: 急病')
     }
     expect(fake.relays).toHaveLength(0)
     // The same form with its token and our own origin goes through; so does it with
@@ -419,7 +420,11 @@ describe('inbox', () => {
       expect(html).toContain('data-test="error-households"')
       expect(html).toContain(`data-test="inbox-households"`)
       expect(html).toContain(`value="${typed.replace('<', '&lt;').replace('>', '&gt;')}"`)
+      // Held against the live updates (app.js), which would wipe the message and the number; the status sentence is not.
+      expect(html).toContain('<section data-live="inbox" data-live-hold>')
+      expect(html).not.toMatch(/data-live="verdict"[^>]*data-live-hold/)
     }
+    expect(await (await c.get('/inbox')).text()).not.toContain('data-live-hold')
     expect(fake.passed).toEqual([])
   })
 

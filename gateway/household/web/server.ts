@@ -32,7 +32,7 @@ import { LoginLimit } from './login-limit.js'
 import { livePage, loginPage, notice, refusedPage, relayBody, layout, type RelayFormState } from './pages.js'
 import { checkRelay, IDEMPOTENCY_KEY, RELAY_FIELDS, type FieldProblem, type RelayField, type RelayTyped, typedFrom } from './relay-form.js'
 import { SESSION_COOKIE, Sessions, sameSecret, type Session } from './sessions.js'
-import { t } from './strings.js'
+import { isKey, t } from './strings.js'
 import { type InboxProblem, inboxRegion, liveViewOf, regionsOf, type ViewContext, verdictRegion } from './view.js'
 
 export interface HouseholdServerOptions {
@@ -205,7 +205,7 @@ class Pages {
         if (!(e instanceof BodyError)) throw e
         return sendHtml(res, 413, refusedPage(lang, 'badRequest.title', 'badRequest.text', [], 'bad-request'))
       }
-      const typed = path === '/relay' ? RELAY_FIELDS.map((f): [string, string] => [t(lang, `relay.${f}`), form.get(f) ?? '']) : []
+      const typed = path === '/relay' ? RELAY_FIELDS.map((f): [string, string] => [t(lang, `relay.${f}`), shownAsTyped(f, form.get(f) ?? '', lang)]) : []
       if (!session) return sendHtml(res, 403, refusedPage(lang, 'forbidden.title', 'forbidden.session', typed, 'refused-session'))
       if (!sameOrigin(req) || !sameSecret(form.get('csrf') ?? '', session.csrf)) {
         this.log?.warn({ path, address: req.socket.remoteAddress }, 'household page: a POST without a valid CSRF token was refused')
@@ -385,6 +385,12 @@ class Pages {
         : { kind: 'error', key: 'inbox.failed', vars: { message: result.message }, test: 'inbox-failed' }
     redirect(res, '/inbox')
   }
+}
+
+/** A relay field's value as the refusal page shows it: the kind as the form named it (紧急求助, not `emergency`), the rest as typed. */
+function shownAsTyped(field: RelayField, value: string, lang: Lang): string {
+  const key = `what.${value}`
+  return field === 'what' && isKey(key) ? t(lang, key) : value
 }
 
 function emptyTyped(): RelayTyped {

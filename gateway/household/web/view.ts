@@ -27,6 +27,16 @@ export function when(ms: number | null | undefined, lang: Lang): string {
   return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
 }
 
+/**
+ * The string `key` with its `{t}` a time (`when`) in a <time>, which the style sheet keeps
+ * on one line: a phone's narrow screen would otherwise break "12-04" after its hyphen.
+ */
+function saidAt(lang: Lang, key: StringKey, ms: number | null | undefined, vars: Record<string, string | number> = {}): Html {
+  const mark = '\u0000'
+  const [before, after] = t(lang, key, { ...vars, t: mark }).split(mark)
+  return html`${before}<time>${when(ms, lang)}</time>${after ?? ''}`
+}
+
 function megabytes(bytes: number): string {
   return `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MB`
 }
@@ -49,9 +59,11 @@ function terminalItem(term: TerminalView, lang: Lang): Html {
     term.battery !== null ? t(lang, 'terminal.battery', { n: term.battery }) : null,
     term.mains !== null ? t(lang, term.mains ? 'terminal.mains.on' : 'terminal.mains.off') : null,
     term.signal !== null ? t(lang, 'terminal.signal', { n: term.signal }) : null,
-    t(lang, 'terminal.lastHeard', { t: when(term.lastHeard, lang) }),
-  ].filter((f): f is string => f !== null)
-  return html`<li class="terminal terminal-${state}" data-test="terminal" data-terminal="${term.terminal}" data-state="${state}"><b>${term.terminal}</b> <span class="badge">${t(lang, `terminal.${state}`)}</span><br><small>${facts.join(' · ')}</small></li>`
+    saidAt(lang, 'terminal.lastHeard', term.lastHeard),
+  ]
+    .filter((f): f is string | Html => f !== null)
+    .map((f, i) => (i === 0 ? f : html` · ${f}`))
+  return html`<li class="terminal terminal-${state}" data-test="terminal" data-terminal="${term.terminal}" data-state="${state}"><b>${term.terminal}</b> <span class="badge">${t(lang, `terminal.${state}`)}</span><br><small>${facts}</small></li>`
 }
 
 export function statusRegion({ snap, lang }: ViewContext): Html {
@@ -63,11 +75,11 @@ export function statusRegion({ snap, lang }: ViewContext): Html {
       : `${t(lang, 'disk.free', { free: megabytes(snap.disk.freeBytes), reserve: megabytes(snap.disk.reserveBytes) })}${snap.disk.low ? ` (${t(lang, 'disk.low')})` : ''}`
   return html`<h2>${t(lang, 'status.title')}</h2>
 <dl class="facts">
-<dt>${t(lang, 'uplink.title')}</dt><dd data-test="uplink" data-online="${String(u.online)}"><span class="badge ${u.online ? 'good' : 'bad'}">${t(lang, u.online ? 'uplink.online' : 'uplink.offline')}</span> ${u.since !== null ? t(lang, 'uplink.since', { t: when(u.since, lang) }) : ''}<br><small>${t(lang, 'uplink.lastContact', { t: when(u.lastContact, lang) })} · ${u.broker}</small></dd>
+<dt>${t(lang, 'uplink.title')}</dt><dd data-test="uplink" data-online="${String(u.online)}"><span class="badge ${u.online ? 'good' : 'bad'}">${t(lang, u.online ? 'uplink.online' : 'uplink.offline')}</span> ${u.since !== null ? saidAt(lang, 'uplink.since', u.since) : ''}<br><small>${saidAt(lang, 'uplink.lastContact', u.lastContact)} · ${u.broker}</small></dd>
 <dt>${t(lang, 'terminals.title')}</dt><dd>${snap.terminals.length === 0 ? html`<p data-test="terminals-none">${t(lang, 'terminals.none')}</p>` : html`<ul class="terminals" data-test="terminals">${snap.terminals.map((x) => terminalItem(x, lang))}</ul>`}</dd>
 <dt>${t(lang, 'backlog.title')}</dt><dd data-test="backlog">${backlog}</dd>
 <dt>${t(lang, 'disk.title')}</dt><dd data-test="disk" data-low="${String(snap.disk.low)}">${disk}</dd>
-<dt>${t(lang, 'clock.title')}</dt><dd data-test="clock" data-synchronised="${String(snap.clock.synchronised)}">${t(lang, snap.clock.synchronised ? 'clock.set' : 'clock.estimated')} · ${when(snap.now, lang)}</dd>
+<dt>${t(lang, 'clock.title')}</dt><dd data-test="clock" data-synchronised="${String(snap.clock.synchronised)}">${t(lang, snap.clock.synchronised ? 'clock.set' : 'clock.estimated')} · <time>${when(snap.now, lang)}</time></dd>
 <dt>${t(lang, 'gateway.title')}</dt><dd data-test="gateway">${snap.gateway}${snap.household ? ` · ${snap.household}` : ''}</dd>
 <dt>${t(lang, 'version.title')}</dt><dd data-test="version">${snap.version}</dd>
 </dl>`
@@ -96,7 +108,7 @@ export function timeline(a: AlertView, lang: Lang): Html {
     (s) =>
       html`<li class="done stage-${s.stage}" data-test="stage" data-stage="${s.stage}"><span class="stage">${stageLabel(s.stage, lang)}</span> <time>${when(s.at, lang)}</time>${
         s.text ? html` <q data-test="stage-text">${s.text}</q>` : ''
-      }${s.eta !== undefined ? html` <span data-test="stage-eta">${t(lang, 'alert.eta', { t: when(s.eta, lang) })}</span>` : ''}</li>`,
+      }${s.eta !== undefined ? html` <span data-test="stage-eta">${saidAt(lang, 'alert.eta', s.eta)}</span>` : ''}</li>`,
   )}${todo.map((s) => html`<li class="todo" data-stage="${s}">${stageLabel(s, lang)}</li>`)}</ol>`
 }
 
@@ -149,16 +161,16 @@ function inboxItem(b: BroadcastView, { lang, csrf }: ViewContext, problem: Inbox
   const mine = problem?.broadcast === b.id ? problem : null
   return html`<li class="broadcast urgency-${b.urgency}" data-test="inbox-item" data-broadcast="${b.id}" data-revision="${b.revision}" data-read="${String(b.readAt !== null)}">
 <p><span class="badge urgency" data-test="inbox-urgency">${urgencyLabel(b.urgency, lang)}</span> <time data-test="inbox-time">${when(b.receivedAt, lang)}</time>${
-    b.expires !== null ? html` <small>${t(lang, 'inbox.expires', { t: when(b.expires, lang) })}</small>` : ''
+    b.expires !== null ? html` <small>${saidAt(lang, 'inbox.expires', b.expires)}</small>` : ''
   }</p>
 <p class="text" data-test="inbox-text">${b.text}</p>
 ${
   b.readAt !== null
-    ? html`<p data-test="inbox-read-at">${t(lang, 'inbox.readAt', { t: when(b.readAt, lang) })}</p>`
+    ? html`<p data-test="inbox-read-at">${saidAt(lang, 'inbox.readAt', b.readAt)}</p>`
     : html`<form method="post" action="/inbox/${b.id}/read"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="revision" value="${b.revision}"><button data-test="inbox-read">${t(lang, 'inbox.read')}</button></form>`
 }
 ${
-  b.passedOn !== null ? html`<p data-test="inbox-passed-on-done">${t(lang, 'inbox.passedOnDone', { n: b.passedOn.households, t: when(b.passedOn.at, lang) })}</p>` : ''
+  b.passedOn !== null ? html`<p data-test="inbox-passed-on-done">${saidAt(lang, 'inbox.passedOnDone', b.passedOn.at, { n: b.passedOn.households })}</p>` : ''
 }<form method="post" action="/inbox/${b.id}/passed-on" class="inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="revision" value="${b.revision}"><label>${t(lang, 'inbox.passedOn')} <input name="households" inputmode="numeric" size="4" value="${mine?.households ?? ''}" data-test="inbox-households"></label> <button data-test="inbox-passed-on">${t(lang, 'inbox.passedOnSubmit')}</button>${
     mine ? html`<p class="error" data-test="error-households">${t(lang, mine.message)}</p>` : ''
   }</form></li>`
