@@ -12,6 +12,7 @@ import { GatewayLink, TerminalLink, type GatewayLinkOptions, type LinkEvent } fr
 import type { Capability, Event, TerminalMessage } from '../protocol/messages.js'
 import { decodeBatch, decodePayload, encodeBatch, type UplinkEvent } from '../protocol/mqtt.js'
 import { seededRandom } from '../protocol/random.js'
+import { findCompression, type BatchCompression } from './compression.js'
 import { Gateway, type GatewayIo, type GatewaySettings, type Log } from './gateway.js'
 import { SqliteStore } from './sqlite-store.js'
 import type { Store, StoreOptions } from './store.js'
@@ -63,6 +64,28 @@ export function rig(
   } = {},
 ) {
   const line = new SimLine(9600, {}, 3)
+  // Batch compression runs on libuv's thread pool, in real time, while the rig's clock is
+  // fake: on a loaded machine (CI runs several suites at once) a batch could take longer
+  // than the few event-loop turns a step gives it. So each compression in flight is
+  // tracked, and run() waits for it (in real time) before the next step of the fake clock.
+  const compressing = new Set<Promise<unknown>>()
+  const track = (found: BatchCompression): BatchCompression =>
+    found.codec === 'zstd'
+      ? {
+          ...found,
+          compress: (encoded: Buffer) => {
+            const p = found.compress(encoded)
+            compressing.add(p)
+            void p.then(
+              () => compressing.delete(p),
+              () => compressing.delete(p),
+            )
+            return p
+          },
+        }
+      : found
+  // A compression already found is given as it is (the status names it at once); a finding, when it settles.
+  const tracked = (c: NonNullable<GatewayIo['compression']>): NonNullable<GatewayIo['compression']> => (c instanceof Promise ? c.then(track) : track(c))
   const store = opts.store ?? new SqliteStore({ path: ':memory:', freeSpace: () => 1e12, ...opts.storeOptions })
   const linkOptions: GatewayLinkOptions = { gateway: 'gw-1', boot: opts.boot ?? 1, random: seededRandom(9) }
   const link = opts.link ? opts.link(linkOptions) : new GatewayLink(linkOptions)
@@ -87,7 +110,7 @@ export function rig(
       hurry: () => state.hurried++,
       now: () => line.now,
       random: () => 0.5,
-      ...(opts.compression ? { compression: opts.compression } : {}),
+      compression: tracked(opts.compression ?? findCompression()),
       ...(opts.tls ? { tls: opts.tls } : {}),
       ...opts.io,
     },
@@ -184,6 +207,10 @@ export function rig(
     while (line.now < end) {
       line.run(Math.min(end, line.now + stepMs), until)
       for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+      while (compressing.size > 0) {
+        await Promise.allSettled([...compressing])
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+      }
       if (until?.()) return
     }
   }
