@@ -185,7 +185,8 @@ export class CaseBook {
       if (e.stage !== undefined) a.gatewayStage = e.stage
       const versions = this.#versions.get(e.id)!
       // [MQTT-4.15] The same gateway, and the same content but for what changes per publication.
-      const same = versions.find((v) => v.gateway === gateway && differingContent(v.event, e).length === 0)
+      const open = a.stage !== 'resolved'
+      const same = versions.find((v) => v.gateway === gateway && differingContent(v.event, e, { open }).length === 0)
       if (same !== undefined) {
         same.copies++
         same.lastReceivedAt = receivedAt
@@ -193,7 +194,7 @@ export class CaseBook {
         this.state.countDuplicate(e.id)
       } else {
         const first = versions[0]!
-        conflict = differingContent(first.event, e)
+        conflict = differingContent(first.event, e, { open })
         if (first.gateway !== gateway) conflict.unshift('gateway (topic)')
         if (versions.length < MAX_VERSIONS) versions.push({ gateway, event: e, firstReceivedAt: receivedAt, lastReceivedAt: receivedAt, copies: 1 })
         counters.conflicts++

@@ -49,6 +49,23 @@ describe('same id, different content [CONSOLE-10]', () => {
     expect(view).toMatch(/version 2: emergency \(101\) from T4-00123 #3 via .*2 copies/)
   })
 
+  it('a gateway that booted without the time: estimated first, corrected later is a republication while the case is open [MQTT-4.15]', async () => {
+    const broker = await aedes()
+    const gw = await fakeGateway(broker.url)
+    const { c, of } = await consoleFor(broker.url)
+    const booted = alarm(gw.id, 44, { time: { at: 5_000, estimated: true }, received: 5_000 })
+    await gw.publish('alert', encodePayload(booted, 'cbor'))
+    await waitFor('the first receipt', () => gw.of('receipt').length === 1)
+    // The platform's `time` came, the receipt was slow: republished with the corrected time.
+    await gw.publish('alert', encodePayload({ ...booted, time: { at: T0, estimated: false }, received: T0, attempt: 2 }, 'cbor'))
+    await waitFor('two receipts', () => gw.of('receipt').length === 2)
+    expect(of('alert').map((e) => [e.duplicate ?? false, e.idConflict?.differs ?? null])).toEqual([
+      [false, null],
+      [true, null],
+    ])
+    expect(c.case(booted.id)!.conflict).toBeNull()
+  })
+
   it('a case closed on the forged version opens again when the real one comes, and the operator answers it', async () => {
     const broker = await aedes()
     const gw = await fakeGateway(broker.url)

@@ -37,8 +37,19 @@ describe('same id, different content [MQTT-4.15]', () => {
     expect(differingContent(real, { ...real, address: 7, gateway: 'gw-9' })).toEqual(['gateway', 'address'])
     expect(differingContent(real, { ...real, text: 'x' })).toEqual(['text'])
     expect(differingContent(real, { ...real, reset: { reason: 'boot-backwards', epoch: 'e', boot: 1, lastEvent: 0, previousBoot: null, previousNumber: 0 } })).toEqual(['reset'])
-    // An estimated time against a corrected one cannot be checked: it counts as different.
+    // Corrected first, estimated later: never honest (the gateway stores each item's offset).
     expect(differingContent(real, { ...real, time: { at: T, estimated: true } })).toEqual(['time', 'received'])
+    expect(differingContent(real, { ...real, time: { at: T, estimated: true } }, { open: true })).toEqual(['time', 'received'])
+  })
+
+  it('estimated first, corrected later: a republication while the case is open (a gateway that booted without the time), a conflict once it is resolved', () => {
+    const booted = { ...real, time: { at: 5_000, estimated: true }, received: 5_000 }
+    const corrected = { ...real, attempt: 2 }
+    expect(differingContent(booted, corrected, { open: true })).toEqual([])
+    expect(differingContent(booted, corrected, { open: false })).toEqual(['time', 'received'])
+    expect(differingContent(booted, corrected)).toEqual(['time', 'received'])
+    // The other fields still decide.
+    expect(differingContent(booted, { ...corrected, kind: 'fire', code: 110 }, { open: true })).toEqual(['kind', 'code'])
   })
 
   it('compares every field of the schema but attempt, stage, time and received', () => {

@@ -12,9 +12,16 @@
  *   a `time` of the same boot corrects it, and a later `time` of that boot corrects it again
  *   by a slightly different offset (the delivery delay is ignored). So: two estimated times
  *   are the same raw clock and must be equal; two corrected ones must be within
- *   COPY_TIME_TOLERANCE_MS; an estimated one against a corrected one cannot be checked, and
- *   counts as different (it needs a lost receipt across a gateway's first `time`: rare,
- *   and a phone call is the price).
+ *   COPY_TIME_TOLERANCE_MS. An estimated first copy and a corrected later one is what a
+ *   gateway does after a power cut with the link down: it boots without the time, stores
+ *   the alarm, publishes it with its raw clock when the link comes back, and republishes it
+ *   corrected once the platform's `time` has come (a slow receipt is enough). That is common
+ *   on the grassland, so it is a republication while the case is open: the operator's
+ *   answers under the id reach the button whichever copy came first. On a case already
+ *   resolved it is a conflict: there a forgery published ahead of the press with an
+ *   estimated time would make the real emergency a copy of a closed case. The other way
+ *   round (corrected first, estimated later) never happens honestly: the gateway stores
+ *   each item's offset with it.
  * Every other field of the schema is written once, when the gateway stores the item, and
  * must be equal. Fields this version does not know are not compared.
  */
@@ -35,19 +42,22 @@ export const IDENTIFYING_FIELDS: readonly string[] = Object.keys(UplinkEventSche
 
 /**
  * The fields in which `later` is not a republication of `first` (the same id): empty when it
- * is one. `time` and `received` follow the time rule above.
+ * is one. `time` and `received` follow the time rule above; `open`: the case is not resolved.
  */
-export function differingContent(first: UplinkEvent, later: UplinkEvent): string[] {
+export function differingContent(first: UplinkEvent, later: UplinkEvent, opts: { open?: boolean } = {}): string[] {
   const differs: string[] = []
   const a = first as Record<string, unknown>
   const b = later as Record<string, unknown>
   for (const k of IDENTIFYING_FIELDS) if (!sameValue(a[k], b[k])) differs.push(k)
-  if (!sameMoment(first.time, later.time, first.time.at, later.time.at)) differs.push('time')
-  if (!sameMoment(first.time, later.time, first.received, later.received)) differs.push('received')
+  const open = opts.open === true
+  if (!sameMoment(first.time, later.time, first.time.at, later.time.at, open)) differs.push('time')
+  if (!sameMoment(first.time, later.time, first.received, later.received, open)) differs.push('received')
   return differs
 }
 
-function sameMoment(ta: UplinkEvent['time'], tb: UplinkEvent['time'], a: number, b: number): boolean {
+function sameMoment(ta: UplinkEvent['time'], tb: UplinkEvent['time'], a: number, b: number, open: boolean): boolean {
+  // Estimated first, corrected later: the gateway set its clock between two publications.
+  if (ta.estimated && !tb.estimated) return open
   if (ta.estimated !== tb.estimated) return false
   return ta.estimated ? a === b : Math.abs(a - b) <= COPY_TIME_TOLERANCE_MS
 }
