@@ -57,6 +57,10 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'check this board for the gateway: config, serial device and terminal, store, clock, broker (DNS, TCP, TLS, credentials); what to do',
     run: async (args) => (await import('./doctor-command.js')).doctorCommand(args),
   },
+  selftest: {
+    summary: 'does this copy run on this machine: the runtime and every native module (store, serial, zstd, cbor); --data DIR: can it open that store',
+    run: async (args) => (await import('./selftest-command.js')).selftestCommand(args),
+  },
   console: {
     summary: 'the platform side: receive alarms, send receipts, acknowledge, dispatch, resolve, broadcast, key-rotate',
     run: async (args) => (await import('./console-command.js')).consoleCommand(args),

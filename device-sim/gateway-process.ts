@@ -39,6 +39,11 @@ export interface GatewayOutput {
    * them, so that a test can find a line and its place among the others.
    */
   keepLines?: number
+  /**
+   * The command that runs `steppelink` instead of this node on dist/cli/main.js (then
+   * `nodeArgs` are not used): an installed bundle's bin/steppelink, behind `ip netns exec`.
+   */
+  launcher?: readonly string[]
 }
 
 /** How much of its stderr a GatewayProcess keeps, characters. */
@@ -49,7 +54,8 @@ const STDERR_TAIL = 16_000
  * NODE_OPTIONS refuses.
  */
 export function startGateway(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = [], output: GatewayOutput = {}): GatewayProcess {
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'gateway', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const [cmd, ...pre] = output.launcher ?? [process.execPath, ...nodeArgs, BIN]
+  const child = spawn(cmd!, [...pre, 'gateway', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: LogLine[] = []
   const keep = output.keepLines ?? Infinity
   let partial = ''
