@@ -112,9 +112,14 @@ describe('the rule of a relay: characters', () => {
     expect(checkRelay({ ...OK, forName: '<b>"巴图"</b> & Co' })).toMatchObject({ ok: true, input: { forName: '<b>"巴图"</b> & Co' } })
   })
 
+  it('takes a phone typed in full-width (a Chinese input method) as the same ASCII number', () => {
+    expect(checkRelay({ ...OK, forPhone: '＋８６ １３９ ０４７９ ００００' })).toMatchObject({ ok: true, input: { forPhone: '+86 139 0479 0000' } })
+    expect(checkRelay({ ...OK, forPhone: '（０４７９）１２３－４５６７' })).toMatchObject({ ok: true, input: { forPhone: '(0479)123-4567' } })
+  })
+
   it('takes a phone of digits, spaces and + - ( ); refuses anything else', () => {
     for (const forPhone of ['13904790000', '+86 139 0479 0000', '(0479) 123-4567']) expect(checkRelay({ ...OK, forPhone }).ok, forPhone).toBe(true)
-    for (const forPhone of ['call me', '139０４７９', '139/0479', 'ext. 5']) {
+    for (const forPhone of ['call me', '139/0479', 'ext. 5', '１３９／０４７９']) {
       expect(errorsOf({ ...OK, forPhone }), forPhone).toEqual([
         { code: 'RELAY_INVALID', field: 'forPhone', problem: 'phone', message: 'forPhone: only digits, spaces and + - ( ) are allowed; type the number again' },
       ])

@@ -112,7 +112,10 @@ export function checkRelay(sent: unknown): RelayCheck {
   if (!known) errors.push(refusal('what', 'unknownKind', `${what === '' ? 'missing' : `${JSON.stringify(what)} is not a kind`}; choose what it is about: one of ${RELAY_WHATS.join(', ')}`))
   const value: Record<Exclude<RelayInputField, 'what'>, string> = { forName: '', forPhone: '', where: '', text: '', by: '' }
   for (const field of ['forName', 'forPhone', 'where', 'text', 'by'] as const) {
-    const v = cleaned(raw[field])
+    // A phone number typed with a Chinese input method in full-width mode (１３８ ０４７１,
+    // ＋８６) is the same number: NFKC makes those digits and signs ASCII. Nothing else is
+    // normalised: a name or a place is kept as the member typed it.
+    const v = field === 'forPhone' ? cleaned(raw[field]).normalize('NFKC') : cleaned(raw[field])
     value[field] = v
     const limit = RELAY_LIMITS[field]
     const bytes = Buffer.byteLength(v, 'utf8')
