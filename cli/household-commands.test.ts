@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { checkRelay } from '../gateway/household/model.js'
 import { pinPath, tokenPath, writeSecret } from '../gateway/household/web/secrets.js'
 import { rig, TOKEN } from '../gateway/household/web/web.suite.js'
 import { inboxCommand, relayCommand, statusCommand } from './household-commands.js'
@@ -96,6 +97,8 @@ describe('steppelink status', () => {
   })
 })
 
+const FLAGS = { what: '--what', forName: '--for', forPhone: '--phone', where: '--where', text: '--text', by: '--by' } as const
+
 describe('steppelink relay', () => {
   it('relays for a neighbour and says it is saved', async () => {
     const b = await board()
@@ -120,17 +123,44 @@ describe('steppelink relay', () => {
     const cases: [string[], RegExp][] = [
       [['--for', 'Batu'], /--what KIND is required/],
       [['--what', 'bomb', '--for', 'Batu'], /--what must be one of emergency, medical, fire, crime, livestock, other, got 'bomb'/],
-      [['--what', 'fire'], /--for NAME is required/],
       [['--what', 'fire', '--for', 'Batu', 'extra'], /unexpected argument 'extra'/],
     ]
     for (const [args, message] of cases) {
       expect(await relayCommand(['-c', b.config, ...args], b.io)).toBe(2)
       expect(b.err.at(-1)).toMatch(message)
     }
-    // What only the gateway's check finds: the field named, exit 2, nothing saved.
-    expect(await relayCommand(['-c', b.config, '--what', 'fire', '--for', '巴'.repeat(30)], b.io)).toBe(2)
-    expect(b.err.at(-1)).toMatch(/not sent: forName: Too long: 90 bytes, at most 64/)
     expect(b.fake.relays).toHaveLength(0)
+  })
+
+  it('refuses what the rule of a relay refuses, in its words, with the flag, before asking the gateway: exit 2', async () => {
+    const b = await board()
+    await b.server.close()
+    // The gateway is not even running: the rule (gateway/household/model.ts) answers, not the local API.
+    const cases: [string[], Parameters<typeof checkRelay>[0]][] = [
+      [['--what', 'fire', '--for', 'n'.repeat(65)], { what: 'fire', forName: 'n'.repeat(65) }],
+      [['--what', 'fire', '--for', '巴'.repeat(22)], { what: 'fire', forName: '巴'.repeat(22) }],
+      [['--what', 'fire'], { what: 'fire' }],
+      [['--what', 'other', '--for', 'Batu'], { what: 'other', forName: 'Batu' }],
+      [['--what', 'fire', '--for', 'Batu', '--phone', 'call me'], { what: 'fire', forName: 'Batu', forPhone: 'call me' }],
+    ]
+    for (const [args, sent] of cases) {
+      const rule = checkRelay(sent)
+      if (rule.ok) throw new Error('the rule takes it')
+      b.err.length = 0
+      expect(await relayCommand(['-c', b.config, ...args], b.io)).toBe(2)
+      expect(b.err).toEqual(rule.errors.map((e) => `steppelink relay: not sent: ${e.message} (${FLAGS[e.field]}; ${e.code}). Nothing was saved.`))
+    }
+    expect(b.err).toEqual(['steppelink relay: not sent: forPhone: only digits, spaces and + - ( ) are allowed; type the number again (--phone; RELAY_INVALID). Nothing was saved.'])
+    expect(b.fake.relays).toHaveLength(0)
+  })
+
+  it('sends the relay as the rule cleaned it, and shows a refusal of the gateway in its words', async () => {
+    const b = await board()
+    expect(await relayCommand(['-c', b.config, '--what', 'fire', '--for', '  Batu ', '--where', ' '], b.io)).toBe(0)
+    expect(b.fake.relays.map((r) => r.input)).toEqual([{ what: 'fire', forName: 'Batu', text: '' }])
+    b.fake.relay = () => ({ ok: false, code: 'RELAY_INVALID', field: 'where', message: 'where: not a place the platform knows' })
+    expect(await relayCommand(['-c', b.config, '--what', 'fire', '--for', 'Batu'], b.io)).toBe(2)
+    expect(b.err.at(-1)).toBe('steppelink relay: not sent: where: not a place the platform knows (RELAY_INVALID). Nothing was saved.')
   })
 })
 

@@ -8,12 +8,12 @@
 
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { RELAY_WHATS, type BroadcastView, type HouseholdSnapshot, type RelayResult } from '../gateway/household/model.js'
+import { checkRelay, RELAY_WHATS, type BroadcastView, type HouseholdSnapshot, type RelayInputField, type RelayResult } from '../gateway/household/model.js'
 import { t } from '../gateway/household/web/strings.js'
 import { when } from '../gateway/household/web/view.js'
 import { screenText } from '../platform/render.js'
 import { callApi, DEFAULT_LOCAL_API_IO, findGateway, type GatewayAt, LOCAL_API_HELP, LOCAL_API_OPTIONS, LocalApiError, type LocalApiIo } from './local-api.js'
-import { oneOf, parseArgsError, reportUsage, UsageError } from './usage.js'
+import { oneOf, parseArgsError, reportUsage, USAGE_EXIT, UsageError } from './usage.js'
 
 const STATUS_HELP = `Usage: steppelink status [options]
 
@@ -170,18 +170,15 @@ export async function relayCommand(args: string[], io: Io = DEFAULT_LOCAL_API_IO
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}': every value follows its flag, e.g. --text "..."`)
     const what = oneOf('what', values.what, RELAY_WHATS)
     if (what === undefined) throw new UsageError(`--what KIND is required: one of ${RELAY_WHATS.join(', ')}`)
-    if (values.for === undefined || values.for.trim() === '') throw new UsageError('--for NAME is required: the household the relay is for')
-    const at = findGateway(values, io)
-    const body = {
-      what,
-      forName: values.for,
-      text: values.text ?? '',
-      ...(values.phone !== undefined ? { forPhone: values.phone } : {}),
-      ...(values.where !== undefined ? { where: values.where } : {}),
-      ...(values.by !== undefined ? { by: values.by } : {}),
-      // One key per command: a retried request is one relay.
-      key: randomBytes(16).toString('base64url'),
+    // The rule of a relay, the gateway's own (gateway/household/model.ts): what it would refuse is refused here, in its words, before the gateway is asked.
+    const checked = checkRelay({ what, forName: values.for, forPhone: values.phone, where: values.where, text: values.text, by: values.by })
+    if (!checked.ok) {
+      for (const e of checked.errors) io.stderr(`steppelink relay: not sent: ${e.message} (${FLAG_OF[e.field]}; ${e.code}). Nothing was saved.`)
+      return USAGE_EXIT
     }
+    const at = findGateway(values, io)
+    // One key per command: a retried request is one relay.
+    const body = { ...checked.input, key: randomBytes(16).toString('base64url') }
     const { value } = await callApi(at, io, 'POST', '/api/relay', body)
     const result = value as RelayResult | { ok: false; code: string; message: string; field?: string }
     if (values.json) io.stdout(JSON.stringify(result))
@@ -193,9 +190,12 @@ export async function relayCommand(args: string[], io: Io = DEFAULT_LOCAL_API_IO
       if (result.code === 'STORE_REFUSED' || result.code === 'STORE_FAILED') io.stderr(`steppelink relay: NOT saved (${result.code}: ${result.message}). Call 110 by phone now.`)
       else io.stderr(`steppelink relay: not sent: ${result.message} (${result.code}). Nothing was saved.`)
     }
-    return result.code === 'RELAY_INVALID' || result.code === 'RELAY_UNKNOWN_KIND' ? 2 : 1
+    return result.code === 'RELAY_INVALID' || result.code === 'RELAY_UNKNOWN_KIND' ? USAGE_EXIT : 1
   })
 }
+
+/** The flag of each field of a relay. */
+const FLAG_OF: Readonly<Record<RelayInputField, string>> = { what: '--what', forName: '--for', forPhone: '--phone', where: '--where', text: '--text', by: '--by' }
 
 // ---------------------------------------------------------------------------------------
 // inbox

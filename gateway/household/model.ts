@@ -5,7 +5,8 @@
  * The gateway core implements HouseholdService (gateway/household/service.ts); the web
  * server (gateway/household/web/) and the command line only read snapshots and call the
  * three actions. Nothing here does I/O: a snapshot is plain data, the same for the page,
- * the JSON of the local API and the command line.
+ * the JSON of the local API and the command line. checkRelay is the one rule of a relay,
+ * whichever way it comes in.
  *
  * Times are UNIX ms of the gateway's clock as corrected by the platform's `time`
  * ([MQTT-5.6]); `clock.synchronised` false means they are estimates.
@@ -45,6 +46,123 @@ export interface RelayInput {
   by?: string
 }
 
+/** The fields of a relay, in the order the rule checks them (and a refusal lists them). */
+export const RELAY_INPUT_FIELDS = ['what', 'forName', 'forPhone', 'where', 'text', 'by'] as const satisfies readonly (keyof RelayInput)[]
+export type RelayInputField = (typeof RELAY_INPUT_FIELDS)[number]
+
+/**
+ * What was wrong with a field, for a program: the page maps it to its own words
+ * (`err.<problem>` in web/strings.ts), the API, the command line and the log show `message`.
+ * - `unknownKind`: `what` is missing or not one of RELAY_WHATS (code RELAY_UNKNOWN_KIND).
+ * - `required`: `forName` is empty; or `text` is, for `other`.
+ * - `tooLong`: over RELAY_LIMITS, in bytes of UTF-8 after trimming (`bytes`, `limit`).
+ * - `badChar`: a control character (C0, DEL, C1, U+2028, U+2029); in any field but `text`
+ *   a line break too, since those are one line on the terminal and the platform's screen.
+ * - `phone`: `forPhone` has something but digits, spaces and + - ( ).
+ */
+export type RelayProblem = 'unknownKind' | 'required' | 'tooLong' | 'badChar' | 'phone'
+
+/** One thing wrong with a relay: which field, what was wrong, and (in `message`) what to do. */
+export interface RelayFieldError {
+  code: 'RELAY_INVALID' | 'RELAY_UNKNOWN_KIND'
+  field: RelayInputField
+  problem: RelayProblem
+  /** For `tooLong`: the bytes of UTF-8 given, and the limit. */
+  bytes?: number
+  limit?: number
+  /** In English, `<field>: <what was wrong>; <what to do>`: the local API's, the command line's and the log's words. */
+  message: string
+}
+
+export type RelayCheck = { ok: true; input: RelayInput } | { ok: false; errors: [RelayFieldError, ...RelayFieldError[]] }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is refused
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is refused
+const CONTROL_BUT_LINE_FEED = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/
+const PHONE = /^[0-9 +()-]*$/
+
+/** What each field is, in the words of a message. */
+const LABEL: Readonly<Record<RelayInputField, string>> = {
+  what: 'what it is about',
+  forName: 'the household it is for',
+  forPhone: 'their phone number',
+  where: 'where they are',
+  text: 'the message',
+  by: 'your name',
+}
+
+/** A field as typed: not a string is absent; CR LF and CR are LF; trimmed. */
+function cleaned(v: unknown): string {
+  return typeof v === 'string' ? v.replace(/\r\n?/g, '\n').trim() : ''
+}
+
+/**
+ * THE rule of a relay, for every way in: the gateway's HouseholdService.relay, the page's
+ * form, the local API, `steppelink relay` and the tests' fake household. Takes what was
+ * sent, as it was sent (anything: a form, JSON, arguments); gives the relay cleaned
+ * (trimmed, CR LF as LF, empty optional fields left out), or every field's first problem,
+ * in the order of RELAY_INPUT_FIELDS. Limits are RELAY_LIMITS, in bytes of UTF-8.
+ */
+export function checkRelay(sent: unknown): RelayCheck {
+  const raw = (typeof sent === 'object' && sent !== null ? sent : {}) as Partial<Record<RelayInputField, unknown>>
+  const errors: RelayFieldError[] = []
+  const what = cleaned(raw.what)
+  const known = (RELAY_WHATS as readonly string[]).includes(what)
+  if (!known) errors.push(refusal('what', 'unknownKind', `${what === '' ? 'missing' : `${JSON.stringify(what)} is not a kind`}; choose what it is about: one of ${RELAY_WHATS.join(', ')}`))
+  const value: Record<Exclude<RelayInputField, 'what'>, string> = { forName: '', forPhone: '', where: '', text: '', by: '' }
+  for (const field of ['forName', 'forPhone', 'where', 'text', 'by'] as const) {
+    // A phone number typed with a Chinese input method in full-width mode (１３８ ０４７１,
+    // ＋８６) is the same number: NFKC makes those digits and signs ASCII. Nothing else is
+    // normalised: a name or a place is kept as the member typed it.
+    const v = field === 'forPhone' ? cleaned(raw[field]).normalize('NFKC') : cleaned(raw[field])
+    value[field] = v
+    const limit = RELAY_LIMITS[field]
+    const bytes = Buffer.byteLength(v, 'utf8')
+    if (v === '') {
+      if (field === 'forName') errors.push(refusal(field, 'required', `empty; fill in ${LABEL[field]}`))
+      else if (field === 'text' && what === 'other') errors.push(refusal(field, 'required', 'empty; for "other", write the message: say what they ask for'))
+    } else if (bytes > limit) {
+      errors.push({ ...refusal(field, 'tooLong', `too long: ${bytes} bytes, at most ${limit} (a Chinese character is 3 bytes); shorten it`), bytes, limit })
+    } else if ((field === 'text' ? CONTROL_BUT_LINE_FEED : CONTROL).test(v)) {
+      errors.push(
+        refusal(
+          field,
+          'badChar',
+          `has a character that is not allowed (a control character${field === 'text' ? '' : ' or a line break'}); type ${LABEL[field]} again${field === 'text' ? '' : ' on one line'}`,
+        ),
+      )
+    } else if (field === 'forPhone' && !PHONE.test(v)) {
+      errors.push(refusal(field, 'phone', 'only digits, spaces and + - ( ) are allowed; type the number again'))
+    }
+  }
+  const [first, ...rest] = errors
+  if (first) return { ok: false, errors: [first, ...rest] }
+  return {
+    ok: true,
+    input: {
+      what: what as RelayWhat,
+      forName: value.forName,
+      text: value.text,
+      ...(value.forPhone !== '' ? { forPhone: value.forPhone } : {}),
+      ...(value.where !== '' ? { where: value.where } : {}),
+      ...(value.by !== '' ? { by: value.by } : {}),
+    },
+  }
+}
+
+function refusal(field: RelayInputField, problem: RelayProblem, says: string): RelayFieldError {
+  return { code: problem === 'unknownKind' ? 'RELAY_UNKNOWN_KIND' : 'RELAY_INVALID', field, problem, message: `${field}: ${says}` }
+}
+
+/** A relay the rule refused, as HouseholdService.relay and the local API answer it: the first error at the top, all of them in `errors`. */
+export function relayRefused(errors: readonly [RelayFieldError, ...RelayFieldError[]]): RelayRefusal {
+  const [first] = errors
+  return { ok: false, code: first.code, field: first.field, problem: first.problem, message: first.message, errors: [...errors] }
+}
+
+export type RelayRefusal = Extract<RelayResult, { ok: false }>
+
 export type RelayErrorCode =
   /** A field is missing, too long, or has a character that is not allowed (`field` says which). */
   | 'RELAY_INVALID'
@@ -57,7 +175,17 @@ export type RelayErrorCode =
 
 export type RelayResult =
   | { ok: true; id: string; cls: 'alarm' | 'request' /** The same idempotency key was used before: this is that relay. */; duplicate: boolean }
-  | { ok: false; code: RelayErrorCode; field?: keyof RelayInput; message: string }
+  | {
+      ok: false
+      code: RelayErrorCode
+      field?: keyof RelayInput
+      /** For RELAY_INVALID and RELAY_UNKNOWN_KIND from the rule (checkRelay): what was wrong with `field`. */
+      problem?: RelayProblem
+      /** In English: what went wrong and what to do. */
+      message: string
+      /** From the rule: every field's problem (the first is the one above). */
+      errors?: RelayFieldError[]
+    }
 
 export type BroadcastActionResult = { ok: true } | { ok: false; code: 'BROADCAST_UNKNOWN' | 'BROADCAST_INVALID' | 'STORE_FAILED'; message: string }
 
@@ -161,7 +289,8 @@ export interface HouseholdSnapshot {
 export interface HouseholdService {
   snapshot(): HouseholdSnapshot
   /**
-   * Stores the relay durably (synchronous=FULL for both classes) before it returns, then
+   * Checks the relay with checkRelay (a refusal is relayRefused of its errors), then
+   * stores it durably (synchronous=FULL for both classes) before it returns, then
    * publishes it. `key`: an idempotency key from the form; the same key again returns the
    * first relay with `duplicate: true` and stores nothing.
    */

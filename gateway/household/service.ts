@@ -7,10 +7,11 @@
  *
  * - snapshot(): plain data, gathered fresh at each call (tens of rows: a few ms on the
  *   board). Times are the gateway's clock corrected by the platform's offset when known.
- * - relay(): a message for a neighbour, stored durably (one synchronous=FULL commit, with
- *   its idempotency key) before it returns, then published as a terminal's event of its
- *   class would be: an alarm on `alert` at once and again until the receipt, a request
- *   in the backlog. [MQTT-3.11]
+ * - relay(): a message for a neighbour, checked by the one rule of a relay (checkRelay in
+ *   model.ts, as the page, the local API and the command line check it), stored durably
+ *   (one synchronous=FULL commit, with its idempotency key) before it returns, then
+ *   published as a terminal's event of its class would be: an alarm on `alert` at once
+ *   and again until the receipt, a request in the backlog. [MQTT-3.11]
  * - markRead() / passedOn(): the household's state of a broadcast, kept in the store, and
  *   an event for the platform, which counts per broadcast who got, read and passed it on.
  *   [MQTT-5.7]
@@ -41,8 +42,9 @@ import type { Heartbeat, StageEntry, Store, StoredEvent } from '../store.js'
 import { RESOLVED_KEEP_MS } from '../store.js'
 import type { GatewayLink } from '../../protocol/link.js'
 import {
-  RELAY_LIMITS,
+  checkRelay,
   RELAY_WHATS,
+  relayRefused,
   type AlertView,
   type BroadcastActionResult,
   type BroadcastView,
@@ -77,27 +79,6 @@ export interface HouseholdDeps {
   auth: Pick<CommandAuth, 'authenticated'>
   /** Publishes whatever is due (the relay, at once). */
   pump(): void
-}
-
-type Field = keyof RelayInput
-
-/** A form value as text: trimmed, CR LF and CR as LF; anything not a string is absent. */
-function clean(v: unknown): string {
-  return typeof v === 'string' ? v.replace(/\r\n?/g, '\n').trim() : ''
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is refused
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is refused
-const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/
-
-const LABEL: Readonly<Record<Field, string>> = {
-  what: 'what it is about',
-  forName: 'the household it is for',
-  forPhone: 'their phone number',
-  where: 'where they are',
-  text: 'the message',
-  by: 'your name',
 }
 
 export class Household implements HouseholdService {
@@ -306,8 +287,8 @@ export class Household implements HouseholdService {
 
   relay(input: RelayInput, key: string): RelayResult {
     const checked = checkRelay(input)
-    if (!checked.ok) return checked
-    const { what, fields } = checked
+    if (!checked.ok) return relayRefused(checked.errors)
+    const { what, ...fields } = checked.input
     const { settings, store, clock, io, log } = this.d
     const alarmKind = RELAY_ALARM_KINDS[what]
     const cls = alarmKind ? 'alarm' : 'request'
@@ -337,7 +318,7 @@ export class Household implements HouseholdService {
         terminal: null,
         address: null,
         number: null,
-        ...(fields.text !== undefined ? { text: fields.text } : {}),
+        ...(fields.text !== '' ? { text: fields.text } : {}),
         relay: {
           what,
           for: { name: fields.forName, ...(fields.forPhone !== undefined ? { phone: fields.forPhone } : {}), ...(fields.where !== undefined ? { where: fields.where } : {}) },
@@ -449,40 +430,6 @@ function refused(): RelayResult {
     code: 'STORE_REFUSED',
     message: 'NOT saved: the gateway disk is nearly full, and keeps its last space for alarms. Call 110 by phone now, and tell whoever looks after the gateway.',
   }
-}
-
-type Checked = { ok: true; what: RelayWhat; fields: { forName: string; forPhone?: string; where?: string; text?: string; by?: string } } | Extract<RelayResult, { ok: false }>
-
-/** Checks a relay as the member typed it; each refusal names its field and says what to do. */
-export function checkRelay(input: RelayInput): Checked {
-  const raw = (typeof input === 'object' && input !== null ? input : {}) as Partial<Record<Field, unknown>>
-  const what = raw.what
-  if (typeof what !== 'string' || !(RELAY_WHATS as readonly string[]).includes(what)) {
-    return { ok: false, code: 'RELAY_UNKNOWN_KIND', field: 'what', message: `choose what it is about: one of ${RELAY_WHATS.join(', ')}` }
-  }
-  const fields: { forName: string; forPhone?: string; where?: string; text?: string; by?: string } = { forName: '' }
-  for (const field of ['forName', 'forPhone', 'where', 'text', 'by'] as const) {
-    const value = clean(raw[field])
-    const limit = RELAY_LIMITS[field]
-    const bytes = Buffer.byteLength(value)
-    if (value === '') {
-      if (field === 'forName') return invalid(field, `fill in ${LABEL[field]}`)
-      if (field === 'text' && what === 'other') return invalid(field, 'write the message: for "other", say what they ask for')
-      continue
-    }
-    if (bytes > limit) {
-      return invalid(field, `${LABEL[field]} is too long: ${bytes} bytes, at most ${limit} (about ${Math.floor(limit / 3)} Chinese characters); shorten it`)
-    }
-    if ((field === 'text' ? CONTROL_BUT_NEWLINE : CONTROL).test(value)) {
-      return invalid(field, `${LABEL[field]} has a character that is not allowed (a control character${field === 'text' ? '' : ' or a line break'}); type it again`)
-    }
-    fields[field] = value
-  }
-  return { ok: true, what: what as RelayWhat, fields }
-}
-
-function invalid(field: Field, message: string): Extract<RelayResult, { ok: false }> {
-  return { ok: false, code: 'RELAY_INVALID', field, message }
 }
 
 function relayInfo(e: StoredEvent): RelayInfo | null {

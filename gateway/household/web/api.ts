@@ -12,7 +12,8 @@
  *   POST /api/inbox/<id>/read          {revision?}   (default: the revision in the inbox)
  *   POST /api/inbox/<id>/passed-on     {households, revision?}
  *
- * Errors are `{ ok: false, code, message, field? }` with 400, 401, 404, 409, 422 or 503.
+ * Errors are `{ ok: false, code, message, field? }` with 400, 401, 404, 409, 422 or 503; a
+ * relay the rule refuses (checkRelay in ../model.ts) adds `problem` and all its `errors`.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -20,7 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../../log.js'
 import type { BroadcastActionResult, HouseholdService } from '../model.js'
 import { BodyError, readJson, sendJson } from './http-util.js'
-import { checkRelay, IDEMPOTENCY_KEY, typedFrom } from './relay-form.js'
+import { IDEMPOTENCY_KEY, submitRelay } from './relay-form.js'
 import { sameSecret } from './sessions.js'
 import { t } from './strings.js'
 
@@ -65,20 +66,8 @@ export async function handleApi(req: IncomingMessage, res: ServerResponse, path:
 }
 
 function relay(res: ServerResponse, fields: Record<string, unknown>, ctx: ApiContext): void {
-  const typed = typedFrom((k) => (typeof fields[k] === 'string' ? (fields[k] as string) : undefined))
   const key = typeof fields.key === 'string' && IDEMPOTENCY_KEY.test(fields.key) ? fields.key : randomBytes(16).toString('base64url')
-  const check = checkRelay(typed)
-  if (!check.ok) {
-    const [field, p] = Object.entries(check.problems)[0]!
-    return sendJson(res, 422, { ok: false, code: field === 'what' ? 'RELAY_UNKNOWN_KIND' : 'RELAY_INVALID', field, message: `${field}: ${t('en', p.key, p.vars)}` })
-  }
-  let result: ReturnType<HouseholdService['relay']>
-  try {
-    result = ctx.household.relay(check.input, key)
-  } catch (err) {
-    ctx.log?.error({ err }, 'local API: relay() threw; the relay was NOT saved')
-    result = { ok: false, code: 'STORE_FAILED', message: (err as Error).message }
-  }
+  const result = submitRelay(ctx.household, fields, key, ctx.log, 'the local API')
   if (result.ok) ctx.log?.info({ id: result.id, cls: result.cls, duplicate: result.duplicate }, 'relay saved from the command line')
   else ctx.log?.warn({ code: result.code, message: result.message }, 'relay from the command line not saved')
   const status = result.ok ? 200 : result.code === 'STORE_REFUSED' || result.code === 'STORE_FAILED' ? 503 : 422

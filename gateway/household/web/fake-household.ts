@@ -3,8 +3,8 @@
  * without a gateway behind it): a gateway with a terminal, an uplink, alerts whose stages
  * a test moves (`advance`), broadcasts it publishes (`broadcast`), a store it can make
  * refuse or fail (`store`), and relays kept by idempotency key as the real one keeps
- * them. It checks what the real service checks (RELAY_LIMITS, kinds), so a test of bad
- * input passes only if the page checks first or shows the service's refusal.
+ * them. It checks with the rule the real service uses (checkRelay in ../model.ts), so a
+ * test of bad input sees the refusal the gateway would give.
  *
  * Not shipped as a gateway: gateway/household/service.ts is the real one.
  */
@@ -12,8 +12,8 @@
 import { endsRepublication, isForward } from '../../../protocol/lifecycle.js'
 import type { Stage } from '../../../protocol/messages.js'
 import {
-  RELAY_LIMITS,
-  RELAY_WHATS,
+  checkRelay,
+  relayRefused,
   type AlertView,
   type BroadcastActionResult,
   type BroadcastView,
@@ -89,15 +89,12 @@ export class FakeHousehold implements HouseholdService {
     return s
   }
 
-  relay(input: RelayInput, key: string): RelayResult {
+  relay(sent: RelayInput, key: string): RelayResult {
     const first = this.#byKey.get(key)
     if (first) return { ok: true, ...first, duplicate: true }
-    if (!(RELAY_WHATS as readonly string[]).includes(input.what)) return { ok: false, code: 'RELAY_UNKNOWN_KIND', message: `unknown kind ${JSON.stringify(input.what)}` }
-    if (input.forName.trim() === '') return { ok: false, code: 'RELAY_INVALID', field: 'forName', message: 'forName is required' }
-    for (const f of ['forName', 'forPhone', 'where', 'text', 'by'] as const) {
-      const v = input[f]
-      if (v !== undefined && Buffer.byteLength(v, 'utf8') > RELAY_LIMITS[f]) return { ok: false, code: 'RELAY_INVALID', field: f, message: `${f} is over ${RELAY_LIMITS[f]} bytes` }
-    }
+    const checked = checkRelay(sent)
+    if (!checked.ok) return relayRefused(checked.errors)
+    const input = checked.input
     if (this.store === 'refused') return { ok: false, code: 'STORE_REFUSED', message: 'the disk is at its reserve' }
     if (this.store === 'failed') return { ok: false, code: 'STORE_FAILED', message: 'SQLITE_IOERR: disk I/O error' }
     const cls = ALARM_WHATS.has(input.what) ? 'alarm' : 'request'

@@ -1,17 +1,22 @@
 /**
- * The relay form's fields, read from a POST (or the local API's JSON) and checked before
- * the gateway is asked: each problem names its field, so the page can mark it and keep
- * what was typed. Limits are RELAY_LIMITS (bytes of UTF-8, as the serial link counts);
- * the gateway's own check (HouseholdService.relay) stays the last word, and a field it
- * refuses is shown the same way.
+ * A relay as the page's form and the local API send it: the form's fields, read from a
+ * POST (or the API's JSON), then the one rule of a relay (checkRelay in ../model.ts) and
+ * the gateway, through submitRelay, the one way both ask it. A refusal names its fields,
+ * so the page can mark each in its own words (formProblems) and keep what was typed, and
+ * the API can answer the rule's errors as they are.
  */
 
-import { RELAY_LIMITS, RELAY_WHATS, type RelayInput, type RelayWhat } from '../model.js'
+import type { Logger } from '../../log.js'
+import { checkRelay, type HouseholdService, type RelayInputField, type RelayProblem, type RelayResult, relayRefused } from '../model.js'
 import type { StringKey } from './strings.js'
 
 /** The form's text fields, in the order of the form. */
 export const RELAY_FIELDS = ['forName', 'forPhone', 'where', 'what', 'text', 'by'] as const
 export type RelayField = (typeof RELAY_FIELDS)[number]
+
+// The form has a field for each field of the rule, and no other (a change to one without the other does not compile).
+const _sameFields: Record<RelayField, RelayInputField> & Record<RelayInputField, RelayField> = { forName: 'forName', forPhone: 'forPhone', where: 'where', what: 'what', text: 'text', by: 'by' }
+void _sameFields
 
 /** What was typed, as typed (every field a string, so the form can show it again). */
 export type RelayTyped = Record<RelayField, string>
@@ -21,12 +26,14 @@ export interface FieldProblem {
   vars?: Record<string, string | number>
 }
 
-export type RelayCheck = { ok: true; input: RelayInput } | { ok: false; problems: Partial<Record<RelayField, FieldProblem>> }
-
-// Control characters (C0, DEL, C1) but the line feed of a multi-line text.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/
-const PHONE = /^[0-9 +()-]*$/
+/** The page's words for each problem the rule finds (web/strings.ts has them in both languages). */
+const PROBLEM_KEY: Readonly<Record<RelayProblem, StringKey>> = {
+  unknownKind: 'err.unknownKind',
+  required: 'err.required',
+  tooLong: 'err.tooLong',
+  badChar: 'err.badChar',
+  phone: 'err.phone',
+}
 
 export function typedFrom(get: (name: string) => string | undefined): RelayTyped {
   const typed = {} as RelayTyped
@@ -34,31 +41,46 @@ export function typedFrom(get: (name: string) => string | undefined): RelayTyped
   return typed
 }
 
-export function checkRelay(typed: RelayTyped): RelayCheck {
+/**
+ * A refused relay's problems, at their fields, in the page's words: the rule's problems
+ * by their code (`text` required for `other` has its own sentence); anything else the
+ * gateway refuses (a field without a problem the rule knows) in the gateway's words.
+ */
+export function formProblems(refusal: Extract<RelayResult, { ok: false }>): Partial<Record<RelayField, FieldProblem>> {
+  type Refused = { field?: string | undefined; problem?: RelayProblem | undefined; bytes?: number | undefined; limit?: number | undefined; message: string }
+  const unknownKind = refusal.code === 'RELAY_UNKNOWN_KIND'
+  const errors: readonly Refused[] = refusal.errors ?? [{ field: refusal.field, problem: refusal.problem ?? (unknownKind ? 'unknownKind' : undefined), message: refusal.message }]
   const problems: Partial<Record<RelayField, FieldProblem>> = {}
-  const v = Object.fromEntries(RELAY_FIELDS.map((f) => [f, f === 'text' ? typed[f].trim() : typed[f].trim().replace(/\n/g, ' ')])) as RelayTyped
-  if (!(RELAY_WHATS as readonly string[]).includes(v.what)) problems.what = { key: 'err.unknownKind' }
-  for (const f of ['forName', 'forPhone', 'where', 'text', 'by'] as const) {
-    const bytes = Buffer.byteLength(v[f], 'utf8')
-    if (bytes > RELAY_LIMITS[f]) problems[f] = { key: 'err.tooLong', vars: { n: bytes, max: RELAY_LIMITS[f] } }
-    else if (CONTROL.test(v[f])) problems[f] = { key: 'err.badChar' }
+  for (const e of errors) {
+    const field: RelayField = (RELAY_FIELDS as readonly (string | undefined)[]).includes(e.field) ? (e.field as RelayField) : unknownKind ? 'what' : 'text'
+    problems[field] ??= problemOf(e, field)
   }
-  if (v.forName === '' && !problems.forName) problems.forName = { key: 'err.required' }
-  if (!problems.forPhone && !PHONE.test(v.forPhone)) problems.forPhone = { key: 'err.phone' }
-  if (v.what === 'other' && v.text === '' && !problems.text) problems.text = { key: 'err.textForOther' }
-  if (Object.keys(problems).length > 0) return { ok: false, problems }
-  return {
-    ok: true,
-    input: {
-      what: v.what as RelayWhat,
-      forName: v.forName,
-      text: v.text,
-      ...(v.forPhone !== '' ? { forPhone: v.forPhone } : {}),
-      ...(v.where !== '' ? { where: v.where } : {}),
-      ...(v.by !== '' ? { by: v.by } : {}),
-    },
+  return problems
+
+  function problemOf(e: Refused, field: RelayField): FieldProblem {
+    if (e.problem === 'tooLong' && e.bytes !== undefined && e.limit !== undefined) return { key: 'err.tooLong', vars: { n: e.bytes, max: e.limit } }
+    if (e.problem === 'required' && field === 'text') return { key: 'err.textForOther' }
+    if (e.problem !== undefined && e.problem !== 'tooLong') return { key: PROBLEM_KEY[e.problem] }
+    return { key: 'err.gateway', vars: { message: e.message } }
   }
 }
 
 /** An idempotency key for a form as it is rendered: the same form sent twice makes one relay. */
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{16,64}$/
+
+/**
+ * Checks a relay with the rule and, if it holds, asks the gateway to store it: the one
+ * way the page and the local API relay. A relay() that throws (it should not: the
+ * service answers STORE_FAILED itself) is logged and answered STORE_FAILED, NOT saved,
+ * so the member is told to call 110 by phone rather than shown a 500.
+ */
+export function submitRelay(household: HouseholdService, sent: unknown, key: string, log: Logger | null, from: 'the page' | 'the local API'): RelayResult {
+  const check = checkRelay(sent)
+  if (!check.ok) return relayRefused(check.errors)
+  try {
+    return household.relay(check.input, key)
+  } catch (err) {
+    log?.error({ err, from }, `relay from ${from}: relay() threw; the relay was NOT saved`)
+    return { ok: false, code: 'STORE_FAILED', message: err instanceof Error ? err.message : String(err) }
+  }
+}

@@ -6,11 +6,20 @@
 
 import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { RELAY_LIMITS } from '../model.js'
+import type { Logger } from '../../log.js'
+import { checkRelay, RELAY_LIMITS, type RelayInput, relayRefused } from '../model.js'
 import { startHouseholdServer } from './server.js'
 import { Client, PIN, rig, textOf, TOKEN } from './web.suite.js'
 
 const RELAY = { forName: '巴特尔 Bater', forPhone: '+86 138 0000 0000', where: '冬营地 winter camp by the north well', what: 'medical', text: '老人摔伤，腿断了', by: '其其格' }
+
+/** A call of the local API, as `steppelink` makes it. */
+const api = (base: string, path: string, token: string | null, body?: unknown) =>
+  fetch(base + path, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
 
 describe('login', () => {
   it('opens a session with the right PIN: an HttpOnly, SameSite=Strict cookie, then the home page', async () => {
@@ -301,6 +310,8 @@ describe('relay', () => {
     { name: 'a text over 480 bytes', form: { text: '伤'.repeat(161) }, field: 'text', says: 'Too long: 483 bytes, at most 480' },
     { name: 'a where over 160 bytes', form: { where: 'w'.repeat(161) }, field: 'where', says: 'at most 160' },
     { name: 'a control character', form: { where: 'north\u0007well' }, field: 'where', says: 'control character' },
+    { name: 'a line break in a one-line field (a crafted POST)', form: { where: 'north\nwell' }, field: 'where', says: 'control character' },
+    { name: 'a line separator in the text', form: { text: 'help\u2028now' }, field: 'text', says: 'control character' },
     { name: 'letters in the phone', form: { forPhone: 'call me' }, field: 'forPhone', says: 'Only digits' },
     { name: 'an unknown kind', form: { what: 'bomb' }, field: 'what', says: 'Pick one' },
     { name: 'no kind', form: { what: '' }, field: 'what', says: 'Pick one' },
@@ -325,6 +336,72 @@ describe('relay', () => {
     // The same key stays, so the corrected form is still one relay.
     expect(html).toContain(`name="key" value="${fields.key}"`)
     expect(fake.relays).toHaveLength(0)
+  })
+
+  it('marks every field the rule refuses at once, each in the page’s words (zh-CN)', async () => {
+    const { client } = await rig()
+    const c = await client()
+    const { fields } = await c.form('/relay?lang=zh-CN', '/relay')
+    const html = await (await c.post('/relay', { ...RELAY, ...fields, forName: '', forPhone: 'call me', by: '巴'.repeat(22) })).text()
+    const says = (f: string) => textOf(html.slice(html.indexOf('>', html.indexOf(`data-test="error-${f}"`)) + 1)).trim()
+    expect(says('forName')).toMatch(/^必须填写。/)
+    expect(says('forPhone')).toMatch(/^只能填写数字、空格和 \+ - \( \)。/)
+    expect(says('by')).toMatch(/^太长了：66 字节，最多 64 字节（一个汉字3字节）。/)
+    expect(html).not.toContain('data-test="error-where"')
+  })
+
+  it('the form, the local API and the fake household refuse the same 65-byte name by the same rule', async () => {
+    const { client, base, fake } = await rig()
+    const sent = { what: 'fire', forName: 'n'.repeat(65), where: 'east pasture' }
+    const rule = checkRelay(sent)
+    if (rule.ok) throw new Error('the rule takes it')
+    expect(rule.errors).toEqual([expect.objectContaining({ field: 'forName', problem: 'tooLong', bytes: 65, limit: 64 })])
+    // The local API answers the rule's errors as they are.
+    const r = await api(base, '/api/relay', TOKEN, { ...sent, key: 'k'.repeat(20) })
+    expect(r.status).toBe(422)
+    expect(await r.json()).toEqual(relayRefused(rule.errors))
+    // The form marks the same field, in its words.
+    const c = await client()
+    const { fields } = await c.form('/relay?lang=en', '/relay')
+    const html = await (await c.post('/relay', { ...RELAY, ...sent, ...fields })).text()
+    expect(textOf(html.slice(html.indexOf('data-test="error-forName"')))).toContain('Too long: 65 bytes, at most 64 (a Chinese character is 3 bytes).')
+    // A service behind them refuses it the same way (the fake, as the gateway: service.test.ts).
+    expect(fake.relay(sent as RelayInput, 'k'.repeat(21))).toEqual(relayRefused(rule.errors))
+    expect(fake.relays).toHaveLength(0)
+    // 64 bytes go through both.
+    expect((await api(base, '/api/relay', TOKEN, { ...sent, forName: 'n'.repeat(64) })).status).toBe(200)
+    const again = await c.form('/relay?lang=en', '/relay')
+    expect((await c.post('/relay', { ...RELAY, ...sent, forName: 'n'.repeat(64), ...again.fields })).status).toBe(303)
+    expect(fake.relays).toHaveLength(2)
+  })
+
+  it('a relay() that throws is STORE_FAILED, NOT saved, on the page and in the local API alike (one wrapper), and logged', async () => {
+    const lines: { level: string; msg: string }[] = []
+    const log: Logger = {
+      error: (_, msg) => lines.push({ level: 'error', msg }),
+      warn: (_, msg) => lines.push({ level: 'warn', msg }),
+      info: (_, msg) => lines.push({ level: 'info', msg }),
+      debug: () => {},
+      child: () => log,
+    }
+    const { client, base, fake } = await rig({ log })
+    fake.relay = () => {
+      throw new Error('SQLITE_IOERR: disk I/O error')
+    }
+    const r = await api(base, '/api/relay', TOKEN, { what: 'fire', forName: 'Batu' })
+    expect(r.status).toBe(503)
+    expect(await r.json()).toEqual({ ok: false, code: 'STORE_FAILED', message: 'SQLITE_IOERR: disk I/O error' })
+    const c = await client()
+    const { fields } = await c.form('/relay?lang=en', '/relay')
+    const page = await c.post('/relay', { ...RELAY, ...fields })
+    expect(page.status).toBe(503)
+    const text = textOf(await page.text())
+    expect(text).toContain('The relay was NOT saved!')
+    expect(text).toContain("The gateway's store failed.")
+    expect(lines.filter((l) => l.msg.includes('relay() threw')).map((l) => `${l.level}: ${l.msg}`)).toEqual([
+      'error: relay from the local API: relay() threw; the relay was NOT saved',
+      'error: relay from the page: relay() threw; the relay was NOT saved',
+    ])
   })
 
   it('shows markup in a relay as text, never as markup, on every page it reaches', async () => {
@@ -514,13 +591,6 @@ describe('live updates', () => {
 })
 
 describe('local API', () => {
-  const api = (base: string, path: string, token: string | null, body?: unknown) =>
-    fetch(base + path, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    })
-
   it('refuses a request without the token, or with a wrong one, and takes no session cookie instead', async () => {
     const { base, client } = await rig()
     const c = await client()

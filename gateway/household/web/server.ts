@@ -30,7 +30,7 @@ import { BodyError, cookies, readForm, redirect, SECURITY_HEADERS, sameOrigin, s
 import { LiveUpdates, sseMessage } from './live.js'
 import { LoginLimit } from './login-limit.js'
 import { livePage, loginPage, notice, refusedPage, relayBody, layout, type RelayFormState } from './pages.js'
-import { checkRelay, IDEMPOTENCY_KEY, RELAY_FIELDS, type FieldProblem, type RelayField, type RelayTyped, typedFrom } from './relay-form.js'
+import { formProblems, IDEMPOTENCY_KEY, RELAY_FIELDS, type FieldProblem, type RelayField, type RelayTyped, submitRelay, typedFrom } from './relay-form.js'
 import { SESSION_COOKIE, Sessions, sameSecret, type Session } from './sessions.js'
 import { isKey, t } from './strings.js'
 import { type InboxProblem, inboxRegion, liveViewOf, regionsOf, type ViewContext, verdictRegion } from './view.js'
@@ -323,30 +323,16 @@ class Pages {
     const key = IDEMPOTENCY_KEY.test(givenKey) ? givenKey : newKey()
     const again = (status: number, problems: Partial<Record<RelayField, FieldProblem>>, note: ReturnType<typeof notice>) =>
       sendHtml(res, status, this.relayPage(session, lang, { typed, key, problems, notice: note }))
-    const check = checkRelay(typed)
-    if (!check.ok) return again(422, check.problems, notice('error', t(lang, 'relay.fix'), 'relay-invalid'))
-    let result: ReturnType<HouseholdService['relay']>
-    try {
-      result = this.o.household.relay(check.input, key)
-    } catch (err) {
-      this.log?.error({ err }, 'household page: relay() threw; the relay was NOT saved')
-      result = { ok: false, code: 'STORE_FAILED', message: (err as Error).message }
-    }
+    const result = submitRelay(this.o.household, typed, key, this.log, 'the page')
     if (result.ok) {
-      this.log?.info(
-        { id: result.id, cls: result.cls, duplicate: result.duplicate, what: check.input.what },
-        result.duplicate ? 'relay sent twice from the page: one relay' : 'relay saved from the page',
-      )
+      this.log?.info({ id: result.id, cls: result.cls, duplicate: result.duplicate, what: typed.what }, result.duplicate ? 'relay sent twice from the page: one relay' : 'relay saved from the page')
       session.flash = result.duplicate ? { kind: 'ok', key: 'relay.duplicate', test: 'relay-duplicate' } : { kind: 'ok', key: 'relay.saved', test: 'relay-saved' }
       return redirect(res, `/alerts/${encodeURIComponent(result.id)}`)
     }
     switch (result.code) {
-      case 'RELAY_INVALID': {
-        const field = result.field !== undefined && (RELAY_FIELDS as readonly string[]).includes(result.field) ? (result.field as RelayField) : 'text'
-        return again(422, { [field]: { key: 'err.gateway', vars: { message: result.message } } }, notice('error', t(lang, 'relay.fix'), 'relay-invalid'))
-      }
+      case 'RELAY_INVALID':
       case 'RELAY_UNKNOWN_KIND':
-        return again(422, { what: { key: 'err.unknownKind' } }, notice('error', t(lang, 'relay.fix'), 'relay-invalid'))
+        return again(422, formProblems(result), notice('error', t(lang, 'relay.fix'), 'relay-invalid'))
       case 'STORE_REFUSED':
       case 'STORE_FAILED': {
         this.log?.error({ code: result.code, message: result.message }, 'relay from the page NOT saved: the member is told to call 110 by phone')
