@@ -31,6 +31,20 @@ describe('describeTlsError', () => {
     )
   })
 
+  it("reads the broker's alerts whichever OpenSSL names them: Node.js 20's (SSLV3, TLSV1) and Node.js 24's (SSL/TLS), the board's runtime", () => {
+    for (const code of ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_EXPIRED']) {
+      expect(describeTlsError(tlsError(code))).toBe(
+        `the broker refused our client certificate as expired (mqtt.tls.cert): renew it and copy it over the file; the next attempt reads it (${code})`,
+      )
+    }
+    for (const code of ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSL/TLS_ALERT_UNKNOWN_CA']) {
+      expect(describeTlsError(tlsError(code))).toMatch(/^the broker refused our client certificate: it is not signed by a CA the broker trusts/)
+    }
+    for (const code of ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_REQUIRED']) {
+      expect(describeTlsError(tlsError(code))).toMatch(/^the broker requires a client certificate: set mqtt.tls.cert and mqtt.tls.key/)
+    }
+  })
+
   it('leaves errors that are not TLS to describeClose', () => {
     expect(describeTlsError(tlsError('ECONNREFUSED'))).toBeNull()
     expect(describeClose(tlsError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), 60, 30_000, {})).toBe('connect ECONNREFUSED 127.0.0.1:1')

@@ -84,13 +84,16 @@ export function describeTlsError(err: Error, tls?: TlsMaterial): string | null {
     const host = (err as { host?: string }).host
     return `certificate name mismatch: the broker's certificate is for ${names}${host ? `, not ${host}` : ''}; set mqtt.tls.servername to one of its names, or use that name in the broker URL (${code})`
   }
-  if (code === 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED') {
+  // The alerts by their ending: OpenSSL names the protocol in the middle, and renamed it
+  // (Node.js 20's OpenSSL 3.0 says ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED, Node.js 24's
+  // 3.5 ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_EXPIRED: the board's runtime, issue 14).
+  if (code.startsWith('ERR_SSL_') && code.endsWith('_ALERT_CERTIFICATE_EXPIRED')) {
     return `the broker refused our client certificate as expired (mqtt.tls.cert): renew it and copy it over the file; the next attempt reads it (${code})`
   }
-  if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA') {
+  if (code.startsWith('ERR_SSL_') && code.endsWith('_ALERT_UNKNOWN_CA')) {
     return `the broker refused our client certificate: it is not signed by a CA the broker trusts (mqtt.tls.cert from another CA?) (${code})`
   }
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return `the broker requires a client certificate: set mqtt.tls.cert and mqtt.tls.key (${code})`
+  if (code.startsWith('ERR_SSL_') && code.endsWith('_ALERT_CERTIFICATE_REQUIRED')) return `the broker requires a client certificate: set mqtt.tls.cert and mqtt.tls.key (${code})`
   if (/^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED|HANDSHAKE_FAILURE)/.test(code)) {
     return `the broker refused our client certificate (it may be expired or from another CA) (${code})`
   }

@@ -35,18 +35,13 @@
 
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync, lstatSync } from 'node:fs'
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, lstatSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
+import { BundleError, compileSqlite, elfMachine, fail, fetchRuntime, have, log, run, TARGETS } from './native.mjs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-
-/** Targets: Node's arch name, the ELF machine number of its objects, `uname -m` on such a board, the cross tools. */
-const TARGETS = {
-  x64: { elf: 0x3e, uname: 'x86_64', cc: 'gcc', cxx: 'g++', strip: 'strip' },
-  arm64: { elf: 0xb7, uname: 'aarch64', cc: 'aarch64-linux-gnu-gcc', cxx: 'aarch64-linux-gnu-g++', strip: 'aarch64-linux-gnu-strip' },
-}
 
 const WHY_NOT_ARM32 = `32-bit ARM (armv7l: a Pi 2, or a Pi 3/4/Zero 2 W on a 32-bit OS) has no bundle:
   - @mongodb-js/zstd 1.2 has no 32-bit ARM binary (the gateway would send its batches uncompressed,
@@ -66,30 +61,6 @@ module for that architecture, and the installer. See README.md, "Deploying on a 
   --cache DIR        downloads and compiled modules kept between builds
                      (default: node_modules/.cache/steppelink-bundle)
   --strip            strip the runtime's debug symbols (smaller; no longer byte-identical to the release)`
-
-class BundleError extends Error {}
-
-function fail(message) {
-  throw new BundleError(message)
-}
-
-function log(message) {
-  process.stderr.write(`bundle: ${message}\n`)
-}
-
-function run(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options })
-  if (r.error) fail(`${cmd} could not run: ${r.error.message}`)
-  if (r.status !== 0) {
-    const tail = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-25).join('\n')
-    fail(`${cmd} ${args.join(' ')} failed (exit ${r.status}):\n${tail}`)
-  }
-  return r.stdout
-}
-
-function have(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
-}
 
 function sha256(path) {
   return createHash('sha256').update(readFileSync(path)).digest('hex')
@@ -113,85 +84,6 @@ function duBytes(dir) {
   let total = 0
   for (const f of filesUnder(dir)) total += lstatSync(join(dir, f)).size
   return total
-}
-
-/** The ELF machine of an object file (e_machine, little-endian at offset 18), or null if not ELF. */
-function elfMachine(path) {
-  const fd = openSync(path, 'r')
-  try {
-    const head = Buffer.alloc(20)
-    readSync(fd, head, 0, 20, 0)
-    if (head.readUInt32BE(0) !== 0x7f454c46) return null
-    return head.readUInt16LE(18)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-/** npm's own node-gyp: npm ships one, so the build machine needs no global install. */
-function nodeGyp() {
-  const candidates = []
-  if (process.env.npm_execpath) candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'))
-  const npmPath = spawnSync('sh', ['-c', 'readlink -f "$(command -v npm)"'], { encoding: 'utf8' }).stdout.trim()
-  if (npmPath) candidates.push(join(dirname(npmPath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'))
-  const found = candidates.find((c) => existsSync(c))
-  if (!found) fail(`node-gyp not found beside npm (looked in ${candidates.join(', ')}): install npm 10 or later, or 'npm install -g node-gyp'`)
-  return found
-}
-
-/** The official runtime for the target, from the registry's node-linux-<arch> package, unpacked once into the cache. */
-function runtime(cache, arch, version) {
-  const name = `node-linux-${arch}`
-  const dir = join(cache, `${name}-${version}`)
-  if (existsSync(join(dir, 'bin', 'node'))) return { dir, integrity: readFileSync(join(dir, '.integrity'), 'utf8').trim() }
-  log(`fetching ${name}@${version} from the npm registry (about 50 MB, once)`)
-  mkdirSync(cache, { recursive: true })
-  // npm pack checks the tarball against the registry's integrity hash before it writes it.
-  const packed = JSON.parse(run('npm', ['pack', `${name}@${version}`, '--json', '--pack-destination', cache], { cwd: cache }))[0]
-  const tgz = join(cache, packed.filename)
-  rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir, { recursive: true })
-  run('tar', ['-xzf', tgz, '-C', dir, '--strip-components=1'])
-  rmSync(tgz)
-  if (!existsSync(join(dir, 'bin', 'node')) || !existsSync(join(dir, 'include', 'node', 'node.h'))) {
-    fail(`${name}@${version} has no bin/node or include/node: not the official build this script expects`)
-  }
-  writeFileSync(join(dir, '.integrity'), `${packed.integrity}\n`)
-  return { dir, integrity: packed.integrity }
-}
-
-/** better-sqlite3 compiled for the bundled runtime, cached per module version, Node.js version and arch. */
-function buildSqlite(cache, moduleDir, target, arch, rt, nodeVersion) {
-  const version = JSON.parse(readFileSync(join(moduleDir, 'package.json'), 'utf8')).version
-  const cached = join(cache, `better-sqlite3-${version}-node-${nodeVersion}-linux-${arch}.node`)
-  const out = join(moduleDir, 'build', 'Release', 'better_sqlite3.node')
-  if (!existsSync(cached)) {
-    for (const tool of [target.cc, target.cxx, 'make', 'python3']) {
-      if (!have(tool)) {
-        const pkg = tool.startsWith('aarch64') ? 'g++-aarch64-linux-gnu' : tool === 'python3' ? 'python3' : tool === 'make' ? 'make' : 'g++'
-        fail(`${tool} is needed to compile better-sqlite3 for linux-${arch}: apt-get install -y ${pkg}`)
-      }
-    }
-    log(`compiling better-sqlite3 ${version} for Node.js ${nodeVersion} linux-${arch} (about 70-90 s, once)`)
-    // Without the npm_config_* of `npm run`: node-gyp takes them as its options, and a machine
-    // whose npmrc says nodedir=/usr (to build against the system's headers) would get a module
-    // for the build machine's Node.js instead of the bundled one.
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_/i.test(k)))
-    const env = { ...clean, CC: target.cc, CXX: target.cxx, LINK: target.cxx, AR: arch === 'x64' ? 'ar' : 'aarch64-linux-gnu-ar' }
-    const jobs = String(Math.max(1, Number(run('nproc', []).trim()) || 1))
-    run(process.execPath, [nodeGyp(), 'rebuild', '--release', `--arch=${arch}`, `--nodedir=${rt.dir}`, '-j', jobs], { cwd: moduleDir, env })
-    if (elfMachine(out) !== target.elf) fail(`better-sqlite3 was compiled, but not for linux-${arch} (ELF machine ${elfMachine(out)})`)
-    copyFileSync(out, `${cached}.tmp`)
-    run('mv', [`${cached}.tmp`, cached])
-  } else {
-    log(`better-sqlite3 ${version} for Node.js ${nodeVersion} linux-${arch}: from the cache`)
-  }
-  // Only the binding stays: the SQLite sources (deps/, 9 MB) and the object files are the build's, not the board's.
-  rmSync(join(moduleDir, 'build'), { recursive: true, force: true })
-  rmSync(join(moduleDir, 'deps'), { recursive: true, force: true })
-  rmSync(join(moduleDir, 'src'), { recursive: true, force: true })
-  mkdirSync(dirname(out), { recursive: true })
-  copyFileSync(cached, out)
 }
 
 /** Every relative import of the program must resolve inside the bundle (a file left out of dist would fail only on the board). */
@@ -252,7 +144,7 @@ function main() {
   mkdirSync(staging, { recursive: true })
 
   // The runtime.
-  const rt = runtime(cache, arch, nodeVersion)
+  const rt = fetchRuntime(cache, arch, nodeVersion)
   mkdirSync(join(staging, 'runtime', 'bin'), { recursive: true })
   copyFileSync(join(rt.dir, 'bin', 'node'), join(staging, 'runtime', 'bin', 'node'))
   chmodSync(join(staging, 'runtime', 'bin', 'node'), 0o755)
@@ -290,7 +182,7 @@ function main() {
   rmSync(join(modules, '.bin'), { recursive: true, force: true })
   rmSync(join(modules, '.package-lock.json'), { force: true })
 
-  buildSqlite(cache, join(modules, 'better-sqlite3'), target, arch, rt, nodeVersion)
+  compileSqlite(cache, join(modules, 'better-sqlite3'), target, arch, rt, nodeVersion)
 
   // serialport's prebuilds: only this target's.
   const prebuilds = join(modules, '@serialport', 'bindings-cpp', 'prebuilds')

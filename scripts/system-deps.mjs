@@ -27,6 +27,17 @@ const TOOLS = [
   { name: 'python3', pkg: 'python3', paths: ['/usr/bin/python3', '/usr/local/bin/python3'] },
   // Exactly this path: tests/helpers/browser.ts launches it (not on PATH: a command of that
   // name elsewhere would not be the browser the tests start).
+  // The board bundle (scripts/bundle.mjs, tests/bundle*.e2e.test.ts): node-gyp compiles
+  // better-sqlite3 for the bundled runtime with make and g++, for arm64 with the cross
+  // compiler; qemu-user-static runs the arm64 bundle; ip (iproute2) makes the network
+  // namespace with no network that the x64 bundle is installed in; useradd (passwd) makes
+  // the installer's system user.
+  { name: 'g++', pkg: 'g++', paths: ['/usr/bin/g++'] },
+  { name: 'make', pkg: 'make', paths: ['/usr/bin/make'] },
+  { name: 'aarch64-linux-gnu-g++', pkg: 'g++-aarch64-linux-gnu', paths: ['/usr/bin/aarch64-linux-gnu-g++'] },
+  { name: 'qemu-aarch64-static', pkg: 'qemu-user-static', paths: ['/usr/bin/qemu-aarch64-static'] },
+  { name: 'ip', pkg: 'iproute2', paths: ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'] },
+  { name: 'useradd', pkg: 'passwd', paths: ['/usr/sbin/useradd', '/sbin/useradd'] },
   { name: 'chromium', pkg: 'chromium', paths: ['/usr/bin/chromium'], noPath: true },
   // A font, not a command: the file Debian's package installs.
   { name: 'Noto Sans CJK', pkg: 'fonts-noto-cjk', paths: ['/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc'], noPath: true },
