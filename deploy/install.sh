@@ -40,9 +40,11 @@ ARGS_TEXT="$*"
 
 # ------------------------------------------------------------------ messages
 
-say() { printf '%s\n' "$*"; }
-note() { printf '  %s\n' "$*"; }
-warn() { printf '%s: WARNING: %s\n' "$PROG" "$*" >&2; }
+# Messages never fail the install: over SSH on a weak link the terminal may be gone (see
+# the HUP trap below), and a write to it must not stop an upgrade halfway.
+say() { printf '%s\n' "$*" 2>/dev/null || true; }
+note() { printf '  %s\n' "$*" 2>/dev/null || true; }
+warn() { printf '%s: WARNING: %s\n' "$PROG" "$*" >&2 2>/dev/null || true; }
 # Every failure: what was wrong, then what to do; exit 1.
 die() {
   printf '%s: FAILED: %s\n' "$PROG" "$1" >&2
@@ -138,6 +140,7 @@ DEFAULT_DATA=/var/lib/steppelink
 # Whether systemctl and journalctl are called: not under --root (the tree is not the running
 # system) unless a test gave SYSTEMCTL, and not where systemd is not running (a chroot, a
 # container): then the unit is enabled by making its link, as `systemctl enable` would.
+NO_SYSTEMD=no
 if [ -n "$SYSTEMCTL_GIVEN" ]; then
   LIVE=yes
 elif [ -n "$ROOT" ]; then
@@ -146,7 +149,7 @@ elif [ -d /run/systemd/system ]; then
   LIVE=yes
 else
   LIVE=no
-  warn "systemd is not running here (a chroot or a container?): the service is set up but not started; use --root DIR to prepare a card from outside it"
+  NO_SYSTEMD=yes
 fi
 
 # ------------------------------------------------------------------ small helpers
@@ -244,11 +247,12 @@ ensure_user() {
     # the unit's StateDirectory=), not by useradd.
     # shellcheck disable=SC2086
     useradd $PREFIX_ARGS --system --user-group --no-create-home --home-dir "$DEFAULT_DATA" \
-      --shell "$shell" --groups dialout --comment 'Steppelink gateway' "$USER_NAME"
+      --shell "$shell" --groups dialout --comment 'Steppelink gateway' "$USER_NAME" ||
+      die "could not make the system user $USER_NAME (useradd's message above)" "make it by hand: useradd --system --user-group --no-create-home --home-dir $DEFAULT_DATA --shell /usr/sbin/nologin --groups dialout $USER_NAME; then run this again"
     note "made the system user $USER_NAME (no login), in the group dialout"
   elif ! group_has_member dialout "$USER_NAME"; then
     # shellcheck disable=SC2086
-    usermod $PREFIX_ARGS -a -G dialout "$USER_NAME"
+    usermod $PREFIX_ARGS -a -G dialout "$USER_NAME" || die "could not add $USER_NAME to the group dialout (usermod's message above)" "by hand: usermod -a -G dialout $USER_NAME; then run this again"
     note "added the user $USER_NAME to the group dialout (serial ports)"
   fi
   # Numbers, not names, for chown: with --root the names exist in DIR/etc, not here.
@@ -352,6 +356,7 @@ roll_back_to() {
 
 must_be_root() {
   [ "$(id -u)" = 0 ] || die "this must run as root (it installs a system service and a system user)" "run it again with sudo: sudo $0 $ARGS_TEXT"
+  [ "$NO_SYSTEMD" = no ] || warn "systemd is not running here (a chroot or a container?): the service is set up but not started; use --root DIR to prepare a card from outside it"
 }
 
 # On a failure after the gateway was stopped for a switch, start it again (whichever release
@@ -371,7 +376,10 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT TERM
+# A dropped SSH session (the board's uplink is a weak cellular link) must not stop an
+# install or an upgrade halfway, the gateway stopped: carry on without the terminal.
+trap '' HUP
 
 # ------------------------------------------------------------------ --uninstall
 
@@ -581,15 +589,16 @@ if [ "$SELFTEST" = yes ]; then
   selftest "$TESTED/bin/steppelink" selftest || rc=$?
   [ "$rc" = 0 ] || die "the self-test of $REL failed (exit status $rc, its reason above): this release cannot run on this board; nothing installed was changed" \
     "check that the bundle is the one for this board (linux-$ARCH) and the OS is 64-bit with glibc $GLIBC_MIN_MAJOR.$GLIBC_MIN_MINOR or later; send the lines above to the developers"
-  # An older release over a store a newer one has already migrated (a downgrade) would not
-  # start: say so now, while nothing has changed.
-  if [ "$KIND" = upgrade ] && [ -e "$DATA/gateway.db" ]; then
+  # An older release over a store a newer one has already migrated (a downgrade, or an
+  # install over the data an uninstall kept) would not start: say so now, while nothing has
+  # changed. The self-test only reads the store (the running gateway keeps it).
+  if [ -e "$DATA/gateway.db" ]; then
     rc=0
     selftest "$TESTED/bin/steppelink" selftest --data "$DATA" || rc=$?
     case $rc in
       0) ;;
       3) die "the store in $DATA was written by a newer release than $REL, which cannot open it; nothing was changed" \
-        "install $OLD or a newer release; to go back to the release before $OLD use: sudo $0 --rollback" ;;
+        "install the release that wrote it${OLD:+ ($OLD)} or a newer one${OLD:+; to go back to the release before $OLD: sudo $0 --rollback}" ;;
       *) die "the self-test of $REL on the store in $DATA failed (exit status $rc, its reason above); nothing was changed" \
         "sudo steppelink doctor checks the store; send the lines above to the developers" ;;
     esac

@@ -25,7 +25,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../gateway/config.js'
 
@@ -283,6 +283,15 @@ describe('deploy/install.sh', () => {
     for (const flag of ['--rollback', '--uninstall', '--purge', '--root DIR', '--no-start', '--no-selftest']) expect(r.stdout).toContain(flag)
   })
 
+  it('refuses to run as another user than root, saying how', () => {
+    const b = makeBundle('0.1.0')
+    chmodSync(dirname(b.dir), 0o755)
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', join(b.dir, 'install.sh'), '--no-start'], { encoding: 'utf8' })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/this must run as root/)
+    expect(r.stderr).toMatch(/what to do: run it again with sudo: sudo .*install\.sh --no-start/)
+  })
+
   it('a first install makes every file with its owner and mode, enables the gateway, and does not start it while the config is the template', () => {
     const rig = makeRig()
     const hostPasswd = text('/etc/passwd')
@@ -416,7 +425,7 @@ describe('deploy/install.sh', () => {
     expect(text(join(copy, 'gateway.db-wal'))).toBe(text(join(data, 'gateway.db-wal')))
     expect(statSync(join(copy, 'gateway.db')).uid).toBe(userOf(rig)!.uid)
     // The new gateway opened (and migrated) the live store.
-    expect(text(join(data, 'gateway.db'))).toMatch(/^layout=4\n[^]*event stored by 0\.2\.0/)
+    expect(text(join(data, 'gateway.db'))).toMatch(/^layout=4\n[\s\S]*event stored by 0\.2\.0/)
     // Stopped before the copy and the switch, started after, looked at twice.
     expect(rig.systemctlLog()).toEqual([`stop ${UNIT}`, 'daemon-reload', `enable ${UNIT}`, `start ${UNIT}`, `is-active --quiet ${UNIT}`, `is-active --quiet ${UNIT}`])
 
@@ -427,6 +436,21 @@ describe('deploy/install.sh', () => {
     expect(readdirSync(path(rig, 'opt', 'steppelink', 'releases')).sort()).toEqual([next.release, third.release])
     expect(readdirSync(join(data, 'pre-upgrade'))).toEqual([next.release])
     expect(link(rig, 'previous')).toBe(`releases/${next.release}`)
+  })
+
+  it('a release older than the store (a downgrade over a migrated store) is refused, and nothing is changed', () => {
+    const rig = makeRig()
+    installedAndRunning(rig)
+    expect(rig.run(makeBundle('0.2.0', { layout: 4 }).dir).status).toBe(0)
+    const older = makeBundle('0.1.5')
+    const before = snapshot(rig.root)
+    rmSync(join(rig.ctl, 'systemctl.log'))
+    const r = rig.run(older.dir)
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/the store in .* was written by a newer release than 0\.1\.5-\w+, which cannot open it; nothing was changed/)
+    expect(r.stderr).toMatch(/--rollback/)
+    expect(snapshot(rig.root)).toEqual(before)
+    expect(rig.systemctlLog()).toEqual([])
   })
 
   it('an upgrade whose gateway does not start is rolled back automatically', () => {
@@ -472,7 +496,7 @@ describe('deploy/install.sh', () => {
     const aside = join(data, `failed-upgrade-${next.release}`)
     // What 0.2.0 stored is aside, in its layout; the live store is the copy from before, and
     // 0.1.0 runs on it again.
-    expect(text(join(aside, 'gateway.db'))).toMatch(/^layout=4\n[^]*event stored by 0\.2\.0/)
+    expect(text(join(aside, 'gateway.db'))).toMatch(/^layout=4\n[\s\S]*event stored by 0\.2\.0/)
     expect(existsSync(join(aside, 'gateway.db-wal'))).toBe(true)
     const live = text(join(data, 'gateway.db'))
     expect(live).toMatch(/^layout=3\nevent: alarm from SL-T-0001\nevent stored by 0\.1\.0-\w+\n$/)
@@ -495,7 +519,7 @@ describe('deploy/install.sh', () => {
     expect(link(rig, 'previous')).toBe(`releases/${next.release}`)
     expect(rig.systemctlLog()).toEqual([`stop ${UNIT}`, 'daemon-reload', `start ${UNIT}`, `is-active --quiet ${UNIT}`, `is-active --quiet ${UNIT}`])
     // Same layout: the store stays.
-    expect(text(path(rig, 'var', 'lib', 'steppelink', 'gateway.db'))).toMatch(/event stored by 0\.2\.0[^]*event stored by 0\.1\.0/)
+    expect(text(path(rig, 'var', 'lib', 'steppelink', 'gateway.db'))).toMatch(/event stored by 0\.2\.0[\s\S]*event stored by 0\.1\.0/)
   })
 
   it('--rollback from any bundle, over a store the newer release migrated, restores the copy from before the upgrade and keeps the migrated one aside', () => {
@@ -508,7 +532,7 @@ describe('deploy/install.sh', () => {
     expect(r.status, r.stderr).toBe(0)
     expect(link(rig, 'current')).toBe(`releases/${first.release}`)
     const data = path(rig, 'var', 'lib', 'steppelink')
-    expect(text(join(data, `failed-upgrade-${next.release}`, 'gateway.db'))).toMatch(/^layout=4\n[^]*event stored by 0\.2\.0/)
+    expect(text(join(data, `failed-upgrade-${next.release}`, 'gateway.db'))).toMatch(/^layout=4\n[\s\S]*event stored by 0\.2\.0/)
     expect(text(join(data, 'gateway.db'))).toMatch(/^layout=3\n/)
     expect(r.stderr).toContain(`EVENTS STORED BY ${next.release} SINCE THE UPGRADE ARE NOT IN THE STORE NOW`)
   })
