@@ -224,6 +224,19 @@ selftest() {
   return "$st_rc"
 }
 
+# The self-test of release $1 on the store in directory $2; its exit status in ST_RC.
+# It runs as root: if SQLite makes the store's -wal or -shm file while it reads, that file
+# is root's, and the gateway (user steppelink) could no longer open its own store. They are
+# given back to the store's owner.
+selftest_store() {
+  ST_RC=0
+  selftest "$1/bin/steppelink" selftest --data "$2" || ST_RC=$?
+  ss_owner=$(stat -c '%u:%g' "$2/gateway.db")
+  for f in gateway.db-wal gateway.db-shm; do
+    if [ -e "$2/$f" ]; then chown "$ss_owner" "$2/$f"; fi
+  done
+}
+
 # The system user, its group, and the dialout group. With --root, shadow's tools edit
 # DIR/etc/{passwd,group,shadow,gshadow} (--prefix: "prepare a target tree").
 PREFIX_ARGS=
@@ -260,13 +273,11 @@ ensure_user() {
   USER_GID=$(user_entry | cut -d: -f4)
 }
 
-# The service's files from a release's deploy/: the unit (always, it may differ between
-# releases), the journald drop-in, the udev example. Sets UNIT_CHANGED.
+# The unit from a release's deploy/, at every install and rollback: it may differ between
+# releases (a flag the older runtime does not know), so it goes with the release.
 install_unit() {
-  UNIT_CHANGED=no
   mkdir -p "$(dirname "$UNIT_FILE")"
   if ! cmp -s "$1/deploy/systemd/$UNIT.service" "$UNIT_FILE"; then
-    UNIT_CHANGED=yes
     cp "$1/deploy/systemd/$UNIT.service" "$UNIT_FILE.new"
     chmod 0644 "$UNIT_FILE.new"
     mv -f "$UNIT_FILE.new" "$UNIT_FILE"
@@ -309,12 +320,12 @@ roll_back_to() {
   # back, and the migrated store is kept aside: what the newer release stored since the
   # upgrade is only there.
   if [ -e "$rb_data/gateway.db" ]; then
-    rb_rc=0
-    selftest "$RELEASES/$rb_target/bin/steppelink" selftest --data "$rb_data" || rb_rc=$?
+    selftest_store "$RELEASES/$rb_target" "$rb_data"
+    rb_rc=$ST_RC
     if [ "$rb_rc" = 3 ]; then
       rb_copy=$rb_data/pre-upgrade/$rb_target
       [ -e "$rb_copy/gateway.db" ] || die "$rb_target cannot open the store in $rb_data (its layout is newer), and there is no copy of the store from before the upgrade ($rb_copy)" \
-        "stay on $rb_from: sudo steppelink --version; sudo systemctl start $UNIT" \
+        "stay on $rb_from (still current): sudo systemctl start $UNIT" \
         "or install a release that can open this store (one made after $rb_from)"
       rb_aside=$rb_data/failed-upgrade-$rb_from
       [ ! -e "$rb_aside" ] || rb_aside=$rb_aside-$(date +%Y%m%dT%H%M%S)
@@ -408,7 +419,7 @@ if [ "$MODE" = uninstall ]; then
     note "the config: ${ROOT}/etc/steppelink (gateway.toml, gateway.env)"
     note "the data, with every stored event: $data"
     note "the user $USER_NAME"
-    say "To remove them too: $0 --uninstall --purge"
+    say "To remove them too: sudo ./install.sh --uninstall --purge (from any Steppelink bundle)"
     exit 0
   fi
   rm -rf "$ETC"
@@ -593,8 +604,8 @@ if [ "$SELFTEST" = yes ]; then
   # install over the data an uninstall kept) would not start: say so now, while nothing has
   # changed. The self-test only reads the store (the running gateway keeps it).
   if [ -e "$DATA/gateway.db" ]; then
-    rc=0
-    selftest "$TESTED/bin/steppelink" selftest --data "$DATA" || rc=$?
+    selftest_store "$TESTED" "$DATA"
+    rc=$ST_RC
     case $rc in
       0) ;;
       3) die "the store in $DATA was written by a newer release than $REL, which cannot open it; nothing was changed" \

@@ -9,7 +9,8 @@
  * - the bundle's `bin/steppelink`: only `selftest`. It fails when the file
  *   `selftest-fails-<release>` is in the control directory, and with `--data DIR` exits 3
  *   when DIR/gateway.db says `layout=N` with N above the bundle's storeLayout, which is the
- *   contract the installer relies on (STORE_NEWER).
+ *   contract the installer relies on (STORE_NEWER); like SQLite reading a WAL store, it
+ *   makes DIR/gateway.db-shm (as root: the installer gives it back to the gateway's user).
  * - `systemctl` (given as SYSTEMCTL, so that it is called even under --root): logs its
  *   arguments; `start` plays the gateway of the current release, which migrates the store
  *   to its layout and stores an event, and fails when `fail-start-<release>` is there;
@@ -64,6 +65,8 @@ echo "${release} $*" >> "$FAKE_CTL/steppelink.log"
 [ "$1" = selftest ] || exit 0
 if [ -f "$FAKE_CTL/selftest-fails-${release}" ]; then echo "selftest: cannot load better-sqlite3 (played)" >&2; exit 1; fi
 if [ "\${2:-}" = --data ]; then
+  # As SQLite does when it reads a store in WAL mode: it makes the shared-memory file.
+  [ -e "$3/gateway.db-shm" ] || : > "$3/gateway.db-shm"
   stored=$(sed -n 's/^layout=//p' "$3/gateway.db")
   if [ "\${stored:-0}" -gt ${layout} ]; then echo "selftest: the store has layout $stored; ${release} opens ${layout} at most (STORE_NEWER)" >&2; exit 3; fi
 fi
@@ -233,8 +236,9 @@ function installedAndRunning(rig: Rig, version = '0.1.0'): Bundle {
   const data = path(rig, 'var', 'lib', 'steppelink')
   writeFileSync(join(data, 'gateway.db'), 'layout=3\nevent: alarm from SL-T-0001\n')
   writeFileSync(join(data, 'gateway.db-wal'), 'wal: a committed alarm not yet checkpointed\n')
+  writeFileSync(join(data, 'gateway.db-shm'), 'shm\n')
   const u = userOf(rig)!
-  spawnSync('chown', [`${u.uid}:${u.gid}`, join(data, 'gateway.db'), join(data, 'gateway.db-wal')])
+  spawnSync('chown', [`${u.uid}:${u.gid}`, join(data, 'gateway.db'), join(data, 'gateway.db-wal'), join(data, 'gateway.db-shm')])
   rig.setActive(true)
   rmSync(join(rig.ctl, 'systemctl.log'), { force: true })
   return b
@@ -409,6 +413,8 @@ describe('deploy/install.sh', () => {
     const config = text(path(rig, 'etc', 'steppelink', 'gateway.toml'))
     const data = path(rig, 'var', 'lib', 'steppelink')
     const store = text(join(data, 'gateway.db'))
+    // No -shm: the self-test makes one, as root, while it reads the store.
+    rmSync(join(data, 'gateway.db-shm'))
     const next = makeBundle('0.2.0', { layout: 4, unitComment: 'the unit of 0.2.0' })
     const r = rig.run(next.dir)
     expect(r.status, r.stderr).toBe(0)
@@ -424,6 +430,8 @@ describe('deploy/install.sh', () => {
     expect(text(join(copy, 'gateway.db'))).toBe(store)
     expect(text(join(copy, 'gateway.db-wal'))).toBe(text(join(data, 'gateway.db-wal')))
     expect(statSync(join(copy, 'gateway.db')).uid).toBe(userOf(rig)!.uid)
+    // The self-test read the live store as root; what it made there is the gateway's again.
+    expect(statSync(join(data, 'gateway.db-shm')).uid).toBe(userOf(rig)!.uid)
     // The new gateway opened (and migrated) the live store.
     expect(text(join(data, 'gateway.db'))).toMatch(/^layout=4\n[\s\S]*event stored by 0\.2\.0/)
     // Stopped before the copy and the switch, started after, looked at twice.
