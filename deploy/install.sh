@@ -654,10 +654,11 @@ cp "$TESTED/deploy/udev/99-steppelink-terminal.rules.example" "$UDEV_EXAMPLE.new
 chmod 0644 "$UDEV_EXAMPLE.new"
 mv -f "$UDEV_EXAMPLE.new" "$UDEV_EXAMPLE"
 
-# 4. The release in place. The service is stopped for the switch only on an upgrade (and a
-#    reinstall whose files changed); a first install has nothing running.
+# 4. The release in place. The service is stopped for the switch on an upgrade (to another
+#    release, older ones included), and on a reinstall only if its files or its unit changed;
+#    a first install has nothing running.
 
-if [ "$KIND" != install ] && { [ "$SAME_FILES" = no ] || ! cmp -s "$TESTED/deploy/systemd/$UNIT.service" "$UNIT_FILE"; }; then
+if [ "$KIND" = upgrade ] || { [ "$KIND" = reinstall ] && { [ "$SAME_FILES" = no ] || ! cmp -s "$TESTED/deploy/systemd/$UNIT.service" "$UNIT_FILE"; }; }; then
   if [ "$LIVE" = yes ]; then
     say "Stopping the gateway for the switch ..."
     STOPPED=yes

@@ -367,6 +367,32 @@ describe('deploy/install.sh', () => {
     expect(readdirSync(path(rig, 'opt', 'steppelink', 'releases'))).toEqual([b.release])
   })
 
+  it('running it again once the config is filled in starts the gateway', () => {
+    const rig = makeRig()
+    const b = makeBundle('0.1.0')
+    expect(rig.run(b.dir).status).toBe(0)
+    writeFileSync(path(rig, 'etc', 'steppelink', 'gateway.toml'), FILLED(text(join(DEPLOY, 'gateway.toml'))))
+    rmSync(join(rig.ctl, 'systemctl.log'))
+    const r = rig.run(b.dir)
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/installed and the gateway runs/)
+    expect(rig.systemctlLog()).toEqual(['daemon-reload', `enable ${UNIT}`, `is-active --quiet ${UNIT}`, `start ${UNIT}`, `is-active --quiet ${UNIT}`, `is-active --quiet ${UNIT}`])
+  })
+
+  it('installing the release before again (its files still there) stops the gateway and switches back, keeping the other as previous', () => {
+    const rig = makeRig()
+    const first = installedAndRunning(rig)
+    const next = makeBundle('0.2.0')
+    expect(rig.run(next.dir).status).toBe(0)
+    rmSync(join(rig.ctl, 'systemctl.log'))
+    const r = rig.run(first.dir)
+    expect(r.status, r.stderr).toBe(0)
+    expect(link(rig, 'current')).toBe(`releases/${first.release}`)
+    expect(link(rig, 'previous')).toBe(`releases/${next.release}`)
+    expect(rig.systemctlLog()).toEqual([`stop ${UNIT}`, 'daemon-reload', `enable ${UNIT}`, `start ${UNIT}`, `is-active --quiet ${UNIT}`, `is-active --quiet ${UNIT}`])
+    expect(readdirSync(path(rig, 'var', 'lib', 'steppelink', 'pre-upgrade'))).toEqual([next.release])
+  })
+
   it('a tampered file fails the manifest check, and nothing is changed', () => {
     const rig = makeRig()
     installedAndRunning(rig)
