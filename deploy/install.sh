@@ -309,7 +309,7 @@ roll_back_to() {
   rb_from=$2
   rb_data=$(data_dir)
   [ -d "$RELEASES/$rb_target" ] || die "the release $rb_target to go back to is not in $RELEASES" \
-    "install it again from its bundle: sudo ./install.sh in steppelink-$rb_target"
+    "install it again from its bundle: sudo ./install.sh in steppelink-${rb_target%-*}-linux-${rb_target##*-}/"
   if [ "$LIVE" = yes ]; then
     STOPPED=yes
     "$SYSTEMCTL" stop "$UNIT" || true
@@ -533,11 +533,11 @@ fi
 say "Checking the bundle's files against MANIFEST.sha256 ..."
 for f in install.sh bundle.json bin/steppelink runtime/bin/node; do
   # A manifest without the essential files would prove nothing.
-  grep -q "  $f\$" "$BUNDLE/MANIFEST.sha256" || die "MANIFEST.sha256 does not list $f: the bundle is incomplete or damaged; nothing was changed" \
+  grep -Eq "  (\./)?$f\$" "$BUNDLE/MANIFEST.sha256" || die "MANIFEST.sha256 does not list $f: the bundle is incomplete or damaged; nothing was changed" \
     "copy the .tar.gz again and unpack it afresh"
 done
 (cd "$BUNDLE" && sha256sum -c --quiet --strict MANIFEST.sha256) >&2 || die "the bundle's files do not match MANIFEST.sha256 (the lines above name them): it is damaged, incomplete or changed; nothing was changed" \
-  "copy steppelink-$REL.tar.gz to the board again (check its size against the original), then: rm -rf $BUNDLE && tar xzf steppelink-$REL.tar.gz"
+  "copy steppelink-$VERSION-linux-$ARCH.tar.gz to the board again (check its size against the original), and unpack it afresh in place of $BUNDLE"
 
 if [ -n "$ROOT" ]; then
   for f in passwd group shadow gshadow; do

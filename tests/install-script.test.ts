@@ -403,7 +403,7 @@ describe('deploy/install.sh', () => {
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/app\/dist\/cli\/main\.js: FAILED/)
     expect(r.stderr).toMatch(/do not match MANIFEST\.sha256.*nothing was changed/)
-    expect(r.stderr).toMatch(/what to do: copy steppelink-0\.2\.0-\w+\.tar\.gz to the board again/)
+    expect(r.stderr).toMatch(/what to do: copy steppelink-0\.2\.0-linux-\w+\.tar\.gz to the board again/)
     expect(snapshot(rig.root)).toEqual(before)
     expect(rig.systemctlLog()).toEqual([])
   })
