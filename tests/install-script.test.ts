@@ -135,9 +135,14 @@ function makeBundle(version: string, opts: { layout?: number; unitComment?: stri
   writeScript(join(dir, 'runtime', 'bin', 'node'), '#!/bin/sh\necho "played node"\n')
   writeFileSync(join(dir, 'app', 'dist', 'cli', 'main.js'), `// steppelink ${version}\n`)
   writeFileSync(join(dir, 'app', 'README.md'), '# Steppelink\n')
+  writeManifest(dir)
+  return { dir, release }
+}
+
+/** MANIFEST.sha256 as the builder makes it: `sha256sum` of every file but itself. */
+function writeManifest(dir: string): void {
   const made = spawnSync('sh', ['-c', "find . -type f ! -name MANIFEST.sha256 | sed 's,^\\./,,' | LC_ALL=C sort | xargs sha256sum > MANIFEST.sha256"], { cwd: dir, encoding: 'utf8' })
   expect(made.status, made.stderr).toBe(0)
-  return { dir, release }
 }
 
 /** A system tree to install into: its own passwd, group, shadow and gshadow (with dialout). */
@@ -652,6 +657,24 @@ describe('deploy/install.sh', () => {
     // --uninstall takes the link away again.
     expect(rig.run(b.dir, ['--uninstall'], { systemctl: false }).status).toBe(0)
     expect(existsSync(path(rig, 'etc', 'systemd', 'system', 'multi-user.target.wants', `${UNIT}.service`))).toBe(false)
+  })
+
+  it('--root --no-selftest prepares a card for a board of another architecture, saying what it did not check', () => {
+    const rig = makeRig()
+    const other = ARCH === 'x64' ? 'arm64' : 'x64'
+    const b = makeBundle('0.1.0')
+    // The same bundle, marked for the other architecture (the played runtime runs anywhere).
+    const json = join(b.dir, 'bundle.json')
+    writeFileSync(json, text(json).replace(`"arch": "${ARCH}"`, `"arch": "${other}"`))
+    writeManifest(b.dir)
+    const refused = rig.run(b.dir, [], { systemctl: false })
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toMatch(new RegExp(`this bundle is for ${other}, and this machine is ${ARCH}`))
+    const r = rig.run(b.dir, ['--no-selftest'], { systemctl: false })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/Not checking this machine's architecture nor its glibc, nor running the self-test/)
+    expect(link(rig, 'current')).toBe(`releases/0.1.0-${other}`)
+    expect(existsSync(join(rig.ctl, 'steppelink.log'))).toBe(false)
   })
 
   it('--root on a tree without its user files says so, and changes nothing', () => {
