@@ -308,6 +308,7 @@ roll_back_to() {
   rb_target=$1
   rb_from=$2
   rb_data=$(data_dir)
+  RB_ASIDE=
   [ -d "$RELEASES/$rb_target" ] || die "the release $rb_target to go back to is not in $RELEASES" \
     "install it again from its bundle: sudo ./install.sh in steppelink-${rb_target%-*}-linux-${rb_target##*-}/"
   if [ "$LIVE" = yes ]; then
@@ -334,6 +335,7 @@ roll_back_to() {
         if [ -e "$rb_data/$f" ]; then mv "$rb_data/$f" "$rb_aside/$f"; fi
       done
       copy_store "$rb_copy" "$rb_data"
+      RB_ASIDE=$rb_aside
       loud "The store was put back to the copy taken before the upgrade to $rb_from:" \
         "$rb_from had changed it to a layout that $rb_target cannot open." \
         "EVENTS STORED BY $rb_from SINCE THE UPGRADE ARE NOT IN THE STORE NOW." \
@@ -749,7 +751,8 @@ next_steps() {
   note "   see /etc/udev/rules.d/99-steppelink-terminal.rules.example"
   note "2. Check the board:  sudo steppelink doctor"
   note "3. Start the gateway:  sudo systemctl start $UNIT"
-  note "   (it is enabled: it starts at every boot from then on)"
+  note "   (it is enabled: from the next boot on it starts by itself; while a CHANGE-ME is left"
+  note "   it refuses to run, and says why: journalctl -u $UNIT)"
 }
 
 if [ "$LIVE" = no ] || [ "$START" = no ]; then
@@ -778,15 +781,16 @@ if start_and_check; then
   exit 0
 fi
 
-journal_tail
 if [ "$KIND" != upgrade ]; then
+  journal_tail
   die "the gateway did not stay up after the install of $REL (the log lines above say why)" \
     "sudo steppelink doctor checks the config and the board; the service keeps retrying every 5 s"
 fi
 warn "the gateway did not stay up after the upgrade to $REL: going back to $OLD"
+journal_tail
 roll_back_to "$OLD" "$REL"
 if [ "$RB_RESULT" != down ]; then
-  die "the upgrade to $REL failed (the log lines above say why); the gateway runs $OLD again" \
+  die "the upgrade to $REL failed (the log lines above say why); the gateway runs $OLD again${RB_ASIDE:+, on the store from before the upgrade: what $REL stored is in $RB_ASIDE (see above)}" \
     "send the log lines above to the developers; $REL stays in $RELEASES for them, and is removed by the next install"
 fi
 journal_tail

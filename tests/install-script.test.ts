@@ -543,6 +543,8 @@ describe('deploy/install.sh', () => {
     expect(r.stderr).toContain(`EVENTS STORED BY ${next.release} SINCE THE UPGRADE ARE NOT IN THE STORE NOW`)
     expect(r.stderr).toContain(`They are kept in ${aside}`)
     expect(r.stderr).toMatch(/STORE_NEWER/)
+    // The last words say it again.
+    expect(r.stderr.trim().split('\n').slice(-2)[0]).toContain(`on the store from before the upgrade: what ${next.release} stored is in ${aside}`)
   })
 
   it('--rollback, run from the installed release, switches back to the release before and restarts it', () => {
