@@ -630,6 +630,12 @@ chown "0:$USER_GID" "$ETC"
 chmod 0750 "$ETC"
 if [ -e "$CONFIG" ]; then
   note "kept the config $CONFIG as it is"
+  # Its words are the technician's; its owner and mode are the installer's: the gateway runs
+  # as steppelink and must read it (a root-only 0600 file would stop it at every start).
+  cfg_was=$(stat -c '%u:%g %a' "$CONFIG")
+  chown "0:$USER_GID" "$CONFIG"
+  chmod 0640 "$CONFIG"
+  [ "$cfg_was" = "0:$USER_GID 640" ] || note "set $CONFIG to root:$USER_NAME 0640 (it was $cfg_was): the gateway's user must read it, nobody else may"
 else
   # From the release being installed: its template matches its config loader.
   cp "$TESTED/deploy/gateway.toml" "$CONFIG.new"
@@ -637,6 +643,13 @@ else
   chmod 0640 "$CONFIG.new"
   mv -f "$CONFIG.new" "$CONFIG"
   note "wrote the config template $CONFIG (root:$USER_NAME 0640)"
+fi
+
+# The password file: read by systemd (root) for the service; nobody else's business.
+if [ -e "$ETC/gateway.env" ] && [ -n "$(find "$ETC/gateway.env" -perm /077)" ]; then
+  chown 0:0 "$ETC/gateway.env"
+  chmod 0600 "$ETC/gateway.env"
+  note "set $ETC/gateway.env to root 0600: it holds the MQTT password"
 fi
 
 mkdir -p "$DATA"
@@ -689,7 +702,10 @@ if [ "$SAME_FILES" = no ]; then
     # The same version again, with other files: the old copy goes aside (the gateway was
     # stopped above if it ran from it), the new one takes its name.
     mv -T "$NEW" "$RELEASES/.replaced-$REL-$$"
-    mv -T "$STAGE" "$NEW"
+    mv -T "$STAGE" "$NEW" || {
+      mv -T "$RELEASES/.replaced-$REL-$$" "$NEW"
+      die "could not put the new copy of $REL in place; the old copy is back" "run this again"
+    }
     rm -rf "$RELEASES/.replaced-$REL-$$"
   else
     mv -T "$STAGE" "$NEW"

@@ -442,6 +442,10 @@ describe('deploy/install.sh', () => {
     const rig = makeRig()
     const first = installedAndRunning(rig)
     const config = text(path(rig, 'etc', 'steppelink', 'gateway.toml'))
+    // A technician made the config root-only (the gateway could not read it) and left the
+    // password file readable by anyone.
+    chmodSync(path(rig, 'etc', 'steppelink', 'gateway.toml'), 0o600)
+    writeFileSync(path(rig, 'etc', 'steppelink', 'gateway.env'), 'STEPPELINK_MQTT_PASSWORD=secret\n', { mode: 0o644 })
     const data = path(rig, 'var', 'lib', 'steppelink')
     const store = text(join(data, 'gateway.db'))
     // No -shm: the self-test makes one, as root, while it reads the store.
@@ -455,6 +459,10 @@ describe('deploy/install.sh', () => {
     expect(link(rig, 'current')).toBe(`releases/${next.release}`)
     expect(link(rig, 'previous')).toBe(`releases/${first.release}`)
     expect(text(path(rig, 'etc', 'steppelink', 'gateway.toml'))).toBe(config)
+    expect([modeOf(path(rig, 'etc', 'steppelink', 'gateway.toml')), statSync(path(rig, 'etc', 'steppelink', 'gateway.toml')).gid]).toEqual(['640', userOf(rig)!.gid])
+    expect(r.stdout).toMatch(/gateway\.toml to root:steppelink 0640 \(it was 0:\d+ 600\)/)
+    expect(text(path(rig, 'etc', 'steppelink', 'gateway.env'))).toBe('STEPPELINK_MQTT_PASSWORD=secret\n')
+    expect(modeOf(path(rig, 'etc', 'steppelink', 'gateway.env'))).toBe('600')
     expect(text(path(rig, 'etc', 'systemd', 'system', `${UNIT}.service`))).toMatch(/^# the unit of 0\.2\.0\n/)
     // The store as 0.1.0 left it, WAL included, owned by the gateway's user.
     const copy = join(data, 'pre-upgrade', first.release)
