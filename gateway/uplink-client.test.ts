@@ -33,9 +33,7 @@ describe('describeTlsError', () => {
 
   it("reads the broker's alerts whichever OpenSSL names them: Node.js 20's (SSLV3, TLSV1) and Node.js 24's (SSL/TLS), the board's runtime", () => {
     for (const code of ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_EXPIRED']) {
-      expect(describeTlsError(tlsError(code))).toBe(
-        `the broker refused our client certificate as expired (mqtt.tls.cert): renew it and copy it over the file; the next attempt reads it (${code})`,
-      )
+      expect(describeTlsError(tlsError(code))).toBe(`the broker refused our client certificate as expired (mqtt.tls.cert): renew it and copy it over the file; the next attempt reads it (${code})`)
     }
     for (const code of ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSL/TLS_ALERT_UNKNOWN_CA']) {
       expect(describeTlsError(tlsError(code))).toMatch(/^the broker refused our client certificate: it is not signed by a CA the broker trusts/)
