@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
-import { accessSync, constants, existsSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync, realpathSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { isIP, connect as netConnect, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls'
@@ -105,8 +105,36 @@ function storePath(config: GatewayConfig): string {
   return join(config.data, 'gateway.db')
 }
 
-/** The data directory: there, and writable by this user. */
-export function checkDataDir(config: GatewayConfig, uid: number): CheckResult {
+/** The mount that holds `dir`: the longest mount point that is a prefix of it, from /proc/self/mounts' text. */
+export function mountOf(dir: string, mounts: string): { mountpoint: string; fstype: string } | null {
+  // Octal escapes: a space in a mount point is \040.
+  const unoctal = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)))
+  let best: { mountpoint: string; fstype: string } | null = null
+  for (const line of mounts.split('\n')) {
+    const [, point, fstype] = line.split(' ')
+    if (point === undefined || fstype === undefined) continue
+    const mountpoint = unoctal(point)
+    const inside = mountpoint === '/' || dir === mountpoint || dir.startsWith(`${mountpoint}/`)
+    // The later of two mounts on one point is the one in force.
+    if (inside && (best === null || mountpoint.length >= best.mountpoint.length)) best = { mountpoint, fstype }
+  }
+  return best
+}
+
+function readMounts(): string {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/**
+ * The data directory: there, writable by this user, and on a file system that outlives a
+ * reboot. A store in RAM (tmpfs; the upper layer of Raspberry Pi OS's overlay root) would
+ * lose every alarm not yet receipted at a power cut, which is exactly when they matter.
+ */
+export function checkDataDir(config: GatewayConfig, uid: number, mounts: string = readMounts()): CheckResult {
   const dir = config.data
   let st: ReturnType<typeof statSync>
   try {
@@ -142,6 +170,27 @@ export function checkDataDir(config: GatewayConfig, uid: number): CheckResult {
         ? 'the file system is read-only: a failing SD card remounts itself read-only (dmesg says), or the data directory is on a read-only root: give it a writable partition'
         : `let the gateway's user write there: sudo chown -R steppelink:steppelink ${dir}`
     return { id: 'store', level: 'fail', text: `cannot write in the data directory ${dir} (${errText(err)})`, fix }
+  }
+  let real = dir
+  try {
+    real = realpathSync(dir)
+  } catch {}
+  const mount = mountOf(real, mounts)
+  if (mount && ['tmpfs', 'ramfs'].includes(mount.fstype)) {
+    return {
+      id: 'store',
+      level: 'fail',
+      text: `the data directory ${dir} is in RAM (${mount.fstype} on ${mount.mountpoint}): the store, and every alarm in it, would be gone at a reboot or a power cut`,
+      fix: 'put data on a disk partition (README.md, "A read-only root": a partition of its own for the store), then restart the gateway',
+    }
+  }
+  if (mount?.fstype === 'overlay') {
+    return {
+      id: 'store',
+      level: 'warn',
+      text: `the data directory ${dir} is on an overlay (${mount.mountpoint}): with Raspberry Pi OS's overlay file system its writes are in RAM and gone at a reboot`,
+      fix: 'if the overlay file system is on (raspi-config), give the store a partition of its own (README.md, "A read-only root"); an overlay on disk (a container) is fine',
+    }
   }
   const owner = uid === 0 && st.uid !== 0 ? '' : uid === 0 ? ' (owned by root: the service runs as steppelink and may not write it)' : ''
   return owner === ''

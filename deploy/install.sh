@@ -394,6 +394,22 @@ trap 'exit 130' INT TERM
 # install or an upgrade halfway, the gateway stopped: carry on without the terminal.
 trap '' HUP
 
+# ------------------------------------------------------------------ a read-only root
+# Raspberry Pi OS's overlay file system (raspi-config, Performance Options, Overlay File
+# System) keeps every write to / in RAM. What this script writes there (/opt, /etc, the
+# unit) would be gone at the next reboot: the board would come back with the release
+# before, or none, over a store the new release may already have migrated. So install,
+# upgrade and roll back with the overlay off (README.md, "A read-only root").
+# STEPPELINK_ALLOW_OVERLAY_ROOT=yes is for an overlay whose upper layer is on disk.
+if [ -z "$ROOT" ] && [ "${STEPPELINK_ALLOW_OVERLAY_ROOT:-no}" != yes ]; then
+  rootfs=$(findmnt -n -o FSTYPE / 2>/dev/null) || rootfs=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts 2>/dev/null) || rootfs=
+  if [ "$rootfs" = overlay ]; then
+    die "the root file system is an overlay (a read-only root): what this script installs would vanish at the next reboot; nothing was changed" \
+      "turn the overlay off, reboot, run this again, then turn it on again: sudo raspi-config nonint disable_overlayfs && sudo reboot; ...; sudo raspi-config nonint enable_overlayfs && sudo reboot" \
+      "the store must be on a partition of its own that stays writable (README.md, \"A read-only root\"); steppelink doctor checks it"
+  fi
+fi
+
 # ------------------------------------------------------------------ --uninstall
 
 if [ "$MODE" = uninstall ]; then
