@@ -23,8 +23,9 @@ import { benchmark as serial } from './serial.js'
 import { benchmark as scale } from './scale.js'
 import { benchmark as signing } from './signing.js'
 import { benchmark as householdPage } from './household-page.js'
+import { benchmark as bundle } from './bundle.js'
 
-export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale, signing, householdPage]
+export const BENCHMARKS: Benchmark[] = [latency, outage, backlog, footprint, disk, serial, scale, signing, householdPage, bundle]
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** bench/results in the source tree (this file runs from dist/bench). */

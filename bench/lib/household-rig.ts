@@ -70,6 +70,8 @@ export interface HouseholdOptions {
   gatewayEnv?: NodeJS.ProcessEnv
   /** Flags for node itself, before the script (V8 flags such as --lite-mode). */
   nodeFlags?: readonly string[]
+  /** The command that runs `steppelink` instead of this node on dist/ (an installed bundle's runtime and program); nodeFlags then unused. */
+  launcher?: readonly string[]
   /** What the console does with an alarm besides its receipt. Default 'none'. */
   ack?: AckMode
   /** With ack 'auto': dispatch and resolve this long after the acknowledgement, s. */
@@ -127,6 +129,7 @@ export class Household {
       ...(options.gatewayArgs ? { gatewayArgs: options.gatewayArgs } : {}),
       ...(options.gatewayEnv ? { gatewayEnv: options.gatewayEnv } : {}),
       ...(options.nodeFlags ? { nodeArgs: options.nodeFlags } : {}),
+      ...(options.launcher ? { gatewayOutput: { launcher: options.launcher } } : {}),
       terminals: options.terminals ?? NORMAL_LOAD.terminals,
       terminalId: (address) => `SL-T-H${address}`,
       line: 'multidrop',

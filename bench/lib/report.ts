@@ -36,7 +36,7 @@ export interface BenchContext {
 }
 
 export interface Benchmark {
-  /** Short, used by `--only`: latency, outage, backlog, footprint, disk, serial, scale, signing, household-page. */
+  /** Short, used by `--only`: latency, outage, backlog, footprint, disk, serial, scale, signing, household-page, bundle. */
   name: string
   title: string
   run(ctx: BenchContext): Promise<Metric[]>
