@@ -19,7 +19,8 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { realTimers, type Timers } from '../../../io/timers.js'
 import type { Logger } from '../../log.js'
@@ -34,6 +35,12 @@ import { formProblems, IDEMPOTENCY_KEY, RELAY_FIELDS, type FieldProblem, type Re
 import { SESSION_COOKIE, Sessions, sameSecret, type Session } from './sessions.js'
 import { isKey, t } from './strings.js'
 import { type InboxProblem, inboxRegion, liveViewOf, regionsOf, type ViewContext, verdictRegion } from './view.js'
+
+// node:http by require, not by import: Node.js 22's import of a built-in reads every one of
+// its exports, and node:http's WebSocket getter loads undici, which compiles WebAssembly as
+// it loads. Under --lite-mode (the service's flag: no WebAssembly) that killed the gateway
+// at start, before it was ready. Node.js 24 loads it lazily. `npm run test:node -- 22` found it.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http')
 
 export interface HouseholdServerOptions {
   household: HouseholdService
