@@ -196,7 +196,10 @@ describe('gateway: batches without zstd [MQTT-4.2] [MQTT-3.7]', () => {
       throw new Error("Cannot find module '@mongodb-js/zstd-linux-arm-gnueabihf'")
     })
     try {
-      const r = rig({ compression: findCompression({ builtIn: () => null }) })
+      // Found before the gateway is made, as gateway/main.ts does: the status names it from
+      // the first publication. (Handed over unsettled, the first status could say "pending"
+      // when the mocked import took longer in real time than the rig's fake steps: Node.js 24.)
+      const r = rig({ compression: await findCompression({ builtIn: () => null }) })
       r.state.online = false
       for (let i = 0; i < 20; i++) r.press('callback')
       await r.run(30_000, () => r.store.backlog().request.count === 20)
