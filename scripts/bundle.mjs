@@ -133,7 +133,8 @@ function main() {
   if (!/^\d+\.\d+\.\d+$/.test(nodeVersion)) fail(`--node must be a full version such as 24.22.3, got '${nodeVersion}'`)
   const cache = resolve(values.cache ?? join(ROOT, 'node_modules', '.cache', 'steppelink-bundle'))
   const outDir = resolve(values.out ?? join(ROOT, 'build'))
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) fail(`no dist/: run 'npm run build' first (npm run bundle does)`)
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  if (!existsSync(tsc)) fail(`no TypeScript compiler in node_modules: run 'npm ci' first`)
   for (const f of ['install.sh', 'gateway.toml', 'systemd/steppelink-gateway.service']) {
     if (!existsSync(join(ROOT, 'deploy', f))) fail(`deploy/${f} is missing: the bundle needs it`)
   }
@@ -155,16 +156,22 @@ function main() {
   for (const f of ['LICENSE', 'README.md']) if (existsSync(join(rt.dir, f))) copyFileSync(join(rt.dir, f), join(staging, 'runtime', f))
   if (elfMachine(join(staging, 'runtime', 'bin', 'node')) !== target.elf) fail(`node-linux-${arch}@${nodeVersion} is not a linux-${arch} program`)
 
-  // The program: what `npm pack` would ship (package.json "files"), without tests, bench, loop and tools.
+  // The program, compiled afresh from the sources into the build's own directory: the tree's
+  // dist/ may hold files of modules since removed (tsc never deletes), which would ship.
+  // What `npm pack` would ship (package.json "files"), without tests, bench, loop and tools.
   const app = join(staging, 'app')
   mkdirSync(app, { recursive: true })
-  cpSync(join(ROOT, 'dist'), join(app, 'dist'), {
+  const compiled = join(outDir, 'staging', '.dist')
+  rmSync(compiled, { recursive: true, force: true })
+  log('compiling the program (tsc)')
+  run(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json'), '--outDir', compiled, '--sourceMap', 'false', '--declaration', 'false', '--declarationMap', 'false'])
+  cpSync(compiled, join(app, 'dist'), {
     recursive: true,
     filter: (src) => {
-      const rel = relative(join(ROOT, 'dist'), src)
+      const rel = relative(compiled, src)
       const top = rel.split(sep)[0]
       if (['bench', 'loop', 'tools'].includes(top)) return false
-      return !/\.(test|suite)\.(js|d\.ts|js\.map|d\.ts\.map)$/.test(rel) && !rel.endsWith('.map')
+      return !/\.(test|suite)\.js$/.test(rel)
     },
   })
   for (const f of ['README.md', 'SECURITY.md']) copyFileSync(join(ROOT, f), join(app, f))
@@ -227,7 +234,7 @@ function main() {
   const dirty = commit !== null && spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim() !== ''
   // The commit's time, not the clock: the same commit bundles to the same bundle.json.
   const epoch = Number(process.env.SOURCE_DATE_EPOCH ?? spawnSync('git', ['log', '-1', '--format=%ct'], { cwd: ROOT, encoding: 'utf8' }).stdout?.trim()) || Math.floor(Date.now() / 1000)
-  const storeLayout = Number(/SCHEMA_VERSION\s*=\s*(\d+)/.exec(readFileSync(join(ROOT, 'dist', 'gateway', 'sqlite-db.js'), 'utf8'))?.[1])
+  const storeLayout = Number(/SCHEMA_VERSION\s*=\s*(\d+)/.exec(readFileSync(join(compiled, 'gateway', 'sqlite-db.js'), 'utf8'))?.[1])
   const info = {
     name: 'steppelink',
     version: pkg.version,
