@@ -319,7 +319,7 @@ export interface CaseLedger {
   updateSettings(patch: LedgerSettingsPatch, by: Actor, at: number): Promise<LedgerSettings>
   /** The audit trail, oldest first; of one case, or after a sequence number. */
   audit(q?: { caseId?: string; afterSeq?: number; limit?: number }): Promise<AuditRow[]>
-  /** Recomputes the hash chain: ok with the head hash, or the first row that does not match. */
+  /** Recomputes the hash chain, and each stored copy against its record row: ok with the head hash, or the first row that does not match. */
   verifyAudit(): Promise<AuditCheck>
   close(): Promise<void>
 }

@@ -608,6 +608,18 @@ export class SqliteLedger implements CaseLedger {
         prev = r.hash
         rows++
       }
+      // The copies themselves: each kept version must still hash to the `body` of the row that recorded it.
+      const kept = new Map<string, number>()
+      for (const r of this.#stmt.auditCopies.iterate()) {
+        const d = JSON.parse(r.details) as { body?: string; kept?: boolean }
+        if (r.action === 'conflict' && d.kept !== true) continue
+        const n = (kept.get(r.case_id) ?? 0) + 1
+        kept.set(r.case_id, n)
+        const v = this.#stmt.versionBody.get(r.case_id, n)
+        if (v === undefined || sha256(canonical(JSON.parse(v.body))) !== d.body) {
+          return { ok: false, rows, seq: r.seq, reason: `the copy of case ${r.case_id} that row ${r.seq} recorded (version ${n}) is missing or was edited after it was stored` }
+        }
+      }
       return { ok: true, rows, head: prev }
     })
   }
@@ -830,6 +842,10 @@ function prepare(db: Database.Database) {
     insertAudit: db.prepare<[number, number, string, string, string | null, string, string, string]>(
       'INSERT INTO audit (seq, at, actor, action, case_id, details, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
+    auditCopies: db.prepare<[], { seq: number; action: string; case_id: string; details: string }>(
+      "SELECT seq, action, case_id, details FROM audit WHERE action IN ('record', 'conflict') ORDER BY seq",
+    ),
+    versionBody: db.prepare<[string, number], { body: string }>('SELECT body FROM versions WHERE case_id = ? AND n = ?'),
     auditAll: db.prepare<[], AuditDbRow>('SELECT * FROM audit ORDER BY seq'),
     auditAfter: db.prepare<[number, number], AuditDbRow>('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?'),
     auditOfCase: db.prepare<[string, number, number], AuditDbRow>('SELECT * FROM audit WHERE case_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
