@@ -16,7 +16,7 @@
 
 import type { UplinkEvent } from '../../protocol/mqtt.js'
 import type { CaseClass } from '../cases.js'
-import type { RelayView } from '../view.js'
+import type { CopyVersion, RelayView } from '../view.js'
 import type { Contact, LedgerSettings, LedgerSettingsPatch } from './settings.js'
 
 /** A case's stages in the ledger, in order: `received` is stored durably (the receipt may go out). */
@@ -50,13 +50,8 @@ export interface Recorded {
   differs: string[] | null
 }
 
-export interface CopyVersion {
-  gateway: string
-  event: UplinkEvent
-  firstReceivedAt: number
-  lastReceivedAt: number
-  copies: number
-}
+/** A version of a case's copy: the same shape as the console's (platform/view.ts). */
+export type { CopyVersion }
 
 export interface StageEntry {
   stage: LedgerStage
