@@ -124,6 +124,7 @@ describe('ledger: cases recorded durably', () => {
     await expect(ledger.record(alarm(1, { class: 'trouble', kind: 'mains-lost' }), T0)).rejects.toMatchObject({ code: 'LEDGER_NOT_A_CASE', message: expect.stringContaining('class trouble') })
     await expect(ledger.record(alarm(1, { id: '' }), T0)).rejects.toMatchObject({ code: 'LEDGER_BAD_INPUT' })
     await expect(ledger.record(alarm(1), Number.NaN)).rejects.toMatchObject({ code: 'LEDGER_BAD_INPUT', message: expect.stringContaining('UNIX milliseconds') })
+    await expect(ledger.record(alarm(1, { kind: undefined as never }), T0)).rejects.toMatchObject({ code: 'LEDGER_BAD_INPUT', message: 'T4-00123:1 has no kind' })
     await expect(ledger.record(null as never, T0)).rejects.toMatchObject({ code: 'LEDGER_BAD_INPUT' })
     await expect(ledger.get('T4-00123:1')).rejects.toMatchObject({ code: 'LEDGER_UNKNOWN_CASE', message: "no alarm or request 'T4-00123:1' is in the ledger" })
     expect(await ledger.find({})).toEqual([])

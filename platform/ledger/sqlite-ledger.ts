@@ -153,6 +153,7 @@ export class SqliteLedger implements CaseLedger {
     }
     const gateway = opts.gateway ?? copy.gateway
     if (typeof gateway !== 'string' || gateway.length === 0) throw bad(`${copy.id} names no gateway`)
+    if (typeof copy.kind !== 'string' || copy.kind.length === 0) throw bad(`${copy.id} has no kind`)
     if (typeof copy.time?.at !== 'number' || typeof copy.time.estimated !== 'boolean') throw bad(`${copy.id} has no time { at, estimated }`)
     return this.#write(() => {
       const row = this.#row(copy.id)
