@@ -4,8 +4,7 @@
  * is loaded only when asked for, so that `steppelink --help` on a board starts fast.
  */
 
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { version } from '../gateway/version.js'
 
 interface Subcommand {
   summary: string
@@ -77,11 +76,6 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     summary: 'the whole alarm loop on this machine: broker, gateway, terminal on a pseudo-terminal, console',
     run: async (args) => (await import('./demo-command.js')).demoCommand(args),
   },
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
-  return pkg.version
 }
 
 function usage(): string {

@@ -16,12 +16,12 @@
  * here: this version would refuse to start on it).
  */
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { version } from '../gateway/version.js'
 
 export const SELFTEST_STORE_NEWER = 3
 
@@ -50,11 +50,6 @@ async function attempt(id: string, run: () => Promise<string> | string): Promise
   } catch (err) {
     return { id, ok: false, text: errorText(err) }
   }
-}
-
-function version(): string {
-  const url = new URL('../../package.json', import.meta.url)
-  return (JSON.parse(readFileSync(fileURLToPath(url), 'utf8')) as { version: string }).version
 }
 
 /** The C library the runtime runs on, from Node's own report (glibc's version, or none: musl). */

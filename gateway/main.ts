@@ -8,10 +8,9 @@
  * rather than after 1.5 keep-alives.
  */
 
-import { readFileSync, statfsSync } from 'node:fs'
+import { statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { assertNever } from '../protocol/errors.js'
 import { GatewayLink } from '../protocol/link.js'
 import { findCompression } from './compression.js'
@@ -22,6 +21,7 @@ import { Gateway, type GatewaySettings } from './gateway.js'
 import type { Logger } from './log.js'
 import { SerialLine, type OpenPort } from '../io/serial-line.js'
 import { SqliteStore, StoreError } from './sqlite-store.js'
+import { version } from './version.js'
 import { CertExpiryWatch, TlsFiles } from './tls.js'
 import { Uplink } from './uplink.js'
 import { realTimers } from '../io/timers.js'
@@ -30,15 +30,6 @@ import { ServiceNotifier, systemdNotifySender, watchdogIntervalMs } from './syst
 
 /** The tick never sleeps longer than this, so a changed clock or a missed deadline heals fast. */
 const MAX_SLEEP_MS = 1_000
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
-    return pkg.version
-  } catch {
-    return 'unknown'
-  }
-}
 
 /** Size of the file system holding `dir`, bytes, or null if it cannot be read. */
 function partitionBytes(dir: string): number | null {

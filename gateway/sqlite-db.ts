@@ -12,8 +12,9 @@
  */
 
 import Database from 'better-sqlite3'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { createWhole } from '../io/sqlite-file.js'
 import { ReplayWindow } from './replay-window.js'
 import type { WriteStats } from './store.js'
 
@@ -157,7 +158,7 @@ export class SqliteDb {
     this.path = path
     if (path !== ':memory:') {
       mkdirSync(dirname(path), { recursive: true })
-      if (!existsSync(path)) create(path)
+      if (!existsSync(path)) createWhole(path, layOut)
       else refuseEmpty(path)
     }
     try {
@@ -312,31 +313,6 @@ function layOut(db: Database.Database): void {
   db.exec(SCHEMA)
   db.pragma(`application_id = ${APPLICATION_ID}`)
   db.pragma(`user_version = ${SCHEMA_VERSION}`)
-}
-
-/**
- * Creates a store whole: laid out under a temporary name, synced, then renamed into place,
- * so that `path` is either absent or a complete store, never an empty file after a power
- * cut in the middle of the first start.
- */
-function create(path: string): void {
-  const tmp = `${path}.new`
-  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(tmp + suffix, { force: true })
-  const db = new Database(tmp)
-  try {
-    db.pragma('journal_mode = DELETE')
-    db.pragma('synchronous = FULL')
-    db.transaction(() => layOut(db))()
-  } finally {
-    db.close()
-  }
-  renameSync(tmp, path)
-  const dir = openSync(dirname(path), 'r')
-  try {
-    fsyncSync(dir)
-  } finally {
-    closeSync(dir)
-  }
 }
 
 /** An existing store file of 0 bytes (or without tables) is a store lost, not a fresh start: say so. */

@@ -12,8 +12,9 @@
  */
 
 import Database from 'better-sqlite3'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { createWhole } from '../../io/sqlite-file.js'
 import { LedgerError } from './errors.js'
 
 /** "STLD": marks a SQLite file as a Steppelink ledger (the gateway's store is "STLK"). */
@@ -148,7 +149,7 @@ const MIGRATIONS: Readonly<Record<number, string>> = {}
 /** Opens (or creates) the ledger at `path`; throws LedgerError. */
 export function openLedgerFile(path: string, busyMs: number): Database.Database {
   mkdirSync(dirname(path), { recursive: true })
-  if (!existsSync(path)) create(path)
+  if (!existsSync(path)) createWhole(path, layOut)
   else if (statSync(path).size === 0) throw empty(path, 'is 0 bytes')
   let db: Database.Database
   try {
@@ -199,27 +200,6 @@ function layOut(db: Database.Database): void {
   db.exec(LEDGER_SCHEMA)
   db.pragma(`application_id = ${LEDGER_APPLICATION_ID}`)
   db.pragma(`user_version = ${LEDGER_SCHEMA_VERSION}`)
-}
-
-/** Laid out under a temporary name, synced, renamed into place: `path` is absent or a whole ledger, never half of one. */
-function create(path: string): void {
-  const tmp = `${path}.new`
-  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(tmp + suffix, { force: true })
-  const db = new Database(tmp)
-  try {
-    db.pragma('journal_mode = DELETE')
-    db.pragma('synchronous = FULL')
-    db.transaction(() => layOut(db))()
-  } finally {
-    db.close()
-  }
-  renameSync(tmp, path)
-  const dir = openSync(dirname(path), 'r')
-  try {
-    fsyncSync(dir)
-  } finally {
-    closeSync(dir)
-  }
 }
 
 function empty(path: string, why: string): LedgerError {
