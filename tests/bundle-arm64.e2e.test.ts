@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { buildBundle } from './helpers/bundle.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 for (const [path, pkg] of [
@@ -30,9 +31,7 @@ describe('the arm64 bundle under emulation, with no network (issue 14)', () => {
   it('the runtime starts, every native module loads, a store opens, and demo --once reaches resolved', () => {
     let bundle = process.env.STEPPELINK_BUNDLE_ARM64
     if (!bundle) {
-      const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs'), '--arch', 'arm64', '--out', work], { encoding: 'utf8', timeout: 900_000 })
-      expect(built.status, built.stderr).toBe(0)
-      bundle = (JSON.parse(built.stdout.trim().split('\n').pop()!) as { bundle: string }).bundle
+      bundle = buildBundle('arm64', work).bundle
     }
     const r = spawnSync('bash', [join(ROOT, 'scripts', 'bundle-qemu.sh'), bundle], { encoding: 'utf8', timeout: 900_000 })
     const out = `${r.stdout}${r.stderr}`

@@ -18,15 +18,16 @@
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildBundle, releaseName, systemTree } from './helpers/bundle.js'
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.js'
 import { openPtyPair, type PtyPair } from './helpers/pty.js'
 import { requireTool, waitUntil } from './helpers/system.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
+const _ROOT = resolve(import.meta.dirname, '..')
 const mosquitto = requireTool('mosquitto')
 requireTool('socat')
 if (spawnSync('ip', ['-V']).status !== 0) throw new Error('apt-get update && apt-get install -y iproute2')
@@ -56,13 +57,10 @@ function start(cmd: string[]): { child: ChildProcess; out: () => string; exited:
   return { child, out: () => text, exited }
 }
 
-/** The bundle to test: $STEPPELINK_BUNDLE, or one built now (the runtime and better-sqlite3 come from a cache after the first build). */
+/** The bundle to test: $STEPPELINK_BUNDLE, or one built now. */
 function theBundle(out: string): string {
   const given = process.env.STEPPELINK_BUNDLE
-  if (given) return resolve(given)
-  const r = run([process.execPath, join(ROOT, 'scripts', 'bundle.mjs'), '--arch', 'x64', '--out', out], { timeoutMs: 900_000 })
-  if (r.status !== 0) throw new Error(`npm run bundle -- --arch x64 failed:\n${r.stderr}`)
-  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { bundle: string }).bundle
+  return given ? resolve(given) : buildBundle('x64', out).bundle
 }
 
 /** The technician's edit of the template: each key must be there to be set, so a template that lost one fails here. */
@@ -104,15 +102,12 @@ describe('the x64 bundle installed and run with no network (issue 14)', () => {
     const made = run(['ip', 'netns', 'add', NS])
     if (made.status !== 0) throw new Error(`ip netns add failed (root needed): ${made.stderr}`)
     run(['ip', '-n', NS, 'link', 'set', 'lo', 'up'])
-    tree = join(work, 'root')
-    mkdirSync(join(tree, 'etc'), { recursive: true })
-    // What useradd --prefix reads and writes: the tree's own account files.
-    for (const f of ['passwd', 'group', 'shadow', 'gshadow', 'login.defs']) if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(tree, 'etc', f))
+    tree = systemTree(join(work, 'root'))
     const unpacked = join(work, 'unpacked')
     mkdirSync(unpacked)
     const tar = run(inNs('tar', '-xzf', bundle, '-C', unpacked))
     expect(tar.status, tar.stderr).toBe(0)
-    release = join(unpacked, bundle.replace(/^.*\//, '').replace(/\.tar\.gz$/, ''))
+    release = join(unpacked, releaseName(bundle))
   }, 900_000)
 
   afterAll(async () => {

@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../gateway/config.js'
+import { systemTree } from './helpers/bundle.js'
 
 const REPO = join(import.meta.dirname, '..')
 const DEPLOY = join(REPO, 'deploy')
@@ -145,11 +146,9 @@ function writeManifest(dir: string): void {
   expect(made.status, made.stderr).toBe(0)
 }
 
-/** A system tree to install into: its own passwd, group, shadow and gshadow (with dialout). */
+/** A system tree to install into: its own account files (with dialout). */
 function makeRoot(): string {
-  const root = tempDir('root')
-  mkdirSync(join(root, 'etc'))
-  for (const f of ['passwd', 'group', 'shadow', 'gshadow']) copyFileSync(join('/etc', f), join(root, 'etc', f))
+  const root = systemTree(tempDir('root'))
   expect(readFileSync(join(root, 'etc', 'group'), 'utf8')).toMatch(/^dialout:/m)
   return root
 }
